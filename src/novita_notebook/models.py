@@ -1,0 +1,562 @@
+"""Typed models of what the Novita v1 API returns, and the one place its quirks are parsed.
+Prices become float USD/hour, unix-second strings become aware UTC datetimes, numbers-as-strings ints.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Novita
+
+# ---------------------------------------------------------------------------------------------
+# Statuses and phases
+# ---------------------------------------------------------------------------------------------
+
+#: Every documented status (plus ``pending``, seen live), in lifecycle order. Used as the
+#: ordered categorical of instance frames; unknown strings are kept and sorted last.
+STATUS_ORDER: tuple[str, ...] = (
+    "pending",
+    "toCreate",
+    "creating",
+    "pulling",
+    "toStart",
+    "starting",
+    "toRestart",
+    "restarting",
+    "toReset",
+    "resetting",
+    "migrating",
+    "running",
+    "toStop",
+    "stopping",
+    "exited",
+    "freezing",
+    "toRemove",
+    "removing",
+    "removed",
+)
+
+_PHASE_OF_STATUS: dict[str, str] = {
+    "pending": "provisioning",
+    "toCreate": "provisioning",
+    "creating": "provisioning",
+    "pulling": "provisioning",
+    "toStart": "starting",
+    "starting": "starting",
+    "toRestart": "starting",
+    "restarting": "starting",
+    "toReset": "starting",
+    "resetting": "starting",
+    "migrating": "starting",
+    "running": "running",
+    "toStop": "stopping",
+    "stopping": "stopping",
+    "exited": "stopped",
+    "freezing": "stopped",
+    "toRemove": "removing",
+    "removing": "removing",
+    "removed": "removed",
+}
+
+#: Phases in display order; ``failed`` is any status with a statusError, ``unknown`` any new string.
+PHASES: tuple[str, ...] = (
+    "provisioning",
+    "starting",
+    "running",
+    "stopping",
+    "stopped",
+    "removing",
+    "removed",
+    "failed",
+    "unknown",
+)
+
+#: Statuses an instance can rest in without further action.
+TERMINAL_STATUSES: frozenset[str] = frozenset({"running", "exited", "removed"})
+#: Statuses in which the instance is billed for compute (billing starts at pulling).
+BILLED_STATUSES: frozenset[str] = frozenset(
+    {"pulling", "running", "toStop", "stopping", "toRestart", "restarting", "toReset", "resetting"}
+)
+#: Statuses that count as "live" (not gone): for name uniqueness, ledgers and cleanup.
+GONE_STATUSES: frozenset[str] = frozenset({"toRemove", "removing", "removed"})
+
+
+def phase_of(status: str | None, status_error: StatusError | None = None) -> str:
+    """Map a raw status string (and an optional statusError) to a coarse phase name."""
+    if status_error is not None and status_error.is_failure:
+        return "failed"
+    if not status:
+        return "unknown"
+    return _PHASE_OF_STATUS.get(status, "unknown")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing helpers (the API's quirks, in one place)
+# ---------------------------------------------------------------------------------------------
+
+PRICE_UNIT = 100_000  # API prices are integers (or digit strings) in 1/100000 USD per hour
+
+
+def parse_price(value: Any) -> float | None:
+    """``35000`` or ``"35000"`` → ``0.35`` (USD/hour). Empty, missing or junk → None."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value) / PRICE_UNIT
+    except (TypeError, ValueError):
+        return None
+
+
+def to_api_price(usd_per_hour: float) -> int:
+    """``0.35`` → ``35000``: the API's integer unit."""
+    return int(round(usd_per_hour * PRICE_UNIT))
+
+
+def parse_int(value: Any, default: int | None = None) -> int | None:
+    """Numbers sent as strings (``"16"``), ints or floats → int; junk → default."""
+    if value is None or value == "":
+        return default
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Unix seconds (int or digit string; ``"0"``/``"-1"`` mean none) or ISO 8601 → aware UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.lstrip("-").isdigit()):
+        seconds = float(value)
+        if seconds <= 0:
+            return None
+        if seconds > 1e11:  # milliseconds slipped in
+            seconds /= 1000.0
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def region_code(region: str) -> str:
+    """``"US-CA-06 (California)"`` → ``"US-CA-06"`` (products' ``regions`` carry a suffix)."""
+    return region.strip().split(" ", 1)[0] if region else ""
+
+
+_GPU_MODEL = re.compile(
+    r"(RTX\s*(?:PRO\s*)?\d+\s*(?:Ti|Ada|SUPER)?|GTX\s*\d+|A\d{2,4}|H\d{2,4}|L\d{1,2}S?|B\d{3}|V100|T4|MI\d+X?)",
+    re.IGNORECASE,
+)
+_VRAM = re.compile(r"(\d+)\s*GB", re.IGNORECASE)
+
+
+def gpu_model_of(product_name: str) -> str:
+    """``"RTX 4090 24GB"`` → ``"RTX 4090"``; ``"A100 80GB SXM"`` → ``"A100"``; else the name."""
+    match = _GPU_MODEL.search(product_name or "")
+    if not match:
+        return (product_name or "").strip()
+    return re.sub(r"\s+", " ", match.group(1)).strip().upper().replace("TI", "Ti")
+
+
+def vram_gb_of(product_name: str) -> int | None:
+    """``"RTX 4090 24GB"`` → 24 (VRAM is in the product name, not in memoryPerGpu)."""
+    match = _VRAM.search(product_name or "")
+    return int(match.group(1)) if match else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A region (Novita calls it a cluster): ``id`` like ``as-sgp-2``, ``name`` like ``AS-SGP-02``."""
+
+    id: str
+    name: str
+    available_gpu_types: tuple[str, ...] = ()
+    support_network_storage: bool = False
+    support_instance_network: bool = False
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Cluster:
+        return cls(
+            id=str(data.get("id", "")),
+            name=str(data.get("name", "")),
+            available_gpu_types=tuple(str(g) for g in data.get("availableGpuType") or ()),
+            support_network_storage=bool(data.get("supportNetworkStorage", False)),
+            support_instance_network=bool(data.get("supportInstanceNetwork", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Product:
+    """One GPU product as listed (one entry per product and region when the API splits them)."""
+
+    id: str
+    name: str
+    cpu_per_gpu: int | None
+    memory_per_gpu: int | None
+    disk_per_gpu: int | None
+    available: bool
+    min_rootfs: int | None
+    max_rootfs: int | None
+    regions: tuple[str, ...]  # region codes, suffix stripped
+    price: float | None  # on-demand USD per GPU-hour
+    spot_price: float | None  # USD per GPU-hour
+    monthly_prices: tuple[tuple[int, float], ...] = ()  # (months, USD per GPU-month)
+    billing_methods: tuple[str, ...] = ()
+    inventory_state: str | None = None  # none | low | normal | high
+    gpu_model: str = ""
+    vram_gb: int | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Product:
+        name = str(data.get("name", ""))
+        monthly = []
+        for item in data.get("monthlyPrice") or ():
+            price = parse_price(item.get("price")) if isinstance(item, dict) else None
+            months = parse_int(item.get("month")) if isinstance(item, dict) else None
+            if price is not None and months is not None:
+                monthly.append((months, price))
+        inventory = data.get("inventoryState")
+        available = bool(data.get("availableDeploy", False)) and inventory != "none"
+        return cls(
+            id=str(data.get("id", "")),
+            name=name,
+            cpu_per_gpu=parse_int(data.get("cpuPerGpu")),
+            memory_per_gpu=parse_int(data.get("memoryPerGpu")),
+            disk_per_gpu=parse_int(data.get("diskPerGpu")),
+            available=available,
+            min_rootfs=parse_int(data.get("minRootFS")),
+            max_rootfs=parse_int(data.get("maxRootFS")),
+            regions=tuple(region_code(str(r)) for r in data.get("regions") or ()),
+            price=parse_price(data.get("price")),
+            spot_price=parse_price(data.get("spotPrice")),
+            monthly_prices=tuple(monthly),
+            billing_methods=tuple(str(b) for b in data.get("billingMethods") or ()),
+            inventory_state=str(inventory) if inventory is not None else None,
+            gpu_model=gpu_model_of(name),
+            vram_gb=vram_gb_of(name),
+        )
+
+    def price_for(self, billing: str) -> float | None:
+        """USD per GPU-hour for a billing method (monthly → the 1-month price / 730 h)."""
+        if billing == "spot":
+            return self.spot_price
+        if billing == "monthly":
+            one_month = [p for months, p in self.monthly_prices if months == 1]
+            return one_month[0] / 730.0 if one_month else None
+        return self.price
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    port: int
+    type: str  # "http" | "tcp"
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusError:
+    state: str
+    message: str
+
+    @property
+    def is_failure(self) -> bool:
+        return bool(self.state or self.message)
+
+
+@dataclass(frozen=True)
+class Env:
+    key: str
+    value: str
+
+
+@dataclass
+class Instance:
+    """A GPU instance with its connection details. Handles returned by the client can act:
+    ``inst.refresh()``, ``inst.stop()``, ``inst.start()``, ``inst.delete()``, ``inst.wait()``.
+
+    The SSH password is kept (``ssh_password``) for the user to read but is never shown in
+    repr, str or HTML.
+    """
+
+    id: str
+    name: str
+    status: str
+    cluster_id: str | None = None
+    region: str | None = None  # cluster name, e.g. AS-SGP-02
+    product_id: str | None = None
+    product_name: str | None = None
+    gpu_num: int | None = None
+    cpu_num: int | None = None
+    memory_gb: int | None = None
+    image_url: str | None = None
+    image_auth_id: str | None = None
+    command: str | None = None
+    entrypoint: str | None = None
+    rootfs_size: int | None = None
+    billing_mode: str | None = None
+    port_mappings: tuple[PortMapping, ...] = ()
+    envs: tuple[Env, ...] = ()
+    status_error: StatusError | None = None
+    ssh_command: str | None = None
+    ssh_host: str | None = None
+    ssh_port: int | None = None
+    ssh_running: bool | None = None
+    jupyter_url: str | None = None
+    jupyter_running: bool | None = None
+    web_terminal_url: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    spot_status: str | None = None
+    price_per_hour: float | None = None  # USD for the whole instance (all GPUs); filled by client
+    fallback_report: Any = None  # provision.FallbackReport when created by Novita.create
+    ssh_password: str | None = field(default=None, repr=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _client: Novita | None = field(default=None, repr=False, compare=False)
+
+    # -- parsing -------------------------------------------------------------------------------
+    @classmethod
+    def from_api(cls, data: dict[str, Any], client: Novita | None = None) -> Instance:
+        ssh = data.get("connectComponentSSH") or {}
+        jupyter = data.get("connectComponentJupyter") or {}
+        terminal = data.get("connectComponentWebTerminal") or {}
+        ssh_command = ssh.get("sshCommand") or data.get("sshCommand") or None
+        host, port = _parse_ssh_command(ssh_command)
+        error = data.get("statusError") or {}
+        status_error = None
+        if isinstance(error, dict) and (error.get("state") or error.get("message")):
+            status_error = StatusError(str(error.get("state") or ""), str(error.get("message") or ""))
+        ports = []
+        for item in data.get("portMappings") or ():
+            if isinstance(item, dict) and parse_int(item.get("port")) is not None:
+                ports.append(
+                    PortMapping(
+                        port=parse_int(item.get("port")) or 0,
+                        type=str(item.get("type") or "tcp"),
+                        endpoint=item.get("endpoint") or None,
+                    )
+                )
+        envs = tuple(
+            Env(str(e.get("key", "")), str(e.get("value", "")))
+            for e in data.get("envs") or ()
+            if isinstance(e, dict)
+        )
+        safe_raw = _without_secrets(data)
+        return cls(
+            id=str(data.get("id") or data.get("Id") or ""),
+            name=str(data.get("name") or ""),
+            status=str(data.get("status") or ""),
+            cluster_id=data.get("clusterId") or None,
+            region=data.get("clusterName") or data.get("clusterId") or None,
+            product_id=data.get("productId") or None,
+            product_name=data.get("productName") or None,
+            gpu_num=parse_int(data.get("gpuNum")),
+            cpu_num=parse_int(data.get("cpuNum")),
+            memory_gb=parse_int(data.get("memory")),
+            image_url=data.get("imageUrl") or None,
+            image_auth_id=data.get("imageAuthId") or None,
+            command=data.get("command") or None,
+            entrypoint=data.get("entrypoint") or None,
+            rootfs_size=parse_int(data.get("rootfsSize")),
+            billing_mode=data.get("billingMode") or None,
+            port_mappings=tuple(ports),
+            envs=envs,
+            status_error=status_error,
+            ssh_command=ssh_command,
+            ssh_host=host,
+            ssh_port=port,
+            ssh_running=ssh.get("isRunning") if ssh else None,
+            jupyter_url=jupyter.get("address") or None,
+            jupyter_running=jupyter.get("isRunning") if jupyter else None,
+            web_terminal_url=terminal.get("address") or None,
+            created_at=parse_time(data.get("createdAt") or data.get("createTime")),
+            started_at=parse_time(data.get("lastStartedAt")),
+            stopped_at=parse_time(data.get("lastStoppedAt")),
+            spot_status=data.get("spotStatus") or None,
+            ssh_password=ssh.get("password") or data.get("sshPassword") or None,
+            raw=safe_raw,
+            _client=client,
+        )
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def phase(self) -> str:
+        return phase_of(self.status, self.status_error)
+
+    @property
+    def failed(self) -> bool:
+        return self.status_error is not None and self.status_error.is_failure
+
+    @property
+    def http_endpoints(self) -> list[str]:
+        return [p.endpoint for p in self.port_mappings if p.type == "http" and p.endpoint]
+
+    # -- display -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        price = f" ${self.price_per_hour:.2f}/h" if self.price_per_hour is not None else ""
+        where = f" in {self.region}" if self.region else ""
+        product = f" {self.product_name}" if self.product_name else ""
+        gpus = f" x{self.gpu_num}" if self.gpu_num and self.gpu_num > 1 else ""
+        return f"<Instance {self.name!r} {self.id} {self.status}{where}{product}{gpus}{price}>"
+
+    def _repr_html_(self) -> str:
+        from .html import instance_card
+
+        return instance_card(self)
+
+    # -- actions (need a client) ---------------------------------------------------------------
+    def _require_client(self) -> Novita:
+        if self._client is None:
+            from .errors import ValidationError
+
+            raise ValidationError(
+                "this Instance is not bound to a client; use Novita().instance(id)",
+                field="instance",
+            )
+        return self._client
+
+    def refresh(self) -> Instance:
+        """Fetch the latest state from the API and return it (a new Instance)."""
+        fresh = self._require_client().instance(self.id)
+        fresh.fallback_report = self.fallback_report
+        return fresh
+
+    def start(self) -> None:
+        self._require_client().start(self.id)
+
+    def stop(self) -> None:
+        self._require_client().stop(self.id)
+
+    def restart(self) -> None:
+        self._require_client().restart(self.id)
+
+    def delete(self) -> None:
+        self._require_client().delete(self.id)
+
+    def wait(self, until: str = "running", **kwargs: Any) -> Instance:
+        return self._require_client().wait(self, until=until, **kwargs)
+
+
+_SECRET_KEYS = {"password", "sshPassword", "imageAuth"}
+
+
+def _without_secrets(data: Any) -> Any:
+    """A deep copy of an API object with passwords blanked (raw data is shown in tables)."""
+    if isinstance(data, dict):
+        return {
+            k: ("***" if k in _SECRET_KEYS and v else _without_secrets(v)) for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_without_secrets(v) for v in data]
+    return data
+
+
+def _parse_ssh_command(command: str | None) -> tuple[str | None, int | None]:
+    """``"ssh root@host -p 30022"`` → ``("host", 30022)``."""
+    if not command:
+        return None, None
+    parts = command.split()
+    host = None
+    port = None
+    for i, part in enumerate(parts):
+        if part == "-p" and i + 1 < len(parts):
+            port = parse_int(parts[i + 1])
+        elif part.startswith("-p") and part[2:].isdigit():
+            port = int(part[2:])
+        elif "@" in part and host is None:
+            host = part.split("@", 1)[1]
+    return host, port
+
+
+@dataclass(frozen=True)
+class TemplatePort:
+    type: str
+    ports: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template. The API spells its id ``Id``; ``image_auth`` is a registry-auth *id*."""
+
+    id: str
+    name: str
+    image: str
+    channel: str | None = None
+    type: str | None = None
+    image_auth: str | None = None
+    start_command: str | None = None
+    entrypoint: str | None = None
+    rootfs_size: int | None = None
+    ports: tuple[TemplatePort, ...] = ()
+    envs: tuple[Env, ...] = ()
+    readme: str | None = None
+    min_cuda_version: str | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Template:
+        ports = []
+        for group in data.get("ports") or ():
+            if not isinstance(group, dict):
+                continue
+            numbers = tuple(
+                p for p in (parse_int(x) for x in group.get("ports") or ()) if p is not None
+            )
+            ports.append(TemplatePort(str(group.get("type") or "tcp"), numbers))
+        return cls(
+            id=str(data.get("Id") or data.get("id") or ""),
+            name=str(data.get("name") or ""),
+            image=str(data.get("image") or ""),
+            channel=data.get("channel") or None,
+            type=data.get("type") or None,
+            image_auth=data.get("imageAuth") or None,
+            start_command=data.get("startCommand") or None,
+            entrypoint=data.get("entrypoint") or None,
+            rootfs_size=parse_int(data.get("rootfsSize")),
+            ports=tuple(ports),
+            envs=tuple(
+                Env(str(e.get("key", "")), str(e.get("value", "")))
+                for e in data.get("envs") or ()
+                if isinstance(e, dict)
+            ),
+            readme=data.get("readme") or None,
+            min_cuda_version=data.get("minCudaVersion") or None,
+            created_at=parse_time(data.get("createdAt") or data.get("createTime")),
+        )
+
+    @property
+    def flat_ports(self) -> list[tuple[int, str]]:
+        """Grouped ports flattened: ``[(8888, "http"), (22, "tcp")]``."""
+        return [(port, group.type) for group in self.ports for port in group.ports]
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for a private registry. The password is kept but never shown."""
+
+    id: str
+    name: str
+    username: str
+    password: str = field(default="", repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> RegistryAuth:
+        return cls(
+            id=str(data.get("id") or data.get("Id") or ""),
+            name=str(data.get("name") or ""),
+            username=str(data.get("username") or ""),
+            password=str(data.get("password") or ""),
+        )

@@ -1,0 +1,47 @@
+"""Shared fixtures: a fresh in-process sandbox per test and a client bound to it.
+Every test is isolated from the user's environment, .env file and ledger.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# Fast enough that a full create → running takes well under a second of wall time.
+TEST_SPEED = 300.0
+
+_ENV_VARS = (
+    "NOVITA_API_KEY",
+    "NOVITA_API_URL",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "NOVITA_BUDGET_PER_HOUR",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch, tmp_path):
+    """No real credentials, no .env from the repo, a private ledger directory per test."""
+    for name in _ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NOVITA_NOTEBOOK_HOME", str(tmp_path / "novita-home"))
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture
+def sandbox():
+    """A fresh sandbox on a free loopback port, fast clock, fixed seed."""
+    from novita_notebook.sandbox import Sandbox
+
+    with Sandbox(speed=TEST_SPEED, seed=7) as server:
+        yield server
+
+
+@pytest.fixture
+def client(sandbox):
+    """A Novita client talking to the per-test sandbox."""
+    from novita_notebook import Novita
+
+    novita = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+    yield novita
+    novita.close()
