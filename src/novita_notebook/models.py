@@ -560,3 +560,21 @@ class RegistryAuth:
             username=str(data.get("username") or ""),
             password=str(data.get("password") or ""),
         )
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One observed status change of an instance (watcher events, webhook notifications)."""
+
+    instance_id: str
+    name: str
+    old_status: str | None  # None the first time an instance is seen
+    new_status: str
+    time: datetime
+    instance: Instance | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def phase(self) -> str:
+        if self.instance is not None:
+            return self.instance.phase
+        return phase_of(self.new_status)
