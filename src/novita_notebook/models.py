@@ -338,7 +338,9 @@ class Instance:
         error = data.get("statusError") or {}
         status_error = None
         if isinstance(error, dict) and (error.get("state") or error.get("message")):
-            status_error = StatusError(str(error.get("state") or ""), str(error.get("message") or ""))
+            status_error = StatusError(
+                str(error.get("state") or ""), str(error.get("message") or "")
+            )
         ports = []
         for item in data.get("portMappings") or ():
             if isinstance(item, dict) and parse_int(item.get("port")) is not None:
