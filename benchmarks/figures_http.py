@@ -1,0 +1,116 @@
+"""Figures of the HTTP layer: client overhead, connection pooling, product caching and the
+number of products calls a multi-region fallback costs.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from novita_notebook import Novita
+from novita_notebook.sandbox import Sandbox
+
+from .harness import Figure, interleaved_per_call
+
+HEADERS_SENT_BY_HAND = ("Authorization", "Content-Type", "Accept", "User-Agent")
+
+
+def _bare_headers(api_key: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {api_key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+
+
+def client_overhead(quick: bool) -> list[Figure]:
+    """Per-call time of ``client.api.clusters()`` (no cache) vs a bare pooled requests GET."""
+    repeats = 40 if quick else 600
+    with Sandbox(speed=1.0, seed=0) as sandbox:
+        client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+        bare = requests.Session()
+        url = f"{sandbox.api_url}/clusters"
+        headers = _bare_headers(sandbox.api_key)
+        try:
+
+            def bare_get() -> None:
+                response = bare.get(url, headers=headers, timeout=(3.05, 30))
+                response.raise_for_status()
+                response.json()
+
+            # warm both pools so the first TCP handshake is not in either figure
+            client.api.clusters()
+            bare_get()
+            with_client, with_bare = interleaved_per_call(client.api.clusters, bare_get, repeats)
+        finally:
+            bare.close()
+            client.close()
+    return [
+        Figure(
+            "client overhead per call (GET /clusters, parsed)",
+            with_client * 1000,
+            "ms",
+            with_bare * 1000,
+            target="ratio <= 1.3",
+            met=with_client / with_bare <= 1.3,
+        )
+    ]
+
+
+def pooling(quick: bool) -> list[Figure]:
+    """The client's pooled transport vs a new connection (new Session) for every call."""
+    repeats = 30 if quick else 300
+    with Sandbox(speed=1.0, seed=0) as sandbox:
+        client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+        url = f"{sandbox.api_url}/clusters"
+        headers = {**_bare_headers(sandbox.api_key), "Connection": "close"}
+        try:
+
+            def fresh_connection_get() -> None:
+                with requests.Session() as session:
+                    session.get(url, headers=headers, timeout=(3.05, 30)).json()
+
+            client.api.clusters()
+            pooled, unpooled = interleaved_per_call(
+                client.api.clusters, fresh_connection_get, repeats
+            )
+        finally:
+            client.close()
+    return [
+        Figure(
+            "pooled call time (client transport, keep-alive)",
+            pooled * 1000,
+            "ms",
+            unpooled * 1000,
+            target="faster than a new connection per call",
+            met=pooled < unpooled,
+        )
+    ]
+
+
+def cached_products(quick: bool) -> list[Figure]:
+    """HTTP calls for N repeated ``products()`` within the TTL vs N uncached listings."""
+    repeats = 10 if quick else 50
+    with Sandbox(speed=1.0, seed=0) as sandbox:
+        client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+        try:
+            client.products()  # the one listing that fills the cache
+            before = client.api.requests_made
+            for _ in range(repeats):
+                client.products()
+            cached_calls = client.api.requests_made - before
+            before = client.api.requests_made
+            for _ in range(repeats):
+                client.api.products()
+            uncached_calls = client.api.requests_made - before
+        finally:
+            client.close()
+    return [
+        Figure(
+            f"HTTP calls for {repeats} cached products() calls",
+            cached_calls,
+            "calls",
+            uncached_calls,
+            target="0 calls",
+            met=cached_calls == 0,
+        )
+    ]
