@@ -1,8 +1,1055 @@
 """Waiting and watching: adaptive blocking waits, readiness probes and background watchers.
+One backoff schedule (``Backoff``) paces every poll here: waits, and a watcher's error recovery.
+
+Design choices:
+
+* ``Novita.wait`` runs on the caller's thread: Ctrl-C lands in it directly, nothing is left
+  behind, and the instance keeps going on Novita's side (we say so and how to resume).
+* ``Novita.watch`` polls on a **daemon thread**, not an asyncio task. A thread keeps running
+  while a later cell blocks (e.g. in ``wait``), needs no running event loop (plain scripts,
+  terminals and kernels alike), sleeps on ``threading.Event.wait`` (no busy loop, stops at
+  once) and is stopped by ``stop()``, which joins it. Widgets are updated only by the notebook
+  layer, through thread-safe trait assignments fed from the watcher's callbacks.
+* There is no async API here, so nest-asyncio is used nowhere: no loop is ever re-entered.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
+import random
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from . import html as html_blocks
+from .errors import (
+    APIError,
+    CircuitBreakerError,
+    InstanceFailedError,
+    InvalidStateError,
+    NetworkError,
+    NotFoundError,
+    RateLimitError,
+    ValidationError,
+)
+from .errors import TimeoutError as NovitaTimeoutError
+from .models import (
+    GONE_STATUSES,
+    STATUS_ORDER,
+    TERMINAL_STATUSES,
+    Instance,
+    StatusChange,
+    phase_of,
+)
+from .probes import HttpProbe, Probe, components_running, is_reachable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .client import Novita
+
+logger = logging.getLogger(__name__)
+
+#: What ``Novita.wait(until=...)`` accepts.
+WAIT_TARGETS: tuple[str, ...] = ("running", "reachable", "exited", "removed")
+
+# Statuses after which a running instance is seconds away: poll fast.
+_IMMINENT_STATUSES = frozenset(
+    {"toStart", "starting", "toRestart", "restarting", "toReset", "resetting", "migrating"}
+)
+# Short transitions that are not provisioning: poll briskly, not at the cap.
+_BRISK_STATUSES = frozenset({"toStop", "stopping", "toRemove", "removing"})
+# Image pulls take minutes: a moderate pace is enough.
+_MODERATE_STATUSES = frozenset({"pulling"})
+
+# Errors worth waiting out: the API or the network is having a moment, not refusing us.
+_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    NetworkError,
+    RateLimitError,
+    CircuitBreakerError,
+    NovitaTimeoutError,
+)
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, _TRANSIENT_ERRORS):
+        return True
+    return isinstance(error, APIError) and (error.status is None or error.status >= 500)
+
+
+def _positive_number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(f"{field} must be a positive number, got {value!r}", field=field)
+    if value <= 0:
+        raise ValidationError(f"{field} must be greater than 0, got {value!r}", field=field)
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one backoff schedule
+# ---------------------------------------------------------------------------------------------
+
+
+class Backoff:
+    """Adaptive poll schedule: start at ``initial`` seconds, grow by ``factor`` up to ``cap``,
+    with full jitter (each delay is drawn uniformly between ``floor`` and the current step).
+
+    ``observe(status)`` makes it status-aware: a status change resets it to fast, and the
+    status sets how far it may grow (``pulling``: half the cap; ``starting`` and friends:
+    twice ``initial``, since running is seconds away). Every parameter is exposed so tests and
+    benchmarks on a fast sandbox shrink the whole schedule: ``Backoff(initial=0.01, cap=0.2)``.
+    A ``Backoff`` passed to ``wait`` is a template: each wait polls with its own ``fresh()`` copy.
+    """
+
+    def __init__(
+        self,
+        initial: float = 0.5,
+        cap: float = 10.0,
+        factor: float = 2.0,
+        *,
+        jitter: bool = True,
+        floor: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.initial = _positive_number(initial, "initial")
+        self.cap = _positive_number(cap, "cap")
+        if self.cap < self.initial:
+            raise ValidationError(f"cap ({cap}) must be at least initial ({initial})", field="cap")
+        self.factor = _positive_number(factor, "factor")
+        if self.factor < 1:
+            raise ValidationError(f"factor must be at least 1, got {factor!r}", field="factor")
+        if floor is None:
+            # Full jitter down to zero would sometimes poll back to back; a quarter of the
+            # fast pace keeps the spread without wasting calls.
+            floor = self.initial / 4
+        if (
+            isinstance(floor, bool)
+            or not isinstance(floor, int | float)
+            or not 0 <= floor <= self.initial
+        ):
+            raise ValidationError(
+                f"floor must be between 0 and initial ({self.initial}), got {floor!r}",
+                field="floor",
+            )
+        self.floor = float(floor)
+        self.jitter = bool(jitter)
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._attempt = 0
+        self._status: str | None = None
+        self._ceiling = self.cap
+
+    @classmethod
+    def fixed(cls, interval: float) -> Backoff:
+        """A constant schedule (no growth, no jitter): the baseline adaptive polling beats."""
+        interval = _positive_number(interval, "interval")
+        return cls(initial=interval, cap=interval, factor=1.0, jitter=False, floor=interval)
+
+    def fresh(self) -> Backoff:
+        """A new schedule with the same parameters and its own state and random stream."""
+        return Backoff(
+            self.initial,
+            self.cap,
+            self.factor,
+            jitter=self.jitter,
+            floor=self.floor,
+            seed=self.seed,
+        )
+
+    def scaled(self, ratio: float) -> Backoff:
+        """The same shape on a faster (ratio < 1) or slower clock."""
+        ratio = _positive_number(ratio, "ratio")
+        return Backoff(
+            self.initial * ratio,
+            self.cap * ratio,
+            self.factor,
+            jitter=self.jitter,
+            floor=self.floor * ratio,
+            seed=self.seed,
+        )
+
+    def reset(self) -> None:
+        """Back to the fast pace (the next delay is about ``initial``)."""
+        self._attempt = 0
+
+    def ceiling_for(self, status: str | None, *, urgent: bool = False) -> float:
+        """How far the schedule may grow while the instance sits in ``status``."""
+        if urgent or status in _IMMINENT_STATUSES:
+            limit = self.initial * 2
+        elif status in _BRISK_STATUSES:
+            limit = self.initial * 4
+        elif status in _MODERATE_STATUSES:
+            limit = self.cap / 2
+        else:
+            limit = self.cap
+        return min(self.cap, max(self.initial, limit))
+
+    def observe(self, status: str | None, *, urgent: bool = False) -> bool:
+        """Tell the schedule what the instance reports. Returns True when the status changed
+        (and the schedule went back to fast). ``urgent`` asks for the fast pace in this status
+        (e.g. running but not reachable yet: the app is seconds away)."""
+        changed = status != self._status
+        if changed:
+            self._status = status
+            self.reset()
+        self._ceiling = self.ceiling_for(status, urgent=urgent)
+        return changed
+
+    @property
+    def current_step(self) -> float:
+        """The upper bound of the next delay (before jitter)."""
+        growth = self.factor ** min(self._attempt, 64)
+        return min(self._ceiling, self.initial * growth)
+
+    def next_delay(self) -> float:
+        """The next pause, in seconds; each call moves one step along the schedule."""
+        step = self.current_step
+        if step < self._ceiling:
+            self._attempt += 1
+        if not self.jitter:
+            return step
+        return self._rng.uniform(min(self.floor, step), step)
+
+    def __repr__(self) -> str:
+        return (
+            f"Backoff(initial={self.initial:g}, cap={self.cap:g}, factor={self.factor:g}, "
+            f"jitter={self.jitter})"
+        )
+
+
+def _schedule_from(poll: Backoff | float | int | None) -> Backoff:
+    if poll is None:
+        return Backoff()
+    if isinstance(poll, Backoff):
+        return poll.fresh()
+    if isinstance(poll, int | float) and not isinstance(poll, bool):
+        return Backoff.fixed(poll)
+    raise ValidationError(
+        f"poll must be a Backoff (e.g. Backoff(initial=0.5, cap=10)) or a number of seconds, "
+        f"got {type(poll).__name__}",
+        field="poll",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress reporting for wait
+# ---------------------------------------------------------------------------------------------
+
+ProgressCallback = Callable[[Instance, float, str], Any]
+
+
+def _in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel. IPython is looked up only if something imported it."""
+    if "IPython" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - a half-installed IPython
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    return type(shell).__name__ == "ZMQInteractiveShell" or hasattr(shell, "kernel")
+
+
+class _Progress:
+    """Where a wait's progress goes: a callback, text lines, a live display, or nowhere."""
+
+    def __init__(self, progress: Any) -> None:
+        self.callback: ProgressCallback | None = None
+        self.mode = "silent"
+        self.trail: list[str] = []
+        self._handle: Any = None
+        if callable(progress):
+            self.callback = progress
+            self.mode = "callback"
+        elif progress is None:
+            self.mode = "display" if _in_notebook_kernel() else "silent"
+        elif progress is False or progress in ("silent", "off", "none"):
+            self.mode = "silent"
+        elif progress == "text":
+            self.mode = "text"
+        elif progress == "display":
+            self.mode = "display" if "IPython" in sys.modules or _importable("IPython") else "text"
+        else:
+            raise ValidationError(
+                "progress must be None (live display in notebooks, silent elsewhere), 'text', "
+                f"'display', 'silent'/False or a callable(instance, elapsed, phase); got {progress!r}",
+                field="progress",
+            )
+
+    def update(self, instance: Instance, elapsed: float, note: str | None = None) -> None:
+        changed = not self.trail or self.trail[-1] != instance.status
+        if changed:
+            self.trail.append(instance.status)
+        if self.mode == "callback" and self.callback is not None:
+            self.callback(instance, elapsed, instance.phase)
+        elif self.mode == "text" and changed:
+            extra = f"  ({note})" if note else ""
+            print(f"{instance.name or instance.id}  {instance.status}  {elapsed:.1f} s{extra}")
+        elif self.mode == "display":
+            self._show(self._html(instance, elapsed, note))
+
+    def finish(self, instance: Instance, elapsed: float, message: str) -> None:
+        if self.mode == "text":
+            print(f"{instance.name or instance.id}  {message}  {elapsed:.1f} s")
+        elif self.mode == "display":
+            self._show(self._html(instance, elapsed, message))
+
+    def _html(self, instance: Instance, elapsed: float, note: str | None) -> str:
+        steps = [html_blocks.text(s) for s in self.trail[:-1]]
+        steps.append(html_blocks.badge(instance.status or "unknown", instance.phase))
+        tail = f" &mdash; {html_blocks.text(note)}" if note else ""
+        return (
+            f"<div><b>{html_blocks.text(instance.name or instance.id)}</b>&nbsp; "
+            f"{' &rarr; '.join(steps)} &nbsp;({elapsed:.0f} s){tail}</div>"
+        )
+
+    def _show(self, markup: str) -> None:
+        from IPython.display import HTML, display
+
+        if self._handle is None:
+            self._handle = display(HTML(markup), display_id=True)
+        else:
+            self._handle.update(HTML(markup))
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# The watcher
+# ---------------------------------------------------------------------------------------------
+
+EventCallback = Callable[[StatusChange], Any]
+
+_EVENT_COLUMNS = ["time", "instance_id", "name", "old_status", "new_status", "phase"]
+_FRAME_COLUMNS = [
+    "instance_id",
+    "name",
+    "status",
+    "phase",
+    "region",
+    "product_name",
+    "price_per_hour",
+    "changed_at",
+    "seen_at",
+]
+
+
+def _callable_name(func: Any) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+
+
+class Watcher:
+    """Watches instances on a daemon thread: one paginated list call per tick, however many.
+
+    ``events`` (DataFrame of status changes), ``frame`` (latest state, one row per instance),
+    ``latest`` (id → Instance), ``errors`` (failed callbacks), ``last_error`` (last API error),
+    ``ticks`` and ``calls``. ``stop()`` joins the thread; use it as a context manager too.
+    """
+
+    def __init__(
+        self,
+        client: Novita,
+        instance_ids: list[str] | None,
+        *,
+        interval: float,
+        callbacks: Iterable[EventCallback] = (),
+        notify: EventCallback | None = None,
+        stop_when_terminal: bool = False,
+        page_size: int = 100,
+        error_backoff: Backoff | None = None,
+        max_events: int = 10_000,
+    ) -> None:
+        self._client = client
+        self._targets = list(dict.fromkeys(instance_ids)) if instance_ids is not None else None
+        self.interval = interval
+        self.callbacks = list(callbacks)
+        self.notify = notify
+        self.stop_when_terminal = stop_when_terminal
+        self.page_size = page_size
+        # API trouble: back off from the tick interval up to a few minutes at most.
+        self._error_backoff = (
+            error_backoff.fresh()
+            if error_backoff is not None
+            else Backoff(initial=interval, cap=min(max(interval * 8, interval), 300.0))
+        )
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._latest: dict[str, Instance] = {}
+        self._seen_at: dict[str, datetime] = {}
+        self._changed_at: dict[str, datetime] = {}
+        self._events: deque[StatusChange] = deque(maxlen=max_events)
+        self._event_count = 0
+        #: callbacks (and notify) that raised: dicts with time, source, event, error
+        self.errors: list[dict[str, Any]] = []
+        #: the last API error (kept after recovery); ``consecutive_errors`` is 0 once healthy
+        self.last_error: BaseException | None = None
+        self.last_error_time: datetime | None = None
+        self.consecutive_errors = 0
+        self.error_count = 0
+        self.ticks = 0
+        self.calls = 0
+        self.started_at: datetime | None = None
+        self.stopped_reason: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> Watcher:
+        with self._lock:
+            if self._thread is not None:
+                raise InvalidStateError("this watcher was already started; create a new one")
+            self.started_at = datetime.now(UTC)
+            self._thread = threading.Thread(target=self._run, name="novita-watcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> Watcher:
+        """Stop polling and join the thread (at most ``timeout`` seconds; a tick in flight
+        finishes its HTTP call first)."""
+        self._stop_event.set()
+        with self._changed:
+            self._changed.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if self.stopped_reason is None:
+            self.stopped_reason = "stopped"
+        return self
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stop_event.is_set()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def latest(self) -> dict[str, Instance]:
+        """id → the latest Instance seen (a copy of the mapping)."""
+        with self._lock:
+            return dict(self._latest)
+
+    @property
+    def event_list(self) -> list[StatusChange]:
+        with self._lock:
+            return list(self._events)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every status change seen: time, instance_id, name, old_status, new_status, phase."""
+        import pandas as pd
+
+        rows = [
+            (e.time, e.instance_id, e.name, e.old_status, e.new_status, e.phase)
+            for e in self.event_list
+        ]
+        return pd.DataFrame(rows, columns=_EVENT_COLUMNS)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The latest state: one row per watched instance."""
+        import pandas as pd
+
+        with self._lock:
+            rows = [
+                (
+                    inst.id,
+                    inst.name,
+                    inst.status,
+                    inst.phase,
+                    inst.region,
+                    inst.product_name,
+                    inst.price_per_hour,
+                    self._changed_at.get(inst.id),
+                    self._seen_at.get(inst.id),
+                )
+                for inst in self._latest.values()
+            ]
+        return pd.DataFrame(rows, columns=_FRAME_COLUMNS)
+
+    def all_terminal(self) -> bool:
+        """True when every watched instance rests in a terminal state (or failed)."""
+        with self._lock:
+            if not self._latest:
+                return False
+            if self._targets is not None and any(t not in self._latest for t in self._targets):
+                return False
+            return all(i.status in TERMINAL_STATUSES or i.failed for i in self._latest.values())
+
+    def wait_for(
+        self,
+        condition: str | Callable[[Watcher], bool],
+        timeout: float = 60.0,
+        *,
+        instance: str | Instance | None = None,
+    ) -> dict[str, Instance]:
+        """Block until ``condition`` holds, then return ``latest``.
+
+        ``condition`` is a status or phase name (every watched instance, or just ``instance``,
+        must be in it) or a predicate called with this watcher after each tick.
+        Raises ``TimeoutError`` (with ``last_status`` when one instance is meant) or
+        ``InvalidStateError`` if the watcher stops first.
+        """
+        timeout = _positive_number(timeout, "timeout")
+        target_id = instance.id if isinstance(instance, Instance) else instance
+        if isinstance(condition, str):
+            if condition not in STATUS_ORDER and condition not in ("failed", *_PHASE_NAMES):
+                raise ValidationError(
+                    f"condition must be a status ({', '.join(STATUS_ORDER)}), a phase "
+                    f"({', '.join(_PHASE_NAMES)}) or a callable; got {condition!r}",
+                    field="condition",
+                )
+            wanted = condition
+
+            def holds(watcher: Watcher) -> bool:
+                latest = watcher.latest
+                if target_id is not None:
+                    items = [latest[target_id]] if target_id in latest else []
+                else:
+                    items = list(latest.values())
+                return bool(items) and all(wanted in (i.status, i.phase) for i in items)
+
+            predicate: Callable[[Watcher], bool] = holds
+        elif callable(condition):
+            predicate = condition
+        else:
+            raise ValidationError(
+                f"condition must be a status, a phase or a callable; got {condition!r}",
+                field="condition",
+            )
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(self):
+                if self._stop_event.is_set() or (
+                    self._thread is not None and not self._thread.is_alive()
+                ):
+                    raise InvalidStateError(
+                        f"the watcher stopped ({self.stopped_reason}) before the condition held"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    last = self._latest.get(target_id) if target_id else None
+                    raise NovitaTimeoutError(
+                        f"condition {condition if isinstance(condition, str) else _callable_name(condition)!s} "
+                        f"did not hold within {timeout:g} s",
+                        last_status=last.status if last else None,
+                    )
+                self._changed.wait(remaining)
+        return self.latest
+
+    # -- polling -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                delay = self.interval
+                try:
+                    self._tick()
+                except Exception as exc:  # noqa: BLE001 - a watcher must survive anything
+                    delay = self._record_api_error(exc)
+                else:
+                    if self.consecutive_errors:
+                        logger.info(
+                            "watcher recovered after %d failed tick(s)", self.consecutive_errors
+                        )
+                    self.consecutive_errors = 0
+                    self._error_backoff.reset()
+                with self._changed:
+                    self._changed.notify_all()
+                if self.stop_when_terminal and self.all_terminal():
+                    self.stopped_reason = "all watched instances are terminal"
+                    self._stop_event.set()
+                    break
+                self._stop_event.wait(delay)
+        finally:
+            if self.stopped_reason is None:
+                self.stopped_reason = "stopped"
+            with self._changed:
+                self._changed.notify_all()
+
+    def _record_api_error(self, exc: Exception) -> float:
+        self.last_error = exc
+        self.last_error_time = datetime.now(UTC)
+        self.consecutive_errors += 1
+        self.error_count += 1
+        delay = self._error_backoff.next_delay()
+        # Honour what the server or the breaker told us, not more than the cap.
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            delay = max(delay, min(float(retry_after), self._error_backoff.cap))
+        retry_at = getattr(exc, "retry_at", None)
+        if isinstance(retry_at, int | float):
+            delay = max(delay, min(retry_at - time.time(), self._error_backoff.cap))
+        logger.warning(
+            "watcher tick failed (%s: %s); retrying in %.1f s",
+            type(exc).__name__,
+            getattr(exc, "message", exc),
+            delay,
+        )
+        return delay
+
+    def _list_all(self) -> list[dict[str, Any]]:
+        """Every instance, one paginated listing (ceil(total / page_size) calls)."""
+        items: dict[str, dict[str, Any]] = {}
+        page = 1
+        while True:
+            page_items, total = self._client.api.list_instances_page(
+                page_num=page, page_size=self.page_size
+            )
+            self.calls += 1
+            for raw in page_items:
+                raw_id = str(raw.get("id") or raw.get("Id") or "")
+                if raw_id:
+                    items[raw_id] = raw
+            fetched = (page - 1) * self.page_size + len(page_items)
+            if not page_items or len(page_items) < self.page_size or fetched >= (total or 0):
+                break
+            page += 1
+        return list(items.values())
+
+    def _parse(self, raw: dict[str, Any]) -> Instance:
+        try:
+            return self._client.to_instance(raw)
+        except Exception:  # noqa: BLE001 - a price lookup must not blind the watcher
+            logger.debug("to_instance failed; using the bare instance", exc_info=True)
+            return Instance.from_api(raw, client=self._client)
+
+    def _tick(self) -> None:
+        listing = self._list_all()
+        now = datetime.now(UTC)
+        self.ticks += 1
+        seen = {}
+        for raw in listing:
+            instance = self._parse(raw)
+            if self._targets is None or instance.id in self._targets:
+                seen[instance.id] = instance
+        events: list[StatusChange] = []
+        with self._lock:
+            for instance_id, instance in seen.items():
+                previous = self._latest.get(instance_id)
+                self._latest[instance_id] = instance
+                self._seen_at[instance_id] = now
+                if previous is None or (previous.status, previous.failed) != (
+                    instance.status,
+                    instance.failed,
+                ):
+                    self._changed_at[instance_id] = now
+                    events.append(
+                        StatusChange(
+                            instance_id=instance_id,
+                            name=instance.name,
+                            old_status=previous.status if previous else None,
+                            new_status=instance.status,
+                            time=now,
+                            instance=instance,
+                        )
+                    )
+            # Gone from the listing: removed (also a target that was never there).
+            expected = self._targets if self._targets is not None else list(self._latest)
+            for instance_id in expected:
+                if instance_id in seen:
+                    continue
+                previous = self._latest.get(instance_id)
+                if previous is not None and previous.status == "removed":
+                    continue
+                gone = (
+                    dataclasses.replace(previous, status="removed")
+                    if previous is not None
+                    else Instance(id=instance_id, name="", status="removed", _client=self._client)
+                )
+                self._latest[instance_id] = gone
+                self._changed_at[instance_id] = now
+                events.append(
+                    StatusChange(
+                        instance_id=instance_id,
+                        name=gone.name,
+                        old_status=previous.status if previous else None,
+                        new_status="removed",
+                        time=now,
+                        instance=gone,
+                    )
+                )
+            self._events.extend(events)
+            self._event_count += len(events)
+        for event in events:
+            self._deliver(event)
+
+    def _deliver(self, event: StatusChange) -> None:
+        receivers = list(self.callbacks)
+        if self.notify is not None:
+            receivers.append(self.notify)
+        for receiver in receivers:
+            try:
+                receiver(event)
+            except Exception as exc:  # noqa: BLE001 - one bad callback must not stop the rest
+                logger.exception(
+                    "watcher callback %s failed on %s %s→%s",
+                    _callable_name(receiver),
+                    event.instance_id,
+                    event.old_status,
+                    event.new_status,
+                )
+                with self._lock:
+                    self.errors.append(
+                        {
+                            "time": datetime.now(UTC),
+                            "source": _callable_name(receiver),
+                            "event": event,
+                            "error": exc,
+                        }
+                    )
+
+    # -- display -------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        if self.running:
+            return "running"
+        if self._thread is None:
+            return "not started"
+        return "stopped"
+
+    def __repr__(self) -> str:
+        with self._lock:
+            count = len(self._latest)
+            events = self._event_count
+        error = ""
+        if self.consecutive_errors and self.last_error is not None:
+            error = f", failing: {type(self.last_error).__name__}"
+        return (
+            f"<Watcher {self.state}, {count} instances, {events} events, "
+            f"{self.ticks} ticks, {self.calls} calls, every {self.interval:g} s{error}>"
+        )
+
+    def _repr_html_(self) -> str:
+        with self._lock:
+            instances = list(self._latest.values())
+            changed = dict(self._changed_at)
+            events = list(self._events)
+            total_events = self._event_count
+        by_phase: dict[str, int] = {}
+        for event in events:
+            by_phase[event.phase] = by_phase.get(event.phase, 0) + 1
+        phase_counts = ", ".join(f"{k} {v}" for k, v in sorted(by_phase.items()))
+        state_colour = "#d1e7dd" if self.running else "#e2e3e5"
+        header = (
+            f"<div><b>Watcher</b> <span style='background:{state_colour};padding:1px 6px;"
+            f"border-radius:8px'>{html_blocks.text(self.state)}</span> &middot; "
+            f"{len(instances)} instances &middot; {total_events} events"
+            f"{' (' + html_blocks.text(phase_counts) + ')' if phase_counts else ''} &middot; "
+            f"{self.ticks} ticks / {self.calls} list calls &middot; every {self.interval:g} s"
+        )
+        if self.last_error is not None:
+            label = "failing" if self.consecutive_errors else "last error"
+            header += (
+                f" &middot; {label}: {html_blocks.text(type(self.last_error).__name__)}"
+                f" ({html_blocks.text(getattr(self.last_error, 'message', str(self.last_error)))})"
+            )
+        if self.errors:
+            header += f" &middot; {len(self.errors)} callback errors"
+        header += "</div>"
+        order = {s: i for i, s in enumerate(STATUS_ORDER)}
+        instances.sort(key=lambda i: (order.get(i.status, len(order)), i.name))
+        rows = [
+            (
+                i.name,
+                i.id,
+                html_blocks.badge(i.status or "unknown", i.phase),
+                i.phase,
+                i.region,
+                changed[i.id].strftime("%H:%M:%S") if i.id in changed else None,
+            )
+            for i in instances
+        ]
+        table = html_blocks.table(
+            ["name", "id", "status", "phase", "region", "changed"], rows, raw_columns=["status"]
+        )
+        return header + table
+
+
+_PHASE_NAMES = tuple(dict.fromkeys(phase_of(s) for s in STATUS_ORDER))
+
+
+# ---------------------------------------------------------------------------------------------
+# The mixin
+# ---------------------------------------------------------------------------------------------
+
 
 class WatchMixin:
     """Methods of Novita for waiting on and watching instances."""
+
+    # -- wait ----------------------------------------------------------------------------------
+    def wait(
+        self: Novita,
+        instance: Instance | str,
+        until: str = "running",
+        timeout: float | None = 600,
+        *,
+        progress: Any = None,
+        probe: Probe | None = None,
+        poll: Backoff | float | None = None,
+    ) -> Instance:
+        """Block until ``instance`` (an Instance, id or name) is ``until`` and return it fresh.
+
+        ``until``: ``running``; ``reachable`` (running, SSH/Jupyter components up and every
+        http port answering below 500, or ``probe(instance)`` true); ``exited``; ``removed``
+        (status removed or gone). Polls adaptively (``poll``: a ``Backoff`` or a fixed number
+        of seconds). Raises ``InstanceFailedError`` at once on a statusError or if the instance
+        vanishes (unless waiting for ``removed``), ``TimeoutError`` with ``last_status``.
+        Ctrl-C stops waiting only: the instance keeps going. ``progress``: None (live display
+        in notebooks, silent elsewhere), ``"text"``, ``"silent"`` or a callable
+        ``progress(instance, elapsed, phase)``.
+        """
+        if until not in WAIT_TARGETS:
+            raise ValidationError(
+                f"until must be one of {', '.join(WAIT_TARGETS)}; got {until!r}", field="until"
+            )
+        limit = None if timeout is None else _positive_number(timeout, "timeout")
+        schedule = _schedule_from(poll)
+        reporter = _Progress(progress)
+        if until == "reachable":
+            if probe is None:
+                probe = HttpProbe()
+            elif not callable(probe):
+                raise ValidationError(
+                    "probe must be a callable probe(instance) -> bool", field="probe"
+                )
+        elif probe is not None and not callable(probe):
+            raise ValidationError("probe must be a callable probe(instance) -> bool", field="probe")
+
+        known = self._wait_subject(instance, until)
+        if isinstance(known, str):  # already gone while waiting for removed
+            return Instance(id=known, name="", status="removed", _client=self)
+        instance_id, label = known.id, _label(known)
+        last: Instance = known
+        last_status: str | None = None
+        last_error: BaseException | None = None
+        started = time.monotonic()
+        try:
+            while True:
+                note: str | None = None
+                try:
+                    raw = self.api.get_instance(instance_id)
+                except NotFoundError as exc:
+                    if until == "removed":
+                        gone = dataclasses.replace(last, status="removed")
+                        reporter.finish(gone, time.monotonic() - started, "removed")
+                        return gone
+                    raise InstanceFailedError(
+                        f"instance {label} disappeared while waiting for it to be {until} "
+                        f"(last status: {last_status or 'unknown'})",
+                        instance_id=instance_id,
+                        last_status=last_status,
+                        status_error=None,
+                    ) from exc
+                except Exception as exc:
+                    if not _is_transient(exc):
+                        raise
+                    last_error = exc
+                    note = f"API trouble, retrying: {type(exc).__name__}"
+                    logger.info("wait for %s: %s; retrying", label, getattr(exc, "message", exc))
+                else:
+                    current = self.to_instance(raw)
+                    last, last_status = current, current.status
+                    reached, note = self._wait_check(current, until, probe, label)
+                    if reached:
+                        elapsed = time.monotonic() - started
+                        reporter.update(current, elapsed)
+                        reporter.finish(current, elapsed, f"{until} after {elapsed:.1f} s")
+                        return current
+                    urgent = until == "reachable" and current.status == "running"
+                    schedule.observe(current.status, urgent=urgent)
+                elapsed = time.monotonic() - started
+                if last_status is not None:
+                    reporter.update(last, elapsed, note)
+                if limit is not None and elapsed >= limit:
+                    detail = f" ({note})" if note else ""
+                    if last_error is not None and last_status is None:
+                        detail = f" (API errors: {type(last_error).__name__})"
+                    raise NovitaTimeoutError(
+                        f"instance {label} was not {until} after {limit:g} s; last status: "
+                        f"{last_status or 'unknown'}{detail}",
+                        last_status=last_status,
+                        hint=(
+                            f"It may still get there: novita.wait({instance_id!r}, "
+                            f"until={until!r}) again, or novita.watch([{instance_id!r}])."
+                        ),
+                    )
+                delay = schedule.next_delay()
+                if limit is not None:
+                    delay = min(delay, max(0.0, limit - elapsed))
+                time.sleep(delay)
+        except KeyboardInterrupt:
+            elapsed = time.monotonic() - started
+            message = (
+                f"Stopped waiting for {label} to be {until} after {elapsed:.0f} s "
+                f"(last status: {last_status or 'unknown'}). The instance keeps running on "
+                f"Novita (and is billed while it runs); wait again with "
+                f"novita.wait({instance_id!r}, until={until!r}) or watch it with "
+                f"novita.watch([{instance_id!r}])."
+            )
+            logger.info(message)
+            print(message, file=sys.stderr)
+            try:
+                reporter.finish(last, elapsed, "stopped waiting (the instance keeps running)")
+            except Exception:  # noqa: BLE001 - the interrupt matters more than the display
+                logger.debug("progress display failed after Ctrl-C", exc_info=True)
+            raise
+
+    def _wait_subject(self: Novita, instance: Instance | str, until: str) -> Instance | str:
+        """The Instance to wait on; the bare id when it is already gone and ``until`` is removed."""
+        if isinstance(instance, Instance):
+            if not instance.id:
+                raise ValidationError("instance has no id", field="instance")
+            return instance
+        if not isinstance(instance, str) or not instance.strip():
+            raise ValidationError(
+                f"instance must be an Instance, an id or a name; got {instance!r}",
+                field="instance",
+            )
+        try:
+            return self.resolve(instance)
+        except NotFoundError:
+            if until == "removed":
+                return instance
+            raise
+
+    def _wait_check(
+        self: Novita, current: Instance, until: str, probe: Probe | None, label: str
+    ) -> tuple[bool, str | None]:
+        """(target reached?, a note for the progress line). Raises on a dead end."""
+        if until == "removed":
+            # Deleting a failed instance is the usual cleanup: its statusError is no news.
+            return current.status == "removed", None
+        if current.failed:
+            error = current.status_error
+            assert error is not None
+            raise InstanceFailedError(
+                f"instance {label} failed while waiting for it to be {until}: "
+                f"{error.state or 'error'}: {error.message or 'no message'} "
+                f"(status {current.status})",
+                instance_id=current.id,
+                last_status=current.status,
+                status_error=error,
+            )
+        if current.status in GONE_STATUSES:
+            raise InstanceFailedError(
+                f"instance {label} is {current.status}: it will never be {until}",
+                instance_id=current.id,
+                last_status=current.status,
+                status_error=None,
+            )
+        if until == "running":
+            return current.status == "running", None
+        if until == "exited":
+            return current.status == "exited", None
+        # reachable
+        if current.status != "running":
+            return False, None
+        if not components_running(current):
+            return False, "waiting for SSH/Jupyter to come up"
+        assert probe is not None
+        if is_reachable(current, probe):
+            return True, None
+        reason = getattr(probe, "last_reason", None)
+        return False, f"waiting for ports: {reason}" if reason else "waiting for the probe"
+
+    # -- watch ---------------------------------------------------------------------------------
+    def watch(
+        self: Novita,
+        instances: Iterable[Instance | str] | Instance | str | None = None,
+        interval: float | None = 5.0,
+        *,
+        callbacks: Iterable[EventCallback] | EventCallback = (),
+        notify: EventCallback | None = None,
+        stop_when_terminal: bool = False,
+        page_size: int = 100,
+        error_backoff: Backoff | None = None,
+    ) -> Watcher:
+        """Watch instances in the background (a daemon thread) and return the running Watcher.
+
+        ``instances``: None for all of your instances, or ids / names (resolved once) /
+        Instances. Each tick makes one paginated list call (``page_size`` per page), never one
+        GET per instance. Status changes go to ``callbacks``, to ``notify`` (e.g. a
+        ``webhooks.Notifier``) and to ``watcher.events``; first sightings are events too
+        (``old_status`` None). ``interval`` None uses the configured poll interval.
+        """
+        if interval is None:
+            interval = getattr(self.config, "poll_interval", None) or 5.0
+        interval = _positive_number(interval, "interval")
+        if (
+            isinstance(page_size, bool)
+            or not isinstance(page_size, int)
+            or not 1 <= page_size <= 100
+        ):
+            raise ValidationError(
+                f"page_size must be an integer from 1 to 100, got {page_size!r}", field="page_size"
+            )
+        if callable(callbacks):
+            callbacks = [callbacks]
+        callback_list = list(callbacks)
+        for index, callback in enumerate(callback_list):
+            if not callable(callback):
+                raise ValidationError(
+                    f"callbacks[{index}] must be callable(event), got {callback!r}",
+                    field="callbacks",
+                )
+        if notify is not None and not callable(notify):
+            raise ValidationError(f"notify must be callable(event), got {notify!r}", field="notify")
+        if error_backoff is not None and not isinstance(error_backoff, Backoff):
+            raise ValidationError("error_backoff must be a Backoff", field="error_backoff")
+        ids = None if instances is None else self._watch_ids(instances)
+        watcher = Watcher(
+            self,
+            ids,
+            interval=interval,
+            callbacks=callback_list,
+            notify=notify,
+            stop_when_terminal=bool(stop_when_terminal),
+            page_size=page_size,
+            error_backoff=error_backoff,
+        )
+        return watcher.start()
+
+    def _watch_ids(self: Novita, instances: Iterable[Instance | str] | Instance | str) -> list[str]:
+        if isinstance(instances, Instance | str):
+            instances = [instances]
+        ids: list[str] = []
+        for index, item in enumerate(instances):
+            if isinstance(item, Instance):
+                ids.append(item.id)
+            elif isinstance(item, str) and item.strip():
+                ids.append(self.resolve(item).id)
+            else:
+                raise ValidationError(
+                    f"instances[{index}] must be an Instance, an id or a name; got {item!r}",
+                    field="instances",
+                )
+        if not ids:
+            raise ValidationError(
+                "instances is empty; pass None to watch all of your instances", field="instances"
+            )
+        return ids
+
+
+def _label(instance: Instance) -> str:
+    return f"{instance.name} ({instance.id})" if instance.name else instance.id
