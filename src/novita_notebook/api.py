@@ -1,0 +1,379 @@
+"""NovitaAPI: one method per Novita v1 endpoint, transparent pagination, parsing via models.
+Arguments are checked before any HTTP call; the transport decides what may be retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from . import errors
+from .http import Transport
+from .models import Cluster, Product, RegistryAuth, Template
+
+__all__ = ["NovitaAPI", "BILLING_METHODS", "MAX_PAGES"]
+
+BILLING_METHODS = ("onDemand", "spot", "monthly")
+#: Safety stop for pagination against a server that never reports the end.
+MAX_PAGES = 10_000
+
+
+def _require_id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise errors.ValidationError(
+            f"{field} must be a non-empty string, got {value!r}", field=field
+        )
+    return value.strip()
+
+
+def _optional_int(value: Any, field: str, low: int, high: int | None = None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.ValidationError(f"{field} must be an integer, got {value!r}", field=field)
+    if value < low or (high is not None and value > high):
+        limits = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise errors.ValidationError(f"{field} must be {limits}, got {value}", field=field)
+    return value
+
+
+def _optional_str(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.ValidationError(
+            f"{field} must be a string, got {type(value).__name__}", field=field
+        )
+    return value
+
+
+def _page_size(value: Any) -> int:
+    size = _optional_int(value, "page_size", 1, 1000)
+    assert size is not None
+    return size
+
+
+def _items(data: Any, key: str, method: str, path: str) -> list[dict[str, Any]]:
+    """``data[key]`` as a list of dicts (missing or null → empty); anything else is an error."""
+    if not isinstance(data, dict):
+        raise errors.APIError(
+            f"unexpected response: expected an object with {key!r}", method=method, path=path
+        )
+    items = data.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise errors.APIError(
+            f"unexpected response: {key!r} is not a list", method=method, path=path
+        )
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _total(data: Any) -> int | None:
+    if not isinstance(data, dict):
+        return None
+    total = data.get("total")
+    try:
+        return int(total) if total is not None and total != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+class NovitaAPI:
+    """The v1 endpoints (docs/architecture.md lists the contract). Thread-safe."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @property
+    def requests_made(self) -> int:
+        return self.transport.requests_made
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return self.transport.request("GET", path, params=clean or None)
+
+    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool) -> Any:
+        return self.transport.request("POST", path, json=body, idempotent=idempotent)
+
+    # -- catalog -----------------------------------------------------------------------------
+    def clusters(self) -> list[Cluster]:
+        data = self._get("/clusters")
+        return [Cluster.from_api(item) for item in _items(data, "data", "GET", "/clusters")]
+
+    def products(
+        self,
+        *,
+        cluster_id: str | None = None,
+        product_name: str | None = None,
+        gpu_num: int | None = None,
+        billing_method: str | None = None,
+        min_cpu_per_gpu: int | None = None,
+        min_memory_per_gpu: int | None = None,
+        min_rootfs_size: int | None = None,
+    ) -> list[Product]:
+        """GPU products; an entry listing several regions is split into one per region."""
+        _optional_str(cluster_id, "cluster_id")
+        _optional_str(product_name, "product_name")
+        _optional_int(gpu_num, "gpu_num", 0, 8)
+        if billing_method is not None and billing_method not in BILLING_METHODS:
+            raise errors.ValidationError(
+                f"billing_method must be one of {', '.join(BILLING_METHODS)}, "
+                f"got {billing_method!r}",
+                field="billing_method",
+            )
+        _optional_int(min_cpu_per_gpu, "min_cpu_per_gpu", 0)
+        _optional_int(min_memory_per_gpu, "min_memory_per_gpu", 0)
+        _optional_int(min_rootfs_size, "min_rootfs_size", 0)
+        data = self._get(
+            "/products",
+            {
+                "clusterId": cluster_id,
+                "productName": product_name,
+                "gpuNum": gpu_num,
+                "billingMethod": billing_method,
+                "minCpuPerGpu": min_cpu_per_gpu,
+                "minMemoryPerGpu": min_memory_per_gpu,
+                "minRootFSSize": min_rootfs_size,
+            },
+        )
+        products: list[Product] = []
+        for item in _items(data, "data", "GET", "/products"):
+            product = Product.from_api(item)
+            if len(product.regions) > 1:
+                products.extend(dataclasses.replace(product, regions=(r,)) for r in product.regions)
+            else:
+                products.append(product)
+        return products
+
+    # -- instances ---------------------------------------------------------------------------
+    def create_instance(self, body: dict[str, Any]) -> str:
+        """POST /gpu/instance/create (sent once, never retried); returns the new id."""
+        if not isinstance(body, dict) or not body:
+            raise errors.ValidationError("body must be a non-empty dict", field="body")
+        data = self._post("/gpu/instance/create", body, idempotent=False)
+        new_id = data.get("id") or data.get("Id") if isinstance(data, dict) else None
+        if not new_id:
+            raise errors.APIError(
+                "the API accepted the create but returned no instance id",
+                method="POST",
+                path="/gpu/instance/create",
+            )
+        return str(new_id)
+
+    def get_instance(self, instance_id: str) -> dict[str, Any]:
+        instance_id = _require_id(instance_id, "instance_id")
+        data = self._get("/gpu/instance", {"instanceId": instance_id})
+        if not isinstance(data, dict):
+            raise errors.APIError(
+                "unexpected response: expected an instance object",
+                method="GET",
+                path="/gpu/instance",
+            )
+        # The API returns the instance at the top level; tolerate a wrapped variant.
+        wrapped = data.get("instance")
+        return wrapped if isinstance(wrapped, dict) and "id" not in data else data
+
+    def list_instances_page(
+        self, page_num: int = 1, page_size: int = 100, **filters: Any
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of GET /gpu/instances: (items, total or None when not reported)."""
+        _optional_int(page_num, "page_num", 1)
+        size = _page_size(page_size)
+        params = self._instance_filters(filters)
+        params.update({"pageNum": page_num, "pageSize": size})
+        data = self._get("/gpu/instances", params)
+        return _items(data, "instances", "GET", "/gpu/instances"), _total(data)
+
+    def list_instances(
+        self,
+        *,
+        name: str | None = None,
+        product_name: str | None = None,
+        status: str | None = None,
+        page_size: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Every instance (all pages) as raw dicts; filters are the API's (fuzzy) ones."""
+        size = _page_size(page_size)
+        filters = {"name": name, "product_name": product_name, "status": status}
+        self._instance_filters(filters)  # validate before the first call
+        return self._all_pages(lambda page: self.list_instances_page(page, size, **filters), size)
+
+    @staticmethod
+    def _instance_filters(filters: dict[str, Any]) -> dict[str, Any]:
+        names = {"name": "name", "product_name": "productName", "status": "status"}
+        params: dict[str, Any] = {}
+        for key, value in filters.items():
+            if key not in names:
+                raise errors.ValidationError(
+                    f"unknown filter {key!r}; allowed: {', '.join(names)}", field=key
+                )
+            if value is not None:
+                params[names[key]] = _optional_str(value, key)
+        return params
+
+    @staticmethod
+    def _all_pages(fetch: Any, page_size: int) -> list[dict[str, Any]]:
+        """Pages from 1 until a short page, an empty page or ``total`` reached."""
+        collected: list[dict[str, Any]] = []
+        seen_ids: set[str] = set()
+        for page in range(1, MAX_PAGES + 1):
+            items, total = fetch(page)
+            fresh = []
+            for item in items:
+                # Items shifting between pages while paging (creates/deletes) would repeat.
+                key = str(item.get("id") or item.get("Id") or "")
+                if key and key in seen_ids:
+                    continue
+                if key:
+                    seen_ids.add(key)
+                fresh.append(item)
+            collected.extend(fresh)
+            if len(items) < page_size or (total is not None and len(collected) >= total):
+                break
+        return collected
+
+    def _lifecycle(self, action: str, instance_id: str) -> None:
+        instance_id = _require_id(instance_id, "instance_id")
+        self._post(f"/gpu/instance/{action}", {"instanceId": instance_id}, idempotent=True)
+
+    def start_instance(self, instance_id: str) -> None:
+        self._lifecycle("start", instance_id)
+
+    def stop_instance(self, instance_id: str) -> None:
+        self._lifecycle("stop", instance_id)
+
+    def restart_instance(self, instance_id: str) -> None:
+        self._lifecycle("restart", instance_id)
+
+    def delete_instance(self, instance_id: str) -> None:
+        self._lifecycle("delete", instance_id)
+
+    def edit_instance(
+        self,
+        instance_id: str,
+        *,
+        ports: Iterable[dict[str, Any]] | None = None,
+        expand_root_disk: int | None = None,
+    ) -> None:
+        """POST /gpu/instance/edit: ``ports`` as ``[{"port": int, "type": "tcp"|"http"}]``."""
+        instance_id = _require_id(instance_id, "instance_id")
+        _optional_int(expand_root_disk, "expand_root_disk", 0)
+        body: dict[str, Any] = {"instanceId": instance_id}
+        if ports is not None:
+            port_list = []
+            for item in ports:
+                if not isinstance(item, dict) or "port" not in item:
+                    raise errors.ValidationError(
+                        'ports must be dicts like {"port": 8080, "type": "http"}', field="ports"
+                    )
+                port = _optional_int(item["port"], "ports.port", 1, 65535)
+                kind = item.get("type", "tcp")
+                if kind not in ("tcp", "http"):
+                    raise errors.ValidationError(
+                        f"ports.type must be 'tcp' or 'http', got {kind!r}", field="ports.type"
+                    )
+                port_list.append({"port": port, "type": kind})
+            body["ports"] = port_list
+        if expand_root_disk is not None:
+            body["expandRootDisk"] = expand_root_disk
+        self._post("/gpu/instance/edit", body, idempotent=True)
+
+    # -- templates ---------------------------------------------------------------------------
+    def templates(
+        self,
+        *,
+        name: str | None = None,
+        type: str | None = None,  # noqa: A002 - the API's parameter name
+        channel: str | Iterable[str] | None = None,
+        page_size: int = 100,
+    ) -> list[Template]:
+        _optional_str(name, "name")
+        _optional_str(type, "type")
+        size = _page_size(page_size)
+        channels: list[str] | None = None
+        if channel is not None:
+            channels = [channel] if isinstance(channel, str) else list(channel)
+            allowed = ("private", "official", "community")
+            for value in channels:
+                if value not in allowed:
+                    raise errors.ValidationError(
+                        f"channel must be one of {', '.join(allowed)}, got {value!r}",
+                        field="channel",
+                    )
+
+        def fetch(page: int) -> tuple[list[dict[str, Any]], int | None]:
+            data = self._get(
+                "/templates",
+                {
+                    "pageNum": page,
+                    "pageSize": size,
+                    "name": name,
+                    "type": type,
+                    "channel": channels,
+                },
+            )
+            return _items(data, "template", "GET", "/templates"), _total(data)
+
+        return [Template.from_api(item) for item in self._all_pages(fetch, size)]
+
+    def template(self, template_id: str) -> Template:
+        template_id = _require_id(template_id, "template_id")
+        data = self._get("/template", {"templateId": template_id})
+        item = data.get("template") if isinstance(data, dict) else None
+        if not isinstance(item, dict):
+            raise errors.NotFoundError(
+                f"template {template_id!r} not found", method="GET", path="/template"
+            )
+        return Template.from_api(item)
+
+    def create_template(self, template: dict[str, Any]) -> str:
+        """POST /template/create (sent once); returns the new template id."""
+        if not isinstance(template, dict) or not template:
+            raise errors.ValidationError("template must be a non-empty dict", field="template")
+        data = self._post("/template/create", {"template": template}, idempotent=False)
+        return self._template_id(data, "/template/create")
+
+    def update_template(self, template: dict[str, Any]) -> str:
+        if not isinstance(template, dict) or not (template.get("Id") or template.get("id")):
+            raise errors.ValidationError("template must be a dict with its 'Id'", field="template")
+        body = dict(template)
+        body.setdefault("Id", body.pop("id", None))
+        data = self._post("/template/update", {"template": body}, idempotent=True)
+        return self._template_id(data, "/template/update")
+
+    def delete_template(self, template_id: str) -> str:
+        template_id = _require_id(template_id, "template_id")
+        data = self._post("/template/delete", {"templateId": template_id}, idempotent=True)
+        return str(data.get("templateId") or template_id) if isinstance(data, dict) else template_id
+
+    @staticmethod
+    def _template_id(data: Any, path: str) -> str:
+        value = data.get("templateId") or data.get("Id") if isinstance(data, dict) else None
+        if not value:
+            raise errors.APIError("the API returned no template id", method="POST", path=path)
+        return str(value)
+
+    # -- registry auths ----------------------------------------------------------------------
+    def registry_auths(self) -> list[RegistryAuth]:
+        data = self._get("/repository/auths")
+        return [
+            RegistryAuth.from_api(item) for item in _items(data, "data", "GET", "/repository/auths")
+        ]
+
+    def save_registry_auth(self, name: str, username: str, password: str) -> None:
+        """POST /repository/auth/save (sent once). The password never appears in errors."""
+        _require_id(name, "name")
+        _require_id(username, "username")
+        if not isinstance(password, str) or not password:
+            raise errors.ValidationError("password must be a non-empty string", field="password")
+        self._post(
+            "/repository/auth/save",
+            {"name": name, "username": username, "password": password},
+            idempotent=False,
+        )
+
+    def delete_registry_auth(self, auth_id: str) -> None:
+        auth_id = _require_id(auth_id, "auth_id")
+        self._post("/repository/auth/delete", {"id": auth_id}, idempotent=True)

@@ -1,0 +1,553 @@
+"""Transport: one pooled requests.Session per client with timeouts, retries, a circuit breaker,
+a token-bucket rate limiter, request counting and the mapping of every failure to errors.py.
+
+Choices, and why:
+
+- Retries are an own loop, not urllib3's ``Retry`` nor tenacity. The loop has to count every
+  attempt (``requests_made``), pass each attempt through the breaker and the rate limiter,
+  honour ``Retry-After`` as a *floor* (never send earlier) while using FULL jitter
+  (``uniform(0, min(cap, base * 2**n))``) otherwise, and give up early when the server asks for
+  a wait longer than the cap. urllib3's Retry sleeps inside the connection pool (invisible to
+  the breaker and counter; its jitter is additive, not full), and tenacity would need all of
+  the above as callbacks anyway. Twenty lines of loop are easier to read and to test.
+- Only idempotent calls are retried (GETs and the instance lifecycle POSTs, which the API
+  treats as "set the desired state"). Instance create, template create and registry-auth save
+  are sent exactly once: a retry after a lost answer could create a duplicate (the
+  predecessor's worst bug).
+- The circuit breaker is ``pybreaker`` (a well-kept state machine) used only for its state and
+  counters: ``CircuitBreaker.call`` holds a lock for the whole guarded call, which would
+  serialize every request of the client, so outcomes are recorded after the fact with instant
+  calls, and the gate (open → fail fast with ``retry_at``; half-open → one probe at a time) is
+  checked before each attempt. Connection failures, timeouts and 5xx count; 4xx mean the API is
+  healthy (they reset the count); 429 is neutral.
+- The rate limiter is a reservation token bucket: one lock, no background thread, FIFO-ish
+  fairness across threads, sleeping outside the lock.
+- ``trust_env`` is off: requests otherwise merges proxy/netrc settings on every call (slow, and
+  a ``.netrc`` entry could replace the Authorization header); proxies from the environment are
+  resolved once at construction instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json as jsonlib
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import pybreaker
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from . import errors
+from .config import is_loopback_host
+
+__all__ = ["Transport", "RateLimiter", "parse_retry_after", "error_from_response", "USER_AGENT"]
+
+logger = logging.getLogger("novita_notebook")
+
+USER_AGENT = "novita-notebook/0.1"
+
+# Novita reasons (all HTTP 400 on the real API) that mean "the resource is in the wrong state".
+_STATE_REASONS = frozenset(
+    {
+        "CLUSTER_STATUS",
+        "NODE_STATUS",
+        "DEPENDENT_RESOURCE_STATE",
+        "INVALID_STATE",
+        "INSTANCE_STATUS",
+        "PREPAID_INSTANCE_NOT_SUPPORT_RELEASE",
+        "CREATING_INSTANCE_NOT_SUPPORT_RENEWAL",
+        "OPERATION_LIMIT",
+    }
+)
+_CAPACITY_REASONS = frozenset({"INSUFFICIENT_RESOURCE", "MIGRATE_INSUFFICIENT_RESOURCE"})
+_SECRET_BODY_KEYS = frozenset({"password", "imageAuth", "sshPassword"})
+
+
+class RateLimiter:
+    """A token bucket shared by all threads of a client: ``rate`` requests per second on
+    average, bursts up to ``burst`` (default: one second's worth, at least 1)."""
+
+    def __init__(
+        self,
+        rate_per_second: float,
+        burst: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if isinstance(rate_per_second, bool) or not rate_per_second > 0:
+            raise errors.ValidationError(
+                f"rate_per_second must be > 0, got {rate_per_second!r}", field="rate_per_second"
+            )
+        self.rate = float(rate_per_second)
+        self.burst = float(burst) if burst is not None else max(1.0, self.rate)
+        if self.burst < 1:
+            raise errors.ValidationError("burst must be >= 1", field="burst")
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = self.burst
+        self._updated = clock()
+
+    def reserve(self) -> float:
+        """Take one token now (possibly going into debt); return how long to wait before use."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            self._tokens -= 1.0
+            # Negative tokens are a queue of reservations: each waits for its own refill.
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def acquire(self) -> float:
+        """Block until a request may be sent; return the seconds waited."""
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def __repr__(self) -> str:
+        return f"<RateLimiter {self.rate:g}/s burst {self.burst:g}>"
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: ``"7"``, ``"1.5"`` or an HTTP date; junk → None."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _envelope(response: requests.Response) -> dict[str, Any]:
+    """The error envelope ``{code, reason, message, metadata}`` or a stand-in from the text."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return data
+    text = (response.text or "").strip()
+    return {"message": text[:200] if text else (response.reason or "")}
+
+
+def error_from_response(
+    response: requests.Response,
+    method: str,
+    path: str,
+    *,
+    scrub: Callable[[str], str] = lambda s: s,
+) -> errors.NovitaError:
+    """Map an HTTP error response to the error tree (message and reason from the envelope)."""
+    status = response.status_code
+    envelope = _envelope(response)
+    reason = envelope.get("reason") or None
+    reason = str(reason) if reason is not None else None
+    message = scrub(str(envelope.get("message") or envelope.get("error") or response.reason or ""))
+    if not message:
+        message = f"HTTP {status}"
+    metadata = envelope.get("metadata") if isinstance(envelope.get("metadata"), dict) else {}
+    common: dict[str, Any] = {"status": status, "reason": reason, "method": method, "path": path}
+    lowered = message.lower()
+
+    if status in (401, 403) or reason in ("UNAUTHORIZED", "FORBIDDEN", "INVALID_USER_TOKEN"):
+        return errors.AuthenticationError(message, **common)
+    if status == 429 or reason in ("RATE_LIMIT_EXCEEDED", "SEND_CODE_TOO_FAST"):
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return errors.RateLimitError(message, retry_after=retry_after, **common)
+    if status == 404 or (reason or "").endswith("_NOT_FOUND"):
+        return errors.NotFoundError(
+            message, hint="Check the id or name (client.instances() lists them).", **common
+        )
+    if reason == "VALIDATOR_PARAM":
+        field = metadata.get("field") if metadata else None
+        return errors.ValidationError(
+            message,
+            field=str(field) if field else None,
+            hint="The API rejected a parameter; see the message for which one.",
+            **common,
+        )
+    if reason in _CAPACITY_REASONS:
+        return errors.CapacityError(message, **common)
+    if (
+        reason in _STATE_REASONS
+        or "invalid state" in lowered
+        or "state change" in lowered
+        or (reason or "").endswith(("_STATE", "_STATUS"))
+    ):
+        return errors.InvalidStateError(
+            message,
+            hint="Wait until the instance settles (client.wait(...)) and try again.",
+            **common,
+        )
+    if status >= 500:
+        return errors.APIError(
+            message,
+            hint="The Novita API had a server error; idempotent calls were already retried.",
+            **common,
+        )
+    return errors.APIError(message, **common)
+
+
+def _network_reason(exc: BaseException) -> str:
+    """A short human reason for a connection failure, without URLs or query strings."""
+    text = repr(exc)
+    if "Connection refused" in text or "ECONNREFUSED" in text or "Errno 111" in text:
+        return "connection refused"
+    if "RemoteDisconnected" in text or "without response" in text:
+        return "the server closed the connection without a response"
+    if "reset by peer" in text or "ConnectionReset" in text or "Errno 104" in text:
+        return "connection reset"
+    if "Name or service not known" in text or "getaddrinfo" in text or "NameResolution" in text:
+        return "the host name could not be resolved"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError):
+        return "the response was cut off"
+    return type(exc).__name__
+
+
+class _Failure(Exception):
+    """Marker fed to pybreaker to record a failed attempt."""
+
+
+def _succeed() -> None:
+    return None
+
+
+def _fail() -> None:
+    raise _Failure()
+
+
+class Transport:
+    """Sends requests to the Novita v1 API on behalf of one client (thread-safe)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        max_retries: int = 4,
+        max_concurrency: int = 8,
+        rate_limiter: RateLimiter | None = None,
+        retry_backoff: float = 0.5,
+        retry_backoff_max: float = 60.0,
+        breaker_threshold: int = 5,
+        breaker_reset_timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        parts = urlsplit(self.api_url)
+        self._host = parts.hostname or ""
+        self._path_prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.rate_limiter = rate_limiter
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self._sleep = sleep
+        self._key = api_key  # the only place the raw key lives
+        self._count_lock = threading.Lock()
+        self._requests_made = 0
+
+        session = requests.Session()
+        session.trust_env = False
+        if not is_loopback_host(self._host):
+            session.proxies.update(requests.utils.get_environ_proxies(self.api_url))
+        adapter = HTTPAdapter(
+            pool_connections=2, pool_maxsize=max(1, max_concurrency), max_retries=0
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update(
+            {
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            }
+        )
+        self._session = session
+
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=breaker_threshold,
+            reset_timeout=breaker_reset_timeout,
+            throw_new_error_on_trip=False,
+            name="novita-api",
+        )
+        self._gate_lock = threading.Lock()
+        self._probe_in_flight = False
+
+    # -- public ------------------------------------------------------------------------------
+    @property
+    def requests_made(self) -> int:
+        """HTTP requests actually sent (every attempt counts; fail-fast refusals do not)."""
+        return self._requests_made
+
+    @property
+    def breaker_state(self) -> str:
+        """``closed``, ``open`` or ``half-open``."""
+        return self.breaker.current_state
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.api_url} breaker={self.breaker_state}>"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send one API call and return the decoded JSON (``{}`` for an empty body).
+
+        ``path`` is relative to the API URL (``/gpu/instances``). ``idempotent`` defaults to
+        True for GET only; only idempotent calls are retried.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method == "GET"
+        url = self.api_url + path
+        shown_path = self._path_prefix + path  # for errors and logs: no query, no host
+        body = jsonlib.dumps(json, separators=(",", ":")) if json is not None else None
+        scrub = self._scrubber(json)
+        attempts = 1 + (self.max_retries if idempotent else 0)
+        last_error: errors.NovitaError | None = None
+
+        for attempt in range(attempts):
+            probe = self._gate(method, shown_path, last_error)
+            if self.rate_limiter is not None:
+                self.rate_limiter.acquire()
+            started = time.perf_counter()
+            try:
+                response = self._session.request(
+                    method, url, params=params, data=body, timeout=self.timeout
+                )
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                self._count()
+                error = self._transport_error(exc, method, shown_path, idempotent)
+                self._record(failed=True, probe=probe)
+                retry_after = None
+            else:
+                self._count()
+                status = response.status_code
+                if status < 400:
+                    self._record(failed=False, probe=probe)
+                    if logger.isEnabledFor(logging.DEBUG):
+                        logger.debug(
+                            "%s %s -> %d in %.1f ms",
+                            method,
+                            shown_path,
+                            status,
+                            (time.perf_counter() - started) * 1000,
+                        )
+                    return self._decode(response, method, shown_path)
+                error = error_from_response(response, method, shown_path, scrub=scrub)
+                if status >= 500:
+                    self._record(failed=True, probe=probe)
+                elif status == 429:
+                    self._record(failed=None, probe=probe)
+                else:
+                    self._record(failed=False, probe=probe)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                response.close()
+                if not (status >= 500 or status == 429):
+                    raise error
+            last_error = error
+            if attempt + 1 >= attempts:
+                break
+            delay = self._backoff(attempt)
+            if retry_after is not None:
+                if retry_after > self.retry_backoff_max:
+                    logger.info(
+                        "%s %s: server asks to wait %.1f s (more than the %.0f s cap); giving up",
+                        method,
+                        shown_path,
+                        retry_after,
+                        self.retry_backoff_max,
+                    )
+                    break
+                # Retry-After is a floor: the retry never leaves before the server allows.
+                delay = max(delay, retry_after)
+            logger.info(
+                "retrying %s %s in %.2f s after %s (attempt %d of %d)",
+                method,
+                shown_path,
+                delay,
+                _short(error),
+                attempt + 2,
+                attempts,
+            )
+            self._sleep(delay)
+        assert last_error is not None
+        if idempotent and attempts > 1 and isinstance(last_error, errors.NovitaError):
+            last_error.attempts = attempts
+        raise last_error
+
+    # -- internals ---------------------------------------------------------------------------
+    def _count(self) -> None:
+        with self._count_lock:
+            self._requests_made += 1
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform(0, min(cap, base * 2**attempt))."""
+        ceiling = min(self.retry_backoff_max, self.retry_backoff * (2**attempt))
+        return random.uniform(0.0, ceiling)
+
+    def _gate(self, method: str, path: str, last_error: errors.NovitaError | None) -> bool:
+        """Fail fast while the breaker is open; let one probe through when it may close.
+        Returns True when this attempt is the half-open probe."""
+        breaker = self.breaker
+        if breaker.current_state == pybreaker.STATE_CLOSED:
+            return False
+        with self._gate_lock:
+            state = breaker.current_state
+            if state == pybreaker.STATE_CLOSED:
+                return False
+            opened_at = breaker._state_storage.opened_at  # pybreaker keeps it; no public getter
+            retry_at = opened_at.timestamp() + breaker.reset_timeout if opened_at else time.time()
+            if state == pybreaker.STATE_OPEN and time.time() >= retry_at:
+                breaker.half_open()
+                state = pybreaker.STATE_HALF_OPEN
+            elif state == pybreaker.STATE_HALF_OPEN and not self._probe_in_flight:
+                pass
+            else:
+                raise self._breaker_error(method, path, retry_at, last_error)
+            self._probe_in_flight = True
+            return True
+
+    def _breaker_error(
+        self,
+        method: str,
+        path: str,
+        retry_at: float,
+        last_error: errors.NovitaError | None,
+    ) -> errors.CircuitBreakerError:
+        wait = max(0.0, retry_at - time.time())
+        when = time.strftime("%H:%M:%S UTC", time.gmtime(retry_at))
+        error = errors.CircuitBreakerError(
+            f"the Novita API at {self._host} failed {self.breaker.fail_max} times in a row; "
+            f"failing fast until {when} (in {wait:.1f} s)",
+            retry_at=retry_at,
+            method=method,
+            path=path,
+            hint="Wait for the API to recover; the next call after retry_at probes it.",
+        )
+        if last_error is not None:
+            error.__cause__ = last_error
+        return error
+
+    def _record(self, *, failed: bool | None, probe: bool) -> None:
+        """Feed one attempt's outcome to the breaker (None: neutral, e.g. a 429)."""
+        if failed is not None:
+            before = self.breaker.current_state
+            with contextlib.suppress(_Failure, pybreaker.CircuitBreakerError):
+                self.breaker.call(_fail if failed else _succeed)
+            after = self.breaker.current_state
+            if after != before:
+                log = logger.warning if after == pybreaker.STATE_OPEN else logger.info
+                log("circuit breaker for %s: %s -> %s", self._host, before, after)
+        if probe:
+            with self._gate_lock:
+                self._probe_in_flight = False
+
+    def _transport_error(
+        self, exc: BaseException, method: str, path: str, idempotent: bool
+    ) -> errors.NovitaError:
+        common: dict[str, Any] = {"method": method, "path": path}
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return errors.TimeoutError(
+                f"could not connect to {self._host} within {self.timeout[0]:g} s", **common
+            )
+        if isinstance(exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
+            hint = (
+                "The call may still have reached the API; check before repeating it."
+                if not idempotent
+                else "Raise timeout=(connect, read) if the API is just slow."
+            )
+            return errors.TimeoutError(
+                f"no answer from {self._host} within {self.timeout[1]:g} s", hint=hint, **common
+            )
+        hint = None
+        if not idempotent:
+            hint = "The call was not retried (it is not idempotent); check its effect first."
+        return errors.NetworkError(
+            f"network error talking to {self._host}: {_network_reason(exc)}", hint=hint, **common
+        )
+
+    def _decode(self, response: requests.Response, method: str, path: str) -> Any:
+        content = response.content
+        if not content or not content.strip():
+            return {}
+        try:
+            return jsonlib.loads(content)
+        except ValueError:
+            raise errors.APIError(
+                "the API answered with a body that is not JSON",
+                status=response.status_code,
+                method=method,
+                path=path,
+            ) from None
+
+    def _scrubber(self, body: Any) -> Callable[[str], str]:
+        """A function removing the key and any password sent in ``body`` from API messages."""
+        secrets = [self._key]
+        if isinstance(body, dict):
+            _collect_secrets(body, secrets)
+        secrets = [s for s in secrets if isinstance(s, str) and len(s) >= 4]
+
+        def scrub(text: str) -> str:
+            for secret in secrets:
+                if secret in text:
+                    text = text.replace(secret, "***")
+            return text
+
+        return scrub
+
+
+def _collect_secrets(data: Any, into: list[str]) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in _SECRET_BODY_KEYS and isinstance(value, str):
+                into.append(value)
+                if ":" in value:  # imageAuth "user:password": the password alone too
+                    into.append(value.split(":", 1)[1])
+            else:
+                _collect_secrets(value, into)
+    elif isinstance(data, list):
+        for item in data:
+            _collect_secrets(item, into)
+
+
+def _short(error: errors.NovitaError) -> str:
+    if error.status is not None:
+        return f"HTTP {error.status}"
+    return type(error).__name__
