@@ -1,8 +1,587 @@
-"""The local ledger of instances created through this package, surviving kernel restarts.
+"""The local ledger of instances created through this package, surviving kernel restarts:
+a small JSON file (no secrets) plus Novita.mine(), watch_mine() and cleanup() over it.
 """
 
 from __future__ import annotations
 
+import getpass
+import json
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import NotFoundError, NovitaError, ValidationError
+from .models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time, phase_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["Ledger", "LedgerMixin", "ledger_dir", "LEDGER_FILE"]
+
+log = logging.getLogger(__name__)
+
+LEDGER_FILE = "ledger.json"
+LEDGER_VERSION = 1
+HOME_ENV = "NOVITA_NOTEBOOK_HOME"
+LOCK_TIMEOUT = 30.0  # seconds; a kernel holding the lock longer than this is stuck
+GONE = "gone"  # status shown for ledger instances the API no longer knows
+
+#: The only keys a ledger entry holds: identifiers and prices, never credentials.
+ENTRY_FIELDS = (
+    "id",
+    "name",
+    "api_url",
+    "region",
+    "product",
+    "gpu_num",
+    "price_per_hour",
+    "created_at",
+    "created_by",
+)
+
+
+def ledger_dir() -> Path:
+    """``$NOVITA_NOTEBOOK_HOME`` if set, else the user's config dir for novita-notebook."""
+    override = os.environ.get(HOME_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("novita-notebook"))
+
+
+def _created_by() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _normalise_url(url: str | None) -> str | None:
+    return url.rstrip("/") if isinstance(url, str) and url else None
+
+
+def _entry_from(instance: Any, api_url: str | None) -> dict[str, Any]:
+    """A ledger entry from an Instance, a raw API dict or an entry-like mapping."""
+    raw_keys = {"status", "productId", "productName", "clusterId", "clusterName"}
+    if isinstance(instance, Mapping) and raw_keys & set(instance):
+        instance = Instance.from_api(dict(instance))
+    if isinstance(instance, Instance):
+        fields = {
+            "id": instance.id,
+            "name": instance.name,
+            "region": instance.region,
+            "product": instance.product_name,
+            "gpu_num": instance.gpu_num,
+            "price_per_hour": instance.price_per_hour,
+            "created_at": instance.created_at,
+        }
+    elif isinstance(instance, Mapping):
+        fields = {key: instance.get(key) for key in ENTRY_FIELDS if key != "created_by"}
+        fields["created_at"] = parse_time(fields.get("created_at"))
+    else:
+        raise ValidationError(
+            "record() takes an Instance, a raw instance dict or a mapping with an 'id'",
+            field="instance",
+        )
+    if not isinstance(fields.get("id"), str) or not fields["id"]:
+        raise ValidationError("the instance to record has no id", field="instance.id")
+    price = fields.get("price_per_hour")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)):
+        raise ValidationError("price_per_hour must be a number of USD", field="price_per_hour")
+    created = fields.get("created_at")
+    return {
+        "id": fields["id"],
+        "name": str(fields.get("name") or ""),
+        "api_url": _normalise_url(fields.get("api_url") or api_url),
+        "region": fields.get("region"),
+        "product": fields.get("product"),
+        "gpu_num": fields.get("gpu_num"),
+        "price_per_hour": float(price) if price is not None else None,
+        "created_at": _iso(created if isinstance(created, datetime) else datetime.now(UTC)),
+        "created_by": _created_by(),
+    }
+
+
+class Ledger:
+    """Instances created through this package, in ``<config dir>/ledger.json``.
+
+    Every read-modify-write holds a cross-process file lock and replaces the file atomically,
+    so several kernels can record at once. A file that is not a valid ledger is moved aside
+    (``ledger.json.corrupt-<time>``) with a warning and a fresh ledger starts.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, api_url: str | None = None):
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise ValidationError("path must be a file path", field="path")
+        self._explicit_path = Path(path).expanduser() if path is not None else None
+        self.api_url = _normalise_url(api_url)
+        # The file lock is per process; the thread lock keeps this object's threads in line.
+        self._thread_lock = threading.RLock()
+
+    @property
+    def path(self) -> Path:
+        # Resolved on use so that NOVITA_NOTEBOOK_HOME set after construction still counts.
+        return self._explicit_path or ledger_dir() / LEDGER_FILE
+
+    def __repr__(self) -> str:
+        scope = f" for {self.api_url}" if self.api_url else ""
+        return f"<Ledger {self.path}{scope}>"
+
+    def __len__(self) -> int:
+        return len(self.entries())
+
+    # -- public --------------------------------------------------------------------------------
+    def record(self, instance: Any) -> dict[str, Any]:
+        """Add (or update) an instance; returns the stored entry."""
+        entry = _entry_from(instance, self.api_url)
+
+        def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            kept = [e for e in entries if not self._same(e, entry["id"], entry["api_url"])]
+            previous = [e for e in entries if self._same(e, entry["id"], entry["api_url"])]
+            if previous:  # keep who created it and when; refresh what may have been unknown
+                entry["created_at"] = previous[0].get("created_at") or entry["created_at"]
+                entry["created_by"] = previous[0].get("created_by") or entry["created_by"]
+                for key in ("region", "product", "gpu_num", "price_per_hour", "name"):
+                    if entry.get(key) in (None, ""):
+                        entry[key] = previous[0].get(key)
+            return [*kept, entry]
+
+        self._update(change)
+        return dict(entry)
+
+    def forget(self, instance_id: str, api_url: str | None = None) -> bool:
+        """Remove an instance (of this ledger's api_url); True if it was there."""
+        if not isinstance(instance_id, str) or not instance_id:
+            raise ValidationError("instance_id must be a non-empty string", field="instance_id")
+        url = _normalise_url(api_url) or self.api_url
+        removed: list[bool] = []
+
+        def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            kept = [e for e in entries if not self._same(e, instance_id, url)]
+            removed.append(len(kept) != len(entries))
+            return kept
+
+        self._update(change)
+        return removed[0]
+
+    def forget_many(self, instance_ids: Iterable[str], api_url: str | None = None) -> int:
+        """Remove several instances in one locked write; returns how many were removed."""
+        ids = set(instance_ids)
+        url = _normalise_url(api_url) or self.api_url
+        counts: list[int] = []
+
+        def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            kept = [e for e in entries if not (e.get("id") in ids and self._in_scope(e, url))]
+            counts.append(len(entries) - len(kept))
+            return kept
+
+        if not ids:
+            return 0
+        self._update(change)
+        return counts[0]
+
+    def entries(
+        self, api_url: str | None = None, *, all_urls: bool = False
+    ) -> list[dict[str, Any]]:
+        """Entries for ``api_url`` (default: this ledger's), oldest first; ``all_urls`` for all."""
+        url = None if all_urls else (_normalise_url(api_url) or self.api_url)
+        with self._thread_lock, self._file_lock():
+            entries = self._read()
+        chosen = [dict(e) for e in entries if self._in_scope(e, url)]
+        return sorted(chosen, key=lambda e: e.get("created_at") or "")
+
+    def get(self, instance_id: str) -> dict[str, Any] | None:
+        """The entry of one instance (this api_url), or None."""
+        for entry in self.entries():
+            if entry.get("id") == instance_id:
+                return entry
+        return None
+
+    def clear(self) -> None:
+        """Forget every instance of this ledger's api_url (all of them when it has none)."""
+        self._update(lambda entries: [e for e in entries if not self._in_scope(e, self.api_url)])
+
+    # -- internals -----------------------------------------------------------------------------
+    @staticmethod
+    def _in_scope(entry: Mapping[str, Any], url: str | None) -> bool:
+        return url is None or _normalise_url(entry.get("api_url")) == url
+
+    def _same(self, entry: Mapping[str, Any], instance_id: str, url: str | None) -> bool:
+        return entry.get("id") == instance_id and self._in_scope(entry, url)
+
+    def _file_lock(self) -> Any:
+        from filelock import FileLock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT)
+
+    def _update(self, change: Any) -> None:
+        with self._thread_lock, self._file_lock():
+            entries = self._read()
+            self._write(change(entries))
+
+    def _read(self) -> list[dict[str, Any]]:
+        """The entries on disk (caller holds the lock); a broken file is moved aside."""
+        path = self.path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        try:
+            data = json.loads(text)
+            entries = data["instances"] if isinstance(data, dict) else None
+            if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries
+            ):
+                raise ValueError("not a ledger: expected {'instances': [{'id': ...}, ...]}")
+        except (ValueError, KeyError, TypeError) as error:
+            aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+            counter = 1
+            while aside.exists():
+                aside = aside.with_name(f"{aside.name}-{counter}")
+                counter += 1
+            os.replace(path, aside)
+            message = (
+                f"novita-notebook: the ledger {path} was unreadable ({error}); "
+                f"moved it to {aside.name} and started a new one"
+            )
+            log.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            return []
+        return [{key: e.get(key) for key in ENTRY_FIELDS} for e in entries]
+
+    def _write(self, entries: list[dict[str, Any]]) -> None:
+        """Atomic replace: readers see the old file or the new one, never half of one."""
+        path = self.path
+        data = {"version": LEDGER_VERSION, "instances": entries}
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                json.dump(data, file, indent=1, sort_keys=True)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Novita methods over the ledger
+# ---------------------------------------------------------------------------------------------
+
+MINE_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "phase",
+    "region",
+    "product",
+    "gpu_num",
+    "price_per_hour",
+    "cost_so_far",
+    "created_at",
+    "age_hours",
+    "created_by",
+)
+CLEANUP_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "region",
+    "product",
+    "price_per_hour",
+    "age_hours",
+    "action",
+    "saves_per_hour",
+    "result",
+)
+
+
+def _hours_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds() / 3600.0)
+
+
+def _cost_so_far(live: Instance | None, price: float | None, now: datetime) -> float | None:
+    """Estimated compute spend of the current (or last) run: price × hours billed.
+
+    Billing covers the time since the last start while the status is billed, or the last
+    start→stop span once stopped. Earlier runs are not visible through the API.
+    """
+    if price is None or live is None:
+        return None
+    started = live.started_at or live.created_at
+    if live.status in BILLED_STATUSES:
+        hours = _hours_between(started, now)
+    elif live.stopped_at is not None and started is not None and live.stopped_at >= started:
+        hours = _hours_between(started, live.stopped_at)
+    else:
+        hours = 0.0
+    return None if hours is None else round(price * hours, 4)
+
+
+def _parse_older_than(value: Any) -> timedelta | None:
+    """``older_than``: a timedelta, hours as a number, or text like ``"2h"``/``"30min"``."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        delta = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        delta = timedelta(hours=float(value))
+    elif isinstance(value, str):
+        import pandas as pd
+
+        try:
+            delta = pd.Timedelta(value).to_pytimedelta()
+        except (ValueError, TypeError):
+            raise ValidationError(
+                f"older_than {value!r} is not a duration (try '2h', '30min' or a number of hours)",
+                field="older_than",
+            ) from None
+    else:
+        raise ValidationError(
+            "older_than must be a timedelta, a number of hours or text like '2h'",
+            field="older_than",
+        )
+    if delta < timedelta(0):
+        raise ValidationError("older_than must not be negative", field="older_than")
+    return delta
+
+
+def _name_filter(names: Any) -> set[str] | None:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [names]
+    try:
+        chosen = {str(n) for n in names}
+    except TypeError:
+        raise ValidationError(
+            "names must be a name or a list of names/ids", field="names"
+        ) from None
+    if not chosen:
+        raise ValidationError("names must not be empty (use None for all)", field="names")
+    return chosen
+
 
 class LedgerMixin:
-    """Methods of Novita over the ledger: mine() and cleanup()."""
+    """Methods of Novita over the ledger: mine(), watch_mine() and cleanup()."""
+
+    def _the_ledger(self) -> Ledger:
+        """``self.ledger`` (built lazily by the core client); one of our own if it has none."""
+        try:
+            return self.ledger  # type: ignore[attr-defined]
+        except AttributeError:
+            cached = self.__dict__.get("_fallback_ledger")
+            if cached is None:
+                cached = Ledger(api_url=getattr(self.config, "api_url", None))  # type: ignore[attr-defined]
+                self.__dict__["_fallback_ledger"] = cached
+            return cached
+
+    def _ledger_api_url(self) -> str | None:
+        ledger = self._the_ledger()
+        return ledger.api_url or _normalise_url(getattr(self.config, "api_url", None))  # type: ignore[attr-defined]
+
+    def _ledger_rows(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """This api_url's ledger entries and, from ONE list call, the live raw instances."""
+        entries = self._the_ledger().entries(self._ledger_api_url())  # type: ignore[attr-defined]
+        if not entries:
+            return entries, {}
+        live = {str(raw.get("id")): raw for raw in self.api.list_instances()}  # type: ignore[attr-defined]
+        return entries, live
+
+    def _price_of(self, entry: Mapping[str, Any], raw: dict[str, Any] | None) -> float | None:
+        if entry.get("price_per_hour") is not None:
+            return float(entry["price_per_hour"])
+        if raw is None:
+            return None
+        try:  # the client prices instances from its cached catalog (no extra list call)
+            return self.to_instance(raw).price_per_hour  # type: ignore[attr-defined]
+        except (NovitaError, AttributeError):
+            return None
+
+    def mine(self, refresh: bool = True, *, prune: bool = False) -> pd.DataFrame:
+        """Instances this package created against this API (from the ledger), oldest first.
+
+        ``refresh`` joins live status from one list call (instances the API no longer knows
+        show as ``gone``; ``prune=True`` forgets them); ``refresh=False`` reads only the file.
+        Columns: id, name, status, phase, region, product, gpu_num, price_per_hour,
+        cost_so_far (USD, current run), created_at, age_hours, created_by.
+        """
+        import pandas as pd
+
+        if prune and not refresh:
+            raise ValidationError("prune=True needs refresh=True (live status)", field="prune")
+        if refresh:
+            entries, live = self._ledger_rows()
+        else:
+            entries, live = self._the_ledger().entries(self._ledger_api_url()), {}  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        rows, gone = [], []
+        for entry in entries:
+            raw = live.get(entry["id"])
+            inst = Instance.from_api(raw) if raw is not None else None
+            price = self._price_of(entry, raw) if refresh else entry.get("price_per_hour")
+            created = parse_time(entry.get("created_at"))
+            if not refresh:
+                status, phase = None, "unknown"
+            elif inst is None:
+                status, phase = GONE, "removed"
+                gone.append(entry["id"])
+            else:
+                status, phase = inst.status, phase_of(inst.status, inst.status_error)
+            rows.append(
+                {
+                    "id": entry["id"],
+                    "name": (inst.name if inst is not None and inst.name else entry.get("name")),
+                    "status": status,
+                    "phase": phase,
+                    "region": (inst.region if inst is not None else None) or entry.get("region"),
+                    "product": (inst.product_name if inst is not None else None)
+                    or entry.get("product"),
+                    "gpu_num": (inst.gpu_num if inst is not None else None) or entry.get("gpu_num"),
+                    "price_per_hour": price,
+                    "cost_so_far": _cost_so_far(inst, price, now),
+                    "created_at": created,
+                    "age_hours": round(_hours_between(created, now) or 0.0, 3) if created else None,
+                    "created_by": entry.get("created_by"),
+                }
+            )
+        if prune and gone:
+            self._the_ledger().forget_many(gone, self._ledger_api_url())  # type: ignore[attr-defined]
+        frame = pd.DataFrame(rows, columns=list(MINE_COLUMNS))
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        frame.attrs["pruned"] = list(gone) if prune else []
+        return frame
+
+    def watch_mine(self, **kwargs: Any) -> Any:
+        """Watch every live instance of the ledger again (after a kernel restart, say)."""
+        entries, live = self._ledger_rows()
+        ids = [
+            e["id"]
+            for e in entries
+            if e["id"] in live and str(live[e["id"]].get("status")) not in GONE_STATUSES
+        ]
+        if not ids:
+            raise NotFoundError(
+                "no live instance in the ledger for this API; create one or check mine()",
+                hint="Novita.mine() lists what the ledger remembers.",
+            )
+        return self.watch(ids, **kwargs)  # type: ignore[attr-defined]
+
+    def cleanup(
+        self,
+        *,
+        stop: bool = False,
+        delete: bool = False,
+        dry_run: bool = True,
+        older_than: Any = None,
+        names: Any = None,
+    ) -> pd.DataFrame:
+        """Find the ledger's forgotten instances and stop or delete them.
+
+        Dry run (the default) only previews: ``action`` says what would happen (``stop`` for
+        running ones unless ``delete=True``, ``delete`` for every live one with it, ``forget``
+        for those already gone) and ``saves_per_hour`` the hourly spend it saves. With
+        ``dry_run=False`` the actions run; deleted and gone instances leave the ledger.
+        ``older_than`` (timedelta, hours, or '2h') and ``names`` (names or ids) narrow it.
+        """
+        import pandas as pd
+
+        for field, value in (("stop", stop), ("delete", delete), ("dry_run", dry_run)):
+            if not isinstance(value, bool):
+                raise ValidationError(f"{field} must be True or False", field=field)
+        if not dry_run and not (stop or delete):
+            raise ValidationError(
+                "cleanup(dry_run=False) needs stop=True or delete=True: say what to do",
+                field="dry_run",
+            )
+        min_age = _parse_older_than(older_than)
+        wanted = _name_filter(names)
+        entries, live = self._ledger_rows()
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        to_forget: list[str] = []
+        for entry in entries:
+            raw = live.get(entry["id"])
+            inst = Instance.from_api(raw) if raw is not None else None
+            name = inst.name if inst is not None and inst.name else entry.get("name")
+            if wanted is not None and name not in wanted and entry["id"] not in wanted:
+                continue
+            created = parse_time(entry.get("created_at"))
+            age = _hours_between(created, now)
+            if min_age is not None and (age is None or age * 3600 < min_age.total_seconds()):
+                continue
+            status = inst.status if inst is not None else GONE
+            price = self._price_of(entry, raw)
+            if inst is None or status in GONE_STATUSES:
+                action = "forget"
+            elif delete:
+                action = "delete"
+            elif status == "running":
+                action = "stop"
+            else:
+                action = "keep"
+            billed = inst is not None and status in BILLED_STATUSES
+            saves = price if billed and action in {"stop", "delete"} and price else 0.0
+            row = {
+                "id": entry["id"],
+                "name": name,
+                "status": status,
+                "region": (inst.region if inst is not None else None) or entry.get("region"),
+                "product": (inst.product_name if inst is not None else None)
+                or entry.get("product"),
+                "price_per_hour": price,
+                "age_hours": round(age, 3) if age is not None else None,
+                "action": action,
+                "saves_per_hour": round(saves, 4),
+                "result": "dry run" if dry_run else None,
+            }
+            if not dry_run:
+                row["result"] = self._cleanup_one(row, to_forget)
+            rows.append(row)
+        if to_forget:
+            self._the_ledger().forget_many(to_forget, self._ledger_api_url())  # type: ignore[attr-defined]
+        frame = pd.DataFrame(rows, columns=list(CLEANUP_COLUMNS))
+        done = frame if dry_run else frame[frame["result"].isin(["stopped", "deleted"])]
+        frame.attrs["dry_run"] = dry_run
+        frame.attrs["saves_per_hour"] = round(float(done["saves_per_hour"].sum()), 4)
+        return frame
+
+    def _cleanup_one(self, row: dict[str, Any], to_forget: list[str]) -> str:
+        """Carry out one cleanup action; errors are reported in the row, not raised."""
+        action, instance_id = row["action"], row["id"]
+        try:
+            if action == "stop":
+                self.api.stop_instance(instance_id)  # type: ignore[attr-defined]
+                return "stopped"
+            if action == "delete":
+                self.api.delete_instance(instance_id)  # type: ignore[attr-defined]
+                to_forget.append(instance_id)
+                return "deleted"
+            if action == "forget":
+                to_forget.append(instance_id)
+                return "forgotten"
+            return "kept"
+        except NotFoundError:
+            to_forget.append(instance_id)  # gone between the listing and the action
+            return "forgotten"
+        except NovitaError as error:
+            log.warning("cleanup could not %s %s: %s", action, instance_id, error.message)
+            return f"failed: {error.message}"
