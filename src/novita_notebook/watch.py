@@ -192,12 +192,15 @@ class Backoff:
 
     def observe(self, status: str | None, *, urgent: bool = False) -> bool:
         """Tell the schedule what the instance reports. Returns True when the status changed
-        (and the schedule went back to fast). ``urgent`` asks for the fast pace in this status
+        (a change of phase also sends the schedule back to fast). ``urgent`` asks for the fast pace in this status
         (e.g. running but not reachable yet: the app is seconds away)."""
         changed = status != self._status
         if changed:
+            # A new phase means news is likely soon: poll fast again. A step within a phase
+            # (creating → pulling) keeps the pace; its ceiling still applies at once.
+            if self._status is None or phase_of(status) != phase_of(self._status):
+                self.reset()
             self._status = status
-            self.reset()
         self._ceiling = self.ceiling_for(status, urgent=urgent)
         return changed
 

@@ -1,0 +1,140 @@
+"""Unit tests of the one backoff schedule: growth, jitter bounds, status awareness, validation.
+Also compares adaptive and fixed 1-s polling on simulated provisioning timelines (virtual clock).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from novita_notebook.errors import ValidationError
+from novita_notebook.watch import Backoff
+
+
+def test_grows_geometrically_to_the_cap_without_jitter():
+    schedule = Backoff(initial=0.5, cap=10.0, factor=2.0, jitter=False)
+    delays = [schedule.next_delay() for _ in range(8)]
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+
+
+def test_full_jitter_stays_between_floor_and_current_step():
+    schedule = Backoff(initial=0.5, cap=10.0, factor=2.0, seed=3)
+    steps = [0.5, 1.0, 2.0, 4.0, 8.0] + [10.0] * 200
+    delays = []
+    for step in steps:
+        delay = schedule.next_delay()
+        assert schedule.floor <= delay <= step
+        delays.append(delay)
+    # Jitter really spreads the delays at the cap (not all equal to the step).
+    capped = delays[5:]
+    assert min(capped) < 5.0 < max(capped)
+
+
+def test_same_seed_same_delays_and_fresh_copies_are_independent():
+    template = Backoff(initial=0.1, cap=1.0, seed=42)
+    first = template.fresh()
+    second = template.fresh()
+    assert [first.next_delay() for _ in range(5)] == [second.next_delay() for _ in range(5)]
+    # The template itself did not move.
+    assert template.current_step == pytest.approx(0.1)
+
+
+def test_status_change_resets_to_fast_and_status_sets_the_ceiling():
+    schedule = Backoff(initial=1.0, cap=16.0, jitter=False)
+    assert schedule.observe("creating") is True
+    for _ in range(10):
+        schedule.next_delay()
+    assert schedule.current_step == 16.0
+    assert schedule.observe("creating") is False  # same status: no reset
+    assert schedule.current_step == 16.0
+    # Same phase (provisioning): the pace is kept, but pulling's moderate ceiling applies.
+    assert schedule.observe("pulling") is True
+    assert schedule.next_delay() == 8.0  # half the cap
+    schedule.observe("starting")  # new phase, and running is seconds away: fast
+    assert schedule.next_delay() == 1.0
+    assert max(schedule.next_delay() for _ in range(10)) == 2.0
+    schedule.observe("stopping")
+    assert max(schedule.next_delay() for _ in range(10)) == 4.0
+    schedule.observe("running", urgent=True)
+    assert max(schedule.next_delay() for _ in range(10)) == 2.0
+
+
+def test_fixed_and_scaled_schedules():
+    fixed = Backoff.fixed(1.0)
+    fixed.observe("pulling")
+    assert {fixed.next_delay() for _ in range(20)} == {1.0}
+    small = Backoff(initial=0.5, cap=10.0, jitter=False).scaled(0.01)
+    assert (small.initial, small.cap) == pytest.approx((0.005, 0.1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"initial": 0}, "initial"),
+        ({"initial": -1}, "initial"),
+        ({"initial": "fast"}, "initial"),
+        ({"initial": 2.0, "cap": 1.0}, "cap"),
+        ({"factor": 0.5}, "factor"),
+        ({"floor": 5.0}, "floor"),
+        ({"cap": float("inf")}, "cap"),
+    ],
+)
+def test_bad_parameters_name_the_field(kwargs, field):
+    with pytest.raises(ValidationError) as info:
+        Backoff(**kwargs)
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adaptive vs fixed polling on a virtual clock
+# ---------------------------------------------------------------------------------------------
+
+
+def provisioning_timeline(total: float) -> list[tuple[str, float]]:
+    """Create path as the API reports it: toCreate 1 s, creating 4 s, pulling the rest."""
+    return [("toCreate", 1.0), ("creating", 4.0), ("pulling", total - 5.0)]
+
+
+def simulate(schedule: Backoff, timeline: list[tuple[str, float]]) -> tuple[int, float]:
+    """Poll a timeline that ends in running; return (calls, detection lag in seconds)."""
+    running_at = sum(duration for _, duration in timeline)
+
+    def status_at(t: float) -> str:
+        elapsed = 0.0
+        for status, duration in timeline:
+            elapsed += duration
+            if t < elapsed:
+                return status
+        return "running"
+
+    now, calls = 0.0, 0
+    while True:
+        calls += 1
+        status = status_at(now)
+        if status == "running":
+            return calls, now - running_at
+        schedule.observe(status)
+        now += schedule.next_delay()
+
+
+@pytest.mark.parametrize("total", [10.0, 30.0, 90.0])
+def test_adaptive_makes_fewer_calls_than_fixed_one_second_polling(total):
+    runs = 200
+    adaptive_calls = adaptive_lag = 0.0
+    for seed in range(runs):
+        calls, lag = simulate(Backoff(seed=seed), provisioning_timeline(total))
+        adaptive_calls += calls / runs
+        adaptive_lag += lag / runs
+    fixed_calls, fixed_lag = 0.0, 0.0
+    for seed in range(runs):
+        # Fixed polling's lag depends on where the timeline starts within its 1-s tick.
+        offset = (seed + 0.5) / runs
+        calls, lag = simulate(
+            Backoff.fixed(1.0), [("toCreate", 1.0 + offset)] + provisioning_timeline(total)[1:]
+        )
+        fixed_calls += calls / runs
+        fixed_lag += lag / runs
+    assert adaptive_calls < fixed_calls
+    # The saving costs a bounded delay: a few seconds at most, not a cap-sized one.
+    assert adaptive_lag < 3.0
+    assert fixed_lag <= 1.0
