@@ -1,0 +1,334 @@
+"""Input rules for creating instances and templates, checked before any HTTP call.
+Each checker returns the normalised value or records (field, rule) problems in a Problems list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import ValidationError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BILLING_METHODS: tuple[str, ...] = ("onDemand", "spot", "monthly")
+PORT_TYPES: tuple[str, ...] = ("tcp", "http")
+RESERVED_PORTS: frozenset[int] = frozenset({2222, 2223, 2224})
+MAX_PORTS = 15  # ports + tools, upstream limit
+MAX_ENVS = 100
+MAX_ENV_KEY = 511
+MAX_ENV_VALUE = 4095
+MAX_COMMAND = 2047
+MAX_IMAGE = 500
+MIN_ROOTFS_GB = 10
+MAX_ROOTFS_GB = 6144
+MIN_GPU_NUM = 1
+MAX_GPU_NUM = 8
+MAX_NETWORK_STORAGES = 30
+MAX_MOUNT_POINT = 4095
+
+
+class Problems:
+    """Collects every (field, rule) broken so one error can list them all."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, rule: str) -> None:
+        self.items.append((field, rule))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        """Raise one ValidationError naming every field and rule (the first field is ``field``)."""
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            field, rule = self.items[0]
+            message = f"{field}: {rule}"
+        else:
+            lines = "\n".join(f"  - {field}: {rule}" for field, rule in self.items)
+            message = f"{len(self.items)} invalid arguments:\n{lines}"
+        raise ValidationError(message, field=self.items[0][0], problems=list(self.items))
+
+
+def check_name(name: Any, problems: Problems, field: str = "name") -> str | None:
+    """Instance names: letters, digits and hyphens, 1–63 chars, no leading/trailing hyphen."""
+    if not isinstance(name, str):
+        problems.add(field, f"must be a string, got {type(name).__name__}")
+        return None
+    if not 1 <= len(name) <= 63:
+        problems.add(field, f"must be 1–63 characters long, got {len(name)}")
+        return None
+    if not NAME_PATTERN.match(name):
+        problems.add(
+            field,
+            f"{name!r} may contain only letters, digits and hyphens, and may not start or end "
+            "with a hyphen",
+        )
+        return None
+    return name
+
+
+def check_int_range(value: Any, low: int, high: int, problems: Problems, field: str) -> int | None:
+    """An int (not a bool, not a float with a fraction) within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        problems.add(field, f"must be an integer between {low} and {high}, got {value!r}")
+        return None
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except ValueError:
+        number = None
+    if number is None:
+        problems.add(field, f"must be an integer between {low} and {high}, got {value!r}")
+        return None
+    if not low <= number <= high:
+        problems.add(field, f"must be between {low} and {high}, got {number}")
+        return None
+    return number
+
+
+def check_gpu_num(value: Any, problems: Problems) -> int | None:
+    return check_int_range(value, MIN_GPU_NUM, MAX_GPU_NUM, problems, "gpu_num")
+
+
+def check_rootfs(value: Any, problems: Problems, field: str = "rootfs_gb") -> int | None:
+    return check_int_range(value, MIN_ROOTFS_GB, MAX_ROOTFS_GB, problems, field)
+
+
+def check_billing(value: Any, problems: Problems) -> str | None:
+    if value not in BILLING_METHODS:
+        problems.add("billing", f"must be one of {', '.join(BILLING_METHODS)}, got {value!r}")
+        return None
+    return str(value)
+
+
+def check_text(
+    value: Any, problems: Problems, field: str, *, max_len: int, min_len: int = 0
+) -> str | None:
+    """Optional free text (command, entrypoint, image) within length bounds."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add(field, f"must be a string, got {type(value).__name__}")
+        return None
+    if not min_len <= len(value) <= max_len:
+        problems.add(field, f"must be {min_len}–{max_len} characters long, got {len(value)}")
+        return None
+    return value
+
+
+def check_image(value: Any, problems: Problems, field: str = "image") -> str | None:
+    if value is None:
+        return None
+    image = check_text(value, problems, field, max_len=MAX_IMAGE, min_len=1)
+    if image is not None and (image != image.strip() or any(c.isspace() for c in image)):
+        problems.add(field, f"{image!r} must not contain whitespace")
+        return None
+    return image
+
+
+def check_max_price(value: Any, problems: Problems) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        problems.add("max_price", f"must be a positive number of USD per GPU-hour, got {value!r}")
+        return None
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+# ---------------------------------------------------------------------------------------------
+
+
+def _one_port(port: Any, kind: Any, problems: Problems, field: str) -> tuple[int, str] | None:
+    number: int | None = None
+    if isinstance(port, int) and not isinstance(port, bool):
+        number = port
+    elif isinstance(port, str) and port.strip().isdigit():
+        number = int(port.strip())
+    if number is None:
+        problems.add(field, f"port {port!r} is not a number")
+        return None
+    kind_text = str(kind).strip().lower() if kind is not None else "tcp"
+    ok = True
+    if not 1 <= number <= 65535:
+        problems.add(field, f"port {number} must be between 1 and 65535")
+        ok = False
+    elif number in RESERVED_PORTS:
+        problems.add(field, f"port {number} is reserved (2222–2224 are used by Novita)")
+        ok = False
+    if kind_text not in PORT_TYPES:
+        problems.add(field, f"port {number} type {kind!r} must be tcp or http")
+        ok = False
+    return (number, kind_text) if ok else None
+
+
+def _split_port_text(item: str) -> tuple[str, str | None]:
+    text = item.strip()
+    if "/" in text:
+        number, kind = text.split("/", 1)
+        return number.strip(), kind.strip()
+    return text, None
+
+
+def parse_ports(ports: Any, problems: Problems, field: str = "ports") -> list[tuple[int, str]]:
+    """Accept ``"8888/http,22/tcp"``, ``[8888, "22/tcp", (80, "http")]`` or ``{8888: "http"}``.
+    A port without a type is tcp. Returns [(port, type)] in order, duplicates removed."""
+    if ports is None:
+        return []
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(ports, str):
+        pairs = [_split_port_text(p) for p in ports.split(",") if p.strip()]
+    elif isinstance(ports, Mapping):
+        pairs = list(ports.items())
+    elif isinstance(ports, Iterable):
+        for item in ports:
+            if isinstance(item, str):
+                pairs.append(_split_port_text(item))
+            elif isinstance(item, tuple | list) and len(item) == 2:
+                pairs.append((item[0], item[1]))
+            elif isinstance(item, Mapping) and "port" in item:
+                pairs.append((item["port"], item.get("type")))
+            else:
+                pairs.append((item, None))
+    else:
+        problems.add(
+            field, f"must be a string like '8888/http,22/tcp', a list or a dict, got {ports!r}"
+        )
+        return []
+    result: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    for port, kind in pairs:
+        parsed = _one_port(port, kind, problems, field)
+        if parsed is None:
+            continue
+        if parsed[0] in seen:
+            problems.add(field, f"port {parsed[0]} is listed twice")
+            continue
+        seen.add(parsed[0])
+        result.append(parsed)
+    if len(result) > MAX_PORTS:
+        problems.add(field, f"at most {MAX_PORTS} ports (including tools), got {len(result)}")
+    return result
+
+
+def format_ports(ports: Iterable[tuple[int, str]]) -> str:
+    """[(8888, "http"), (22, "tcp")] → ``"8888/http,22/tcp"`` (the create body's format)."""
+    return ",".join(f"{port}/{kind}" for port, kind in ports)
+
+
+def group_ports(ports: Iterable[tuple[int, str]]) -> list[dict[str, Any]]:
+    """[(8888, "http"), (22, "tcp")] → template groups ``[{"type": "http", "ports": [8888]}, ...]``."""
+    groups: dict[str, list[int]] = {}
+    for port, kind in ports:
+        groups.setdefault(kind, []).append(port)
+    return [{"type": kind, "ports": numbers} for kind, numbers in groups.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment variables
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_envs(envs: Any, problems: Problems, field: str = "envs") -> list[tuple[str, str]]:
+    """Accept a dict or a list of (key, value) pairs / {"key", "value"} dicts.
+    Values are turned into strings; keys must look like shell variable names."""
+    if envs is None:
+        return []
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(envs, Mapping):
+        pairs = list(envs.items())
+    elif isinstance(envs, Iterable) and not isinstance(envs, str | bytes):
+        for item in envs:
+            if isinstance(item, Mapping) and "key" in item:
+                pairs.append((item["key"], item.get("value", "")))
+            elif isinstance(item, tuple | list) and len(item) == 2:
+                pairs.append((item[0], item[1]))
+            else:
+                problems.add(field, f"entry {item!r} must be a (key, value) pair")
+    else:
+        problems.add(field, f"must be a dict or a list of (key, value) pairs, got {envs!r}")
+        return []
+    if len(pairs) > MAX_ENVS:
+        problems.add(field, f"at most {MAX_ENVS} variables, got {len(pairs)}")
+    result: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if not isinstance(key, str) or not ENV_KEY_PATTERN.match(key):
+            problems.add(field, f"key {key!r} must match [A-Za-z_][A-Za-z0-9_]*")
+            continue
+        if len(key) > MAX_ENV_KEY:
+            problems.add(field, f"key {key[:20]}… is longer than {MAX_ENV_KEY} characters")
+            continue
+        text = "" if value is None else str(value)
+        if len(text) > MAX_ENV_VALUE:
+            # The value may be a secret: name the key, never echo the value.
+            problems.add(field, f"value of {key} is longer than {MAX_ENV_VALUE} characters")
+            continue
+        result.append((key, text))
+    return result
+
+
+def merge_envs(
+    base: Iterable[tuple[str, str]], overrides: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Template envs first, user envs override by key (order: template order, then new keys)."""
+    merged: dict[str, str] = dict(base)
+    for key, value in overrides:
+        merged[key] = value
+    return list(merged.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# Network storages
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_network_storages(value: Any, problems: Problems) -> list[dict[str, str]]:
+    """Accept ids, (id, mount_point) pairs or dicts with id/Id and mountPoint/mount_point.
+    Returns the body form ``[{"Id": ..., "mountPoint": ...}]`` (capital Id, as upstream)."""
+    field = "network_storages"
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str | Mapping) else value
+    if not isinstance(items, Iterable):
+        problems.add(field, f"must be a list of storage ids or dicts, got {value!r}")
+        return []
+    result: list[dict[str, str]] = []
+    for item in items:
+        if isinstance(item, str):
+            storage_id, mount = item, "/network"
+        elif isinstance(item, tuple | list) and len(item) == 2:
+            storage_id, mount = item
+        elif isinstance(item, Mapping):
+            storage_id = item.get("Id") or item.get("id") or item.get("storage_id")
+            mount = item.get("mountPoint") or item.get("mount_point") or "/network"
+        else:
+            problems.add(field, f"entry {item!r} must be an id, (id, mount_point) or a dict")
+            continue
+        if not isinstance(storage_id, str) or not storage_id:
+            problems.add(field, f"entry {item!r} has no storage id")
+            continue
+        if not isinstance(mount, str) or not 1 <= len(mount) <= MAX_MOUNT_POINT:
+            problems.add(
+                field, f"mount point of {storage_id} must be 1–{MAX_MOUNT_POINT} characters"
+            )
+            continue
+        result.append({"Id": storage_id, "mountPoint": mount})
+    if len(result) > MAX_NETWORK_STORAGES:
+        problems.add(field, f"at most {MAX_NETWORK_STORAGES} network storages, got {len(result)}")
+    return result
+
+
+def check_text_field(value: Any, field: str, *, min_len: int, max_len: int) -> str:
+    """A required string within bounds, raising at once (for the small helper methods)."""
+    problems = Problems()
+    if value is None:
+        problems.add(field, "is required")
+    else:
+        check_text(value, problems, field, max_len=max_len, min_len=min_len)
+    problems.raise_if_any()
+    return value
