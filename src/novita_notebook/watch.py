@@ -335,6 +335,8 @@ def _importable(module: str) -> bool:
 
 EventCallback = Callable[[StatusChange], Any]
 
+_MAX_PAGES = 1000  # 100k instances: a guard against a listing that never ends
+
 _EVENT_COLUMNS = ["time", "instance_id", "name", "old_status", "new_status", "phase"]
 _FRAME_COLUMNS = [
     "instance_id",
@@ -625,7 +627,11 @@ class Watcher:
                 if raw_id:
                     items[raw_id] = raw
             fetched = (page - 1) * self.page_size + len(page_items)
-            if not page_items or len(page_items) < self.page_size or fetched >= (total or 0):
+            # A short page ends the listing; so does the reported total (None: not reported).
+            if len(page_items) < self.page_size or (total is not None and fetched >= total):
+                break
+            if page >= _MAX_PAGES:
+                logger.warning("instance listing stopped at %d pages", _MAX_PAGES)
                 break
             page += 1
         return list(items.values())
