@@ -1,0 +1,80 @@
+"""``python -m novita_notebook.sandbox`` / ``novita-notebook sandbox``: serve the sandbox on
+loopback until Ctrl-C, printing its URL and API key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .app import DEFAULT_API_KEY, Sandbox
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--speed must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("--speed must be > 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port must be an integer, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("--port must be between 0 and 65535 (0 = any free port)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="novita-notebook sandbox",
+        description="Run the offline Novita GPU cloud (v1 API) on loopback until Ctrl-C.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8787, help="port (default 8787, 0 = free)")
+    parser.add_argument("--api-key", default=None, help=f"accepted key (default {DEFAULT_API_KEY})")
+    parser.add_argument(
+        "--speed", type=_speed, default=1.0, help="clock speed-up factor (default 1 = real time)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="catalog and stock seed (default 0)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sandbox = Sandbox(
+        speed=args.speed, seed=args.seed, api_key=args.api_key, host=args.host, port=args.port
+    )
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"novita sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    # SIGTERM ends the process as cleanly as Ctrl-C does.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"Novita sandbox running at {sandbox.url}", flush=True)
+    print(f"API URL: {sandbox.api_url}", flush=True)
+    print(f"API key: {sandbox.api_key}", flush=True)
+    print(f"speed x{sandbox.speed:g}, seed {sandbox.seed}. Press Ctrl-C to stop.", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+        print("Novita sandbox stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
