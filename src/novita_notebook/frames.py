@@ -1,0 +1,353 @@
+"""Models → pandas DataFrames with real dtypes (float prices, aware UTC datetimes, ordered
+categorical statuses, string ids), plus fuzzy GPU matching and cost estimates used by them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from .models import (
+    BILLED_STATUSES,
+    STATUS_ORDER,
+    Cluster,
+    Instance,
+    Product,
+    Template,
+)
+
+__all__ = [
+    "PRODUCT_COLUMNS",
+    "REGION_COLUMNS",
+    "INSTANCE_COLUMNS",
+    "TEMPLATE_COLUMNS",
+    "gpu_tokens",
+    "gpu_matches",
+    "products_frame",
+    "regions_frame",
+    "instances_frame",
+    "templates_frame",
+    "cost_so_far",
+    "status_categories",
+]
+
+PRODUCT_COLUMNS = (
+    "product_id",
+    "product",
+    "gpu",
+    "vram_gb",
+    "region",
+    "cluster_id",
+    "price_per_hour",
+    "spot_per_hour",
+    "monthly_per_hour",
+    "cpu_per_gpu",
+    "mem_per_gpu",
+    "disk_per_gpu",
+    "available",
+    "stock",
+    "min_rootfs",
+    "max_rootfs",
+    "billing_methods",
+)
+REGION_COLUMNS = (
+    "id",
+    "name",
+    "gpu_types",
+    "products",
+    "products_available",
+    "cheapest_gpu",
+    "cheapest_per_hour",
+    "network_storage",
+)
+INSTANCE_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "phase",
+    "region",
+    "cluster_id",
+    "product",
+    "product_id",
+    "gpus",
+    "billing",
+    "image",
+    "created_at",
+    "started_at",
+    "age",
+    "price_per_hour",
+    "cost_so_far",
+    "ssh_command",
+    "jupyter_url",
+    "error",
+)
+TEMPLATE_COLUMNS = (
+    "id",
+    "name",
+    "image",
+    "channel",
+    "type",
+    "rootfs_size",
+    "ports",
+    "min_cuda_version",
+    "created_at",
+)
+
+# -- fuzzy GPU matching ----------------------------------------------------------------------
+
+_NOISE_TOKENS = frozenset({"nvidia", "geforce", "gpu", "tesla"})
+_GB = re.compile(r"(\d+)\s*gb\b")
+_LETTERS_THEN_DIGITS = re.compile(r"^([a-z]+)(\d.*)$")
+
+
+def gpu_tokens(text: str) -> list[str]:
+    """``"RTX4090 24 GB"`` → ``["rtx", "4090", "24gb"]`` (case, spaces and vendor words ignored).
+
+    A letter prefix is split from its digits (``rtx4090`` → ``rtx``, ``4090``) but a digit run
+    keeps its suffix (``40s`` stays whole), so ``L40`` does not match ``L40S`` and ``A10`` does
+    not match ``A100``.
+    """
+    lowered = _GB.sub(r"\1gb", (text or "").lower())
+    tokens: list[str] = []
+    for raw in re.split(r"[^a-z0-9.]+", lowered):
+        if not raw or raw in _NOISE_TOKENS:
+            continue
+        match = _LETTERS_THEN_DIGITS.match(raw)
+        if match and not raw.endswith("gb"):
+            tokens.extend((match.group(1), match.group(2)))
+        else:
+            tokens.append(raw)
+    return tokens
+
+
+def gpu_matches(query: str, product_name: str, gpu_model: str = "") -> bool:
+    """True when every token of ``query`` is a token of the product's name or GPU model:
+    ``"4090"``, ``"rtx 4090"`` and ``"RTX 4090 24GB"`` all match ``RTX 4090 24GB``."""
+    wanted = gpu_tokens(query)
+    if not wanted:
+        return False
+    have = set(gpu_tokens(product_name)) | set(gpu_tokens(gpu_model))
+    return all(token in have for token in wanted)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _strings(values: Sequence[Any]) -> pd.Series:
+    return pd.Series(values, dtype="string")
+
+
+def _floats(values: Sequence[float | None]) -> pd.Series:
+    return pd.Series([float("nan") if v is None else v for v in values], dtype="float64")
+
+
+def _ints(values: Sequence[int | None]) -> pd.Series:
+    return pd.Series(values, dtype="Int64")
+
+
+def _times(values: Sequence[datetime | None]) -> pd.Series:
+    return pd.Series(pd.to_datetime(list(values), utc=True), dtype="datetime64[ns, UTC]")
+
+
+def status_categories(statuses: Iterable[str]) -> list[str]:
+    """STATUS_ORDER followed by any unknown status strings (sorted), for an ordered categorical."""
+    known = set(STATUS_ORDER)
+    extra = sorted({s for s in statuses if s and s not in known})
+    return [*STATUS_ORDER, *extra]
+
+
+# -- products and regions ----------------------------------------------------------------------
+
+
+def products_frame(
+    products: Sequence[Product],
+    clusters: Sequence[Cluster],
+    *,
+    billing: str | None = None,
+) -> pd.DataFrame:
+    """One row per product × region, cheapest first (by ``billing``'s price, default on-demand).
+
+    Prices are USD per GPU-hour; ``stock`` is the API's inventory state; ``cluster_id`` is
+    joined from the cluster listing by region name.
+    """
+    by_name = {c.name.upper(): c.id for c in clusters}
+    rows: list[tuple[Product, str | None, float | None]] = []
+    for product in products:
+        regions = product.regions or (None,)
+        for region in regions:
+            rows.append((product, region, product.price_for(billing or "onDemand")))
+    # Cheapest first; unknown prices last; then more stock, then stable names.
+    stock_rank = {"high": 0, "normal": 1, "low": 2, "none": 3}
+    rows.sort(
+        key=lambda r: (
+            r[2] is None,
+            r[2] if r[2] is not None else 0.0,
+            not r[0].available,
+            stock_rank.get(r[0].inventory_state or "", 4),
+            r[0].name,
+            r[1] or "",
+        )
+    )
+    frame = pd.DataFrame(
+        {
+            "product_id": _strings([p.id for p, _, _ in rows]),
+            "product": _strings([p.name for p, _, _ in rows]),
+            "gpu": _strings([p.gpu_model for p, _, _ in rows]),
+            "vram_gb": _ints([p.vram_gb for p, _, _ in rows]),
+            "region": _strings([r for _, r, _ in rows]),
+            "cluster_id": _strings([by_name.get((r or "").upper()) for _, r, _ in rows]),
+            "price_per_hour": _floats([p.price for p, _, _ in rows]),
+            "spot_per_hour": _floats([p.spot_price for p, _, _ in rows]),
+            "monthly_per_hour": _floats([p.price_for("monthly") for p, _, _ in rows]),
+            "cpu_per_gpu": _ints([p.cpu_per_gpu for p, _, _ in rows]),
+            "mem_per_gpu": _ints([p.memory_per_gpu for p, _, _ in rows]),
+            "disk_per_gpu": _ints([p.disk_per_gpu for p, _, _ in rows]),
+            "available": pd.Series([p.available for p, _, _ in rows], dtype="bool"),
+            "stock": _strings([p.inventory_state for p, _, _ in rows]),
+            "min_rootfs": _ints([p.min_rootfs for p, _, _ in rows]),
+            "max_rootfs": _ints([p.max_rootfs for p, _, _ in rows]),
+            "billing_methods": _strings([", ".join(p.billing_methods) for p, _, _ in rows]),
+        },
+        columns=list(PRODUCT_COLUMNS),
+    )
+    return frame
+
+
+def regions_frame(clusters: Sequence[Cluster], products: Sequence[Product]) -> pd.DataFrame:
+    """One row per region (cluster): its GPU types, how many products it lists and has
+    available, and the cheapest available on-demand GPU there."""
+    ids, names, types, listed, available, cheapest_gpu, cheapest, storage = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
+    for cluster in sorted(clusters, key=lambda c: c.name):
+        here = [p for p in products if cluster.name.upper() in {r.upper() for r in p.regions}]
+        ready = [p for p in here if p.available and p.price is not None]
+        best = min(ready, key=lambda p: p.price or 0.0) if ready else None
+        ids.append(cluster.id)
+        names.append(cluster.name)
+        types.append(", ".join(cluster.available_gpu_types))
+        listed.append(len(here))
+        available.append(len([p for p in here if p.available]))
+        cheapest_gpu.append(best.name if best else None)
+        cheapest.append(best.price if best else None)
+        storage.append(cluster.support_network_storage)
+    return pd.DataFrame(
+        {
+            "id": _strings(ids),
+            "name": _strings(names),
+            "gpu_types": _strings(types),
+            "products": pd.Series(listed, dtype="int64"),
+            "products_available": pd.Series(available, dtype="int64"),
+            "cheapest_gpu": _strings(cheapest_gpu),
+            "cheapest_per_hour": _floats(cheapest),
+            "network_storage": pd.Series(storage, dtype="bool"),
+        },
+        columns=list(REGION_COLUMNS),
+    )
+
+
+# -- instances -----------------------------------------------------------------------------
+
+
+def cost_so_far(instance: Instance, now: datetime | None = None) -> float | None:
+    """USD spent on the current (or last) run, an estimate: price × billed hours.
+
+    Billing runs from ``pulling`` until stopped; the API gives lastStartedAt (else createdAt)
+    and lastStoppedAt. None when the price is unknown.
+    """
+    price = instance.price_per_hour
+    if price is None:
+        return None
+    now = now or datetime.now(UTC)
+    start = instance.started_at or instance.created_at
+    if start is None:
+        return 0.0
+    if instance.status in BILLED_STATUSES:
+        end = now
+    elif instance.stopped_at is not None and instance.stopped_at > start:
+        end = instance.stopped_at
+    else:
+        return 0.0
+    hours = max(0.0, (end - start).total_seconds() / 3600.0)
+    return price * hours
+
+
+def instances_frame(instances: Sequence[Instance], now: datetime | None = None) -> pd.DataFrame:
+    """One row per instance, newest first; status is an ordered categorical (lifecycle order,
+    unknown strings last). Never includes a password."""
+    now = now or datetime.now(UTC)
+    ordered = sorted(
+        instances,
+        key=lambda i: (i.created_at.timestamp() if i.created_at else 0.0, i.id),
+        reverse=True,
+    )
+    statuses = [i.status for i in ordered]
+    created = _times([i.created_at for i in ordered])
+    now_ts = pd.Timestamp(now)
+    frame = pd.DataFrame(
+        {
+            "id": _strings([i.id for i in ordered]),
+            "name": _strings([i.name for i in ordered]),
+            "status": pd.Categorical(
+                statuses, categories=status_categories(statuses), ordered=True
+            ),
+            "phase": _strings([i.phase for i in ordered]),
+            "region": _strings([i.region for i in ordered]),
+            "cluster_id": _strings([i.cluster_id for i in ordered]),
+            "product": _strings([i.product_name for i in ordered]),
+            "product_id": _strings([i.product_id for i in ordered]),
+            "gpus": _ints([i.gpu_num for i in ordered]),
+            "billing": _strings([i.billing_mode for i in ordered]),
+            "image": _strings([i.image_url for i in ordered]),
+            "created_at": created,
+            "started_at": _times([i.started_at for i in ordered]),
+            "age": now_ts - created,
+            "price_per_hour": _floats([i.price_per_hour for i in ordered]),
+            "cost_so_far": _floats([cost_so_far(i, now) for i in ordered]),
+            "ssh_command": _strings([i.ssh_command for i in ordered]),
+            "jupyter_url": _strings([i.jupyter_url for i in ordered]),
+            "error": _strings(
+                [
+                    i.status_error.message or i.status_error.state if i.failed else None
+                    for i in ordered
+                ]
+            ),
+        },
+        columns=list(INSTANCE_COLUMNS),
+    )
+    return frame
+
+
+# -- templates -----------------------------------------------------------------------------
+
+
+def templates_frame(templates: Sequence[Template]) -> pd.DataFrame:
+    """One row per template, by name."""
+    ordered = sorted(templates, key=lambda t: (t.name.lower(), t.id))
+    return pd.DataFrame(
+        {
+            "id": _strings([t.id for t in ordered]),
+            "name": _strings([t.name for t in ordered]),
+            "image": _strings([t.image for t in ordered]),
+            "channel": _strings([t.channel for t in ordered]),
+            "type": _strings([t.type for t in ordered]),
+            "rootfs_size": _ints([t.rootfs_size for t in ordered]),
+            "ports": _strings(
+                [", ".join(f"{port}/{kind}" for port, kind in t.flat_ports) for t in ordered]
+            ),
+            "min_cuda_version": _strings([t.min_cuda_version for t in ordered]),
+            "created_at": _times([t.created_at for t in ordered]),
+        },
+        columns=list(TEMPLATE_COLUMNS),
+    )
