@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .config import MIN_WEBHOOK_SECRET_LENGTH
 from .errors import ValidationError, WebhookVerificationError
 from .models import Instance, StatusChange, parse_time
 
@@ -48,7 +49,8 @@ MAX_BODY = 1_048_576
 DEFAULT_TOLERANCE = 300
 # Header and payload timestamps come from the same clock reading, but the header is whole seconds.
 TIMESTAMP_AGREEMENT_SECONDS = 2
-MIN_SECRET_LENGTH = 8  # the predecessor signed only with secrets of 8+ characters
+# One rule for the whole package (the config enforces the same minimum).
+MIN_SECRET_LENGTH = MIN_WEBHOOK_SECRET_LENGTH
 
 
 # ---------------------------------------------------------------------------------------------
