@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from types import SimpleNamespace
 
 import pytest
-from conftest import SECRET, SSH_PASSWORD, CountingServer, DroppingServer, make_change
+from webhook_helpers import SECRET, SSH_PASSWORD, CountingServer, DroppingServer, make_change
 
 from novita_notebook import __version__
 from novita_notebook.errors import ValidationError

@@ -10,7 +10,7 @@ import json
 import time
 
 import pytest
-from conftest import SECRET, make_change
+from webhook_helpers import SECRET, make_change
 
 from novita_notebook.errors import ValidationError, WebhookVerificationError
 from novita_notebook.webhooks import (
