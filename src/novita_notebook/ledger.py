@@ -318,21 +318,26 @@ def _hours_between(start: datetime | None, end: datetime | None) -> float | None
     return max(0.0, (end - start).total_seconds() / 3600.0)
 
 
-def _cost_so_far(live: Instance | None, price: float | None, now: datetime) -> float | None:
+def _cost_so_far(
+    live: Instance | None, price: float | None, now: datetime, recorded: datetime | None
+) -> float | None:
     """Estimated compute spend of the current (or last) run: price × hours billed.
 
-    Billing covers the time since the last start while the status is billed, or the last
-    start→stop span once stopped. Earlier runs are not visible through the API.
+    While billed: the hours since the last start (the list view omits it, so the creation time
+    the ledger recorded stands in: an upper bound). Once stopped: the last start→stop span when
+    the API reports it, else unknown. Not yet pulling: nothing. Earlier runs are not visible.
     """
     if price is None or live is None:
         return None
-    started = live.started_at or live.created_at
+    started = live.started_at or live.created_at or recorded
     if live.status in BILLED_STATUSES:
         hours = _hours_between(started, now)
     elif live.stopped_at is not None and started is not None and live.stopped_at >= started:
         hours = _hours_between(started, live.stopped_at)
-    else:
+    elif phase_of(live.status) == "provisioning":
         hours = 0.0
+    else:
+        hours = None
     return None if hours is None else round(price * hours, 4)
 
 
@@ -406,7 +411,7 @@ class LedgerMixin:
         live = {str(raw.get("id")): raw for raw in self.api.list_instances()}  # type: ignore[attr-defined]
         return entries, live
 
-    def _price_of(self, entry: Mapping[str, Any], raw: dict[str, Any] | None) -> float | None:
+    def _ledger_price(self, entry: Mapping[str, Any], raw: dict[str, Any] | None) -> float | None:
         if entry.get("price_per_hour") is not None:
             return float(entry["price_per_hour"])
         if raw is None:
@@ -437,7 +442,7 @@ class LedgerMixin:
         for entry in entries:
             raw = live.get(entry["id"])
             inst = Instance.from_api(raw) if raw is not None else None
-            price = self._price_of(entry, raw) if refresh else entry.get("price_per_hour")
+            price = self._ledger_price(entry, raw) if refresh else entry.get("price_per_hour")
             created = parse_time(entry.get("created_at"))
             if not refresh:
                 status, phase = None, "unknown"
@@ -457,7 +462,7 @@ class LedgerMixin:
                     or entry.get("product"),
                     "gpu_num": (inst.gpu_num if inst is not None else None) or entry.get("gpu_num"),
                     "price_per_hour": price,
-                    "cost_so_far": _cost_so_far(inst, price, now),
+                    "cost_so_far": _cost_so_far(inst, price, now, created),
                     "created_at": created,
                     "age_hours": round(_hours_between(created, now) or 0.0, 3) if created else None,
                     "created_by": entry.get("created_by"),
@@ -529,7 +534,7 @@ class LedgerMixin:
             if min_age is not None and (age is None or age * 3600 < min_age.total_seconds()):
                 continue
             status = inst.status if inst is not None else GONE
-            price = self._price_of(entry, raw)
+            price = self._ledger_price(entry, raw)
             if inst is None or status in GONE_STATUSES:
                 action = "forget"
             elif delete:
