@@ -244,11 +244,13 @@ class NovitaMagics(Magics, Configurable):
 
         try:
             client = Novita(**_accepted(Novita, self.client_options(), "Novita()"))
-        except ConfigError:
+        except ConfigError as error:
+            # Only a missing key means "no credentials": other config mistakes are shown.
+            fields = {field for field, _rule in error.problems} or {error.field}
+            if fields != {"api_key"} or os.environ.get("NOVITA_API_KEY"):
+                raise
             client = None
-        if client is None or not getattr(client.config, "masked_key", None):
-            if client is not None:
-                client.close()
+        if client is None:
             if not self.auto_sandbox:
                 raise ConfigError(NO_KEY_MESSAGE, field="NOVITA_API_KEY", hint="")
             self.start_sandbox()

@@ -40,7 +40,8 @@ CELL_KEYS: dict[str, str] = {
     "ports": "ports",
     "wait": "wait",
     "gpu_num": "gpu_num",
-    "rootfs_size": "rootfs_size",
+    "rootfs_size": "rootfs_gb",
+    "rootfs_gb": "rootfs_gb",
     "command": "command",
     "entrypoint": "entrypoint",
     "image_auth_id": "image_auth_id",
@@ -233,7 +234,7 @@ def normalise_create_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
             out[key] = parse_regions(value)
         elif key == "wait":
             out[key] = parse_bool(value, "wait")
-        elif key in {"gpu_num", "rootfs_size"}:
+        elif key in {"gpu_num", "rootfs_gb"}:
             out[key] = _parse_int(value, key)
         elif key == "timeout":
             out[key] = parse_seconds(value, "timeout")

@@ -107,7 +107,9 @@ class WaitProgress(_Displayable):
             self.bar.value = step
             self.bar.bar_style = {"failed": "danger", "running": "success"}.get(self.phase, "")
             self.label.value = self._label_html()
-        elif changed and self._handle is not None:
+        # Frontends without a widget manager (nbconvert, terminals) see the HTML/text
+        # fallback, so it is re-published too, but only when the status changes.
+        if changed and self._handle is not None:
             self._handle.update(self)
 
     def display(self) -> WaitProgress:
