@@ -22,9 +22,14 @@ _PROBE_HEADERS = {"User-Agent": "novita-notebook-readiness-probe", "X-Health-Che
 
 
 def components_running(instance: Instance) -> bool:
-    """True unless a connection component the API reports on (SSH, Jupyter) says it is down.
-    A component the API does not report (``None``) does not block readiness."""
-    return instance.ssh_running is not False and instance.jupyter_running is not False
+    """True unless a connection component the instance has (SSH, Jupyter) says it is down.
+
+    A component counts only when present: the API always sends a Jupyter block, with an
+    empty address and ``isRunning`` false when the instance has no Jupyter port at all.
+    """
+    ssh_down = instance.ssh_running is False and bool(instance.ssh_command)
+    jupyter_down = instance.jupyter_running is False and bool(instance.jupyter_url)
+    return not (ssh_down or jupyter_down)
 
 
 def endpoint_url(endpoint: str) -> str:

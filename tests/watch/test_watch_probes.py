@@ -113,12 +113,16 @@ def test_components_and_reachable_condition():
         calls.append(instance.id)
         return True
 
+    ssh = {"ssh_command": "ssh root@127.0.0.1 -p 30001"}
+    jupyter = {"jupyter_url": "http://127.0.0.1:1/_sandbox/proxy/x/8888/"}
     assert components_running(_instance(ssh_running=None, jupyter_running=None))
-    assert not components_running(_instance(ssh_running=True, jupyter_running=False))
-    assert is_reachable(_instance(ssh_running=True, jupyter_running=True), probe)
+    assert not components_running(_instance(ssh_running=True, jupyter_running=False, **jupyter))
+    # No Jupyter port: the API still says isRunning false, which must not block readiness.
+    assert components_running(_instance(ssh_running=True, jupyter_running=False, **ssh))
+    assert is_reachable(_instance(ssh_running=True, jupyter_running=True, **ssh), probe)
     # Not running, or a component down: the probe is not even asked.
     assert not is_reachable(_instance(status="starting"), probe)
-    assert not is_reachable(_instance(ssh_running=False), probe)
+    assert not is_reachable(_instance(ssh_running=False, **ssh), probe)
     assert len(calls) == 1
 
 

@@ -1,0 +1,48 @@
+"""Helpers for the watch tests: instances created straight through the API (a body per the
+API doc), a product that can be deployed, and a schedule shrunk for the fast sandbox."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from watch_helpers import SMALL_IMAGE
+
+
+@pytest.fixture
+def product_id(client):
+    available = [p for p in client.api.products() if p.available]
+    assert available, "the sandbox offers no deployable product"
+    return available[0].id
+
+
+@pytest.fixture
+def make_instance(client, product_id):
+    """``make_instance(name, image=..., ports="8888/http")`` → the new instance id."""
+
+    def make(name: str, image: str = SMALL_IMAGE, ports: str = "", **extra) -> str:
+        body = {
+            "name": name,
+            "productId": product_id,
+            "gpuNum": 1,
+            "rootfsSize": 20,
+            "imageUrl": image,
+            "kind": "gpu",
+        }
+        if ports:
+            body["ports"] = ports
+        body.update(extra)
+        return client.api.create_instance(body)
+
+    return make
+
+
+@pytest.fixture
+def thread_guard():
+    """Fails the test if it leaves a new thread alive (watchers must be joined)."""
+    before = set(threading.enumerate())
+    yield before
+    leftover = [
+        t for t in threading.enumerate() if t not in before and t.name.startswith("novita-watch")
+    ]
+    assert not leftover, f"threads left behind: {leftover}"

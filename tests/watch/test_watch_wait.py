@@ -1,0 +1,233 @@
+"""Novita.wait against the sandbox over real HTTP: running, reachable, exited, removed,
+failures, timeouts, Ctrl-C, progress reporting and validation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+from watch_helpers import BIG_IMAGE, FAST
+
+from novita_notebook.errors import (
+    InstanceFailedError,
+    NotFoundError,
+    TimeoutError,
+    ValidationError,
+)
+from novita_notebook.models import Instance
+from novita_notebook.probes import HttpProbe
+from novita_notebook.watch import Backoff
+
+
+def _gets(sandbox, instance_id=None):
+    return [
+        r
+        for r in sandbox.requests()
+        if r["method"] == "GET"
+        and r["path"].endswith("/gpu/instance")
+        and (instance_id is None or instance_id in r["query"])
+    ]
+
+
+def test_wait_returns_the_running_instance(client, sandbox, make_instance):
+    instance_id = make_instance("wait-run")
+    final = client.wait(instance_id, poll=FAST, timeout=30)
+    assert isinstance(final, Instance)
+    assert (final.id, final.name, final.status) == (instance_id, "wait-run", "running")
+    assert final.ssh_command  # a fresh detail view, not a list item
+    assert _gets(sandbox, instance_id)  # polled with GET /gpu/instance?instanceId=...
+
+
+def test_wait_by_name_and_by_instance_handle(client, make_instance):
+    instance_id = make_instance("wait-by-name")
+    assert client.wait("wait-by-name", poll=FAST, timeout=30).id == instance_id
+    handle = client.instance(instance_id)
+    assert handle.wait(poll=FAST, timeout=30).status == "running"
+
+
+def test_pull_failure_raises_at_once_with_the_api_message(client, make_instance):
+    instance_id = make_instance("wait-fail", image="example/does-not-exist:1.0")
+    started = time.monotonic()
+    with pytest.raises(InstanceFailedError) as info:
+        client.wait(instance_id, poll=FAST, timeout=60)
+    assert time.monotonic() - started < 10  # promptly, not at the timeout
+    error = info.value
+    assert error.instance_id == instance_id
+    assert error.status_error is not None and error.status_error.message in str(error)
+    assert "does-not-exist" in str(error)
+    assert error.last_status in {"exited", "pulling"}
+
+
+def test_reachable_waits_for_the_http_endpoint(client, make_instance):
+    instance_id = make_instance("wait-reach", ports="8888/http")
+    final = client.wait(instance_id, until="reachable", poll=FAST, timeout=30)
+    assert final.status == "running"
+    endpoint = final.http_endpoints[0]
+    assert requests.get(endpoint, timeout=5).status_code == 200
+
+
+def test_reachable_probes_only_running_instances_until_the_app_answers(client, make_instance):
+    instance_id = make_instance("wait-reach-2", ports="8888/http")
+    http = HttpProbe(timeout=2.0)
+    answers = []
+
+    def recording(instance):
+        answers.append((instance.status, http(instance)))
+        return answers[-1][1]
+
+    final = client.wait(
+        instance_id, until="reachable", probe=recording, poll=Backoff(initial=0.002, cap=0.02)
+    )
+    assert final.status == "running"
+    assert answers and answers[-1] == ("running", True)
+    assert {status for status, _ in answers} == {"running"}  # never probed before running
+    assert requests.get(final.http_endpoints[0], timeout=5).status_code == 200
+
+
+def test_reachable_timeout_says_what_it_waits_for(client, make_instance):
+    instance_id = make_instance("wait-never", ports="8888/http")
+    with pytest.raises(TimeoutError) as info:
+        client.wait(instance_id, until="reachable", probe=lambda i: False, poll=FAST, timeout=1.0)
+    assert info.value.last_status == "running"
+    assert "waiting for" in str(info.value)
+
+
+def test_reachable_uses_a_custom_probe(client, make_instance):
+    instance_id = make_instance("wait-probe")
+    answers = iter([False, False, True])
+    seen = []
+
+    def probe(instance):
+        seen.append(instance.status)
+        return next(answers)
+
+    final = client.wait(instance_id, until="reachable", probe=probe, poll=FAST, timeout=30)
+    assert final.status == "running"
+    assert seen == ["running"] * 3
+
+
+def test_wait_exited_and_removed(client, make_instance):
+    instance_id = make_instance("wait-stop")
+    client.wait(instance_id, poll=FAST, timeout=30)
+    client.api.stop_instance(instance_id)
+    assert client.wait(instance_id, until="exited", poll=FAST, timeout=30).status == "exited"
+    client.api.delete_instance(instance_id)
+    removed = client.wait(instance_id, until="removed", poll=FAST, timeout=30)
+    assert removed.status == "removed" and removed.id == instance_id
+
+
+def test_removed_also_means_gone(client, sandbox, make_instance):
+    instance_id = make_instance("wait-gone")
+    handle = client.wait(instance_id, poll=FAST, timeout=30)
+    client.api.delete_instance(instance_id)
+    # The removed record lingers briefly, then the id answers 404.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            client.api.get_instance(instance_id)
+        except NotFoundError:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the removed instance never disappeared")
+    assert client.wait(handle, until="removed", poll=FAST, timeout=5).status == "removed"
+    assert client.wait(instance_id, until="removed", poll=FAST, timeout=5).status == "removed"
+    # Waiting for anything else on a vanished instance fails at once.
+    with pytest.raises(InstanceFailedError, match="disappeared"):
+        client.wait(handle, until="running", poll=FAST, timeout=30)
+
+
+def test_waiting_for_running_on_a_deleted_instance_fails(client, make_instance):
+    instance_id = make_instance("wait-deleted")
+    client.wait(instance_id, poll=FAST, timeout=30)
+    handle = client.instance(instance_id)
+    client.api.delete_instance(instance_id)
+    started = time.monotonic()
+    with pytest.raises(InstanceFailedError) as info:
+        client.wait(handle, until="running", poll=FAST, timeout=30)
+    assert time.monotonic() - started < 10
+    assert info.value.last_status in {"toRemove", "removing", "removed", None}
+
+
+def test_timeout_carries_the_last_status(client, make_instance):
+    instance_id = make_instance("wait-slow", image=BIG_IMAGE)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError) as info:
+        client.wait(instance_id, poll=FAST, timeout=0.05)
+    assert time.monotonic() - started < 5
+    assert info.value.last_status in {"toCreate", "creating", "pulling"}
+    assert info.value.last_status in str(info.value)
+    assert instance_id in info.value.hint
+
+
+def test_keyboard_interrupt_stops_cleanly(client, make_instance, capsys):
+    instance_id = make_instance("wait-ctrl-c", image=BIG_IMAGE)
+    threads_before = set(threading.enumerate())
+    calls = []
+
+    def impatient(instance, elapsed, phase):
+        calls.append(phase)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        client.wait(instance_id, poll=FAST, timeout=60, progress=impatient)
+    message = capsys.readouterr().err
+    assert "keeps running" in message and instance_id in message and "wait" in message
+    new_threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert new_threads == []
+    # The instance was not touched: it still provisions, then runs.
+    assert client.wait(instance_id, poll=FAST, timeout=30).status == "running"
+
+
+def test_progress_callback_sees_phases_and_elapsed(client, make_instance):
+    instance_id = make_instance("wait-progress", image=BIG_IMAGE)
+    seen = []
+    client.wait(
+        instance_id,
+        poll=FAST,
+        timeout=30,
+        progress=lambda inst, elapsed, phase: seen.append((inst.status, elapsed, phase)),
+    )
+    assert seen[-1][0] == "running" and seen[-1][2] == "running"
+    assert "provisioning" in {phase for _, _, phase in seen}
+    elapsed = [e for _, e, _ in seen]
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
+
+
+def test_text_progress_only_when_asked(client, make_instance, capsys):
+    first = make_instance("wait-quiet")
+    client.wait(first, poll=FAST, timeout=30)
+    assert capsys.readouterr().out == ""  # silent by default outside Jupyter
+    second = make_instance("wait-text", image=BIG_IMAGE)
+    client.wait(second, poll=FAST, timeout=30, progress="text")
+    out = capsys.readouterr().out
+    assert "wait-text" in out and "running" in out
+    assert "pulling" in out or "creating" in out or "toCreate" in out
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "needle"),
+    [
+        ({"until": "ready"}, "until", "running, reachable, exited, removed"),
+        ({"timeout": 0}, "timeout", "greater than 0"),
+        ({"timeout": "10"}, "timeout", "positive number"),
+        ({"progress": "fancy"}, "progress", "callable"),
+        ({"poll": "fast"}, "poll", "Backoff"),
+        ({"until": "reachable", "probe": 3}, "probe", "callable"),
+    ],
+)
+def test_bad_arguments_fail_before_any_call(client, sandbox, kwargs, field, needle):
+    sandbox.clear_requests()
+    with pytest.raises(ValidationError) as info:
+        client.wait("anything", **kwargs)
+    assert info.value.field == field
+    assert needle in str(info.value)
+    assert sandbox.requests() == []
+
+
+def test_unknown_instance_is_not_found(client):
+    with pytest.raises(NotFoundError):
+        client.wait("no-such-instance", poll=FAST, timeout=5)
