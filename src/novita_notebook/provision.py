@@ -4,6 +4,7 @@ templates, registry auths, batches, budget, and never a duplicate instance.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import secrets
@@ -29,6 +30,7 @@ from .errors import (
     TimeoutError,
     ValidationError,
 )
+from .frames import gpu_matches
 from .models import (
     BILLED_STATUSES,
     GONE_STATUSES,
@@ -58,6 +60,7 @@ from .validation import (
     parse_network_storages,
     parse_ports,
 )
+from .watch import WAIT_TARGETS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Novita
@@ -202,34 +205,21 @@ def _describe_request(gpu: str | None, gpu_num: int, billing: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _tokens(text: str) -> list[str]:
-    """``"RTX 4090 24GB"`` → ``["rtx", "4090", "24", "gb"]``: letters and digits split apart."""
-    return re.findall(r"[a-z]+|\d+", text.lower())
-
-
 def _compact(text: str) -> str:
-    return "".join(_tokens(text))
-
-
-def _contains_run(haystack: list[str], needle: list[str]) -> bool:
-    if not needle:
-        return False
-    size = len(needle)
-    return any(haystack[i : i + size] == needle for i in range(len(haystack) - size + 1))
+    return "".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def match_gpu(products: Iterable[Product], gpu: str | None) -> list[Product]:
-    """Products whose id or name matches ``gpu`` fuzzily: ``"4090"``, ``"rtx 4090"``,
-    ``"RTX 4090 24GB"`` or a product id. ``"L4"`` does not match ``"L40S"``; when both an
-    exact model and a longer one match (``"L40"`` vs ``"L40S"``), the exact model wins."""
+    """Products whose id or name matches ``gpu`` the way ``Novita.products(gpu=)`` does:
+    ``"4090"``, ``"rtx 4090"``, ``"RTX 4090 24GB"`` or a product id; ``"L4"`` does not match
+    ``"L40S"``. When an exact model and a longer one both match, the exact model wins."""
     products = list(products)
     if not gpu:
         return products
     by_id = [p for p in products if p.id == gpu]
     if by_id:
         return by_id
-    needle = _tokens(gpu)
-    matches = [p for p in products if _contains_run(_tokens(p.name), needle)]
+    matches = [p for p in products if gpu_matches(gpu, p.name, p.gpu_model)]
     exact = [
         p
         for p in matches
@@ -449,9 +439,10 @@ def _unknown_gpu_error(gpu: str, products: Sequence[Product], billing: str) -> V
     ranked = sorted(cheapest.items(), key=lambda item: item[1])
     listing = ", ".join(f"{name} (${price:.2f}/h)" for name, price in ranked) or "nothing"
     hint = None
-    if ranked:
-        model = next(p.gpu_model for p in products if p.name == ranked[0][0])
-        hint = f'Try gpu="{model.split()[-1]}" or see Novita.products().'
+    models = sorted({p.gpu_model for p in products if p.name in cheapest and p.gpu_model})
+    close = difflib.get_close_matches(gpu.upper(), models, n=1, cutoff=0.0)
+    if close:
+        hint = f'Try gpu="{close[0]}" or see Novita.products().'
     return ValidationError(
         f'gpu: no product matches "{gpu}". Available now: {listing}.', field="gpu", hint=hint
     )
@@ -544,14 +535,14 @@ def prepare_request(
             "regions",
             f"must be a list of region names or a {{name: priority}} dict, got {regions!r}",
         )
-    if not isinstance(wait_until, str) or not wait_until:
-        problems.add("wait_until", f"must be a status or phase name, got {wait_until!r}")
+    if wait_until not in WAIT_TARGETS:
+        problems.add("wait_until", f"must be one of {', '.join(WAIT_TARGETS)}, got {wait_until!r}")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
     ):
         problems.add("timeout", f"must be a positive number of seconds, got {timeout!r}")
-    if progress is not None and not callable(progress):
-        problems.add("progress", "must be callable")
+    if progress is not None and not (callable(progress) or isinstance(progress, str)):
+        problems.add("progress", "must be a callable, 'text' or 'silent'")
     problems.raise_if_any()
     return CreateRequest(
         name=checked_name or "",
@@ -701,9 +692,9 @@ class ProvisioningMixin:
         clusters = self.cached_clusters()
         ordered = order_regions(clusters, region=request.region, regions=request.regions)
         plan = self._launch_plan(request)
-        name = self._claim_name(request.name, unique=request.unique_name)
+        name = _patiently(lambda: self._claim_name(request.name, unique=request.unique_name))
         # One listing for the whole decision, refreshed so stock is current (a batch shares one).
-        products = listing if listing is not None else self.cached_products(refresh=True)
+        products = listing if listing is not None else self._fresh_listing(request.gpu_num)
         matches = match_gpu(products, request.gpu)
         if request.gpu and not matches:
             raise _unknown_gpu_error(request.gpu, products, request.billing)
@@ -808,9 +799,9 @@ class ProvisioningMixin:
         self.ledger.record(instance)
         if not request.wait:
             return instance
-        options: dict[str, Any] = {"until": request.wait_until, "timeout": request.timeout}
-        if request.progress is not None:
-            options["progress"] = request.progress
+        options: dict[str, Any] = {"until": request.wait_until, "progress": request.progress}
+        if request.timeout is not None:  # None keeps wait()'s own default limit
+            options["timeout"] = request.timeout
         waited = self.wait(instance, **options)
         if isinstance(waited, Instance):
             waited.fallback_report = report
@@ -826,10 +817,12 @@ class ProvisioningMixin:
         products: Sequence[Product],
         ordered: Sequence[Cluster],
     ) -> NovitaError:
-        if report.attempts and all(a.outcome == OUTCOME_ROOTFS for a in report.attempts):
+        outcomes = {a.outcome for a in report.attempts}
+        if OUTCOME_ROOTFS in outcomes and outcomes <= {OUTCOME_ROOTFS, OUTCOME_NO_PRODUCT}:
+            # Only the disk size stands in the way: that is the user's argument, not capacity.
             return ValidationError(
                 f"rootfs_gb: {request.rootfs_gb} GB is more than any matching product allows "
-                f"({'; '.join(a.region + ': ' + a.detail for a in report.attempts)})",
+                f"({'; '.join(a.region + ': ' + a.detail for a in report.attempts if a.outcome == OUTCOME_ROOTFS)})",
                 field="rootfs_gb",
             )
         alternatives = find_alternatives(
@@ -933,6 +926,13 @@ class ProvisioningMixin:
         if request.network_storages:
             body["networkStorages"] = request.network_storages
         return body
+
+    def _fresh_listing(self: Novita, gpu_num: int) -> list[Product]:
+        """ONE current products listing: the shared cache refreshed, or for several GPUs the
+        API's own listing for that count (its availability means "has that many GPUs")."""
+        if gpu_num == 1:
+            return _patiently(lambda: self.cached_products(refresh=True))
+        return _patiently(lambda: self.api.products(gpu_num=gpu_num))
 
     # -- names and duplicates --------------------------------------------------------------------
     def _live_named(self: Novita, name: str) -> list[dict[str, Any]]:
@@ -1230,7 +1230,17 @@ class ProvisioningMixin:
         rows: list[dict[str, Any]] = [_batch_row(r.name) for r in requests_]
         if not requests_:
             return _batch_frame(rows)
-        listing = self.cached_products(refresh=True)
+        listings: dict[int, list[Product]] = {}
+        listings_lock = threading.Lock()
+
+        def listing_for(gpu_num: int) -> list[Product]:
+            # One listing per GPU count for the whole batch; stock raced away is handled by
+            # falling back to the next candidate, as in create().
+            with listings_lock:
+                if gpu_num not in listings:
+                    listings[gpu_num] = self._fresh_listing(gpu_num)
+                return listings[gpu_num]
+
         failed = threading.Event()
         done = 0
         done_lock = threading.Lock()
@@ -1245,7 +1255,7 @@ class ProvisioningMixin:
                 )
             else:
                 try:
-                    instance = self._provision(request, listing=listing)
+                    instance = self._provision(request, listing=listing_for(request.gpu_num))
                 except NovitaError as error:
                     failed.set()
                     row.update(status="failed", error=_short_error(error))
@@ -1363,7 +1373,8 @@ class _Reservation:
         with lock:
             # Creates in flight are counted by their reserved price, not their listing, so a
             # batch can never overshoot and nothing is counted twice.
-            spend = self.client._spend_excluding(set(in_flight)) + sum(in_flight.values())
+            spend = _patiently(lambda: self.client._spend_excluding(set(in_flight)))
+            spend += sum(in_flight.values())
             if spend + self.price > budget + 1e-9:
                 raise BudgetExceededError(
                     f"creating {self.name!r} at ${self.price:.2f}/h would raise the hourly spend "
@@ -1385,6 +1396,19 @@ class _Reservation:
         lock, in_flight = self.client._provision_state()
         with lock:
             in_flight.pop(self.name, None)
+
+
+def _patiently(call: Callable[[], Any]) -> Any:
+    """Run a read, waiting out 429 storms and an open breaker a bounded number of times
+    (the transport already retried it; reads are safe to repeat)."""
+    for attempt in range(1, MAX_NOT_SENT_RETRIES + 1):
+        try:
+            return call()
+        except (RateLimitError, CircuitBreakerError) as error:
+            if attempt == MAX_NOT_SENT_RETRIES:
+                raise
+            time.sleep(_not_sent_delay(error, attempt))
+    raise AssertionError("unreachable")
 
 
 def _not_sent_delay(error: NovitaError, attempt: int) -> float:
