@@ -375,8 +375,12 @@ class Watcher:
         page_size: int = 100,
         error_backoff: Backoff | None = None,
         max_events: int = 10_000,
+        known: Iterable[Instance] = (),
     ) -> None:
         self._client = client
+        # Instances the caller handed us: their names label a "removed" event if they are
+        # already gone at the first tick.
+        self._known = {i.id: i for i in known}
         self._targets = list(dict.fromkeys(instance_ids)) if instance_ids is not None else None
         self.interval = interval
         self.callbacks = list(callbacks)
@@ -681,9 +685,10 @@ class Watcher:
                 previous = self._latest.get(instance_id)
                 if previous is not None and previous.status == "removed":
                     continue
+                template = previous or self._known.get(instance_id)
                 gone = (
-                    dataclasses.replace(previous, status="removed")
-                    if previous is not None
+                    dataclasses.replace(template, status="removed")
+                    if template is not None
                     else Instance(id=instance_id, name="", status="removed", _client=self._client)
                 )
                 self._latest[instance_id] = gone
@@ -1036,28 +1041,64 @@ class WatchMixin:
             stop_when_terminal=bool(stop_when_terminal),
             page_size=page_size,
             error_backoff=error_backoff,
+            known=[i for i in _as_list(instances) if isinstance(i, Instance)],
         )
         return watcher.start()
 
     def _watch_ids(self: Novita, instances: Iterable[Instance | str] | Instance | str) -> list[str]:
-        if isinstance(instances, Instance | str):
-            instances = [instances]
-        ids: list[str] = []
-        for index, item in enumerate(instances):
+        """Ids of what to watch. Strings are resolved once, all together, against ONE listing
+        (exact id, else the one live instance with that exact name), never one GET each."""
+        items = _as_list(instances)
+        for index, item in enumerate(items):
             if isinstance(item, Instance):
-                ids.append(item.id)
-            elif isinstance(item, str) and item.strip():
-                ids.append(self.resolve(item).id)
-            else:
+                if not item.id:
+                    raise ValidationError(f"instances[{index}] has no id", field="instances")
+            elif not isinstance(item, str) or not item.strip():
                 raise ValidationError(
                     f"instances[{index}] must be an Instance, an id or a name; got {item!r}",
                     field="instances",
                 )
-        if not ids:
+        if not items:
             raise ValidationError(
                 "instances is empty; pass None to watch all of your instances", field="instances"
             )
+        listing = self.api.list_instances() if any(isinstance(i, str) for i in items) else []
+        by_id = {str(raw.get("id")): raw for raw in listing}
+        ids: list[str] = []
+        for item in items:
+            if isinstance(item, Instance):
+                ids.append(item.id)
+                continue
+            ref = item.strip()
+            if ref in by_id:
+                ids.append(ref)
+                continue
+            named = [
+                str(raw.get("id"))
+                for raw in listing
+                if raw.get("name") == ref and raw.get("status") not in GONE_STATUSES
+            ]
+            if len(named) > 1:
+                raise ValidationError(
+                    f"{len(named)} live instances are named {ref!r} (ids: {', '.join(named)}); "
+                    "pass an id",
+                    field="instances",
+                )
+            if not named:
+                raise NotFoundError(
+                    f"no instance has the id or name {ref!r}",
+                    hint="novita.instances() lists them (names are matched exactly).",
+                )
+            ids.append(named[0])
         return ids
+
+
+def _as_list(instances: Any) -> list[Any]:
+    if instances is None:
+        return []
+    if isinstance(instances, Instance | str):
+        return [instances]
+    return list(instances)
 
 
 def _label(instance: Instance) -> str:
