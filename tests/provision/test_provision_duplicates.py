@@ -1,0 +1,94 @@
+"""No duplicates: names are unique among live instances, unique_name adds a suffix, and an
+ambiguous create (applied, then the connection dropped) yields exactly one instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import pytest
+
+from novita_notebook.errors import NetworkError, NovitaError, ValidationError
+
+from .helpers import CREATE_PATH, calls, live_instances
+
+
+def test_a_second_live_instance_with_the_same_name_is_refused(sandbox, client):
+    first = client.create("twin", gpu="4090")
+    sandbox.clear_requests()
+    with pytest.raises(ValidationError) as caught:
+        client.create("twin", gpu="4090")
+    message = str(caught.value)
+    assert caught.value.field == "name"
+    assert first.id in message and "unique_name=True" in message
+    assert calls(sandbox, CREATE_PATH) == []
+    # A similar name is another name: the API's fuzzy filter must not count it.
+    assert client.create("twin-b", gpu="4090").name == "twin-b"
+
+
+def test_a_deleted_instance_frees_its_name(sandbox, client):
+    first = client.create("reuse", gpu="4090")
+    client.api.delete_instance(first.id)
+    second = client.create("reuse", gpu="4090")
+    assert second.id != first.id
+
+
+def test_unique_name_appends_a_short_random_suffix(sandbox, client):
+    client.create("worker", gpu="4090")
+    one = client.create("worker", gpu="4090", unique_name=True)
+    two = client.create("worker", gpu="4090", unique_name=True)
+    assert re.fullmatch(r"worker-[a-z0-9]{6}", one.name)
+    assert one.name != two.name
+    assert len(live_instances(client)) == 3
+
+
+def test_names_are_kept_exactly_as_given(sandbox, client):
+    instance = client.create("MixedCase-01", gpu="4090")
+    assert client.api.get_instance(instance.id)["name"] == "MixedCase-01"
+
+
+def test_ambiguous_create_is_adopted_not_duplicated(sandbox, client):
+    sandbox.set_faults(ambiguousCreateRate=1.0)  # every create is applied, then the reply dropped
+    instance = client.create("ambiguous", gpu="4090")
+    sandbox.clear_faults()
+
+    matching = live_instances(client, "ambiguous")
+    assert len(matching) == 1
+    assert matching[0]["id"] == instance.id
+    assert len(calls(sandbox, CREATE_PATH)) == 1  # found by name: never sent again
+    assert "adopted" in repr(instance.fallback_report)
+    assert instance.id in {entry["id"] for entry in client.ledger.entries()}
+
+
+def test_ambiguous_creates_under_dropped_connections_never_duplicate(sandbox, client):
+    # Drops and 5xx hit reads and creates alike; each name must end up with at most one
+    # instance, and every create that returned must have exactly one.
+    sandbox.set_faults(dropRate=0.2, errorRate=0.2, ambiguousCreateRate=0.5)
+    created = []
+    for n in range(6):
+        with contextlib.suppress(NovitaError):
+            created.append(client.create(f"flaky-{n}", gpu="4090"))
+    sandbox.clear_faults()
+    for n in range(6):
+        assert len(live_instances(client, f"flaky-{n}")) <= 1
+    for instance in created:
+        assert [raw["id"] for raw in live_instances(client, instance.name)] == [instance.id]
+
+
+def test_create_is_resent_when_the_lookup_proves_nothing_was_made(sandbox, client, monkeypatch):
+    # A create that dies before reaching the server (the sandbox cannot fail only the first
+    # send) must be looked up by name, found absent, and sent again.
+    real_create = client.api.create_instance
+    sent = []
+
+    def flaky_create(body):
+        sent.append(body["name"])
+        if len(sent) == 1:
+            raise NetworkError("connection reset", method="POST", path="/gpu/instance/create")
+        return real_create(body)
+
+    monkeypatch.setattr(client.api, "create_instance", flaky_create)
+    instance = client.create("resent", gpu="4090")
+    assert sent == ["resent", "resent"]
+    assert [raw["id"] for raw in live_instances(client, "resent")] == [instance.id]
