@@ -52,8 +52,20 @@ def wait_status(client: Any, instance_id: str, status: str, timeout: float = 20.
 
 
 def api_requests(sandbox: Any, suffix: str | None = None, method: str | None = None) -> list[dict]:
-    """Logged requests of the Novita namespace, optionally only those whose path ends in suffix."""
-    entries = [r for r in sandbox.requests() if r["path"].startswith(API_PATH)]
+    """Logged requests of the Novita namespace, optionally only those whose path ends in suffix.
+
+    The sandbox logs a request once it has answered it, so the log is read until it stops
+    growing (a client may already hold the answer of a request not yet logged).
+    """
+    log = sandbox.requests()
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        time.sleep(0.03)
+        again = sandbox.requests()
+        if len(again) == len(log):
+            break
+        log = again
+    entries = [r for r in log if r["path"].startswith(API_PATH)]
     if suffix is not None:
         entries = [r for r in entries if r["path"] == API_PATH + suffix]
     if method is not None:
