@@ -4,6 +4,7 @@ with bare requests, so a bug in the client cannot hide a duplicate or a leftover
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -65,6 +66,8 @@ def outcome(call: Callable[[], T]) -> T | NovitaError:
 
 def requests_to(sandbox: Any, method: str, path_suffix: str) -> list[dict[str, Any]]:
     """The sandbox's request log filtered to one endpoint (path without the API prefix)."""
+    # The sandbox stamps a request's status just after writing the answer: let it finish.
+    time.sleep(0.05)
     return [
         r for r in sandbox.requests() if r["method"] == method and r["path"].endswith(path_suffix)
     ]

@@ -1,0 +1,171 @@
+"""The API key, webhook secret, registry password and SSH passwords never appear in a repr,
+str, HTML repr, DataFrame, exception or DEBUG log record, across a whole user session.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import pytest
+from secret_scan import API_KEY, REGISTRY_PASSWORD, WEBHOOK_SECRET, assert_no_leaks, surfaces
+
+from novita_notebook import Novita
+from novita_notebook.errors import NovitaError
+from novita_notebook.sandbox import Sandbox
+from novita_notebook.webhooks import Notifier, Receiver
+
+PRIVATE_IMAGE = "registry.sandbox.local/team/trainer:1.0"
+
+
+@pytest.fixture
+def secret_sandbox():
+    with Sandbox(speed=300, seed=7, api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def secrets() -> dict[str, str]:
+    return {
+        "api key": API_KEY,
+        "webhook secret": WEBHOOK_SECRET,
+        "registry password": REGISTRY_PASSWORD,
+    }
+
+
+@pytest.fixture
+def secret_client(secret_sandbox):
+    client = Novita(
+        api_key=API_KEY,
+        api_url=secret_sandbox.url,
+        webhook_url="http://127.0.0.1:9/hook",
+        webhook_secret=WEBHOOK_SECRET,
+    )
+    yield client
+    client.close()
+
+
+def _log_text(records: list[logging.LogRecord]) -> dict[str, str]:
+    texts = {}
+    for index, record in enumerate(records):
+        text = record.getMessage()
+        if record.exc_info:
+            text += "".join(traceback.format_exception(*record.exc_info))
+        texts[f"log record {index} ({record.name})"] = text
+    return texts
+
+
+def _error_text(error: BaseException) -> dict[str, str]:
+    texts = {"str": str(error), "repr": repr(error)}
+    texts["traceback"] = "".join(traceback.format_exception(error))
+    texts["attributes"] = repr(vars(error))
+    return texts
+
+
+def test_a_whole_session_never_shows_a_secret(secret_client, secret_sandbox, secrets, caplog):
+    caplog.set_level(logging.DEBUG)
+    client = secret_client
+    seen: dict[str, str] = {}
+
+    def look(label: str, obj: object) -> None:
+        for surface, text in surfaces(obj).items():
+            seen[f"{label} {surface}"] = text
+
+    look("client", client)
+    look("config", client.config)
+    seen["config.to_dict"] = repr(client.config.to_dict())
+    look("api", client.api)
+    look("transport", client.api.transport)
+
+    client.api.save_registry_auth("team-registry", "robot", REGISTRY_PASSWORD)
+    auths = client.api.registry_auths()
+    assert auths, "the registry auth was not saved"
+    for auth in auths:
+        look(f"registry auth {auth.name}", auth)
+
+    products = client.products()
+    seen["products frame"] = products.to_string() + products.to_html()
+
+    inst = client.create(
+        "secret-check-1", gpu="RTX 4090", image=PRIVATE_IMAGE, image_auth_id=auths[0].id
+    )
+    inst = client.wait(inst, until="running", timeout=60)
+    fresh = client.instance(inst.id)
+    assert fresh.ssh_password, "the sandbox gave the instance no SSH password to hide"
+    secrets = {**secrets, "ssh password": fresh.ssh_password}
+    look("instance", fresh)
+    look("fallback report", inst.fallback_report)
+    frame = client.instances()
+    seen["instances frame"] = frame.to_string() + frame.to_html()
+    seen["instance raw"] = repr(fresh.raw)
+
+    watcher = client.watch([fresh], interval=0.05)
+    try:
+        watcher.wait_for(lambda w: w.ticks >= 2, timeout=10)
+        look("watcher", watcher)
+        seen["watcher frame"] = watcher.frame.to_string() + watcher.events.to_string()
+    finally:
+        watcher.stop()
+
+    notifier = Notifier.from_client(client, max_attempts=1, timeout=1)
+    look("notifier", notifier)
+    notifier.close()
+    with Receiver(WEBHOOK_SECRET) as receiver:
+        look("receiver", receiver)
+
+    # errors a user meets: a wrong key, a bad argument carrying a password, an unknown id
+    wrong = Novita(api_key="sk_wrong_but_long_enough_key_1234", api_url=secret_sandbox.url)
+    try:
+        with pytest.raises(NovitaError) as caught:
+            wrong.instances()
+        seen.update({f"auth error {k}": v for k, v in _error_text(caught.value).items()})
+        look("wrong client", wrong)
+    finally:
+        wrong.close()
+    with pytest.raises(NovitaError) as caught:
+        client.instance("no-such-instance-id")
+    seen.update({f"not found {k}": v for k, v in _error_text(caught.value).items()})
+    with pytest.raises(NovitaError) as caught:
+        client.create(
+            "bad name with spaces",
+            gpu="RTX 4090",
+            image=PRIVATE_IMAGE,
+            image_auth_id=auths[0].id,
+            ports=f"{REGISTRY_PASSWORD}/http",
+        )
+    seen.update({f"validation error {k}": v for k, v in _error_text(caught.value).items()})
+
+    fresh.delete()
+    seen.update(_log_text(caplog.records))
+    assert caplog.records, "DEBUG logging produced no records to scan"
+    assert_no_leaks("user session", seen, secrets)
+
+
+def test_config_errors_never_echo_a_secret(secrets):
+    from novita_notebook.errors import ConfigError
+
+    for kwargs in (
+        {"api_key": API_KEY + " with a space"},
+        {"api_key": API_KEY, "webhook_secret": 12345, "api_url": "https://x.example"},
+        {"api_key": API_KEY, "api_url": f"https://user:{REGISTRY_PASSWORD}@api.novita.ai"},
+    ):
+        with pytest.raises(ConfigError) as caught:
+            Novita(**kwargs)
+        # the URL host legitimately contains what the user typed; the key itself must not show
+        texts = _error_text(caught.value)
+        assert_no_leaks(
+            f"config error for {sorted(kwargs)}",
+            texts,
+            {k: v for k, v in secrets.items() if k != "webhook secret"},
+        )
+
+
+def test_api_error_messages_are_scrubbed_of_the_key(secret_sandbox, secrets):
+    """Even if the server echoed the key or a password back, the error would not show it."""
+    client = Novita(api_key=API_KEY, api_url=secret_sandbox.url)
+    try:
+        with pytest.raises(NovitaError) as caught:
+            client.api.save_registry_auth("", "robot", REGISTRY_PASSWORD)
+        assert_no_leaks("registry auth error", _error_text(caught.value), secrets)
+    finally:
+        client.close()
