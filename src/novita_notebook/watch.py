@@ -850,14 +850,14 @@ class WatchMixin:
         elif probe is not None and not callable(probe):
             raise ValidationError("probe must be a callable probe(instance) -> bool", field="probe")
 
-        known = self._wait_subject(instance, until)
+        started = time.monotonic()
+        known = self._wait_subject_patiently(instance, until, schedule, limit, started)
         if isinstance(known, str):  # already gone while waiting for removed
             return Instance(id=known, name="", status="removed", _client=self)
         instance_id, label = known.id, _label(known)
         last: Instance = known
         last_status: str | None = None
         last_error: BaseException | None = None
-        started = time.monotonic()
         try:
             while True:
                 note: str | None = None
@@ -928,6 +928,32 @@ class WatchMixin:
             except Exception:  # noqa: BLE001 - the interrupt matters more than the display
                 logger.debug("progress display failed after Ctrl-C", exc_info=True)
             raise
+
+    def _wait_subject_patiently(
+        self: Novita,
+        instance: Instance | str,
+        until: str,
+        schedule: Backoff,
+        limit: float | None,
+        started: float,
+    ) -> Instance | str:
+        """``_wait_subject``, retried on transient API errors within the wait's time limit:
+        a wait started during a blip should wait, not fail."""
+        while True:
+            try:
+                return self._wait_subject(instance, until)
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                elapsed = time.monotonic() - started
+                if limit is not None and elapsed >= limit:
+                    raise NovitaTimeoutError(
+                        f"could not look up {instance!r} within {limit:g} s: "
+                        f"{getattr(exc, 'message', exc)}",
+                        last_status=None,
+                    ) from exc
+                delay = schedule.next_delay()
+                time.sleep(delay if limit is None else min(delay, max(0.0, limit - elapsed)))
 
     def _wait_subject(self: Novita, instance: Instance | str, until: str) -> Instance | str:
         """The Instance to wait on; the bare id when it is already gone and ``until`` is removed."""

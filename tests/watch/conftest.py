@@ -46,3 +46,21 @@ def thread_guard():
         t for t in threading.enumerate() if t not in before and t.name.startswith("novita-watch")
     ]
     assert not leftover, f"threads left behind: {leftover}"
+
+
+@pytest.fixture
+def fast_client(sandbox):
+    """A client whose transport gives up and recovers quickly (for fault tests)."""
+    from novita_notebook import Novita
+
+    novita = Novita(
+        api_key=sandbox.api_key,
+        api_url=sandbox.url,
+        timeout=(1.0, 2.0),
+        max_retries=1,
+        retry_backoff=0.01,
+        retry_backoff_max=0.05,
+        breaker_reset_timeout=0.3,
+    )
+    yield novita
+    novita.close()

@@ -231,3 +231,39 @@ def test_bad_arguments_fail_before_any_call(client, sandbox, kwargs, field, need
 def test_unknown_instance_is_not_found(client):
     with pytest.raises(NotFoundError):
         client.wait("no-such-instance", poll=FAST, timeout=5)
+
+
+def test_wait_rides_out_api_errors(fast_client, sandbox, make_instance):
+    instance_id = make_instance("wait-faults", image=BIG_IMAGE)
+    sandbox.set_faults(errorRate=1.0)
+    healer = threading.Timer(0.4, sandbox.clear_faults)
+    healer.start()
+    try:
+        final = fast_client.wait(instance_id, poll=FAST, timeout=30)
+    finally:
+        healer.cancel()
+        healer.join()
+    assert final.status == "running"
+    assert any(r["status"] >= 500 for r in sandbox.requests())
+
+
+def test_wait_does_not_hide_a_refused_key(sandbox, client, make_instance):
+    from novita_notebook import Novita
+    from novita_notebook.errors import AuthenticationError
+
+    handle = client.instance(make_instance("wait-auth"))
+    wrong = Novita(api_key="sk_wrong_key_0123456789abcdef", api_url=sandbox.url)
+    try:
+        with pytest.raises(AuthenticationError):
+            wrong.wait(handle, poll=FAST, timeout=30)
+    finally:
+        wrong.close()
+
+
+def test_display_progress_updates_one_handle(client, make_instance, capsys):
+    pytest.importorskip("IPython")
+    instance_id = make_instance("wait-display", image=BIG_IMAGE)
+    client.wait(instance_id, poll=FAST, timeout=30, progress="display")
+    out = capsys.readouterr().out
+    # Outside a kernel IPython prints the reprs; inside, the same calls update one output.
+    assert out.count("HTML object") >= 2

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from watch_helpers import BIG_IMAGE, FAST
 
-from novita_notebook import Novita
 from novita_notebook.errors import InvalidStateError, NotFoundError, TimeoutError, ValidationError
 from novita_notebook.models import Instance, StatusChange
 from novita_notebook.watch import Backoff, Watcher
@@ -27,22 +26,6 @@ def _get_calls(sandbox):
 
 def _ticks_at_least(n):
     return lambda watcher: watcher.ticks >= n
-
-
-@pytest.fixture
-def fast_client(sandbox):
-    """A client whose transport gives up and recovers quickly (for fault tests)."""
-    novita = Novita(
-        api_key=sandbox.api_key,
-        api_url=sandbox.url,
-        timeout=(1.0, 2.0),
-        max_retries=1,
-        retry_backoff=0.01,
-        retry_backoff_max=0.05,
-        breaker_reset_timeout=0.3,
-    )
-    yield novita
-    novita.close()
 
 
 @pytest.mark.parametrize(("page_size", "per_tick"), [(100, 1), (20, 3)])
