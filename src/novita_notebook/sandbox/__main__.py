@@ -58,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"novita sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
-    # SIGTERM ends the process as cleanly as Ctrl-C does.
+    # Ctrl-C and SIGTERM both end the process cleanly; SIGINT is installed explicitly because
+    # a shell starting us in the background leaves it ignored.
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
     print(f"Novita sandbox running at {sandbox.url}", flush=True)
     print(f"API URL: {sandbox.api_url}", flush=True)
     print(f"API key: {sandbox.api_key}", flush=True)

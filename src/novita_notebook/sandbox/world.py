@@ -154,6 +154,7 @@ class World:
                 item["user"] = "novita"
                 self.templates[item["Id"]] = item
             self.next_ssh_port = 30000
+            self._clusters_cache: list[dict[str, Any]] | None = None
 
     def scaled(self, seconds: float) -> float:
         return seconds / self.speed
@@ -177,6 +178,12 @@ class World:
 
     # -- catalog views -------------------------------------------------------------------------
     def clusters_view(self) -> list[dict[str, Any]]:
+        # The GPU types offered per cluster never change: build once per reset.
+        if self._clusters_cache is None:
+            self._clusters_cache = self._build_clusters_view()
+        return self._clusters_cache
+
+    def _build_clusters_view(self) -> list[dict[str, Any]]:
         result = []
         for cluster in catalog.CLUSTERS:
             gpu_types: list[str] = []
