@@ -125,15 +125,18 @@ def test_a_whole_session_never_shows_a_secret(secret_client, secret_sandbox, sec
     with pytest.raises(NovitaError) as caught:
         client.instance("no-such-instance-id")
     seen.update({f"not found {k}": v for k, v in _error_text(caught.value).items()})
-    with pytest.raises(NovitaError) as caught:
-        client.create(
-            "bad name with spaces",
-            gpu="RTX 4090",
-            image=PRIVATE_IMAGE,
-            image_auth_id=auths[0].id,
-            ports=f"{REGISTRY_PASSWORD}/http",
+    bad_auths = [
+        ("", "robot", REGISTRY_PASSWORD),
+        ("team-2", "", REGISTRY_PASSWORD),
+        ("team-3", "robot", REGISTRY_PASSWORD * 40),  # longer than any registry accepts
+        ("team-registry", "robot", REGISTRY_PASSWORD),  # the name is taken
+    ]
+    for index, (name, user, password) in enumerate(bad_auths):
+        with pytest.raises(NovitaError) as caught:
+            client.create_registry_auth(name, user, password)
+        seen.update(
+            {f"registry auth error {index} {k}": v for k, v in _error_text(caught.value).items()}
         )
-    seen.update({f"validation error {k}": v for k, v in _error_text(caught.value).items()})
 
     fresh.delete()
     seen.update(_log_text(caplog.records))
