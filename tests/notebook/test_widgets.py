@@ -1,0 +1,249 @@
+"""Widgets built against the sandbox, buttons clicked programmatically, and the sandbox's
+state checked afterwards; HTML fallbacks and the no-secrets rule."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from novita_notebook.notebook.widgets import (
+    CreateForm,
+    InstancePanel,
+    ProductBrowser,
+    WaitProgress,
+    spend_of,
+)
+
+
+def eventually(check, timeout=20.0, interval=0.02):
+    """Poll ``check`` until truthy (generous: the machine is noisy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+# -- product browser ---------------------------------------------------------------------------
+
+
+def test_product_browser_filters_sort_and_create_form(client):
+    browser = ProductBrowser(client)
+    everything = len(browser.frame)
+    assert everything > 0 and "<table>" in browser.table.value
+
+    browser.gpu.value = "4090"
+    assert 0 < len(browser.frame) < everything
+    assert browser.frame["product"].str.contains("4090").all()
+
+    browser.region.value = "CN-HK-01"
+    assert set(browser.frame["region"]) == {"CN-HK-01"}
+    browser.region.value = "any"
+
+    browser.available.value = True
+    assert browser.frame["available"].all()
+
+    browser.sort.value = "price_per_hour"
+    prices = list(browser.frame["price_per_hour"])
+    assert prices == sorted(prices)
+
+    browser.max_price.value = 0.01
+    assert len(browser.frame) == 0
+    assert "No product matches" in browser.table.value
+    browser.max_price.value = 0.0
+
+    browser.choice.value = browser.choice.options[0][1]
+    browser.create_button.click()
+    form = browser.form
+    assert isinstance(form, CreateForm)
+    row = browser.frame.loc[browser.choice.value]
+    assert form.fields["gpu"].value == row["product"]
+    assert form.fields["region"].value == row["region"]
+    assert browser.form_box.children == (form.widget,)
+
+
+def test_product_browser_html_fallback(client):
+    browser = ProductBrowser(client, gpu="A100")
+    markup = browser._repr_html_()
+    assert "A100" in markup and "<table>" in markup
+    bundle = browser._repr_mimebundle_()
+    assert "text/html" in bundle and "text/plain" in bundle
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+# -- create form -------------------------------------------------------------------------------
+
+
+def test_create_form_inline_validation(client):
+    form = CreateForm(client)
+    form.fields["name"].value = "bad name!"
+    form.fields["envs"].value = "NOEQUALS"
+    form.fields["ports"].value = "2222/tcp"
+    form.create_button.click()
+    assert form.instance is None
+    assert "letters, digits and hyphens" in form.messages["name"].value
+    assert "KEY=value" in form.messages["envs"].value
+    assert "reserved" in form.messages["ports"].value
+    assert "required" in form.messages["gpu"].value
+    assert client.instances().empty  # nothing was sent
+
+    # Fixing a field clears its message live.
+    form.fields["name"].value = "good-name"
+    assert form.messages["name"].value == ""
+
+
+def test_create_form_creates_waits_and_shows_report(client):
+    form = CreateForm(client, name="form-1", gpu="RTX 4090", region="AS-SGP-02")
+    form.fields["envs"].value = "A=1"
+    form.wait_box.value = True
+    form.create_button.click()
+    instance = form.join(timeout=60)
+    assert form.error is None
+    assert instance is not None and instance.status == "running"
+    assert client.instance("form-1").status == "running"
+    assert "AS-SGP-02" in form.result.value  # fallback report + card
+    assert "ssh root@" in form.result.value
+    assert form.progress is not None and form.progress.statuses[-1] == "running"
+
+
+def test_create_form_api_error_is_shown_not_raised(client):
+    form = CreateForm(client, name="nope-1", gpu="RTX 9999")
+    form.wait_box.value = False
+    form.create_button.click()
+    assert form.instance is None and form.error is not None
+    assert "9999" in form.status.value
+
+
+# -- instance panel ----------------------------------------------------------------------------
+
+
+def test_instance_panel_rows_buttons_and_delete_confirmation(client, sandbox):
+    first = client.create("panel-1", gpu="RTX 4090", wait=True, progress="silent")
+    client.create("panel-2", gpu="RTX 4090", wait=True, progress="silent")
+    panel = InstancePanel(client, interval=0.05)
+    try:
+        eventually(lambda: len(panel.row_widgets) == 2)
+        assert {i.name for i in panel.states.values()} == {"panel-1", "panel-2"}
+        per_hour, _ = panel.spend()
+        assert per_hour > 0 and "/h now" in panel.summary.value
+
+        panel.select("panel-1")
+        assert "ssh root@" in panel.card.value  # the detailed card, fetched on selection
+
+        # Redraw only what changed: an identical state redraws nothing.
+        before = panel.redraws
+        panel.apply(panel.states[first.id])
+        assert panel.redraws == before
+
+        untouched = panel.row_widgets[
+            next(i for i, s in panel.states.items() if s.name == "panel-2")
+        ]
+        untouched_value = untouched.value
+        panel.stop_button.click()
+        assert "Stop requested" in panel.message.value
+        eventually(lambda: panel.states[first.id].status == "exited")
+        assert "exited" in panel.row_widgets[first.id].value
+        assert untouched.value == untouched_value  # the other row kept its markup
+
+        panel.start_button.click()
+        eventually(lambda: panel.states[first.id].status == "running")
+
+        panel.delete_button.click()
+        assert panel.pending_delete == first.id
+        assert panel.confirm_box.layout.display == ""
+        panel.cancel_button.click()
+        assert panel.pending_delete is None
+        assert client.instance(first.id).status == "running"
+
+        panel.delete_button.click()
+        panel.confirm_button.click()
+        assert "Delete requested" in panel.message.value
+        eventually(lambda: panel.states[first.id].status == "removed")
+        assert [i.name for i in panel.live] == ["panel-2"]
+    finally:
+        panel.stop()
+    assert panel.watcher is None
+
+
+def test_instance_panel_needs_a_selection(client):
+    panel = InstancePanel(client, interval=0.05)
+    try:
+        panel.stop_button.click()
+        assert "Select an instance" in panel.message.value
+    finally:
+        panel.stop()
+
+
+def test_panel_html_and_repr_have_no_secret(client):
+    client.create("secret-1", gpu="RTX 4090", wait=True, progress="silent")
+    detailed = client.instance("secret-1")
+    assert detailed.ssh_password  # the sandbox gives one; it must never be shown
+    panel = InstancePanel(client, interval=0.05)
+    try:
+        eventually(lambda: panel.states)
+        panel.select("secret-1")
+        for text in (
+            panel._repr_html_(),
+            repr(panel),
+            panel.card.value,
+            panel.rows_box.children[0].value,
+        ):
+            assert detailed.ssh_password not in text
+        assert "secret-1" in panel._repr_html_()
+    finally:
+        panel.stop()
+
+
+# -- wait progress -----------------------------------------------------------------------------
+
+
+def test_wait_progress_as_wait_callback(client):
+    instance = client.create("prog-1", gpu="RTX 4090")
+    progress = WaitProgress("prog-1")
+    final = client.wait(instance, until="running", timeout=60, progress=progress.update)
+    assert final.status == "running"
+    assert progress.statuses[-1] == "running"
+    assert progress.phase == "running"
+    assert progress.bar.value == progress.bar.max
+    assert progress.elapsed > 0
+    text = repr(progress)
+    assert text.startswith("prog-1") and "running" in text
+    assert "running" in progress._repr_html_()
+
+
+def test_wait_progress_is_thread_safe_to_update():
+    import threading
+
+    from novita_notebook.models import Instance
+
+    progress = WaitProgress("t")
+    statuses = ["toCreate", "creating", "pulling", "running"]
+
+    def feed():
+        for status in statuses:
+            progress.update(Instance(id="i", name="t", status=status), 1.0, "provisioning")
+
+    threads = [threading.Thread(target=feed) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert progress.statuses[0] == "toCreate" and progress.last_status == "running"
+
+
+def test_spend_of_counts_billed_only():
+    from datetime import UTC, datetime, timedelta
+
+    from novita_notebook.models import Instance
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    running = Instance(id="a", name="a", status="running", price_per_hour=1.0)
+    running.started_at = now - timedelta(hours=2)
+    stopped = Instance(id="b", name="b", status="exited", price_per_hour=5.0)
+    per_hour, so_far = spend_of([running, stopped], now=now)
+    assert per_hour == pytest.approx(1.0)
+    assert so_far == pytest.approx(2.0)
