@@ -425,7 +425,8 @@ class LedgerMixin:
         """Instances this package created against this API (from the ledger), oldest first.
 
         ``refresh`` joins live status from one list call (instances the API no longer knows
-        show as ``gone``; ``prune=True`` forgets them); ``refresh=False`` reads only the file.
+        show as ``gone``; ``prune=True`` forgets them and ``removed`` ones); ``refresh=False``
+        reads only the file.
         Columns: id, name, status, phase, region, product, gpu_num, price_per_hour,
         cost_so_far (USD, current run), created_at, age_hours, created_by.
         """
@@ -451,6 +452,8 @@ class LedgerMixin:
                 gone.append(entry["id"])
             else:
                 status, phase = inst.status, phase_of(inst.status, inst.status_error)
+                if status == "removed":  # still listed, but nothing is left to manage
+                    gone.append(entry["id"])
             rows.append(
                 {
                     "id": entry["id"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -303,6 +304,8 @@ class Notifier:
     never waits on a slow receiver); ``notifier.send(change) -> bool`` always sends now.
     5xx answers and network errors are retried with exponential backoff and jitter, 4xx never.
     Undelivered events are logged (without the secret) and kept in ``notifier.failures``.
+    With ``client`` (``from_client`` sets it), "running" events seen only in a list view get
+    the instance's SSH/Jupyter details fetched once before sending.
     """
 
     def __init__(
@@ -317,6 +320,7 @@ class Notifier:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         queue_size: int = 1000,
+        client: Any = None,
     ) -> None:
         self.url = _validate_url(url if url is not None else os.environ.get("WEBHOOK_URL"))
         self._secret = _require_secret(
@@ -329,6 +333,9 @@ class Notifier:
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
         self.background = bool(background)
+        # List views (what watchers poll) carry no SSH/Jupyter details; with a client the
+        # notifier fetches them once for "running" events so the receiver can connect.
+        self._client = client
         if session is None:
             import requests
 
@@ -348,6 +355,7 @@ class Notifier:
     def from_client(cls, novita: Any, **kwargs: Any) -> Notifier:
         """A Notifier using the client's configured ``webhook_url`` and ``webhook_secret``."""
         config = novita.config
+        kwargs.setdefault("client", novita)
         return cls(
             kwargs.pop("url", None) or getattr(config, "webhook_url", None),
             kwargs.pop("secret", None) or getattr(config, "webhook_secret", None),
@@ -377,6 +385,7 @@ class Notifier:
         """POST one change now, retrying 5xx and network errors; True once a 2xx answered."""
         if not isinstance(change, StatusChange):
             raise ValidationError("Notifier expects a models.StatusChange", field="change")
+        change = self._with_connection_info(change)
         event_id = uuid.uuid4().hex
         last_error = "not sent"
         status: int | None = None
@@ -414,6 +423,20 @@ class Notifier:
             time.sleep(delay * random.uniform(0.5, 1.5))
         self._record_failure(change, status, attempt, last_error, event_id=event_id)
         return False
+
+    def _with_connection_info(self, change: StatusChange) -> StatusChange:
+        """For a running instance seen only in a list view, fetch its connection details."""
+        if self._client is None or change.new_status != "running":
+            return change
+        inst = change.instance
+        if inst is not None and (inst.ssh_command or inst.jupyter_url or inst.http_endpoints):
+            return change
+        try:
+            fresh = self._client.instance(change.instance_id)
+        except Exception as exc:  # the event still goes out, just without the details
+            log.debug("no connection details for %s: %s", change.instance_id, type(exc).__name__)
+            return change
+        return dataclasses.replace(change, instance=fresh)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text

@@ -261,3 +261,30 @@ def test_cli_without_the_secret_fails_clearly():
     )
     assert done.returncode == 2
     assert "WEBHOOK_SECRET" in done.stderr
+
+
+def test_watcher_events_reach_the_receiver_end_to_end(client):
+    """A real watcher over the sandbox notifies through a background Notifier."""
+    with Receiver(SECRET) as receiver:
+        # With the client, "running" events carry SSH/Jupyter details the list view lacks.
+        notifier = Notifier(receiver.url, SECRET, background=True, client=client)
+        instance = client.create("hooked-1", "4090")
+        watcher = client.watch([instance.id], interval=0.05, notify=notifier)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if "instance.running" in set(receiver.events["event"]):
+                    break
+                time.sleep(0.05)
+        finally:
+            watcher.stop()
+            notifier.close()
+        events = receiver.events
+        assert "instance.running" in set(events["event"])
+        assert set(events["instanceId"]) == {instance.id}
+        assert events["previousStatus"].isna().iloc[0]  # the first sighting has none
+        running = [p for p in list(receiver.queue.queue) if p["status"] == "running"][0]
+        assert running["instance"]["region"] and running["instance"]["sshCommand"]
+        assert running["instance"]["jupyterUrl"]
+        assert instance.ssh_password is None or instance.ssh_password not in json.dumps(running)
+        assert receiver.rejected == {} and notifier.failures == []
