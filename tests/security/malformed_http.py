@@ -126,31 +126,39 @@ header_values = st.text(
 )
 
 
+POST_PATHS = frozenset(
+    p
+    for p in NOVITA_PATHS
+    if p.rsplit("/", 1)[-1]
+    in {"create", "start", "stop", "restart", "delete", "edit", "update", "save"}
+)
+
+query_values = st.one_of(
+    st.integers(-(10**12), 10**12).map(str),
+    st.from_regex(r"\A[A-Za-z0-9%._-]{0,20}\Z", fullmatch=True),
+)
+
+
 @st.composite
 def paths(draw: st.DrawFn, valid_paths: tuple[str, ...] = NOVITA_PATHS) -> str:
     """A known path (sometimes mangled) with a query string of known keys and odd values."""
     choice = draw(st.integers(0, 9))
-    if choice < 7:
+    if choice < 8:
         path = API_PREFIX + draw(st.sampled_from(valid_paths))
-    elif choice < 8:
+    elif choice < 9:
         path = API_PREFIX + "/" + draw(st.from_regex(r"\A[a-z/._%0-9-]{0,30}\Z", fullmatch=True))
     else:
         path = "/" + draw(st.from_regex(r"\A[A-Za-z0-9/._%~-]{0,40}\Z", fullmatch=True))
-    params = draw(
-        st.lists(
-            st.tuples(
-                st.sampled_from(QUERY_KEYS),
-                st.one_of(
-                    st.integers(-(10**12), 10**12).map(str),
-                    st.from_regex(r"\A[A-Za-z0-9%._-]{0,20}\Z", fullmatch=True),
-                ),
-            ),
-            max_size=4,
-        )
-    )
+    params = draw(st.lists(st.tuples(st.sampled_from(QUERY_KEYS), query_values), max_size=4))
     if params:
         path += "?" + "&".join(f"{key}={value}" for key, value in params)
     return path
+
+
+def natural_method(path: str) -> str:
+    """The method the API expects on a path (POST for mutations, GET otherwise)."""
+    base = path.split("?", 1)[0]
+    return "POST" if base[len(API_PREFIX) :] in POST_PATHS else "GET"
 
 
 @dataclass
@@ -172,10 +180,15 @@ class RawRequest:
 def raw_requests(
     draw: st.DrawFn, api_key: str, valid_paths: tuple[str, ...] = NOVITA_PATHS
 ) -> RawRequest:
-    """A request with a random method, path, headers and body; usually authenticated."""
-    method = draw(st.sampled_from(METHODS))
+    """A request with a random path, usually the method it expects (so validation is
+    reached), random headers and body; usually authenticated."""
+    path = draw(paths(valid_paths))
+    if draw(st.integers(0, 3)) == 0:
+        method = draw(st.sampled_from(METHODS))
+    else:
+        method = natural_method(path)
     headers: list[tuple[str, str]] = []
-    auth = draw(st.sampled_from(("good", "good", "good", "none", "bad", "garbage")))
+    auth = draw(st.sampled_from(("good",) * 7 + ("none", "bad", "garbage")))
     if auth == "good":
         headers.append(("Authorization", f"Bearer {api_key}"))
     elif auth == "bad":
@@ -194,8 +207,11 @@ def raw_requests(
             )
         )
     headers += draw(st.lists(st.tuples(header_names, header_values), max_size=3))
-    body = draw(bodies)
-    return RawRequest(method, draw(paths(valid_paths)), headers, body)
+    if method == "POST" and draw(st.integers(0, 2)) > 0:
+        body = json.dumps(draw(wrong_typed_objects)).encode()
+    else:
+        body = draw(bodies)
+    return RawRequest(method, path, headers, body)
 
 
 def send_raw(host: str, port: int, request: RawRequest, timeout: float = 10.0) -> tuple[int, bytes]:
