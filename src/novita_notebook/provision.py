@@ -79,8 +79,9 @@ DEFAULT_REGION_PRIORITY: dict[str, int] = {"AS-SGP-02": 1, "CN-HK-01": 2, "AS-IN
 BILLING_LABELS = {"onDemand": "on demand", "spot": "spot", "monthly": "monthly"}
 
 # Ambiguous creates (the request may or may not have been applied): how many creates we send
-# at most after confirming by name that nothing was created, and how we look for the instance.
-MAX_CREATE_SENDS = 3
+# at most, and how we look for the instance. Every resend follows lookups proving that nothing
+# was created, so resending is safe; the bound only limits how long a failing API is tried.
+MAX_CREATE_SENDS = 8
 LOOKUP_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
 # Rejections that prove the create was not applied (429, open breaker) are re-sent after the
 # server's or breaker's delay, a bounded number of times.
@@ -1316,6 +1317,8 @@ class ProvisioningMixin:
                 )
             merged = {"gpu": gpu, **common, **spec}
             merged.setdefault("name", f"{name_prefix}-{index + 1}")
+            # ``progress`` is the batch's; several live wait displays at once would be noise.
+            merged["progress"] = "silent"
             try:
                 requests_.append(prepare_request(**merged))
             except TypeError as error:
