@@ -141,9 +141,6 @@ class Ledger:
         scope = f" for {self.api_url}" if self.api_url else ""
         return f"<Ledger {self.path}{scope}>"
 
-    def __len__(self) -> int:
-        return len(self.entries())
-
     # -- public --------------------------------------------------------------------------------
     def record(self, instance: Any) -> dict[str, Any]:
         """Add (or update) an instance; returns the stored entry."""
