@@ -95,6 +95,7 @@ OUTCOME_UNAVAILABLE = "out of stock"
 OUTCOME_OVER_PRICE = "over max_price"
 OUTCOME_ROOTFS = "rootfs too large"
 OUTCOME_CREATE_FAILED = "create failed"
+OUTCOME_NO_STORAGE = "no network storage"
 OUTCOME_CHOSEN = "chosen"
 
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -690,8 +691,11 @@ class ProvisioningMixin:
     def _provision(
         self: Novita, request: CreateRequest, listing: list[Product] | None = None
     ) -> Instance:
-        clusters = self.cached_clusters()
-        ordered = order_regions(clusters, region=request.region, regions=request.regions)
+        clusters = _patiently(self.cached_clusters)
+        region = request.region
+        if region is None and request.regions is None:
+            region = getattr(self.config, "default_region", None)
+        ordered = order_regions(clusters, region=region, regions=request.regions)
         plan = self._launch_plan(request)
         name = _patiently(lambda: self._claim_name(request.name, unique=request.unique_name))
         # One listing for the whole decision, refreshed so stock is current (a batch shares one).
@@ -700,24 +704,41 @@ class ProvisioningMixin:
         if request.gpu and not matches:
             raise _unknown_gpu_error(request.gpu, products, request.billing)
         report = FallbackReport(request.gpu, request.gpu_num, request.billing)
-        for cluster in ordered:
-            verdict = judge_region(
-                cluster,
-                matches,
-                gpu=request.gpu,
-                billing=request.billing,
-                max_price=request.max_price,
-                rootfs_gb=plan.rootfs_gb,
-            )
-            if not verdict.candidates:
-                report.add(
-                    Attempt(cluster.name, verdict.outcome or "", verdict.detail or "", cluster.id)
+        try:
+            for cluster in ordered:
+                if request.network_storages and not cluster.support_network_storage:
+                    report.add(
+                        Attempt(
+                            cluster.name,
+                            OUTCOME_NO_STORAGE,
+                            "no network storage: this region cannot mount network volumes",
+                            cluster.id,
+                        )
+                    )
+                    continue
+                verdict = judge_region(
+                    cluster,
+                    matches,
+                    gpu=request.gpu,
+                    billing=request.billing,
+                    max_price=request.max_price,
+                    rootfs_gb=plan.rootfs_gb,
                 )
-                continue
-            for product in verdict.candidates:
-                instance = self._try_candidate(request, plan, name, cluster, product, report)
-                if instance is not None:
-                    return self._finish(instance, request, report)
+                if not verdict.candidates:
+                    report.add(
+                        Attempt(
+                            cluster.name, verdict.outcome or "", verdict.detail or "", cluster.id
+                        )
+                    )
+                    continue
+                for product in verdict.candidates:
+                    instance = self._try_candidate(request, plan, name, cluster, product, report)
+                    if instance is not None:
+                        return self._finish(instance, request, report)
+        except NovitaError as error:
+            # Whatever stopped the search, the regions already tried stay inspectable.
+            error.fallback_report = report
+            raise
         raise self._capacity_error(request, report, products, ordered)
 
     def _try_candidate(
@@ -843,7 +864,7 @@ class ProvisioningMixin:
             reason="INSUFFICIENT_RESOURCE",
             attempts=list(report.attempts),
             alternatives=alternatives,
-            report=report,
+            fallback_report=report,
         )
 
     # -- building the request --------------------------------------------------------------------
@@ -1281,10 +1302,17 @@ class ProvisioningMixin:
                 except Exception:  # the user's callback must not abort the batch
                     logger.exception("create_many progress callback failed")
 
-        with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="novita-create") as pool:
+        pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="novita-create")
+        try:
             futures = [pool.submit(run, i) for i in range(total)]
             for future in as_completed(futures):
                 future.result()
+        except BaseException:
+            # Ctrl-C: creates not started are dropped; those in flight finish (and are in the
+            # ledger) so nothing is left half-known.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         if all_or_nothing and failed.is_set():
             self._roll_back(rows)
         return _batch_frame(rows)

@@ -6,26 +6,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
-from novita_notebook import Novita
 from novita_notebook.sandbox import faults
 
 from .helpers import live_instances
-
-
-@pytest.fixture
-def fast_client(sandbox):
-    """Short backoffs and a quick breaker so fault storms cost seconds, not minutes."""
-    novita = Novita(
-        api_key=sandbox.api_key,
-        api_url=sandbox.url,
-        retry_backoff=0.05,
-        retry_backoff_max=5.0,
-        breaker_reset_timeout=0.5,
-    )
-    yield novita
-    novita.close()
 
 
 def test_twenty_instances_through_server_errors_and_a_rate_limit_storm(
