@@ -57,7 +57,7 @@ def test_lifecycle_walks_the_documented_statuses(api):
     assert int(started["lastStartedAt"]) > 0 and started["connectComponentSSH"]["isRunning"]
 
     assert api.post("/gpu/instance/stop", {"instanceId": instance_id}).json() == {}
-    assert api.instance(instance_id)["status"] == "toStop"
+    assert api.instance(instance_id)["status"] in {"toStop", "stopping", "exited"}
     seen = api.wait_for(instance_id, "exited")
     assert set(seen) <= {"toStop", "stopping", "exited"}
     assert int(api.instance(instance_id)["lastStoppedAt"]) > 0
@@ -66,7 +66,7 @@ def test_lifecycle_walks_the_documented_statuses(api):
     assert set(api.wait_for(instance_id, "running")) <= {"toStart", "starting", "running"}
 
     assert api.post("/gpu/instance/restart", {"instanceId": instance_id}).status_code == 200
-    assert api.instance(instance_id)["status"] == "toRestart"
+    assert api.instance(instance_id)["status"] in {"toRestart", "restarting", "running"}
     assert set(api.wait_for(instance_id, "running")) <= {"toRestart", "restarting", "running"}
 
     assert api.post("/gpu/instance/delete", {"instanceId": instance_id}).status_code == 200
@@ -261,7 +261,7 @@ def test_list_filters_total_and_pagination(api):
     page2 = api.get("/gpu/instances", pageSize=3, pageNum=2).json()
     page3 = api.get("/gpu/instances", pageSize=3, pageNum=3).json()
     page4 = api.get("/gpu/instances", pageSize=3, pageNum=4).json()
-    assert page0["instances"] == page1["instances"]
+    assert [i["id"] for i in page0["instances"]] == [i["id"] for i in page1["instances"]]
     walked = [i["id"] for p in (page1, page2, page3) for i in p["instances"]]
     assert len(walked) == 8 and len(set(walked)) == 8
     assert page4["instances"] == [] and page4["total"] == 8
@@ -389,10 +389,10 @@ def test_proxy_answers_502_until_the_app_is_up_then_200(api, sandbox):
     assert requests.get(f"{sandbox.url}/_sandbox/proxy/unknown/80/", timeout=5).status_code == 502
 
 
-def test_jupyter_template_image_exposes_a_working_address(api):
-    instance_id = api.create(
-        imageUrl="novitalabs/pytorch-jupyter:2.4.0-cuda12.4", ports="8888/http"
-    )
+def test_jupyter_image_exposes_a_working_address(api):
+    # The Jupyter image serves 8888 by itself: no ports requested.
+    instance_id = api.create(imageUrl="novitalabs/pytorch-jupyter:2.4.0-cuda12.4")
+    assert api.instance(instance_id)["portMappings"][0]["port"] == 8888
     api.wait_for(instance_id, "running")
     deadline = time.monotonic() + 5
     while not api.instance(instance_id)["connectComponentJupyter"]["isRunning"]:
@@ -401,6 +401,8 @@ def test_jupyter_template_image_exposes_a_working_address(api):
     address = api.instance(instance_id)["connectComponentJupyter"]["address"]
     page = requests.get(address, timeout=5)
     assert page.status_code == 200 and "Jupyter" in page.text
+    plain = api.instance(api.create(imageUrl="ubuntu:22.04"))
+    assert plain["connectComponentJupyter"] == {"port": 0, "address": "", "isRunning": False}
 
 
 def test_logs_endpoints(api, sandbox):

@@ -309,7 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if record is not None:
                     record.settle(world.clock())
                 http_ports = (
-                    {p for p, t in world._all_ports(record) if t == "http"} if record else set()
+                    {p for p, t in world.all_ports(record) if t == "http"} if record else set()
                 )
                 up = record is not None and port in http_ports and world.app_up(record)
                 name = record.name if record else ""

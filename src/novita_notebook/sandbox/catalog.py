@@ -204,6 +204,15 @@ KNOWN_IMAGES: dict[str, float] = {
     "tensorflow/tensorflow:2.16.1-gpu-jupyter": 3.6,
 }
 
+#: Known images whose app listens on a port by itself (EXPOSE): Jupyter images serve 8888.
+IMAGE_EXPOSED_PORTS: dict[str, tuple[tuple[int, str], ...]] = {
+    "novitalabs/pytorch-jupyter:2.4.0-cuda12.4": ((8888, "http"),),
+    "jupyter/base-notebook:latest": ((8888, "http"),),
+    "jupyter/pytorch-notebook:cuda12-latest": ((8888, "http"),),
+    "tensorflow/tensorflow:2.16.1-gpu-jupyter": ((8888, "http"),),
+    "universonic/stable-diffusion-webui:latest": ((7860, "http"),),
+}
+
 _IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_PATTERN = (
     rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"

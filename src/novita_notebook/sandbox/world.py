@@ -476,13 +476,15 @@ class World:
             return f"{self.base_url}/_sandbox/proxy/{record.id}/{port}/"
         return f"127.0.0.1:{40000 + (record.ssh_port - 30000) * 16 + port % 16}"
 
-    def _all_ports(self, record: InstanceRecord) -> list[tuple[int, str]]:
+    def all_ports(self, record: InstanceRecord) -> list[tuple[int, str]]:
+        """Requested ports, then tool ports, then the ports the image exposes by itself."""
         ports = list(record.ports)
         seen = {p for p, _ in ports}
-        for tool in record.tools:
-            port = int(tool["port"])
+        implied = [(int(t["port"]), t.get("type", "http")) for t in record.tools]
+        implied += catalog.IMAGE_EXPOSED_PORTS.get(record.image_url, ())
+        for port, kind in implied:
             if port not in seen:
-                ports.append((port, tool.get("type", "http")))
+                ports.append((port, kind))
                 seen.add(port)
         return ports
 
@@ -500,7 +502,7 @@ class World:
             "cpuNum": str(product.cpu_per_gpu * record.gpu_num),
             "memory": str(product.memory_per_gpu * record.gpu_num),
             "gpuNum": str(record.gpu_num),
-            "portMappings": [{"port": p, "type": t} for p, t in self._all_ports(record)],
+            "portMappings": [{"port": p, "type": t} for p, t in self.all_ports(record)],
             "productId": product.id,
             "productName": product.name,
             "rootfsSize": record.rootfs_size,
@@ -524,7 +526,7 @@ class World:
         item = self.list_item(record)
         running = record.status == "running"
         up = self.app_up(record)
-        ports = self._all_ports(record)
+        ports = self.all_ports(record)
         item["portMappings"] = [
             {"port": p, "type": t, "endpoint": self.endpoint(record, p, t)} for p, t in ports
         ]
