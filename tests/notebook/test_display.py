@@ -1,0 +1,109 @@
+"""Rich display: connection cards and tables carry the connection details and never a secret;
+the notebook face stays out of `import novita_notebook`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from novita_notebook import html
+from novita_notebook.models import Instance
+
+
+@pytest.fixture
+def running(client):
+    created = client.create("card-1", gpu="RTX 4090", wait=True, progress="silent")
+    return client.instance(created.id), created
+
+
+def test_instance_card_has_connection_details_and_no_password(running, sandbox):
+    instance, _ = running
+    assert instance.ssh_password, "the sandbox hands out an SSH password"
+    card = instance._repr_html_()
+    assert instance.ssh_command in card and "copy" in card
+    assert f"href='{instance.jupyter_url}'" in card
+    assert instance.region in card and "$0." in card and "/h" in card
+    for shown in (card, repr(instance), str(instance), html.instance_text(instance)):
+        assert instance.ssh_password not in shown
+        assert sandbox.api_key not in shown
+    text = html.instance_text(instance)
+    assert instance.ssh_command in text and instance.jupyter_url in text
+
+
+def test_card_escapes_hostile_values():
+    hostile = Instance(id="x", name="<script>alert(1)</script>", status="running")
+    hostile.jupyter_url = "javascript:alert('x')"
+    card = html.instance_card(hostile)
+    assert "<script>" not in card
+    assert "alert(&#x27;x&#x27;)" in card
+
+
+def test_instance_table_and_failed_card():
+    from novita_notebook.models import StatusError
+
+    ok = Instance(id="a", name="a", status="running", price_per_hour=0.35)
+    bad = Instance(
+        id="b", name="b", status="exited", status_error=StatusError("pullImageFailed", "no image")
+    )
+    table = html.instance_table([ok, bad])
+    assert table.count("<tr>") == 3
+    assert html.PHASE_COLOURS["running"] in table and html.PHASE_COLOURS["failed"] in table
+    assert "pullImageFailed: no image" in html.instance_card(bad)
+
+
+def test_spent_so_far_only_for_billed_instances():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    billed = Instance(id="a", name="a", status="running", price_per_hour=2.0)
+    billed.started_at = now - timedelta(minutes=30)
+    assert html.spent_so_far(billed, now=now) == pytest.approx(1.0)
+    stopped = Instance(id="b", name="b", status="exited", price_per_hour=2.0)
+    assert html.spent_so_far(stopped, now=now) is None
+
+
+def test_fallback_report_and_watcher_reprs_have_no_secret(running, client, sandbox):
+    _, created = running
+    report = created.fallback_report
+    assert "chosen" in report._repr_html_() and "chosen" in repr(report)
+    watcher = client.watch(interval=0.05)
+    try:
+        watcher.wait_for(lambda w: len(w.latest) == 1, timeout=20)
+        for shown in (watcher._repr_html_(), repr(watcher)):
+            assert sandbox.api_key not in shown
+            assert "card-1" in watcher._repr_html_()
+    finally:
+        watcher.stop()
+
+
+def test_magic_outputs_have_no_secret(shell, magics, client, sandbox, capsys):
+    magics.client = client
+    shell.run_line_magic("novita", 'create sec-1 --gpu "RTX 4090" --wait')
+    shown = [
+        repr(shell.run_line_magic("novita", "config")),
+        shell.run_line_magic("novita", "instances").to_html(),
+        shell.run_line_magic("novita", "mine").to_html(),
+        capsys.readouterr().out,
+    ]
+    password = client.instance("sec-1").ssh_password
+    for text in shown:
+        assert sandbox.api_key not in text
+        assert password not in text
+    magics.client = None
+
+
+def test_import_stays_light():
+    code = (
+        "import sys, novita_notebook\n"
+        "heavy = [m for m in ('IPython', 'ipywidgets', 'matplotlib', 'nbclient') if m in sys.modules]\n"
+        "print(heavy)\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "InteractiveShell.instance().run_line_magic('load_ext', 'novita_notebook')\n"
+        "print('ipywidgets' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["[]", "False"]
