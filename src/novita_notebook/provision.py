@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -386,7 +386,6 @@ def find_alternatives(
     matched_ids = {p.id for p in match_gpu(products, gpu)} if gpu else set()
     wanted_vram = [p.vram_gb for p in products if p.id in matched_ids and p.vram_gb]
     target_vram = wanted_vram[0] if wanted_vram else None
-    tried_ids = {c.id for c in tried}
     options: dict[tuple[str, str], dict[str, Any]] = {}
     for product in products:
         if not product.available:
@@ -396,7 +395,7 @@ def find_alternatives(
             if not _offers_billing(product, method):
                 continue
             same_gpu = product.id in matched_ids
-            in_tried = any(_in_region(product, c) for c in tried) if tried_ids else False
+            in_tried = any(_in_region(product, c) for c in tried)
             if same_gpu and method == billing and in_tried:
                 continue  # that is exactly what just failed
             if same_gpu and method == billing:
@@ -479,8 +478,7 @@ class CreateRequest:
     wait: bool
     wait_until: str
     timeout: float | None
-    progress: Callable[..., Any] | None = None
-    wait_options: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[..., Any] | str | None = None
 
 
 def prepare_request(
@@ -659,9 +657,23 @@ class ProvisioningMixin:
         ``gpu`` is matched fuzzily ("4090", "rtx 4090", "RTX 4090 24GB" or a product id; None
         means any GPU). Regions are tried in order (``region`` first; default AS-SGP-02,
         CN-HK-01, AS-IN-01, then the rest; ``regions`` replaces that list) and in each the
-        cheapest available product is taken. ``max_price`` is USD per GPU-hour, the unit of
-        ``products()``. The result carries ``fallback_report``; with ``wait=True`` it is
-        returned once ``wait_until`` is reached. ``envs`` and ``ports`` override a template's.
+        cheapest available product is taken (ties: more memory, then CPU per GPU); if its
+        stock races away the next candidate is tried. ``max_price`` is USD per GPU-hour, the
+        unit of ``products()``. The result carries ``fallback_report``; with ``wait=True`` it
+        is returned once ``wait_until`` is reached (``progress`` is passed to ``wait``).
+
+        ``template`` (id or name) supplies image, ports, envs, rootfs, command, entrypoint and
+        registry auth (sent as ``imageAuthId``, never a password); ``envs``/``ports`` given here
+        override it. Without image or template a public PyTorch + Jupyter image is used.
+
+        Names are kept as given and must be unique among live instances (``unique_name=True``
+        appends a random suffix). After an ambiguous failure (timeout, dropped connection, 5xx)
+        the instance is looked up by name and adopted if it exists, so one call makes at most
+        one instance. With ``budget_per_hour`` configured, a create that would push the hourly
+        price of live, billed or starting instances over it raises ``BudgetExceededError``.
+        Raises ``CapacityError`` (with ``attempts`` and ``alternatives``) when no region can
+        serve the request; every error raised after the search began carries
+        ``fallback_report``.
         """
         request = prepare_request(
             name,
@@ -818,7 +830,10 @@ class ProvisioningMixin:
         if instance.price_per_hour is None:
             instance.price_per_hour = created.price_per_hour
         instance.fallback_report = report
-        self.ledger.record(instance)
+        try:
+            self.ledger.record(instance)
+        except Exception:  # the ledger is a convenience: never lose the instance over it
+            logger.exception("could not record %s in the ledger", instance.id)
         if not request.wait:
             return instance
         options: dict[str, Any] = {"until": request.wait_until, "progress": request.progress}
@@ -1080,10 +1095,10 @@ class ProvisioningMixin:
             if by_name:
                 return by_name[0]
         try:
+            # Not listed (e.g. another user's public template): ask for it by id.
             return self.api.template(key)
-        except NovitaError as error:
-            if not isinstance(error, NotFoundError) and "NOT_FOUND" not in (error.reason or ""):
-                raise
+        except (NotFoundError, ValidationError):
+            pass
         known = ", ".join(f"{t.name} ({t.id})" for t in templates[:10])
         raise NotFoundError(
             f"template: no template with id or name {key!r}. Known: {known or 'none'}",
