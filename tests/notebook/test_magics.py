@@ -305,3 +305,29 @@ def test_unload_and_reload_extension(shell, magics):
 
 def test_validation_error_is_novita_error():
     assert issubclass(ValidationError, NovitaError)
+
+
+def test_ctrl_c_stops_waiting_not_the_instance(ip, client, monkeypatch, capsys):
+    """Ctrl-C cannot be produced by the sandbox, so the wait is made to raise it."""
+    instance = run(ip, 'create ctrl-c --gpu "RTX 4090"')
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(client, "wait", interrupted)
+    returned = run(ip, "wait ctrl-c")
+    assert returned.id == instance.id
+    assert "keeps going" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert client.wait(instance.id, timeout=30, progress=False).status == "running"
+
+
+def test_auto_sandbox_from_environment_at_load(shell, monkeypatch):
+    from novita_notebook.notebook.magics import get_magics
+
+    monkeypatch.setenv("NOVITA_AUTO_SANDBOX", "1")
+    shell.run_line_magic("reload_ext", "novita_notebook")
+    try:
+        assert get_magics(shell).auto_sandbox is True
+    finally:
+        get_magics(shell).auto_sandbox = False

@@ -49,6 +49,14 @@ def build_parser() -> MagicArgumentParser:
     parser = MagicArgumentParser(
         prog="%novita",
         description="Provision and manage Novita GPU instances from the notebook.",
+        epilog=(
+            "Offline: %novita sandbox start. Real cloud: set NOVITA_API_KEY, then "
+            "%novita config --reload. Cell form: %%novita create, then one 'key: value' per "
+            "line (name, gpu, region, regions, template, image, billing, max_price, envs, "
+            "ports, wait, gpu_num, rootfs_gb, command, entrypoint, image_auth_id, timeout). "
+            "Options: %config NovitaMagics.<default_region|billing|poll_interval|"
+            "budget_per_hour|auto_sandbox|short_errors|sandbox_speed>."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -136,8 +144,11 @@ class NovitaMagics(Magics, Configurable):
     """``%novita COMMAND ...`` and ``%%novita create`` (see ``%novita --help``).
 
     ``auto_sandbox`` defaults to False: with no API key configured the first command explains
-    how to start the offline sandbox instead of silently pretending to be the real cloud.
-    Binder and teaching setups turn it on with ``%config NovitaMagics.auto_sandbox = True``.
+    how to start the offline sandbox instead of silently pretending to be the real cloud (an
+    instance "created" in a simulator must never be mistaken for a real one). Teaching setups
+    turn it on with ``%config NovitaMagics.auto_sandbox = True`` or by setting
+    ``NOVITA_AUTO_SANDBOX=1`` before ``%load_ext``; Binder needs neither, as binder/start runs
+    a sandbox and exports NOVITA_API_URL and NOVITA_API_KEY for it.
     """
 
     default_region = Unicode(
@@ -385,6 +396,14 @@ class NovitaMagics(Magics, Configurable):
         kwargs = {"until": until, "timeout": timeout, "progress": progress.update}
         try:
             final = client.wait(instance, **_accepted(client.wait, kwargs, "wait()"))
+        except KeyboardInterrupt:
+            # Ctrl-C ends the waiting, not the instance: say so and hand back what we know.
+            print(
+                f"Stopped waiting; {instance.name} keeps going in the cloud. "
+                f"Resume with %novita wait {instance.name}, or %novita stop {instance.name}.",
+                file=sys.stderr,
+            )
+            return instance
         finally:
             progress.finish()
         if getattr(final, "fallback_report", None) is None and hasattr(final, "fallback_report"):
