@@ -51,20 +51,31 @@ def wait_status(client: Any, instance_id: str, status: str, timeout: float = 20.
         time.sleep(0.05)
 
 
-def api_requests(sandbox: Any, suffix: str | None = None, method: str | None = None) -> list[dict]:
+def api_requests(
+    sandbox: Any,
+    suffix: str | None = None,
+    method: str | None = None,
+    *,
+    at_least: int = 0,
+) -> list[dict]:
     """Logged requests of the Novita namespace, optionally only those whose path ends in suffix.
 
-    The sandbox logs a request once it has answered it, so the log is read until it stops
-    growing (a client may already hold the answer of a request not yet logged).
+    The sandbox fills in a request's status only after it has answered, so a client may hold
+    an answer that is not logged yet: the log is read until it holds ``at_least`` Novita
+    requests and has not changed (entries or statuses) for 0.1 s (at most 3 s).
     """
+    deadline = time.monotonic() + 3.0
     log = sandbox.requests()
-    deadline = time.monotonic() + 1.0
+    stable_since = time.monotonic()
     while time.monotonic() < deadline:
-        time.sleep(0.03)
+        time.sleep(0.025)
         again = sandbox.requests()
-        if len(again) == len(log):
+        if [r["status"] for r in again] != [r["status"] for r in log]:
+            log, stable_since = again, time.monotonic()
+            continue
+        enough = sum(1 for r in log if r["path"].startswith(API_PATH)) >= at_least
+        if enough and time.monotonic() - stable_since >= 0.1:
             break
-        log = again
     entries = [r for r in log if r["path"].startswith(API_PATH)]
     if suffix is not None:
         entries = [r for r in entries if r["path"] == API_PATH + suffix]
