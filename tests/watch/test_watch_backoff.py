@@ -51,11 +51,11 @@ def test_status_change_resets_to_fast_and_status_sets_the_ceiling():
     assert schedule.next_delay() == 8.0  # half the cap
     schedule.observe("starting")  # new phase, and running is seconds away: fast
     assert schedule.next_delay() == 1.0
-    assert max(schedule.next_delay() for _ in range(10)) == 2.0
+    assert max(schedule.next_delay() for _ in range(10)) == 3.0
     schedule.observe("stopping")
     assert max(schedule.next_delay() for _ in range(10)) == 4.0
     schedule.observe("running", urgent=True)
-    assert max(schedule.next_delay() for _ in range(10)) == 2.0
+    assert max(schedule.next_delay() for _ in range(10)) == 3.0
 
 
 def test_fixed_and_scaled_schedules():
