@@ -45,3 +45,24 @@ def retry_after_log(sandbox):
     sandbox.faults.decide = recording_decide
     yield decisions
     sandbox.faults.decide = original
+
+
+@pytest.fixture
+def slow_creates(sandbox):
+    """``slow_creates(seconds)``: only instance creates get this latency (the sandbox's own
+    latency fault delays every request, so a create could never be reached in time)."""
+    from novita_notebook.sandbox.faults import Decision
+
+    original = sandbox.faults.decide
+
+    def enable(seconds: float) -> None:
+        def decide(is_create: bool, now: float | None = None):
+            decision = original(is_create, now)
+            if is_create and decision == Decision():
+                return Decision(latency=seconds)
+            return decision
+
+        sandbox.faults.decide = decide
+
+    yield enable
+    sandbox.faults.decide = original

@@ -1,0 +1,137 @@
+"""create and create_many under faults: ambiguous creates, 5xx storms, dropped connections and
+latency past the read timeout. The sandbox holds exactly what the caller was told it holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from sandbox_truth import live_instances, outcome, requests_to
+
+from novita_notebook import Novita
+from novita_notebook.errors import NovitaError
+
+IMAGE = "ubuntu:22.04"
+
+
+def _names(sandbox, prefix: str) -> Counter:
+    return Counter(item["name"] for item in live_instances(sandbox, prefix))
+
+
+def test_every_create_ambiguous_still_makes_exactly_one_instance(sandbox, fast_client):
+    sandbox.set_faults(ambiguousCreateRate=1.0)
+    results = {
+        f"amb-{i}": outcome(lambda i=i: fast_client.create(f"amb-{i}", gpu="4090", image=IMAGE))
+        for i in range(4)
+    }
+    sandbox.clear_faults()
+    held = _names(sandbox, "amb-")
+    assert all(count == 1 for count in held.values()), f"duplicates: {held}"
+    for name, result in results.items():
+        if isinstance(result, NovitaError):
+            assert held.get(name, 0) == 0, f"{name} failed for the caller but exists: {result}"
+        else:
+            assert held[name] == 1
+            live_ids = {i["id"] for i in live_instances(sandbox, name)}
+            assert result.id in live_ids, f"{name}: returned an id the sandbox does not hold"
+    adopted = [r for r in results.values() if not isinstance(r, NovitaError)]
+    assert adopted, "no ambiguous create was adopted"
+    # the ambiguous creates were each sent once per attempt: never blindly resent
+    creates = requests_to(sandbox, "POST", "/gpu/instance/create")
+    assert len(creates) == len(results)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"errorRate": 0.3},
+        {"dropRate": 0.25},
+        {"errorRate": 0.15, "dropRate": 0.1, "ambiguousCreateRate": 0.3},
+    ],
+    ids=["5xx", "drops", "mixed"],
+)
+def test_creates_under_faults_leave_exactly_what_the_caller_holds(sandbox, fast_client, faults):
+    sandbox.set_faults(**faults)
+    results = {
+        f"flaky-{i}": outcome(lambda i=i: fast_client.create(f"flaky-{i}", gpu="4090", image=IMAGE))
+        for i in range(6)
+    }
+    sandbox.clear_faults()
+    held = _names(sandbox, "flaky-")
+    assert all(count == 1 for count in held.values()), f"duplicates: {held}"
+    kept = {name for name, r in results.items() if not isinstance(r, NovitaError)}
+    assert set(held) == kept, f"sandbox holds {sorted(held)}, the caller was told {sorted(kept)}"
+    assert kept, "every create failed: the retries did not help at all"
+
+
+@pytest.mark.parametrize("faults", [{"errorRate": 0.3}, {"dropRate": 0.2}], ids=["5xx", "drops"])
+def test_create_many_under_faults_matches_its_report(sandbox, fast_client, faults):
+    sandbox.set_faults(**faults)
+    frame = outcome(
+        lambda: fast_client.create_many(
+            8, name_prefix="batch", gpu="4090", image=IMAGE, concurrency=4
+        )
+    )
+    sandbox.clear_faults()
+    assert not isinstance(frame, NovitaError), frame
+    assert len(frame) == 8
+    held = _names(sandbox, "batch-")
+    assert all(count == 1 for count in held.values()), f"duplicates: {held}"
+    ok = frame[frame["instance_id"].notna() & frame["error"].isna()]
+    assert set(ok["name"]) == set(held), f"report says {sorted(ok['name'])}, sandbox {sorted(held)}"
+    live_ids = {item["id"] for item in live_instances(sandbox, "batch-")}
+    assert set(ok["instance_id"]) == live_ids
+
+
+def test_all_or_nothing_batch_leaves_nothing_running_when_one_fails(sandbox, fast_client):
+    # Only three RTX 3090s exist anywhere: a batch of five cannot all succeed.
+    sandbox.set_stock(0, product_id="3090.12c46g")
+    sandbox.set_stock(3, cluster_id="as-sgp-2", product_id="3090.12c46g")
+    sandbox.set_faults(errorRate=0.1)
+    frame = outcome(
+        lambda: fast_client.create_many(
+            5, name_prefix="all", gpu="RTX 3090", image=IMAGE, concurrency=3, all_or_nothing=True
+        )
+    )
+    sandbox.clear_faults()
+    assert not isinstance(frame, NovitaError), frame
+    assert (frame["status"] == "failed").any(), frame
+    assert live_instances(sandbox, "all-") == [], "a failed all-or-nothing batch left instances"
+    assert not (frame["status"] == "rollback failed").any(), frame
+
+
+@pytest.mark.xfail(
+    reason="provision._send_create resends a create after a read timeout once two name "
+    "lookups 0.25 s apart come back empty; a create still in flight then lands twice "
+    "(reported to the provisioning owner)",
+    strict=False,
+)
+def test_create_past_the_read_timeout_never_duplicates(sandbox, slow_creates):
+    client = Novita(
+        api_key=sandbox.api_key,
+        api_url=sandbox.url,
+        timeout=(2.0, 0.3),
+        max_retries=1,
+        retry_backoff=0.01,
+    )
+    try:
+        slow_creates(0.7)  # the create lands 0.7 s after it arrives; the client waits 0.3 s
+        result = outcome(lambda: client.create("slow-1", gpu="4090", image=IMAGE))
+    finally:
+        client.close()
+    time.sleep(2.0)  # let every create the client sent land
+    sandbox.clear_faults()
+    held = _names(sandbox, "slow-")
+    assert held["slow-1"] <= 1, (
+        f"{held['slow-1']} instances named slow-1 after one create() call "
+        f"({len(requests_to(sandbox, 'POST', '/gpu/instance/create'))} POSTs sent)"
+    )
+    if isinstance(result, NovitaError):
+        assert held["slow-1"] == 0 or "slow-1" in (result.hint or ""), (
+            "the create failed, the instance exists, and the error does not say so"
+        )
+    else:
+        assert held["slow-1"] == 1
+        assert result.id in {item["id"] for item in live_instances(sandbox, "slow-1")}
