@@ -100,10 +100,11 @@ class Backoff:
     """Adaptive poll schedule: start at ``initial`` seconds, grow by ``factor`` up to ``cap``,
     with full jitter (each delay is drawn uniformly between ``floor`` and the current step).
 
-    ``observe(status)`` makes it status-aware: a status change resets it to fast, and the
+    ``observe(status)`` makes it status-aware: a change of phase resets it to fast, and the
     status sets how far it may grow (``pulling``: half the cap; ``starting`` and friends:
-    three times ``initial``, since running is seconds away). Every parameter is exposed so tests and
-    benchmarks on a fast sandbox shrink the whole schedule: ``Backoff(initial=0.01, cap=0.2)``.
+    three times ``initial``, since running is seconds away). Every parameter is exposed so
+    tests and benchmarks on a fast sandbox shrink the whole schedule:
+    ``Backoff(initial=0.01, cap=0.2)``.
     A ``Backoff`` passed to ``wait`` is a template: each wait polls with its own ``fresh()`` copy.
     """
 
@@ -853,44 +854,56 @@ class WatchMixin:
             raise ValidationError("probe must be a callable probe(instance) -> bool", field="probe")
 
         started = time.monotonic()
-        known = self._wait_subject_patiently(instance, until, schedule, limit, started)
-        if isinstance(known, str):  # already gone while waiting for removed
-            return Instance(id=known, name="", status="removed", _client=self)
-        instance_id, label = known.id, _label(known)
-        last: Instance = known
+        # Until the lookup answers, name the instance as the caller did (for Ctrl-C).
+        instance_id = instance.id if isinstance(instance, Instance) else str(instance)
+        label = _label(instance) if isinstance(instance, Instance) else repr(instance)
+        last: Instance | None = instance if isinstance(instance, Instance) else None
         last_status: str | None = None
         last_error: BaseException | None = None
         try:
+            known = self._wait_subject_patiently(instance, until, schedule, limit, started)
+            if isinstance(known, str):  # already gone while waiting for removed
+                return Instance(id=known, name="", status="removed", _client=self)
+            instance_id, label = known.id, _label(known)
+            # A name or id was just looked up: that answer is the first poll. A handle the
+            # caller passed may be stale, so it is fetched again.
+            pending: Instance | None = known if not isinstance(instance, Instance) else None
+            last = known
             while True:
                 note: str | None = None
-                try:
-                    raw = self.api.get_instance(instance_id)
-                except NotFoundError as exc:
-                    if until == "removed":
-                        gone = dataclasses.replace(last, status="removed")
-                        reporter.finish(gone, time.monotonic() - started, "removed")
-                        return gone
-                    raise InstanceFailedError(
-                        f"instance {label} disappeared while waiting for it to be {until} "
-                        f"(last status: {last_status or 'unknown'})",
-                        instance_id=instance_id,
-                        last_status=last_status,
-                        status_error=None,
-                    ) from exc
-                except Exception as exc:
-                    if not _is_transient(exc):
-                        raise
-                    last_error = exc
-                    note = f"API trouble, retrying: {type(exc).__name__}"
-                    logger.info("wait for %s: %s; retrying", label, getattr(exc, "message", exc))
+                current: Instance | None = None
+                if pending is not None:
+                    current, pending = pending, None
                 else:
-                    current = self.to_instance(raw)
+                    try:
+                        current = self.to_instance(self.api.get_instance(instance_id))
+                    except NotFoundError as exc:
+                        if until == "removed":
+                            gone = dataclasses.replace(last, status="removed")
+                            reporter.finish(gone, time.monotonic() - started, "is removed")
+                            return gone
+                        raise InstanceFailedError(
+                            f"instance {label} disappeared while waiting for it to be {until} "
+                            f"(last status: {last_status or 'unknown'})",
+                            instance_id=instance_id,
+                            last_status=last_status,
+                            status_error=None,
+                        ) from exc
+                    except Exception as exc:
+                        if not _is_transient(exc):
+                            raise
+                        last_error = exc
+                        note = f"API trouble, retrying: {type(exc).__name__}"
+                        logger.info(
+                            "wait for %s: %s; retrying", label, getattr(exc, "message", exc)
+                        )
+                if current is not None:
                     last, last_status = current, current.status
                     reached, note = self._wait_check(current, until, probe, label)
                     if reached:
                         elapsed = time.monotonic() - started
                         reporter.update(current, elapsed)
-                        reporter.finish(current, elapsed, f"{until} after {elapsed:.1f} s")
+                        reporter.finish(current, elapsed, f"is {until}")
                         return current
                     urgent = until == "reachable" and current.status == "running"
                     schedule.observe(current.status, urgent=urgent)
@@ -925,10 +938,11 @@ class WatchMixin:
             )
             logger.info(message)
             print(message, file=sys.stderr)
-            try:
-                reporter.finish(last, elapsed, "stopped waiting (the instance keeps running)")
-            except Exception:  # noqa: BLE001 - the interrupt matters more than the display
-                logger.debug("progress display failed after Ctrl-C", exc_info=True)
+            if last is not None:
+                try:
+                    reporter.finish(last, elapsed, "stopped waiting (the instance keeps running)")
+                except Exception:  # noqa: BLE001 - the interrupt matters more than the display
+                    logger.debug("progress display failed after Ctrl-C", exc_info=True)
             raise
 
     def _wait_subject_patiently(

@@ -38,6 +38,10 @@ def test_wait_returns_the_running_instance(client, sandbox, make_instance):
     assert (final.id, final.name, final.status) == (instance_id, "wait-run", "running")
     assert final.ssh_command  # a fresh detail view, not a list item
     assert _gets(sandbox, instance_id)  # polled with GET /gpu/instance?instanceId=...
+    # Already running: the lookup of the id is the only call.
+    sandbox.clear_requests()
+    assert client.wait(instance_id, poll=FAST, timeout=30).status == "running"
+    assert len(sandbox.requests()) == 1
 
 
 def test_wait_by_name_and_by_instance_handle(client, make_instance):
