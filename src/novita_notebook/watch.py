@@ -394,7 +394,7 @@ class Watcher:
         self._error_backoff = (
             error_backoff.fresh()
             if error_backoff is not None
-            else Backoff(initial=interval, cap=min(max(interval * 8, interval), 300.0))
+            else Backoff(initial=interval, cap=max(interval, min(interval * 8, 300.0)))
         )
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -405,8 +405,9 @@ class Watcher:
         self._changed_at: dict[str, datetime] = {}
         self._events: deque[StatusChange] = deque(maxlen=max_events)
         self._event_count = 0
-        #: callbacks (and notify) that raised: dicts with time, source, event, error
-        self.errors: list[dict[str, Any]] = []
+        #: callbacks (and notify) that raised: dicts with time, source, event, error (the
+        #: latest thousand, so a callback failing on every event cannot grow it forever)
+        self.errors: deque[dict[str, Any]] = deque(maxlen=1000)
         #: the last API error (kept after recovery); ``consecutive_errors`` is 0 once healthy
         self.last_error: BaseException | None = None
         self.last_error_time: datetime | None = None
@@ -786,20 +787,16 @@ class Watcher:
         header += "</div>"
         order = {s: i for i, s in enumerate(STATUS_ORDER)}
         instances.sort(key=lambda i: (order.get(i.status, len(order)), i.name))
+        columns = (*html_blocks.INSTANCE_COLUMNS, "phase", "changed")
         rows = [
             (
-                i.name,
-                i.id,
-                html_blocks.badge(i.status or "unknown", i.phase),
-                i.phase,
-                i.region,
-                changed[i.id].strftime("%H:%M:%S") if i.id in changed else None,
+                *html_blocks.instance_cells(i),
+                html_blocks.text(i.phase),
+                html_blocks.text(changed[i.id].strftime("%H:%M:%S") if i.id in changed else None),
             )
             for i in instances
         ]
-        table = html_blocks.table(
-            ["name", "id", "status", "phase", "region", "changed"], rows, raw_columns=["status"]
-        )
+        table = html_blocks.table(columns, rows, raw_columns=columns)
         return header + table
 
 

@@ -138,3 +138,13 @@ def test_adaptive_makes_fewer_calls_than_fixed_one_second_polling(total):
     # The saving costs a bounded delay: a few seconds at most, not a cap-sized one.
     assert adaptive_lag < 3.0
     assert fixed_lag <= 1.0
+
+
+@pytest.mark.parametrize("interval", [0.01, 5.0, 600.0])
+def test_watcher_error_backoff_starts_at_the_interval_for_any_interval(interval):
+    from novita_notebook.watch import Watcher
+
+    watcher = Watcher(None, None, interval=interval)  # never started: no client needed
+    schedule = watcher._error_backoff
+    assert schedule.initial == interval
+    assert interval <= schedule.cap <= max(interval, 300.0)
