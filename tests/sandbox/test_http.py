@@ -270,3 +270,17 @@ def test_holds_thousands_of_instances_with_fast_listing(sandbox):
     page = api.get("/gpu/instances", pageSize=100, pageNum=50).json()
     assert page["total"] == 5000 and len(page["instances"]) == 100
     assert api.get("/gpu/instances", name="bulk-4999", pageSize=100).json()["total"] == 1
+
+
+def test_absurdly_deep_json_is_a_validation_error(api, sandbox):
+    deep = "[" * 100_000 + "]" * 100_000
+    for path in ("/gpu/instance/create", "/repository/auth/save"):
+        response = api.session.post(sandbox.api_url + path, data=deep, timeout=10)
+        assert_error(response, 400, "VALIDATOR_PARAM", "body")
+    secretish = '{"password": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = api.session.post(
+        sandbox.api_url + "/repository/auth/save", data=secretish, timeout=10
+    )
+    assert_error(response, 400, "VALIDATOR_PARAM", "body")
+    control = requests.post(f"{sandbox.url}/_sandbox/faults", data=deep, timeout=10)
+    assert_error(control, 400, "VALIDATOR_PARAM", "body")

@@ -37,6 +37,19 @@ _SNAKE_FAULTS = {
 }
 
 
+def _parse_json(text: str) -> Any:
+    """A request body: empty means ``{}``; anything unparsable is VALIDATOR_PARAM."""
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        detail = getattr(exc, "msg", "invalid")
+        raise ApiError("VALIDATOR_PARAM", f"body: malformed JSON ({detail})") from None
+    except RecursionError:  # absurdly deep nesting
+        raise ApiError("VALIDATOR_PARAM", "body: JSON nested too deeply") from None
+
+
 class _BadRequest(Exception):
     """The request itself is unreadable (length, encoding): answer 400 and close."""
 
@@ -243,12 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             raise ApiError("RESOURCE_NOT_FOUND", f"path: {API_PREFIX}{rel} not found", status=404)
         query = parse_qs(query_string, keep_blank_values=True)
-        body: Any = None
-        if method == "POST":
-            try:
-                body = json.loads(text) if text.strip() else {}
-            except ValueError as exc:
-                raise ApiError("VALIDATOR_PARAM", f"body: malformed JSON ({exc.msg})") from None
+        body: Any = _parse_json(text) if method == "POST" else None
         with app.world.lock:
             result = handler(app.world, query, body)
         if decision.drop_after_create:
@@ -265,12 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         return hmac.compare_digest(token.strip().encode(), app.api_key.encode())
 
     def _control(self, app: Sandbox, method: str, path: str, text: str) -> int:
-        body: Any = {}
-        if method == "POST" and text.strip():
-            try:
-                body = json.loads(text)
-            except ValueError as exc:
-                raise ApiError("VALIDATOR_PARAM", f"body: malformed JSON ({exc.msg})") from None
+        body: Any = _parse_json(text) if method == "POST" else {}
         if path == "/_sandbox/reset" and method == "POST":
             app.reset()
             payload: Any = {}

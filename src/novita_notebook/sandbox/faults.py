@@ -112,7 +112,7 @@ def redact_body(text: str) -> str:
         return text
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
     def scrub(value: Any) -> Any:

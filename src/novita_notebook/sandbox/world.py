@@ -309,9 +309,10 @@ class World:
             candidates = [offer]
         else:
             candidates = [o for (pid, _), o in self.offers.items() if pid == product_id]
-        for offer in candidates:
-            if offer.stock >= gpu_num:
-                return offer
+        fitting = [offer for offer in candidates if offer.stock >= gpu_num]
+        if fitting:
+            # Documented: an empty clusterId means a random cluster (seeded, so reproducible).
+            return fitting[0] if len(fitting) == 1 else self.rng.choice(fitting)
         where = f"cluster {cluster_id!r}" if cluster_id else "any cluster"
         raise ApiError(
             "INSUFFICIENT_RESOURCE",
