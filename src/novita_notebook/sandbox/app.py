@@ -422,7 +422,8 @@ class Sandbox:
             self.world.base_url = self.url
             thread = threading.Thread(
                 target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                # stop() waits up to one poll interval: keep it short so per-test teardown is cheap.
+                kwargs={"poll_interval": 0.01},
                 name=f"novita-sandbox-{self._port}",
                 daemon=True,
             )
