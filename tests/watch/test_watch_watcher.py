@@ -297,3 +297,21 @@ def test_names_are_resolved_once_with_one_listing(client, sandbox, make_instance
     assert _get_calls(sandbox) == []
     with pytest.raises(NotFoundError, match="nobody"):
         client.watch(["nobody"])
+
+
+def test_notify_with_a_real_webhook_notifier(client, make_instance, thread_guard):
+    from novita_notebook.webhooks import Notifier, Receiver
+
+    secret = "watch-test-secret-0123456789abcdef-xyz"
+    instance_id = make_instance("hooked", image=BIG_IMAGE)
+    with Receiver(secret) as receiver:
+        notifier = Notifier(receiver.url, secret, timeout=5)
+        with client.watch([instance_id], interval=0.01, notify=notifier) as watcher:
+            watcher.wait_for("running", timeout=30)
+        deadline = time.monotonic() + 10
+        while len(receiver.events) < len(watcher.event_list) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        received = receiver.events
+    sent = [e.new_status for e in watcher.event_list]
+    assert list(received["status"]) == sent and sent[-1] == "running"
+    assert not watcher.errors and not notifier.failures
