@@ -247,3 +247,46 @@ def test_spend_of_counts_billed_only():
     per_hour, so_far = spend_of([running, stopped], now=now)
     assert per_hour == pytest.approx(1.0)
     assert so_far == pytest.approx(2.0)
+
+
+# -- without ipywidgets ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_ipywidgets(monkeypatch):
+    """Simulate an environment without ipywidgets (it is installed here, so force the edge)."""
+    from novita_notebook.notebook import widgets
+
+    monkeypatch.setattr(widgets, "ipywidgets_module", lambda: None)
+
+
+def test_everything_renders_as_html_without_ipywidgets(client, no_ipywidgets):
+    browser = ProductBrowser(client, gpu="4090")
+    assert browser.widget is None
+    bundle = browser._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert "RTX 4090" in bundle["text/html"]
+    assert browser.open_form(0).prefill["gpu"].startswith("RTX 4090")
+
+    form = CreateForm(client, name="plain-1", gpu="RTX 4090", wait="no")
+    instance = form.submit()
+    assert instance is not None and client.instance("plain-1").name == "plain-1"
+    assert "plain-1" in form._repr_html_()
+
+    panel = InstancePanel(client, interval=0.05)
+    try:
+        eventually(lambda: "plain-1" in {i.name for i in panel.states.values()})
+        assert "plain-1" in panel._repr_html_() and "plain-1" in repr(panel)
+        assert set(panel._repr_mimebundle_()) == {"text/plain", "text/html"}
+    finally:
+        panel.stop()
+
+    progress = WaitProgress("plain-1")
+    client.wait(instance, until="running", timeout=60, progress=progress.update)
+    assert "running" in progress._repr_html_() and progress.widget is None
+
+
+def test_create_form_without_widgets_reports_problems(client, no_ipywidgets):
+    form = CreateForm(client, name="bad name", gpu="RTX 4090", ports="2223/tcp")
+    assert form.submit() is None
+    assert set(form.problems) == {"name", "ports"}
