@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from novita_notebook import Novita
 
 from .harness import Figure
-from .remote_sandbox import RemoteSandbox, sandbox_in_subprocess
+from .remote_sandbox import RemoteSandbox, serving_sandbox
 
 RPS_TARGET = 1000.0
 FRAME_BUDGET_SECONDS = 2.0
@@ -28,7 +28,7 @@ def _connection(sandbox: RemoteSandbox) -> tuple[http.client.HTTPConnection, str
 def requests_per_second(quick: bool) -> list[Figure]:
     """GET /clusters on one keep-alive connection, the sandbox in its own process."""
     count = 300 if quick else 6000
-    with sandbox_in_subprocess() as sandbox:
+    with serving_sandbox(quick) as sandbox:
         connection, prefix, headers = _connection(sandbox)
         try:
             for _ in range(50):  # warm-up: connection, imports, first JSON encodes
@@ -86,7 +86,7 @@ def _fill(sandbox: RemoteSandbox, count: int) -> None:
 def many_instances_frame(quick: bool) -> list[Figure]:
     """``client.instances()`` (every page, parsed, priced) into a DataFrame of N instances."""
     count = 500 if quick else 5000
-    with sandbox_in_subprocess(speed=1.0) as sandbox:
+    with serving_sandbox(quick, speed=1.0) as sandbox:
         _fill(sandbox, count)
         client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
         try:

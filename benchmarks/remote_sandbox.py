@@ -53,3 +53,17 @@ def sandbox_in_subprocess(speed: float = 1.0, seed: int = 0) -> Iterator[RemoteS
         if process.is_alive():
             process.terminate()
             process.join(timeout=5)
+
+
+@contextmanager
+def serving_sandbox(quick: bool, speed: float = 1.0, seed: int = 0) -> Iterator[RemoteSandbox]:
+    """A child-process sandbox for real figures; in quick (smoke) mode an in-process one,
+    since spawning a process costs more than the whole quick measurement."""
+    if not quick:
+        with sandbox_in_subprocess(speed, seed) as sandbox:
+            yield sandbox
+        return
+    from novita_notebook.sandbox import Sandbox
+
+    with Sandbox(speed=speed, seed=seed) as local:
+        yield RemoteSandbox(local.url, local.api_url, local.api_key)

@@ -1,0 +1,236 @@
+"""Figures of waiting and watching: readiness calls and detection lag vs fixed 1-s polling,
+watcher calls per tick for 100 instances, and the watcher's CPU use at its default interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import threading
+import time
+from urllib.parse import urlsplit
+
+from novita_notebook import Novita
+from novita_notebook.sandbox import Sandbox
+from novita_notebook.watch import Backoff
+
+from .harness import Figure
+from .remote_sandbox import RemoteSandbox, serving_sandbox
+
+IMAGE = "ubuntu:22.04"
+PROVISIONING_SECONDS = (10, 30, 90)
+
+
+def _provisioning_at_speed_1(sandbox: Sandbox, client: Novita) -> float:
+    """Sandbox seconds from create to running for IMAGE, read from one calibration instance."""
+    inst = client.create("calibrate", image=IMAGE, gpu="RTX 3090")
+    record = sandbox.world.instances[inst.id]
+    end = record.stages[-1][1] if record.stages else record.created_at
+    return (end - record.created_at) * sandbox.speed
+
+
+def _timed_wait(
+    client: Novita, sandbox: Sandbox, instance_id: str, poll: Backoff, out: list
+) -> None:
+    before = client.api.requests_made
+    result = client.wait(instance_id, until="running", timeout=600, poll=poll, progress="silent")
+    returned = time.time()
+    record = sandbox.world.instances[instance_id]
+    out.append(
+        {
+            "calls": client.api.requests_made - before,
+            "lag": returned - record.last_started_at,
+            "provisioning": record.last_started_at - record.created_at,
+            "status": result.status,
+        }
+    )
+
+
+def readiness(quick: bool) -> list[Figure]:
+    """For each provisioning time P (nominal seconds): the adaptive wait vs a fixed 1-s poll.
+
+    Time is compressed by ``scale`` on both sides: the sandbox runs faster so that IMAGE takes
+    P/scale wall seconds, and both poll schedules are divided by ``scale``. Calls compare as
+    they are; lags are reported back in nominal (un-scaled) seconds.
+    """
+    scale = 60.0 if quick else 20.0
+    pairs = 1 if quick else 3
+    figures: list[Figure] = []
+    with Sandbox(speed=1.0, seed=0) as calibration:
+        probe = Novita(api_key=calibration.api_key, api_url=calibration.url)
+        try:
+            nominal_image_seconds = _provisioning_at_speed_1(calibration, probe)
+        finally:
+            probe.close()
+    for provisioning in PROVISIONING_SECONDS:
+        speed = scale * nominal_image_seconds / provisioning
+        adaptive_results: list[dict] = []
+        fixed_results: list[dict] = []
+        with Sandbox(speed=speed, seed=0) as sandbox:
+            sandbox.set_stock(1000)
+            # one client per side, so each side's request counter is its own
+            adaptive = Novita(api_key=sandbox.api_key, api_url=sandbox.url, max_concurrency=16)
+            fixed = Novita(api_key=sandbox.api_key, api_url=sandbox.url, max_concurrency=16)
+            try:
+                for c in (adaptive, fixed):
+                    c.cached_products()
+                    c.cached_clusters()
+                threads = []
+                for index in range(pairs):
+                    for side, client, schedule, out in (
+                        ("a", adaptive, Backoff().scaled(1 / scale), adaptive_results),
+                        ("f", fixed, Backoff.fixed(1.0 / scale), fixed_results),
+                    ):
+                        inst = client.create(f"ready-{side}{index}", gpu="RTX 3090", image=IMAGE)
+                        threads.append(
+                            threading.Thread(
+                                target=_timed_wait, args=(client, sandbox, inst.id, schedule, out)
+                            )
+                        )
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            finally:
+                adaptive.close()
+                fixed.close()
+        if len(adaptive_results) != pairs or len(fixed_results) != pairs:
+            raise RuntimeError("a readiness wait failed; see the traceback above")
+        adaptive_calls = statistics.mean(r["calls"] for r in adaptive_results)
+        fixed_calls = statistics.mean(r["calls"] for r in fixed_results)
+        adaptive_lag = statistics.mean(r["lag"] for r in adaptive_results) * scale
+        fixed_lag = statistics.mean(r["lag"] for r in fixed_results) * scale
+        measured = statistics.mean(r["provisioning"] for r in adaptive_results) * scale
+        figures.append(
+            Figure(
+                f"readiness calls, {provisioning} s provisioning",
+                adaptive_calls,
+                "calls",
+                fixed_calls,
+                "calls (fixed 1-s polling)",
+                ratio_of="baseline/value",
+                target=">= 4x fewer calls",
+                met=fixed_calls / adaptive_calls >= 4,
+            )
+        )
+        figures.append(
+            Figure(
+                f"readiness detection lag, {provisioning} s provisioning",
+                adaptive_lag,
+                "s",
+                measured,
+                "s (provisioning time)",
+                target="<= 10% of the provisioning time",
+                met=adaptive_lag <= 0.10 * measured,
+                notes={
+                    "fixed 1-s polling lag": f"{fixed_lag:.2f} s",
+                    "time scale": f"x{scale:g} (sandbox speed {speed:.1f}), {pairs} wait(s) each",
+                },
+            )
+        )
+    return figures
+
+
+def _create_raw(sandbox: RemoteSandbox, count: int, prefix: str) -> list[str]:
+    """Create instances with bare HTTP (no client bookkeeping) and return their ids."""
+    import http.client
+
+    sandbox.control("POST", "stock", {"stock": 100_000})
+    parts = urlsplit(sandbox.api_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    headers = {"Authorization": f"Bearer {sandbox.api_key}", "Content-Type": "application/json"}
+    ids = []
+    try:
+        for index in range(count):
+            body = {
+                "name": f"{prefix}-{index}",
+                "productId": "3090.12c46g",
+                "gpuNum": 1,
+                "rootfsSize": 50,
+                "imageUrl": IMAGE,
+                "kind": "gpu",
+            }
+            connection.request(
+                "POST", f"{parts.path}/gpu/instance/create", json.dumps(body), headers
+            )
+            response = connection.getresponse()
+            payload = json.loads(response.read())
+            if response.status != 200:
+                raise RuntimeError(f"create failed: {response.status} {payload}")
+            ids.append(payload["id"])
+    finally:
+        connection.close()
+    return ids
+
+
+def watcher_calls_per_tick(quick: bool) -> list[Figure]:
+    """API calls per watcher tick for 100 watched instances vs one GET per instance."""
+    count = 100
+    with serving_sandbox(quick, speed=1.0) as sandbox:
+        ids = _create_raw(sandbox, count, "watched")
+        client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+        try:
+            client.cached_products()
+            watcher = client.watch(ids, interval=0.05)
+            try:
+                watcher.wait_for(lambda w: w.ticks >= (3 if quick else 10), timeout=60)
+            finally:
+                watcher.stop()
+            per_tick = watcher.calls / watcher.ticks
+            # the alternative: one GET per instance per tick
+            before = client.api.requests_made
+            for instance_id in ids:
+                client.api.get_instance(instance_id)
+            per_instance = client.api.requests_made - before
+        finally:
+            client.close()
+    limit = math.ceil(count / watcher.page_size)
+    return [
+        Figure(
+            f"watcher calls per tick ({count} instances)",
+            per_tick,
+            "calls",
+            per_instance,
+            "calls (per-instance polling)",
+            target=f"<= ceil({count}/{watcher.page_size}) = {limit}",
+            met=per_tick <= limit,
+            notes={"ticks measured": str(watcher.ticks)},
+        )
+    ]
+
+
+def watcher_cpu(quick: bool) -> list[Figure]:
+    """Process CPU while a watcher follows 20 instances at its default interval."""
+    seconds = 1.0 if quick else 10.0
+    budget = 2.0
+    with serving_sandbox(quick, speed=1.0) as sandbox:
+        ids = _create_raw(sandbox, 20, "cpu")
+        client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+        try:
+            client.cached_products()
+            watcher = client.watch(ids)  # the default interval
+            try:
+                watcher.wait_for(lambda w: w.ticks >= 1, timeout=30)
+                cpu_before, wall_before = time.process_time(), time.perf_counter()
+                time.sleep(seconds)
+                cpu = time.process_time() - cpu_before
+                wall = time.perf_counter() - wall_before
+            finally:
+                watcher.stop()
+            interval = watcher.interval
+        finally:
+            client.close()
+    percent = 100.0 * cpu / wall
+    return [
+        Figure(
+            f"watcher CPU, 20 instances at the default {interval:g}-s interval",
+            percent,
+            "% of a core",
+            budget,
+            "% of a core (budget)",
+            target=f"<= {budget:g} %",
+            met=percent <= budget,
+            notes={"measured over": f"{wall:.1f} s, {cpu * 1000:.0f} ms CPU"},
+        )
+    ]
