@@ -83,6 +83,9 @@ BILLING_LABELS = {"onDemand": "on demand", "spot": "spot", "monthly": "monthly"}
 # was created, so resending is safe; the bound only limits how long a failing API is tried.
 MAX_CREATE_SENDS = 8
 LOOKUP_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
+SETTLE_AFTER_ERROR = 0.25  # a 5xx was answered: the server is done with the request
+SETTLE_AFTER_DROP = 1.0  # the connection dropped: the request may still be running
+SETTLE_AFTER_TIMEOUT_MAX = 90.0
 # Rejections that prove the create was not applied (429, open breaker) are re-sent after the
 # server's or breaker's delay, a bounded number of times.
 MAX_NOT_SENT_RETRIES = 8
@@ -1028,29 +1031,53 @@ class ProvisioningMixin:
                 time.sleep(LOOKUP_DELAYS[min(sends, len(LOOKUP_DELAYS) - 1)])
 
     def _find_after_ambiguous(self: Novita, name: str, cause: NovitaError) -> str | None:
-        """The id of the instance an ambiguous create made, or None once two lookups agree
-        there is none. If no lookup succeeds at all, re-raise ``cause``: resending then
-        could duplicate the instance."""
+        """The id of the instance an ambiguous create made, or None once lookups spread over
+        the settle window (see ``_settle_window``) agree there is none. If no lookup succeeds,
+        re-raise ``cause`` with a hint naming the instance: resending could duplicate it."""
+        window = self._settle_window(cause)
+        started = time.monotonic()
         empty_answers = 0
-        for delay in LOOKUP_DELAYS:
+        attempt = 0
+        while True:
             try:
                 found = self._live_named(name)
             except NovitaError as error:
                 logger.info("lookup of %s after ambiguous create failed: %s", name, error.message)
-                time.sleep(delay)
-                continue
-            if found:
-                newest = max(found, key=lambda raw: str(raw.get("createdAt") or ""))
-                return str(newest.get("id"))
-            empty_answers += 1
-            if empty_answers >= 2:
+            else:
+                if found:
+                    newest = max(found, key=lambda raw: str(raw.get("createdAt") or ""))
+                    return str(newest.get("id"))
+                empty_answers += 1
+            elapsed = time.monotonic() - started
+            if empty_answers >= 2 and elapsed >= window:
                 return None
+            if attempt >= len(LOOKUP_DELAYS) - 1 and elapsed >= window:
+                break
+            # Back off, but land the last lookups at the end of the window, not far past it.
+            delay = LOOKUP_DELAYS[min(attempt, len(LOOKUP_DELAYS) - 1)]
+            if elapsed < window:
+                delay = min(delay, max(window - elapsed, 0.05))
+            attempt += 1
             time.sleep(delay)
         cause.hint = (
             f"The create may have succeeded: look for an instance named {name!r} before trying "
             "again (Novita.instances())."
         )
         raise cause
+
+    def _settle_window(self: Novita, cause: NovitaError) -> float:
+        """How long an ambiguous create may still land after it failed. A 5xx answer means the
+        server finished with it; a dropped connection may hide a request still running; a
+        read timeout means the server was still working when we gave up waiting, so give it
+        twice the read timeout (bounded) before concluding it never happened."""
+        if isinstance(cause, TimeoutError):
+            timeout = getattr(self.config, "timeout", None)
+            read = timeout[1] if isinstance(timeout, tuple) else timeout
+            read = float(read) if isinstance(read, int | float) else SETTLE_AFTER_DROP
+            return min(max(2.0 * read, SETTLE_AFTER_DROP), SETTLE_AFTER_TIMEOUT_MAX)
+        if isinstance(cause, NetworkError):
+            return SETTLE_AFTER_DROP
+        return SETTLE_AFTER_ERROR
 
     # -- budget ----------------------------------------------------------------------------------
     def _provision_state(self: Novita) -> tuple[threading.Lock, dict[str, float]]:
@@ -1445,13 +1472,14 @@ class _Reservation:
 
 
 def _patiently(call: Callable[[], Any]) -> Any:
-    """Run a read, waiting out 429 storms and an open breaker a bounded number of times
-    (the transport already retried it; reads are safe to repeat)."""
+    """Run a read, waiting out 429 storms, an open breaker and transient failures a bounded
+    number of times (the transport already retried it; reads are safe to repeat)."""
     for attempt in range(1, MAX_NOT_SENT_RETRIES + 1):
         try:
             return call()
-        except (RateLimitError, CircuitBreakerError) as error:
-            if attempt == MAX_NOT_SENT_RETRIES:
+        except NovitaError as error:
+            transient = isinstance(error, RateLimitError | CircuitBreakerError) or _ambiguous(error)
+            if not transient or attempt == MAX_NOT_SENT_RETRIES:
                 raise
             time.sleep(_not_sent_delay(error, attempt))
     raise AssertionError("unreachable")

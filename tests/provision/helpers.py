@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import requests
+
 PRODUCTS_PATH = "/gpu-instance/openapi/v1/products"
 CREATE_PATH = "/gpu-instance/openapi/v1/gpu/instance/create"
 GONE = {"toRemove", "removing", "removed"}
@@ -20,9 +22,22 @@ def calls(sandbox: Any, path: str, method: str | None = None) -> list[dict[str, 
     ]
 
 
-def live_instances(client: Any, name: str | None = None) -> list[dict[str, Any]]:
-    """Ground truth from the API (faults cleared by the caller): live instances, exact name."""
-    items = client.api.list_instances(name=name) if name else client.api.list_instances()
+def live_instances(sandbox: Any, name: str | None = None) -> list[dict[str, Any]]:
+    """Ground truth straight from the sandbox's API (its own HTTP, not the client under test,
+    whose breaker or caches could still be reacting to faults): live instances, exact name."""
+    items: list[dict[str, Any]] = []
+    for page in range(1, 50):
+        response = requests.get(
+            f"{sandbox.api_url}/gpu/instances",
+            params={"pageNum": page, "pageSize": 100},
+            headers={"Authorization": f"Bearer {sandbox.api_key}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        batch = response.json().get("instances") or []
+        items.extend(batch)
+        if len(batch) < 100:
+            break
     return [
         raw
         for raw in items

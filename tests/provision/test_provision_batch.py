@@ -34,7 +34,7 @@ def test_twenty_instances_through_server_errors_and_a_rate_limit_storm(
     assert frame["error"].isna().all(), frame[frame["error"].notna()].to_string()
     assert frame["instance_id"].nunique() == 20
     assert sorted(frame["name"]) == sorted(f"storm-{n}" for n in range(1, 21))
-    live = live_instances(fast_client)
+    live = live_instances(sandbox)
     assert sorted(raw["id"] for raw in live) == sorted(frame["instance_id"])  # none leaked
     assert {r["status"] for r in statuses} >= {429}, "the storm really happened"
     assert any(r["status"] >= 500 for r in statuses)
@@ -63,7 +63,7 @@ def test_all_or_nothing_deletes_what_the_batch_created(sandbox, client):
     others = frame[frame["name"] != "aon-3"]
     assert set(others["status"]) <= {"deleted", "skipped"}
     assert others["error"].str.contains("rolled back|not attempted").all()
-    assert live_instances(client) == []
+    assert live_instances(sandbox) == []
     ledger_ids = {entry["id"] for entry in client.ledger.entries()}
     assert not ledger_ids & set(others["instance_id"].dropna())
 
@@ -77,7 +77,7 @@ def test_partial_failure_keeps_the_rest_and_says_which_failed(sandbox, client):
     frame = client.create_many(specs, gpu="4090").set_index("name")
     assert frame.loc["part-2", "status"] == "failed" and "RTX 9999" in frame.loc["part-2", "error"]
     assert frame.loc["part-3", "price_per_hour"] > frame.loc["part-1", "price_per_hour"]
-    assert sorted(raw["name"] for raw in live_instances(client)) == ["part-1", "part-3"]
+    assert sorted(raw["name"] for raw in live_instances(sandbox)) == ["part-1", "part-3"]
 
 
 def test_batch_with_wait_returns_running_instances(sandbox, client):

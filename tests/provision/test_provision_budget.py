@@ -46,7 +46,7 @@ def test_a_create_over_budget_is_refused_with_the_figures(sandbox, budget_client
     message = str(error)
     assert f"${2 * price:.2f}/h" in message and f"${price * 2.5:.2f}/h" in message
     assert calls(sandbox, CREATE_PATH) == []
-    assert len(live_instances(client)) == 2
+    assert len(live_instances(sandbox)) == 2
 
 
 def test_stopped_instances_do_not_count_against_the_budget(sandbox, budget_client):
@@ -77,5 +77,5 @@ def test_a_concurrent_batch_cannot_overshoot_the_budget(sandbox, budget_client):
     refused = frame[frame["error"].fillna("").str.contains("BudgetExceededError")]
     assert len(created) == 3 and len(refused) == 5
     assert created["price_per_hour"].sum() <= client.config.budget_per_hour + 1e-9
-    assert len(live_instances(client)) == 3
+    assert len(live_instances(sandbox)) == 3
     assert client.current_spend_per_hour() <= client.config.budget_per_hour + 1e-9

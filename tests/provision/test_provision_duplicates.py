@@ -40,7 +40,7 @@ def test_unique_name_appends_a_short_random_suffix(sandbox, client):
     two = client.create("worker", gpu="4090", unique_name=True)
     assert re.fullmatch(r"worker-[a-z0-9]{6}", one.name)
     assert one.name != two.name
-    assert len(live_instances(client)) == 3
+    assert len(live_instances(sandbox)) == 3
 
 
 def test_names_are_kept_exactly_as_given(sandbox, client):
@@ -53,7 +53,7 @@ def test_ambiguous_create_is_adopted_not_duplicated(sandbox, client):
     instance = client.create("ambiguous", gpu="4090")
     sandbox.clear_faults()
 
-    matching = live_instances(client, "ambiguous")
+    matching = live_instances(sandbox, "ambiguous")
     assert len(matching) == 1
     assert matching[0]["id"] == instance.id
     assert len(calls(sandbox, CREATE_PATH)) == 1  # found by name: never sent again
@@ -71,10 +71,10 @@ def test_ambiguous_creates_under_dropped_connections_never_duplicate(sandbox, fa
             created.append(fast_client.create(f"flaky-{n}", gpu="4090"))
     sandbox.clear_faults()
     for n in range(6):
-        assert len(live_instances(fast_client, f"flaky-{n}")) <= 1
+        assert len(live_instances(sandbox, f"flaky-{n}")) <= 1
     assert created, "most creates get through these faults"
     for instance in created:
-        assert [raw["id"] for raw in live_instances(fast_client, instance.name)] == [instance.id]
+        assert [raw["id"] for raw in live_instances(sandbox, instance.name)] == [instance.id]
 
 
 def test_create_is_resent_when_the_lookup_proves_nothing_was_made(sandbox, client, monkeypatch):
@@ -92,4 +92,26 @@ def test_create_is_resent_when_the_lookup_proves_nothing_was_made(sandbox, clien
     monkeypatch.setattr(client.api, "create_instance", flaky_create)
     instance = client.create("resent", gpu="4090")
     assert sent == ["resent", "resent"]
-    assert [raw["id"] for raw in live_instances(client, "resent")] == [instance.id]
+    assert [raw["id"] for raw in live_instances(sandbox, "resent")] == [instance.id]
+
+
+def test_a_create_landing_after_the_read_timeout_is_adopted_not_resent(sandbox):
+    from novita_notebook import Novita
+    from novita_notebook.sandbox.faults import Decision
+
+    original = sandbox.faults.decide
+
+    def slow_creates(is_create, now=None):
+        decision = original(is_create, now)
+        return Decision(latency=0.7) if is_create and decision == Decision() else decision
+
+    sandbox.faults.decide = slow_creates  # only creates are slow: they land after 0.7 s
+    client = Novita(api_key=sandbox.api_key, api_url=sandbox.url, timeout=(2.0, 0.3))
+    try:
+        instance = client.create("slow", gpu="4090")
+    finally:
+        sandbox.faults.decide = original
+        client.close()
+    assert [raw["id"] for raw in live_instances(sandbox, "slow")] == [instance.id]
+    assert len(calls(sandbox, CREATE_PATH)) == 1
+    assert "adopted" in repr(instance.fallback_report)

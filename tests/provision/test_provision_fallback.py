@@ -31,7 +31,7 @@ def test_preferred_region_out_of_stock_falls_back_to_the_next_by_priority(sandbo
     assert report.price == pytest.approx(instance.price_per_hour)
     assert list(report.to_frame()["region"]) == ["AS-SGP-02", "CN-HK-01"]
     assert "CN-HK-01" in report._repr_html_()
-    assert [r["name"] for r in live_instances(client)] == ["fallback-1"]
+    assert [r["name"] for r in live_instances(sandbox)] == ["fallback-1"]
 
 
 def test_a_preferred_region_is_tried_first_and_the_cheapest_offer_there_wins(sandbox, client):
@@ -91,7 +91,7 @@ def test_all_regions_exhausted_names_every_region_and_suggests_alternatives(sand
         assert alternative["price_per_gpu_hour"] > 0
         assert f"${alternative['price_per_gpu_hour']:.2f}/GPU-h" in message
     assert calls(sandbox, CREATE_PATH) == []
-    assert live_instances(client) == []
+    assert live_instances(sandbox) == []
 
 
 def test_other_billing_methods_are_suggested_when_on_demand_is_over_max_price(sandbox, client):
@@ -129,7 +129,7 @@ def test_stock_taken_between_listing_and_create_moves_on_to_the_next_candidate(
     assert report.attempts[-1].outcome == OUTCOME_CHOSEN
     assert instance.region == "CN-HK-01"
     assert "create failed" in repr(report)
-    assert len(live_instances(client)) == 1
+    assert len(live_instances(sandbox)) == 1
 
 
 def test_unknown_gpu_lists_what_is_available(sandbox, client):
