@@ -363,7 +363,9 @@ class Watcher:
 
     ``events`` (DataFrame of status changes), ``frame`` (latest state, one row per instance),
     ``latest`` (id → Instance), ``errors`` (failed callbacks), ``last_error`` (last API error),
-    ``ticks`` and ``calls``. ``stop()`` joins the thread; use it as a context manager too.
+    ``ticks`` (completed polls) and ``calls`` (list calls made, failed ones included; the
+    transport's own retries are in ``client.api.requests_made``). ``stop()`` joins the thread;
+    use it as a context manager too.
     """
 
     def __init__(
@@ -626,10 +628,10 @@ class Watcher:
         items: dict[str, dict[str, Any]] = {}
         page = 1
         while True:
+            self.calls += 1  # counted when made, failed ones too
             page_items, total = self._client.api.list_instances_page(
                 page_num=page, page_size=self.page_size
             )
-            self.calls += 1
             for raw in page_items:
                 raw_id = str(raw.get("id") or raw.get("Id") or "")
                 if raw_id:
