@@ -69,19 +69,19 @@ def readiness(quick: bool) -> list[Figure]:
         fixed_results: list[dict] = []
         with Sandbox(speed=speed, seed=0) as sandbox:
             sandbox.set_stock(1000)
-            # one client per side, so each side's request counter is its own
-            adaptive = Novita(api_key=sandbox.api_key, api_url=sandbox.url, max_concurrency=16)
-            fixed = Novita(api_key=sandbox.api_key, api_url=sandbox.url, max_concurrency=16)
+            # one client per wait, so each wait's request counter counts only its own polls
+            clients: list[Novita] = []
+            threads = []
             try:
-                for c in (adaptive, fixed):
-                    c.cached_products()
-                    c.cached_clusters()
-                threads = []
                 for index in range(pairs):
-                    for side, client, schedule, out in (
-                        ("a", adaptive, Backoff().scaled(1 / scale), adaptive_results),
-                        ("f", fixed, Backoff.fixed(1.0 / scale), fixed_results),
+                    for side, schedule, out in (
+                        ("a", Backoff().scaled(1 / scale), adaptive_results),
+                        ("f", Backoff.fixed(1.0 / scale), fixed_results),
                     ):
+                        client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+                        clients.append(client)
+                        client.cached_products()
+                        client.cached_clusters()
                         inst = client.create(f"ready-{side}{index}", gpu="RTX 3090", image=IMAGE)
                         threads.append(
                             threading.Thread(
@@ -93,8 +93,8 @@ def readiness(quick: bool) -> list[Figure]:
                 for thread in threads:
                     thread.join()
             finally:
-                adaptive.close()
-                fixed.close()
+                for client in clients:
+                    client.close()
         if len(adaptive_results) != pairs or len(fixed_results) != pairs:
             raise RuntimeError("a readiness wait failed; see the traceback above")
         adaptive_calls = statistics.mean(r["calls"] for r in adaptive_results)
