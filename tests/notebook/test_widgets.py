@@ -290,3 +290,39 @@ def test_create_form_without_widgets_reports_problems(client, no_ipywidgets):
     form = CreateForm(client, name="bad name", gpu="RTX 4090", ports="2223/tcp")
     assert form.submit() is None
     assert set(form.problems) == {"name", "ports"}
+
+
+# -- instance card -----------------------------------------------------------------------------
+
+
+def test_instance_card_buttons_act_on_the_sandbox(client):
+    from novita_notebook.notebook.widgets import InstanceCard
+
+    instance = client.create("cardw-1", gpu="RTX 4090", wait=True, progress="silent")
+    card = InstanceCard(instance)
+    assert "cardw-1" in card.card.value
+    card.stop_button.click()
+    assert "Stop requested" in card.message.value
+    client.wait(instance.id, until="exited", timeout=30, progress=False)
+    assert card.refresh().status == "exited" and "exited" in card.card.value
+
+    card.delete_button.click()
+    card.cancel_button.click()
+    assert client.instance(instance.id).status == "exited"
+    card.delete_button.click()
+    card.confirm_button.click()
+    assert client.wait(instance.id, until="removed", timeout=30, progress=False).status == "removed"
+
+
+def test_load_ext_displays_bound_instances_as_card_widgets(shell, magics, client):
+    instance = client.create("fmt-1", gpu="RTX 4090", progress="silent")
+    data, _ = shell.display_formatter.format(instance)
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "fmt-1" in data["text/html"]
+    shell.run_line_magic("unload_ext", "novita_notebook")
+    try:
+        data, _ = shell.display_formatter.format(instance)
+        assert "application/vnd.jupyter.widget-view+json" not in data
+        assert "fmt-1" in data["text/html"]  # the Instance's own card
+    finally:
+        shell.run_line_magic("load_ext", "novita_notebook")

@@ -19,6 +19,7 @@ from traitlets import Bool, Float, Unicode
 from traitlets.config.configurable import Configurable
 
 from ..errors import ConfigError, NovitaError, ValidationError
+from ..models import Instance
 from . import spec as specs
 
 NO_KEY_MESSAGE = (
@@ -499,6 +500,12 @@ class NovitaMagics(Magics, Configurable):
         return status
 
 
+def _instance_mimebundle(instance: Instance) -> dict[str, Any] | None:
+    from .widgets import instance_mimebundle
+
+    return instance_mimebundle(instance)
+
+
 def _count_products(frame: Any) -> int:
     """Distinct GPU products in a products listing (one row per product and region)."""
     try:
@@ -521,6 +528,9 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(magics)
     # %config NovitaMagics.<option> only reaches configurables the shell knows about.
     ipython.configurables.append(magics)
+    # Bound Instances display as a card with Start/Stop/Delete buttons (ipywidgets is only
+    # imported when the first Instance is displayed).
+    ipython.display_formatter.mimebundle_formatter.for_type(Instance, _instance_mimebundle)
     _LOADED[id(ipython)] = magics
     if os.environ.get("NOVITA_AUTO_SANDBOX", "").lower() in {"1", "true", "yes"}:
         magics.auto_sandbox = True
@@ -532,6 +542,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics is None:
         return
     magics.shutdown()
+    ipython.display_formatter.mimebundle_formatter.type_printers.pop(Instance, None)
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
     manager = ipython.magics_manager
