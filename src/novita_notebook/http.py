@@ -356,6 +356,10 @@ class Transport:
                 error = self._transport_error(exc, method, shown_path, idempotent)
                 self._record(failed=True, probe=probe)
                 retry_after = None
+            except BaseException:
+                # Ctrl-C or a bug mid-request: never leave the half-open probe slot taken.
+                self._record(failed=None, probe=probe)
+                raise
             else:
                 self._count()
                 status = response.status_code
