@@ -12,6 +12,7 @@ from novita_notebook.models import Instance
 
 SUBCOMMANDS = (
     "products",
+    "browse",
     "regions",
     "instances",
     "templates",
@@ -102,6 +103,15 @@ def test_products_bad_values_print_short_error(ip, capsys):
     err = capsys.readouterr().err
     assert "ValidationError" in err and "max_price" in err
     assert "Traceback" not in err
+
+
+def test_browse_returns_product_browser(ip):
+    from novita_notebook.notebook.widgets import ProductBrowser
+
+    browser = run(ip, "browse --gpu A100 --region EU-DE-01")
+    assert isinstance(browser, ProductBrowser)
+    assert set(browser.frame["region"]) == {"EU-DE-01"}
+    assert browser.frame["product"].str.contains("A100").all()
 
 
 def test_regions_templates_instances(ip):

@@ -70,6 +70,10 @@ def build_parser() -> MagicArgumentParser:
     p.add_argument("--available", action="store_true", help="only products in stock")
     p.add_argument("--refresh", action="store_true", help="bypass the product cache")
 
+    p = sub.add_parser("browse", help="interactive product browser with a create form")
+    p.add_argument("--gpu", help="initial GPU filter")
+    p.add_argument("--region", help="initial region filter")
+
     sub.add_parser("regions", help="regions (clusters) and their GPU types")
 
     p = sub.add_parser("instances", help="instances on the account")
@@ -338,6 +342,11 @@ class NovitaMagics(Magics, Configurable):
             "refresh": True if args.refresh else None,
         }
         return client.products(**_accepted(client.products, kwargs, "products()"))
+
+    def cmd_browse(self, args: argparse.Namespace) -> Any:
+        from .widgets import ProductBrowser
+
+        return ProductBrowser(self.get_client(), gpu=args.gpu, region=args.region)
 
     def cmd_regions(self, args: argparse.Namespace) -> Any:
         return self.get_client().regions()
