@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 import string
 import threading
 import time
@@ -31,6 +32,7 @@ FREE_CONTAINER_DISK_GB = 60
 KEEP_DATA_DAYS = 7
 JUPYTER_PORT = 8888
 
+_IMAGE_REFERENCE = re.compile(catalog.IMAGE_PATTERN)
 _REMOVAL = frozenset({"toRemove", "removing", "removed"})
 _STOPPABLE = frozenset(
     {"toCreate", "creating", "pulling", "running", "toStart", "starting", "toRestart", "restarting"}
@@ -80,7 +82,13 @@ class InstanceRecord:
     def cluster(self) -> ClusterSpec:
         return self.offer.cluster
 
-    def begin(self, now: float, stages: list[tuple[str, float]], final: str, error=None) -> None:
+    def begin(
+        self,
+        now: float,
+        stages: list[tuple[str, float]],
+        final: str,
+        error: dict[str, str] | None = None,
+    ) -> None:
         """Start a transition: timed stages (status, seconds already scaled) then ``final``."""
         until = now
         self.stages = []
@@ -122,7 +130,9 @@ class InstanceRecord:
             self.running_since = None
 
 
-def _token(rng: random.Random, length: int, alphabet: str = string.ascii_letters + string.digits):
+def _token(
+    rng: random.Random, length: int, alphabet: str = string.ascii_letters + string.digits
+) -> str:
     return "".join(rng.choice(alphabet) for _ in range(length))
 
 
@@ -159,7 +169,9 @@ class World:
     def scaled(self, seconds: float) -> float:
         return seconds / self.speed
 
-    def set_stock(self, stock: int, cluster_id: str | None = None, product_id: str | None = None):
+    def set_stock(
+        self, stock: int, cluster_id: str | None = None, product_id: str | None = None
+    ) -> int:
         """Set the available units of every matching offer (None = all)."""
         if isinstance(stock, bool) or not isinstance(stock, int) or stock < 0:
             raise ApiError("VALIDATOR_PARAM", "stock: must be an integer >= 0")
@@ -347,10 +359,8 @@ class World:
 
     def pull_error(self, record: InstanceRecord) -> dict[str, str] | None:
         """Why the image cannot be pulled, or None when it can."""
-        import re
-
         image = record.image_url
-        if not re.match(catalog.IMAGE_PATTERN, image):
+        if not _IMAGE_REFERENCE.match(image):
             return {
                 "state": "pullImageFailed",
                 "message": f"invalid reference format: {image!r} is not a valid image reference",
