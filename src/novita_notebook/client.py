@@ -8,11 +8,11 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cachetools import TTLCache
 
-from . import frames
 from .api import BILLING_METHODS, NovitaAPI
 from .config import Config, load_config
 from .errors import NotFoundError, NovitaError, ValidationError
@@ -32,6 +32,15 @@ __all__ = ["Novita"]
 logger = logging.getLogger("novita_notebook")
 
 T = TypeVar("T")
+
+
+def _frames() -> ModuleType:
+    """frames.py imports pandas (slow): load it only when a DataFrame is asked for."""
+    from . import frames
+
+    return frames
+
+
 _BILLING_ALIASES = {
     "ondemand": "onDemand",
     "on_demand": "onDemand",
@@ -460,7 +469,7 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
             cluster = self._find_region(region, clusters)
             items = [p for p in items if cluster.name.upper() in {r.upper() for r in p.regions}]
         if gpu is not None:
-            matching = [p for p in items if frames.gpu_matches(gpu, p.name, p.gpu_model)]
+            matching = [p for p in items if _frames().gpu_matches(gpu, p.name, p.gpu_model)]
             if not matching:
                 models = sorted({p.gpu_model for p in items if p.gpu_model})
                 raise ValidationError(
@@ -481,12 +490,12 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
                 for p in items
                 if p.price_for(method) is not None and (p.price_for(method) or 0.0) <= max_price
             ]
-        return frames.products_frame(items, clusters, billing=billing)
+        return _frames().products_frame(items, clusters, billing=billing)
 
     def regions(self, refresh: bool = False) -> pd.DataFrame:
         """Regions (clusters) with their GPU types, product counts and cheapest available GPU."""
         _check_bool(refresh, "refresh")
-        return frames.regions_frame(self.cached_clusters(refresh), self.cached_products(refresh))
+        return _frames().regions_frame(self.cached_clusters(refresh), self.cached_products(refresh))
 
     def instances(
         self, status: str | Iterable[str] | None = None, refresh: bool = False
@@ -509,7 +518,7 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
             inst.price_per_hour = self._price_of(inst, index)
         if wanted is not None:
             instances = [i for i in instances if i.status in wanted or i.phase in wanted]
-        return frames.instances_frame(instances, datetime.now(UTC))
+        return _frames().instances_frame(instances, datetime.now(UTC))
 
     def templates(
         self,
@@ -526,7 +535,7 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
             items = self.cached_templates(refresh)
         else:
             items = self.api.templates(name=name, type=type, channel=channel)
-        return frames.templates_frame(items)
+        return _frames().templates_frame(items)
 
 
 def _check_statuses(status: str | Iterable[str] | None) -> set[str] | None:
