@@ -50,6 +50,7 @@ from .validation import (
     check_int_range,
     check_max_price,
     check_name,
+    check_regions,
     check_rootfs,
     check_text,
     check_text_field,
@@ -533,11 +534,10 @@ def prepare_request(
     storages = parse_network_storages(network_storages, problems)
     if region is not None and (not isinstance(region, str) or not region.strip()):
         problems.add("region", f"must be a region name like 'AS-SGP-02', got {region!r}")
-    if regions is not None and not isinstance(regions, str | Mapping | list | tuple):
-        problems.add(
-            "regions",
-            f"must be a list of region names or a {{name: priority}} dict, got {regions!r}",
-        )
+    check_regions(regions, problems)
+    for flag_name, flag in (("unique_name", unique_name), ("wait", wait)):
+        if not isinstance(flag, bool):
+            problems.add(flag_name, f"must be True or False, got {flag!r}")
     if wait_until not in WAIT_TARGETS:
         problems.add("wait_until", f"must be one of {', '.join(WAIT_TARGETS)}, got {wait_until!r}")
     if timeout is not None and (

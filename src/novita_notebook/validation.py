@@ -12,6 +12,12 @@ from .errors import ValidationError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+#: The distribution reference grammar: optional registry host[:port], lowercase path, tag, digest.
+IMAGE_PATTERN = re.compile(
+    rf"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
 BILLING_METHODS: tuple[str, ...] = ("onDemand", "spot", "monthly")
 PORT_TYPES: tuple[str, ...] = ("tcp", "http")
 RESERVED_PORTS: frozenset[int] = frozenset({2222, 2223, 2224})
@@ -121,13 +127,50 @@ def check_text(
 
 
 def check_image(value: Any, problems: Problems, field: str = "image") -> str | None:
+    """A container image reference: ``[registry[:port]/]repo[/path][:tag][@sha256:digest]``."""
     if value is None:
         return None
     image = check_text(value, problems, field, max_len=MAX_IMAGE, min_len=1)
-    if image is not None and (image != image.strip() or any(c.isspace() for c in image)):
+    if image is None:
+        return None
+    if any(c.isspace() for c in image):
         problems.add(field, f"{image!r} must not contain whitespace")
         return None
+    if not IMAGE_PATTERN.match(image):
+        problems.add(
+            field,
+            f"{image!r} is not an image reference like 'pytorch/pytorch:2.4.0' or "
+            "'registry.example.com/team/app:1.0' (lowercase repository, optional :tag)",
+        )
+        return None
     return image
+
+
+def check_regions(value: Any, problems: Problems) -> None:
+    """``regions``: names or ids as a list (in order), a comma-separated string, or a
+    {name: priority} dict with numeric priorities. Whether the API knows them is checked later."""
+    field = "regions"
+    if value is None:
+        return
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if isinstance(value, Mapping):
+        keys = list(value.keys())
+        for key, priority in value.items():
+            if isinstance(priority, bool) or not isinstance(priority, int | float):
+                problems.add(field, f"priority of {key!r} must be a number, got {priority!r}")
+    elif isinstance(value, list | tuple):
+        keys = list(value)
+    else:
+        problems.add(
+            field, f"must be a list of region names or a {{name: priority}} dict, got {value!r}"
+        )
+        return
+    if not keys:
+        problems.add(field, "must name at least one region")
+    for key in keys:
+        if not isinstance(key, str) or not key.strip():
+            problems.add(field, f"entry {key!r} must be a region name like 'AS-SGP-02'")
 
 
 def check_max_price(value: Any, problems: Problems) -> float | None:
