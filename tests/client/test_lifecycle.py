@@ -160,3 +160,26 @@ def test_attributes_the_mixins_rely_on(client):
         api_key=client.api.transport._key, api_url=client.config.api_url, rate_limit_per_second=5
     ) as other:
         assert other.rate_limiter is other.api.transport.rate_limiter
+
+
+def test_spot_instance_is_priced_at_the_spot_price(client):
+    product = next(p for p in client.cached_products() if p.available and p.spot_price)
+    cluster = next(c for c in client.cached_clusters() if c.name == product.regions[0])
+    new_id = create_raw(
+        client, "spotty", product_id=product.id, cluster_id=cluster.id, billing="spot"
+    )
+    assert client.instance(new_id).price_per_hour == pytest.approx(product.spot_price)
+
+
+def test_unreachable_catalog_leaves_price_empty_not_the_instance(client, monkeypatch):
+    from novita_notebook.errors import NetworkError
+
+    new_id = create_raw(client, "no-price")
+    client.clear_cache()
+
+    def broken(**_):
+        raise NetworkError("catalog down")
+
+    monkeypatch.setattr(client.api, "products", broken)  # an edge the sandbox cannot isolate
+    inst = client.instance(new_id)
+    assert inst.id == new_id and inst.price_per_hour is None
