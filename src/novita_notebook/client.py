@@ -431,7 +431,8 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
     ) -> pd.DataFrame:
         """GPU products, one row per product × region, cheapest first.
 
-        ``gpu`` matches loosely (``"4090"``, ``"rtx 4090"``, ``"RTX 4090 24GB"``); ``region``
+        ``gpu`` matches loosely (``"4090"``, ``"rtx 4090"``, ``"RTX 4090 24GB"``) or is a
+        product id; ``region``
         is a region name or id; ``billing`` (onDemand, spot, monthly) keeps products sold that
         way and sorts/filters by that price; ``max_price`` is USD per GPU-hour; ``gpu_num``
         asks the API which products can serve that many GPUs.
@@ -469,7 +470,9 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
             cluster = self._find_region(region, clusters)
             items = [p for p in items if cluster.name.upper() in {r.upper() for r in p.regions}]
         if gpu is not None:
-            matching = [p for p in items if _frames().gpu_matches(gpu, p.name, p.gpu_model)]
+            matching = [p for p in items if p.id.lower() == gpu.lower()]  # a product id
+            if not matching:
+                matching = [p for p in items if _frames().gpu_matches(gpu, p.name, p.gpu_model)]
             if not matching:
                 models = sorted({p.gpu_model for p in items if p.gpu_model})
                 raise ValidationError(

@@ -40,9 +40,16 @@ def test_products_fuzzy_gpu(client, query):
     assert set(df["gpu"]) == {"RTX 4090"}
 
 
+def test_products_gpu_by_product_id(client):
+    product_id = client.cached_products()[0].id
+    df = client.products(gpu=product_id)
+    assert set(df["product_id"]) == {product_id}
+
+
 def test_gpu_tokens_keep_models_apart():
     assert not gpu_matches("A10", "A100 80GB SXM", "A100")
     assert not gpu_matches("L40", "L40S 48GB", "L40S")
+    assert not gpu_matches("L4", "L40S 48GB", "L40S")
     assert gpu_matches("l40s", "L40S 48GB", "L40S")
     assert gpu_matches("24 gb 4090", "RTX 4090 24GB", "RTX 4090")
     assert gpu_tokens("GeForce RTX4090") == ["rtx", "4090"]
