@@ -10,11 +10,14 @@ Design choices:
   terminals and kernels alike), sleeps on ``threading.Event.wait`` (no busy loop, stops at
   once) and is stopped by ``stop()``, which joins it. Widgets are updated only by the notebook
   layer, through thread-safe trait assignments fed from the watcher's callbacks.
-* There is no async API here, so nest-asyncio is used nowhere: no loop is ever re-entered.
+* ``await novita.wait_async(...)`` is the same wait (one generator of steps drives both) with
+  ``asyncio.sleep`` pauses and HTTP calls in the loop's executor. It runs *on* the caller's
+  loop, never re-enters it, so nest-asyncio is used nowhere in this module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
@@ -23,7 +26,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -833,8 +836,70 @@ class WatchMixin:
         vanishes (unless waiting for ``removed``), ``TimeoutError`` with ``last_status``.
         Ctrl-C stops waiting only: the instance keeps going. ``progress``: None (live display
         in notebooks, silent elsewhere), ``"text"``, ``"silent"`` or a callable
-        ``progress(instance, elapsed, phase)``.
+        ``progress(instance, elapsed, phase)``. Runs on the caller's thread, starts none.
         """
+        steps = self._wait_steps(instance, until, timeout, progress, probe, poll)
+        try:
+            action = next(steps)
+            while True:
+                try:
+                    if action[0] == "sleep":
+                        time.sleep(action[1])
+                        result = None
+                    else:
+                        result = action[1](*action[2:])
+                except BaseException as exc:  # Ctrl-C included: the steps report it
+                    action = steps.throw(exc)
+                else:
+                    action = steps.send(result)
+        except StopIteration as done:
+            return done.value
+
+    async def wait_async(
+        self: Novita,
+        instance: Instance | str,
+        until: str = "running",
+        timeout: float | None = 600,
+        *,
+        progress: Any = None,
+        probe: Probe | None = None,
+        poll: Backoff | float | None = None,
+    ) -> Instance:
+        """``await novita.wait_async(...)``: ``wait`` without blocking the event loop (a
+        notebook cell can ``await`` it; no nest-asyncio involved). Same arguments and errors.
+
+        Pauses are ``asyncio.sleep``; each HTTP call (and probe) runs in the loop's default
+        executor, so cancelling the task stops the wait after the call in flight.
+        """
+        steps = self._wait_steps(instance, until, timeout, progress, probe, poll)
+        try:
+            action = next(steps)
+            while True:
+                try:
+                    if action[0] == "sleep":
+                        await asyncio.sleep(action[1])
+                        result = None
+                    else:
+                        result = await asyncio.to_thread(action[1], *action[2:])
+                except BaseException as exc:  # cancellation included: the steps report it
+                    action = steps.throw(exc)
+                else:
+                    action = steps.send(result)
+        except StopIteration as done:
+            return done.value
+
+    def _wait_steps(
+        self: Novita,
+        instance: Instance | str,
+        until: str,
+        timeout: float | None,
+        progress: Any,
+        probe: Probe | None,
+        poll: Backoff | float | None,
+    ) -> Generator[tuple[Any, ...], Any, Instance]:
+        """The wait as a generator, shared by ``wait`` and ``wait_async``. It yields
+        ``("sleep", seconds)`` or ``("call", function, *args)`` and is sent the result (or
+        thrown the exception); the drivers only decide how to sleep and where calls run."""
         if until not in WAIT_TARGETS:
             raise ValidationError(
                 f"until must be one of {', '.join(WAIT_TARGETS)}; got {until!r}", field="until"
@@ -842,15 +907,10 @@ class WatchMixin:
         limit = None if timeout is None else _positive_number(timeout, "timeout")
         schedule = _schedule_from(poll)
         reporter = _Progress(progress)
-        if until == "reachable":
-            if probe is None:
-                probe = HttpProbe()
-            elif not callable(probe):
-                raise ValidationError(
-                    "probe must be a callable probe(instance) -> bool", field="probe"
-                )
-        elif probe is not None and not callable(probe):
+        if probe is not None and not callable(probe):
             raise ValidationError("probe must be a callable probe(instance) -> bool", field="probe")
+        if until == "reachable" and probe is None:
+            probe = HttpProbe()
 
         started = time.monotonic()
         # Until the lookup answers, name the instance as the caller did (for Ctrl-C).
@@ -859,8 +919,27 @@ class WatchMixin:
         last: Instance | None = instance if isinstance(instance, Instance) else None
         last_status: str | None = None
         last_error: BaseException | None = None
+
+        def pause(elapsed: float) -> float:
+            delay = schedule.next_delay()
+            return delay if limit is None else min(delay, max(0.0, limit - elapsed))
+
         try:
-            known = self._wait_subject_patiently(instance, until, schedule, limit, started)
+            while True:  # the lookup, retried on API blips: a wait started in one should wait
+                try:
+                    known = yield ("call", self._wait_subject, instance, until)
+                    break
+                except Exception as exc:
+                    if not _is_transient(exc):
+                        raise
+                    elapsed = time.monotonic() - started
+                    if limit is not None and elapsed >= limit:
+                        raise NovitaTimeoutError(
+                            f"could not look up {instance!r} within {limit:g} s: "
+                            f"{getattr(exc, 'message', exc)}",
+                            last_status=None,
+                        ) from exc
+                    yield ("sleep", pause(elapsed))
             if isinstance(known, str):  # already gone while waiting for removed
                 return Instance(id=known, name="", status="removed", _client=self)
             instance_id, label = known.id, _label(known)
@@ -875,7 +954,7 @@ class WatchMixin:
                     current, pending = pending, None
                 else:
                     try:
-                        current = self.to_instance(self.api.get_instance(instance_id))
+                        current = yield ("call", self._fetch_instance, instance_id)
                     except NotFoundError as exc:
                         if until == "removed":
                             gone = dataclasses.replace(last, status="removed")
@@ -898,8 +977,19 @@ class WatchMixin:
                         )
                 if current is not None:
                     last, last_status = current, current.status
-                    reached, note = self._wait_check(current, until, probe, label)
-                    if reached:
+                    verdict, note = self._wait_verdict(current, until, label)
+                    if verdict == "probe":
+                        assert probe is not None
+                        if (yield ("call", is_reachable, current, probe)):
+                            verdict = "yes"
+                        else:
+                            reason = getattr(probe, "last_reason", None)
+                            note = (
+                                f"waiting for ports: {reason}"
+                                if reason
+                                else "waiting for the probe"
+                            )
+                    if verdict == "yes":
                         elapsed = time.monotonic() - started
                         reporter.update(current, elapsed)
                         reporter.finish(current, elapsed, f"is {until}")
@@ -907,7 +997,7 @@ class WatchMixin:
                     urgent = until == "reachable" and current.status == "running"
                     schedule.observe(current.status, urgent=urgent)
                 elapsed = time.monotonic() - started
-                if last_status is not None:
+                if last_status is not None and last is not None:
                     reporter.update(last, elapsed, note)
                 if limit is not None and elapsed >= limit:
                     detail = f" ({note})" if note else ""
@@ -922,11 +1012,8 @@ class WatchMixin:
                             f"until={until!r}) again, or novita.watch([{instance_id!r}])."
                         ),
                     )
-                delay = schedule.next_delay()
-                if limit is not None:
-                    delay = min(delay, max(0.0, limit - elapsed))
-                time.sleep(delay)
-        except KeyboardInterrupt:
+                yield ("sleep", pause(elapsed))
+        except (KeyboardInterrupt, asyncio.CancelledError):
             elapsed = time.monotonic() - started
             message = (
                 f"Stopped waiting for {label} to be {until} after {elapsed:.0f} s "
@@ -944,31 +1031,8 @@ class WatchMixin:
                     logger.debug("progress display failed after Ctrl-C", exc_info=True)
             raise
 
-    def _wait_subject_patiently(
-        self: Novita,
-        instance: Instance | str,
-        until: str,
-        schedule: Backoff,
-        limit: float | None,
-        started: float,
-    ) -> Instance | str:
-        """``_wait_subject``, retried on transient API errors within the wait's time limit:
-        a wait started during a blip should wait, not fail."""
-        while True:
-            try:
-                return self._wait_subject(instance, until)
-            except Exception as exc:
-                if not _is_transient(exc):
-                    raise
-                elapsed = time.monotonic() - started
-                if limit is not None and elapsed >= limit:
-                    raise NovitaTimeoutError(
-                        f"could not look up {instance!r} within {limit:g} s: "
-                        f"{getattr(exc, 'message', exc)}",
-                        last_status=None,
-                    ) from exc
-                delay = schedule.next_delay()
-                time.sleep(delay if limit is None else min(delay, max(0.0, limit - elapsed)))
+    def _fetch_instance(self: Novita, instance_id: str) -> Instance:
+        return self.to_instance(self.api.get_instance(instance_id))
 
     def _wait_subject(self: Novita, instance: Instance | str, until: str) -> Instance | str:
         """The Instance to wait on; the bare id when it is already gone and ``until`` is removed."""
@@ -988,13 +1052,14 @@ class WatchMixin:
                 return instance
             raise
 
-    def _wait_check(
-        self: Novita, current: Instance, until: str, probe: Probe | None, label: str
-    ) -> tuple[bool, str | None]:
-        """(target reached?, a note for the progress line). Raises on a dead end."""
+    def _wait_verdict(
+        self: Novita, current: Instance, until: str, label: str
+    ) -> tuple[str, str | None]:
+        """``("yes" | "no" | "probe", note)``: reached, not yet, or ask the readiness probe.
+        Raises on a dead end (a failure, or removal while waiting for anything else)."""
         if until == "removed":
             # Deleting a failed instance is the usual cleanup: its statusError is no news.
-            return current.status == "removed", None
+            return ("yes" if current.status == "removed" else "no"), None
         if current.failed:
             error = current.status_error
             assert error is not None
@@ -1013,20 +1078,14 @@ class WatchMixin:
                 last_status=current.status,
                 status_error=None,
             )
-        if until == "running":
-            return current.status == "running", None
-        if until == "exited":
-            return current.status == "exited", None
+        if until in ("running", "exited"):
+            return ("yes" if current.status == until else "no"), None
         # reachable
         if current.status != "running":
-            return False, None
+            return "no", None
         if not components_running(current):
-            return False, "waiting for SSH/Jupyter to come up"
-        assert probe is not None
-        if is_reachable(current, probe):
-            return True, None
-        reason = getattr(probe, "last_reason", None)
-        return False, f"waiting for ports: {reason}" if reason else "waiting for the probe"
+            return "no", "waiting for SSH/Jupyter to come up"
+        return "probe", None
 
     # -- watch ---------------------------------------------------------------------------------
     def watch(
