@@ -5,6 +5,8 @@ No HTTP: these run on hand-made Products and Clusters.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from novita_notebook.errors import ValidationError
 from novita_notebook.models import Cluster, Product
@@ -214,3 +216,30 @@ def test_report_reads_like_the_storyboard():
     assert list(frame["region"]) == ["AS-SGP-02", "CN-HK-01"]
     page = report._repr_html_()
     assert "<table>" in page and "CN-HK-01" in page and "out of stock" in page
+
+
+# -- properties -----------------------------------------------------------------------------------
+valid_ports = st.integers(1, 65535).filter(lambda p: p not in (2222, 2223, 2224))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(valid_ports, st.sampled_from(["tcp", "http"])),
+        max_size=15,
+        unique_by=lambda t: t[0],
+    )
+)
+def test_ports_survive_the_round_trip_through_the_body_format(pairs):
+    problems = Problems()
+    assert parse_ports(format_ports(pairs), problems) == pairs
+    assert not problems
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(CATALOG),
+    st.sampled_from([str.lower, str.upper, lambda s: s.replace(" ", "-"), lambda s: f"  {s}  "]),
+)
+def test_every_product_is_found_by_its_own_name_in_any_case(item, spell):
+    assert item.id in {p.id for p in match_gpu(CATALOG, spell(item.name))}
