@@ -474,12 +474,12 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
             if not matching:
                 matching = [p for p in items if _frames().gpu_matches(gpu, p.name, p.gpu_model)]
             if not matching:
-                models = sorted({p.gpu_model for p in items if p.gpu_model})
                 raise ValidationError(
                     f"no product matches gpu={gpu!r}"
                     + (f" in {region}" if region else "")
-                    + f"; GPU models listed: {', '.join(models) or 'none'}",
+                    + f". Available now: {_cheapest_by_model(items) or 'nothing'}",
                     field="gpu",
+                    hint='Try a model number such as gpu="4090", or see Novita.products().',
                 )
             items = matching
         if billing is not None:
@@ -539,6 +539,17 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         else:
             items = self.api.templates(name=name, type=type, channel=channel)
         return _frames().templates_frame(items)
+
+
+def _cheapest_by_model(products: Iterable[Product]) -> str:
+    """``"RTX 4090 ($0.33/h), L40S ($0.79/h)"``: each available GPU model from its cheapest
+    on-demand price, cheapest first (for "no such GPU" messages)."""
+    best: dict[str, float] = {}
+    for product in products:
+        if product.available and product.price is not None and product.gpu_model:
+            best[product.gpu_model] = min(best.get(product.gpu_model, product.price), product.price)
+    ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))
+    return ", ".join(f"{model} (${price:.2f}/h)" for model, price in ranked)
 
 
 def _check_statuses(status: str | Iterable[str] | None) -> set[str] | None:

@@ -58,7 +58,8 @@ def test_gpu_tokens_keep_models_apart():
 def test_unknown_gpu_lists_models(client):
     with pytest.raises(ValidationError) as info:
         client.products(gpu="RTX 9999")
-    assert info.value.field == "gpu" and "RTX 4090" in str(info.value)
+    assert info.value.field == "gpu" and "RTX 4090 ($" in str(info.value)
+    assert "Available now" in str(info.value) and info.value.hint
 
 
 def test_region_by_name_or_id(client):
