@@ -461,6 +461,13 @@ class Watcher:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    async def __aenter__(self) -> Watcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        # Joining may wait for a tick's HTTP call: do it off the event loop.
+        await asyncio.to_thread(self.stop)
+
     # -- state ---------------------------------------------------------------------------------
     @property
     def latest(self) -> dict[str, Instance]:

@@ -66,3 +66,19 @@ def test_cancelling_wait_async_stops_cleanly(client, make_instance, capsys):
     assert "keeps running" in message and instance_id in message
     assert [t for t in threading.enumerate() if t not in before] == []
     assert client.wait(instance_id, poll=FAST, timeout=30).status == "running"
+
+
+def test_watcher_as_an_async_context_manager(client, make_instance):
+    instance_id = make_instance("async-watched")
+
+    async def scenario():
+        async with client.watch([instance_id], interval=0.01) as watcher:
+            while watcher.latest.get(instance_id) is None or (
+                watcher.latest[instance_id].status != "running"
+            ):
+                await asyncio.sleep(0.01)
+        return watcher
+
+    watcher = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    assert not watcher.thread.is_alive()
+    assert watcher.latest[instance_id].status == "running"
