@@ -35,6 +35,7 @@ import json as jsonlib
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -70,6 +71,7 @@ _STATE_REASONS = frozenset(
 )
 _CAPACITY_REASONS = frozenset({"INSUFFICIENT_RESOURCE", "MIGRATE_INSUFFICIENT_RESOURCE"})
 _SECRET_BODY_KEYS = frozenset({"password", "imageAuth", "sshPassword"})
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*):\s")
 
 
 class RateLimiter:
@@ -183,6 +185,9 @@ def error_from_response(
         )
     if reason == "VALIDATOR_PARAM":
         field = metadata.get("field") if metadata else None
+        if not field:  # Novita messages read "productId: is required"
+            prefix = _FIELD_PREFIX.match(message)
+            field = prefix.group(1) if prefix else None
         return errors.ValidationError(
             message,
             field=str(field) if field else None,

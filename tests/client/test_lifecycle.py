@@ -128,6 +128,8 @@ def test_server_validation_error_maps(client):
     with pytest.raises(ValidationError) as info:
         client.api.create_instance({"name": "x", "productId": "p"})
     assert info.value.status == 400 and info.value.reason == "VALIDATOR_PARAM"
+    assert info.value.field  # taken from the API's "field: rule" message
+    assert info.value.field in info.value.message
 
 
 def test_context_manager_and_close_idempotent(sandbox):
