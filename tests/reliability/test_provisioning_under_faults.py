@@ -102,12 +102,6 @@ def test_all_or_nothing_batch_leaves_nothing_running_when_one_fails(sandbox, fas
     assert not (frame["status"] == "rollback failed").any(), frame
 
 
-@pytest.mark.xfail(
-    reason="provision._send_create resends a create after a read timeout once two name "
-    "lookups 0.25 s apart come back empty; a create still in flight then lands twice "
-    "(reported to the provisioning owner)",
-    strict=False,
-)
 def test_create_past_the_read_timeout_never_duplicates(sandbox, slow_creates):
     client = Novita(
         api_key=sandbox.api_key,

@@ -191,28 +191,6 @@ STANDALONE_CASES = [
 ]
 
 
-#: Cases that fail because of a defect reported to the owner of the piece (see the report).
-KNOWN_DEFECTS = {
-    "create regions items": "provision.create: regions items are type-checked only after "
-    "GET /clusters (one HTTP call before the ValidationError)",
-    "create wait text": "provision.create: wait='yes' is not validated as a bool; the create "
-    "is sent",
-}
-
-
-def _params(cases):
-    return [
-        pytest.param(
-            *case,
-            id=case[0],
-            marks=[pytest.mark.xfail(reason=KNOWN_DEFECTS[case[0]], strict=False)]
-            if case[0] in KNOWN_DEFECTS
-            else [],
-        )
-        for case in cases
-    ]
-
-
 def _check(error: ValidationError, field: str) -> None:
     named = {error.field} | {name for name, _rule in error.problems}
     assert field in named or any(str(n).startswith(f"{field}[") for n in named), (
@@ -223,7 +201,7 @@ def _check(error: ValidationError, field: str) -> None:
     )
 
 
-@pytest.mark.parametrize("label, call, field", _params(CLIENT_CASES))
+@pytest.mark.parametrize("label, call, field", CLIENT_CASES, ids=[c[0] for c in CLIENT_CASES])
 def test_bad_input_is_refused_before_any_http_call(sandbox, client, label, call, field):
     sandbox.clear_requests()
     before = client.api.requests_made
@@ -239,7 +217,9 @@ def test_bad_input_is_refused_before_any_http_call(sandbox, client, label, call,
     assert sandbox.requests() == [], f"{label}: the sandbox received {sandbox.requests()}"
 
 
-@pytest.mark.parametrize("label, call, field", _params(STANDALONE_CASES))
+@pytest.mark.parametrize(
+    "label, call, field", STANDALONE_CASES, ids=[c[0] for c in STANDALONE_CASES]
+)
 def test_bad_construction_is_refused_before_any_http_call(sandbox, label, call, field):
     sandbox.clear_requests()
     with pytest.raises(ValidationError) as caught:
