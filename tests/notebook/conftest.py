@@ -29,6 +29,8 @@ def magics(shell):
         setattr(found, name, None)
     found.auto_sandbox = False
     found.short_errors = True
+    # %config writes into the shell's config, which a reloaded extension would read back.
+    shell.config.pop("NovitaMagics", None)
 
 
 @pytest.fixture

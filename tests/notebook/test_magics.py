@@ -259,6 +259,28 @@ def test_percent_config_sets_options(ip, magics):
     assert magics.poll_interval == 0.5
 
 
+def test_percent_config_budget_applies_to_the_live_session(ip, magics, client, capsys):
+    first = run(ip, 'create budget-1 --gpu "RTX 4090"')
+    ip.run_line_magic("config", f"NovitaMagics.budget_per_hour = {first.price_per_hour * 1.5}")
+    assert client.config.budget_per_hour == pytest.approx(first.price_per_hour * 1.5)
+    assert run(ip, 'create budget-2 --gpu "RTX 4090"') is None
+    err = capsys.readouterr().err
+    assert err.startswith("BudgetExceededError:") and "budget" in err
+    magics.budget_per_hour = None  # back to the client's own setting
+    assert client.config.budget_per_hour is None
+
+
+def test_percent_config_rejects_bad_values(ip, magics):
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="billing"):
+        magics.billing = "free"
+    with pytest.raises(TraitError, match="poll_interval"):
+        magics.poll_interval = -1.0
+    magics.billing = "spot"
+    assert magics.billing == "spot"
+
+
 def test_default_region_is_used_by_create(ip, magics, client):
     magics.default_region = "CN-HK-01"
     instance = run(ip, 'create reg-1 --gpu "RTX 4090"')

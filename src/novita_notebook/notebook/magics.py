@@ -5,6 +5,7 @@ whose mistakes raise UsageError or print one short message, and never end the ke
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import os
 import shlex
@@ -15,7 +16,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
 from IPython.utils.text import DollarFormatter
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Float, TraitError, Unicode, observe, validate
 from traitlets.config.configurable import Configurable
 
 from ..errors import ConfigError, NovitaError, ValidationError
@@ -180,10 +181,54 @@ class NovitaMagics(Magics, Configurable):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.client: Any = None
+        self._client: Any = None
+        self._base_configs: dict[int, Any] = {}  # each client's config before our overrides
         self.sandbox_client: Any = None  # the client that owns the session's sandbox
         self.panels: list[Any] = []
         self.parser = build_parser()
+
+    # -- options -------------------------------------------------------------------------------
+    @validate("billing")
+    def _check_billing(self, proposal: Any) -> Any:
+        try:
+            return specs.parse_billing(proposal["value"])
+        except ValidationError as error:
+            raise TraitError(f"NovitaMagics.billing: {error.message}") from None
+
+    @validate("poll_interval", "budget_per_hour", "sandbox_speed")
+    def _check_positive(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and value <= 0:
+            name = proposal["trait"].name
+            raise TraitError(f"NovitaMagics.{name} must be greater than 0, got {value}")
+        return value
+
+    @observe("default_region", "budget_per_hour", "poll_interval")
+    def _options_changed(self, change: Any) -> None:
+        # %config takes effect at once on the session client, not only on the next one.
+        client = getattr(self, "_client", None)  # options may arrive during __init__
+        if client is not None:
+            self._apply_options(client)
+
+    @property
+    def client(self) -> Any:
+        """The session's client (None until the first command builds it)."""
+        return self._client
+
+    @client.setter
+    def client(self, value: Any) -> None:
+        self._client = value
+        if value is not None:
+            self._apply_options(value)
+
+    def _apply_options(self, client: Any) -> None:
+        """Overlay the magic's options on the client's own config (env/.env/arguments)."""
+        config = getattr(client, "config", None)
+        if config is None or not dataclasses.is_dataclass(config):
+            return
+        base = self._base_configs.setdefault(id(client), config)
+        overrides = {k: v for k, v in self.client_options().items() if v is not None}
+        client.config = dataclasses.replace(base, **overrides)
 
     # -- entry point ---------------------------------------------------------------------------
     @needs_local_scope
@@ -223,7 +268,10 @@ class NovitaMagics(Magics, Configurable):
         return getattr(self, f"cmd_{args.command}")(args)
 
     def _run_cell(self, line: str, cell: str, local_ns: dict) -> Any:
-        argv = shlex.split(line)
+        try:
+            argv = shlex.split(line)
+        except ValueError as error:
+            raise UsageError(f"%%novita: cannot parse the line ({error})") from None
         if argv and argv[0] != "create":
             raise UsageError("%%novita: the cell form takes a create spec; use %%novita create")
         flags = set(argv[1:])
@@ -305,6 +353,7 @@ class NovitaMagics(Magics, Configurable):
         url = self.sandbox_client.sandbox_server.url
         if self.client is self.sandbox_client:
             self.close_client()
+        self._base_configs.pop(id(self.sandbox_client), None)
         self.sandbox_client.close()
         self.sandbox_client.sandbox_server.stop()
         self.sandbox_client = None
@@ -316,6 +365,7 @@ class NovitaMagics(Magics, Configurable):
             panel.stop()
         self.panels.clear()
         if self.client is not None and self.client is not self.sandbox_client:
+            self._base_configs.pop(id(self.client), None)
             self.client.close()
         self.client = None
 
