@@ -237,3 +237,17 @@ def test_templates_frame(client):
     assert df["ports"].str.contains("/").any()
     official = client.templates(channel="official")
     assert set(official["channel"]) == {"official"}
+
+
+def test_instances_frame_pages_through_the_api(client, sandbox):
+    sandbox.set_stock(1000)
+    ids = {create_raw(client, f"many-{i}") for i in range(130)}
+    sandbox.clear_requests()
+    df = client.instances()
+    assert set(df["id"]) == ids and df["id"].is_unique
+    pages = api_requests(sandbox, "/gpu/instances")
+    assert [("pageNum=1" in p["query"], "pageNum=2" in p["query"]) for p in pages] == [
+        (True, False),
+        (False, True),
+    ]
+    assert df["price_per_hour"].notna().all()

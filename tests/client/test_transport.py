@@ -393,3 +393,15 @@ def test_logs_and_errors_never_show_the_key(sandbox, caplog):
             assert sandbox.api_key not in str(info.value)
     assert "retrying GET" in caplog.text and "circuit breaker" in caplog.text
     assert sandbox.api_key not in caplog.text
+
+
+def test_create_read_timeout_is_not_retried_and_says_so(sandbox):
+    with make_client(sandbox, max_retries=4, timeout=(2, 0.3)) as client:
+        client.cached_products(), client.cached_clusters()
+        sandbox.set_faults(latencyMs=800)
+        with pytest.raises(TimeoutError) as info:
+            create_raw(client, "slow-create")
+        assert "may still have reached" in info.value.hint
+        sandbox.clear_faults()
+        creates = api_requests(sandbox, "/gpu/instance/create", at_least=1)
+    assert len(creates) == 1
