@@ -129,3 +129,28 @@ def test_create_past_the_read_timeout_never_duplicates(sandbox, slow_creates):
     else:
         assert held["slow-1"] == 1
         assert result.id in {item["id"] for item in live_instances(sandbox, "slow-1")}
+
+
+def test_create_many_through_a_429_storm_creates_each_instance_once(sandbox, monkeypatch):
+    from novita_notebook.sandbox import faults as sandbox_faults
+
+    monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)  # Retry-After of 1-2 s
+    client = Novita(
+        api_key=sandbox.api_key, api_url=sandbox.url, retry_backoff=0.01, retry_backoff_max=5.0
+    )
+    try:
+        client.cached_clusters()
+        sandbox.set_faults(rateLimitPerMinute=6)
+        frame = outcome(
+            lambda: client.create_many(
+                5, name_prefix="storm", gpu="4090", image=IMAGE, concurrency=3
+            )
+        )
+    finally:
+        client.close()
+    sandbox.clear_faults()
+    assert not isinstance(frame, NovitaError), frame
+    assert frame["error"].isna().all(), frame[["name", "status", "error"]]
+    assert any(r["status"] == 429 for r in sandbox.requests()), "no 429 was produced"
+    held = _names(sandbox, "storm-")
+    assert held == Counter({f"storm-{i}": 1 for i in range(1, 6)})
