@@ -4,6 +4,7 @@ templates, registry auths, batches, budget, and never a duplicate instance.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import re
@@ -11,9 +12,9 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -712,7 +713,24 @@ class ProvisioningMixin:
             region = getattr(self.config, "default_region", None)
         ordered = order_regions(clusters, region=region, regions=request.regions)
         plan = self._launch_plan(request)
-        name = _patiently(lambda: self._claim_name(request.name, unique=request.unique_name))
+        name = request.name
+        if request.unique_name:
+            name = _patiently(lambda: self._claim_name(request.name, unique=True))
+        # Held before the API check, so a concurrent create of the same name in this process
+        # either sees this one in flight or, once it is done, sees it in the API.
+        with self._name_in_flight(name):
+            if not request.unique_name:
+                _patiently(lambda: self._claim_name(name, unique=False))
+            return self._search_and_create(request, plan, name, ordered, listing)
+
+    def _search_and_create(
+        self: Novita,
+        request: CreateRequest,
+        plan: LaunchPlan,
+        name: str,
+        ordered: list[Cluster],
+        listing: list[Product] | None,
+    ) -> Instance:
         # One listing for the whole decision, refreshed so stock is current (a batch shares one).
         products = listing if listing is not None else self._fresh_listing(request.gpu_num)
         matches = match_gpu(products, request.gpu)
@@ -842,7 +860,12 @@ class ProvisioningMixin:
         options: dict[str, Any] = {"until": request.wait_until, "progress": request.progress}
         if request.timeout is not None:  # None keeps wait()'s own default limit
             options["timeout"] = request.timeout
-        waited = self.wait(instance, **options)
+        try:
+            waited = self.wait(instance, **options)
+        except NovitaError as error:
+            # The instance exists even though waiting failed: say which one.
+            error.created_instance = instance
+            raise
         if isinstance(waited, Instance):
             waited.fallback_report = report
             if waited.price_per_hour is None:
@@ -983,6 +1006,25 @@ class ProvisioningMixin:
             if raw.get("name") == name and _is_live(raw)
         ]
 
+    @contextlib.contextmanager
+    def _name_in_flight(self: Novita, name: str) -> Iterator[None]:
+        """Hold ``name`` while this client creates it; a concurrent create of the same name
+        in this process is refused (the API check alone cannot see a create in flight)."""
+        state = self._provision_state()
+        with state.lock:
+            if name in state.names:
+                raise ValidationError(
+                    f"name: an instance named {name!r} is being created right now; choose "
+                    "another name or pass unique_name=True",
+                    field="name",
+                )
+            state.names.add(name)
+        try:
+            yield
+        finally:
+            with state.lock:
+                state.names.discard(name)
+
     def _claim_name(self: Novita, name: str, *, unique: bool) -> str:
         if unique:
             for _ in range(5):
@@ -1080,13 +1122,13 @@ class ProvisioningMixin:
         return SETTLE_AFTER_ERROR
 
     # -- budget ----------------------------------------------------------------------------------
-    def _provision_state(self: Novita) -> tuple[threading.Lock, dict[str, float]]:
-        """The per-client budget lock and the prices of creates in flight (by name)."""
+    def _provision_state(self: Novita) -> _ProvisionState:
+        """This client's shared provisioning state (created once, on first use)."""
         with _locks_guard:
-            state = self.__dict__.get("_provision_budget_state")
+            state = self.__dict__.get("_provision_shared_state")
             if state is None:
-                state = (threading.Lock(), {})
-                self.__dict__["_provision_budget_state"] = state
+                state = _ProvisionState()
+                self.__dict__["_provision_shared_state"] = state
             return state
 
     def current_spend_per_hour(self: Novita) -> float:
@@ -1323,18 +1365,14 @@ class ProvisioningMixin:
                 except NovitaError as error:
                     failed.set()
                     row.update(status="failed", error=_short_error(error))
+                    created = getattr(error, "created_instance", None)
+                    if isinstance(created, Instance):  # made, then its wait failed
+                        row.update(_row_of(created), status="failed")
                 except Exception as error:  # a bug must not hide the created siblings
                     failed.set()
                     row.update(status="failed", error=f"{type(error).__name__}: {error}")
                 else:
-                    row.update(
-                        name=instance.name,
-                        instance_id=instance.id,
-                        region=instance.region,
-                        product=instance.product_name,
-                        price_per_hour=instance.price_per_hour,
-                        status=instance.status,
-                    )
+                    row.update(_row_of(instance))
             with done_lock:
                 done += 1
                 finished = done
@@ -1409,16 +1447,17 @@ class ProvisioningMixin:
         return requests_
 
     def _roll_back(self: Novita, rows: list[dict[str, Any]]) -> None:
-        """Delete what a failed all-or-nothing batch created; say so in each row."""
+        """Delete every instance a failed all-or-nothing batch created (including one whose
+        wait failed); say so in each row."""
         for row in rows:
             instance_id = row.get("instance_id")
-            if not instance_id or row.get("status") == "failed":
+            if not instance_id:
                 continue
+            own_failure = row.get("error") if row.get("status") == "failed" else None
             error = _delete_with_retries(self, instance_id)
             if error is None:
-                row.update(
-                    status="deleted", error="rolled back: another create of the batch failed"
-                )
+                reason = own_failure or "another create of the batch failed"
+                row.update(status="deleted", error=f"rolled back: {reason}")
                 try:
                     self.ledger.forget(instance_id)
                 except Exception:  # the ledger is a convenience; the instance is gone anyway
@@ -1427,6 +1466,16 @@ class ProvisioningMixin:
                 row.update(
                     status="rollback failed", error=f"delete it by hand: {_short_error(error)}"
                 )
+
+
+@dataclass
+class _ProvisionState:
+    """Per client: one lock, the prices of creates in flight (budget) and the names being
+    created right now (so two threads cannot both pass the uniqueness check)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    prices: dict[str, float] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)
 
 
 class _Reservation:
@@ -1442,8 +1491,9 @@ class _Reservation:
         budget = getattr(self.client.config, "budget_per_hour", None)
         if budget is None:
             return self
-        lock, in_flight = self.client._provision_state()
-        with lock:
+        state = self.client._provision_state()
+        in_flight = state.prices
+        with state.lock:
             # Creates in flight are counted by their reserved price, not their listing, so a
             # batch can never overshoot and nothing is counted twice.
             spend = _patiently(lambda: self.client._spend_excluding(set(in_flight)))
@@ -1466,9 +1516,9 @@ class _Reservation:
     def __exit__(self, *exc: object) -> None:
         if not self.active:
             return
-        lock, in_flight = self.client._provision_state()
-        with lock:
-            in_flight.pop(self.name, None)
+        state = self.client._provision_state()
+        with state.lock:
+            state.prices.pop(self.name, None)
 
 
 def _patiently(call: Callable[[], Any]) -> Any:
@@ -1513,6 +1563,17 @@ def _short_error(error: NovitaError) -> str:
     kind = type(error).__name__
     reason = f" {error.reason}" if error.reason else ""
     return f"{kind}{reason}: {error.message}"
+
+
+def _row_of(instance: Instance) -> dict[str, Any]:
+    return {
+        "name": instance.name,
+        "instance_id": instance.id,
+        "region": instance.region,
+        "product": instance.product_name,
+        "price_per_hour": instance.price_per_hour,
+        "status": instance.status,
+    }
 
 
 def _batch_row(name: str) -> dict[str, Any]:

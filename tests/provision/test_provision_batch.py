@@ -83,3 +83,25 @@ def test_partial_failure_keeps_the_rest_and_says_which_failed(sandbox, client):
 def test_batch_with_wait_returns_running_instances(sandbox, client):
     frame = client.create_many(3, gpu="4090", wait=True, name_prefix="ready")
     assert list(frame["status"]) == ["running"] * 3
+
+
+def test_an_instance_whose_wait_fails_is_reported_and_rolled_back(sandbox, client):
+    specs = [
+        {"name": "wf-ok"},
+        {"name": "wf-broken", "image": "example/does-not-exist:1"},  # the pull fails
+    ]
+    frame = client.create_many(specs, gpu="4090", wait=True).set_index("name")
+    broken = frame.loc["wf-broken"]
+    assert broken["status"] == "failed" and broken["instance_id"]
+    assert "InstanceFailedError" in broken["error"]
+    assert frame.loc["wf-ok", "status"] == "running"
+
+    frame = client.create_many(
+        [{"name": "wf2-ok"}, {"name": "wf2-broken", "image": "example/does-not-exist:1"}],
+        gpu="4090",
+        wait=True,
+        all_or_nothing=True,
+    ).set_index("name")
+    assert set(frame["status"]) == {"deleted"}
+    assert "InstanceFailedError" in frame.loc["wf2-broken", "error"]
+    assert {raw["name"] for raw in live_instances(sandbox)} == {"wf-ok", "wf-broken"}

@@ -115,3 +115,21 @@ def test_a_create_landing_after_the_read_timeout_is_adopted_not_resent(sandbox):
     assert [raw["id"] for raw in live_instances(sandbox, "slow")] == [instance.id]
     assert len(calls(sandbox, CREATE_PATH)) == 1
     assert "adopted" in repr(instance.fallback_report)
+
+
+def test_concurrent_creates_of_one_name_make_one_instance(sandbox, client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(_):
+        try:
+            return client.create("racer", gpu="4090")
+        except ValidationError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(attempt, range(6)))
+    made = [r for r in results if not isinstance(r, ValidationError)]
+    refused = [r for r in results if isinstance(r, ValidationError)]
+    assert len(made) == 1 and len(refused) == 5
+    assert all(error.field == "name" for error in refused)
+    assert [raw["id"] for raw in live_instances(sandbox, "racer")] == [made[0].id]
