@@ -5,6 +5,7 @@ no output of any cell (text, HTML, widgets, logs, tracebacks) shows a secret.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -112,3 +113,48 @@ def test_notebook_outputs_never_show_a_secret(served_sandbox, tmp_path, monkeypa
         **ssh_passwords,
     }
     assert_no_leaks("executed notebook", texts, secrets)
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+#: ``password="..."``, ``secret = "..."``: literals the example notebooks use as credentials.
+SECRET_LITERAL = re.compile(r"""(?i)\b\w*(?:password|secret)\w*\s*[=:]\s*["']([^"']{8,})["']""")
+
+
+def _execute(path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute(env=dict(os.environ))
+    return notebook
+
+
+@pytest.mark.parametrize(
+    "name, literals",
+    [
+        ("01-quickstart.ipynb", 0),
+        ("03-templates-and-private-registry.ipynb", 1),  # a registry password
+        ("04-watch-and-webhooks.ipynb", 1),  # a webhook secret
+    ],
+)
+def test_example_notebook_outputs_never_show_a_secret(name, literals, tmp_path, monkeypatch):
+    path = NOTEBOOKS / name
+    if not path.exists():
+        pytest.fail(f"{name} is missing from notebooks/")
+    # distinctive credentials in the kernel's environment: nothing may echo them either
+    monkeypatch.setenv("NOVITA_API_KEY", API_KEY)
+    monkeypatch.setenv("WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("NOVITA_NOTEBOOK_HOME", str(tmp_path / "home"))
+    source = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+    secrets = {"api key": API_KEY, "webhook secret": WEBHOOK_SECRET}
+    found = SECRET_LITERAL.findall(source)
+    assert len(found) >= literals, f"{name}: expected credentials in the source, found {found}"
+    for index, literal in enumerate(found):
+        secrets[f"credential literal {index} of {name}"] = literal
+    notebook = _execute(path)
+    texts = _output_texts(notebook)
+    assert texts, f"{name} produced no output to scan"
+    assert_no_leaks(f"notebook {name}", texts, secrets)
