@@ -1,5 +1,5 @@
-"""Figures of the HTTP layer: client overhead, connection pooling, product caching and the
-number of products calls a multi-region fallback costs.
+"""Figures of the HTTP layer: the client's per-call overhead over bare requests, connection
+pooling, and the HTTP calls saved by the products cache.
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -57,7 +56,7 @@ class Figure:
 
 def format_number(value: float) -> str:
     """Three significant digits, no scientific notation for the ranges benchmarks produce."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if math.isnan(value):
         return "nan"
     if math.isinf(value):
         return "inf"
@@ -73,11 +72,7 @@ def format_number(value: float) -> str:
 
 def format_quantity(value: float, unit: str) -> str:
     number = format_number(value)
-    if not unit:
-        return number
-    if unit in {"%", "x"}:
-        return f"{number}{unit}" if unit == "x" else f"{number} %"
-    return f"{number} {unit}"
+    return f"{number} {unit}" if unit else number
 
 
 def machine_header() -> list[str]:
@@ -122,14 +117,3 @@ def interleaved_per_call(
         first_medians.append(median(time_per_call(first, per_round)))
         second_medians.append(median(time_per_call(second, per_round)))
     return median(first_medians), median(second_medians)
-
-
-@contextmanager
-def stopwatch() -> Iterator[dict[str, float]]:
-    """``with stopwatch() as elapsed: ...`` then ``elapsed["seconds"]``."""
-    record: dict[str, float] = {}
-    started = time.perf_counter()
-    try:
-        yield record
-    finally:
-        record["seconds"] = time.perf_counter() - started

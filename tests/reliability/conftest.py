@@ -1,5 +1,5 @@
 """Fixtures for the reliability suite: a client tuned for a fast sandbox (tiny backoffs, many
-retries) and a recorder of the Retry-After values the sandbox hands out.
+retries), a recorder of the sandbox's Retry-After values, and create-only latency.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""A notebook session executed by nbclient with distinctive credentials in its environment:
-no output of any cell (text, HTML, widgets, logs, tracebacks) shows a secret.
+"""Notebooks executed by nbclient with distinctive credentials in the kernel's environment (a
+full session written here, and the example notebooks): no output of any cell shows a secret.
 """
 
 from __future__ import annotations
