@@ -1323,19 +1323,15 @@ class ProvisioningMixin:
         workers = check_int_range(concurrency, 1, 64, problems, "concurrency")
         if progress is not None and not callable(progress):
             problems.add("progress", "must be callable")
+        if not isinstance(all_or_nothing, bool):
+            problems.add("all_or_nothing", f"must be True or False, got {all_or_nothing!r}")
         problems.raise_if_any()
-        pool_size = max(
-            1,
-            min(
-                workers or 1,
-                int(getattr(self, "max_concurrency", workers) or workers),
-                len(requests_) or 1,
-            ),
-        )
         total = len(requests_)
         rows: list[dict[str, Any]] = [_batch_row(r.name) for r in requests_]
         if not requests_:
             return _batch_frame(rows)
+        # Never more threads than the client's connection pool serves, nor than creates.
+        pool_size = min(workers or 1, self.max_concurrency, total)
         listings: dict[int, list[Product]] = {}
         listings_lock = threading.Lock()
 
