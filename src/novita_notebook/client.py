@@ -173,9 +173,17 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
                     f"{name} cannot be given to Novita.sandbox(); the sandbox provides it",
                     field=name,
                 )
+        if isinstance(speed, bool) or not isinstance(speed, int | float) or not speed > 0:
+            raise ValidationError(
+                f"speed must be a number > 0 (1 = real time, 60 = a minute per second), "
+                f"got {speed!r}",
+                field="speed",
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValidationError(f"seed must be an integer, got {seed!r}", field="seed")
         from .sandbox import Sandbox  # lazy: the sandbox is only needed offline
 
-        server = Sandbox(speed=speed, seed=seed)
+        server = Sandbox(speed=speed, seed=0 if seed is None else seed)
         server.start()
         try:
             client = cls(api_key=server.api_key, api_url=server.url, **client_kwargs)

@@ -150,6 +150,10 @@ def test_sandbox_classmethod_owns_and_stops_its_server():
     assert not server.running
     with pytest.raises(ValidationError, match="api_url"):
         Novita.sandbox(api_url="http://127.0.0.1:1")
+    for kwargs, field in (({"speed": 0}, "speed"), ({"seed": "x"}, "seed")):
+        with pytest.raises(ValidationError) as info:
+            Novita.sandbox(**kwargs)
+        assert info.value.field == field
 
 
 def test_attributes_the_mixins_rely_on(client):
