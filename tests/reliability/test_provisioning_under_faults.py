@@ -4,6 +4,7 @@ latency past the read timeout. The sandbox holds exactly what the caller was tol
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
@@ -154,3 +155,45 @@ def test_create_many_through_a_429_storm_creates_each_instance_once(sandbox, mon
     assert any(r["status"] == 429 for r in sandbox.requests()), "no 429 was produced"
     held = _names(sandbox, "storm-")
     assert held == Counter({f"storm-{i}": 1 for i in range(1, 6)})
+
+
+def test_create_many_across_a_sandbox_restart_matches_its_report(sandbox):
+    client = Novita(
+        api_key=sandbox.api_key,
+        api_url=sandbox.url,
+        max_retries=6,
+        retry_backoff=0.05,
+        retry_backoff_max=1.0,
+        breaker_threshold=1000,
+        timeout=(0.5, 2.0),
+    )
+    try:
+        client.cached_clusters()
+        sandbox.set_faults(latencyMs=60)  # spread the batch so the restart lands inside it
+        restarted = threading.Event()
+        marks: dict[str, float] = {}
+
+        def restart_soon() -> None:
+            time.sleep(0.3)
+            marks["down"] = time.monotonic()
+            sandbox.restart(downtime=0.4)
+            restarted.set()
+
+        threading.Thread(target=restart_soon, daemon=True).start()
+        marks["start"] = time.monotonic()
+        frame = outcome(
+            lambda: client.create_many(
+                8, name_prefix="reboot", gpu="4090", image=IMAGE, concurrency=4
+            )
+        )
+        marks["end"] = time.monotonic()
+        assert restarted.wait(10), "the sandbox never came back"
+        assert marks["start"] < marks["down"] < marks["end"], "the restart missed the batch"
+    finally:
+        client.close()
+    sandbox.clear_faults()
+    assert not isinstance(frame, NovitaError), frame
+    held = _names(sandbox, "reboot-")
+    assert all(count == 1 for count in held.values()), f"duplicates: {held}"
+    ok = frame[frame["instance_id"].notna() & frame["error"].isna()]
+    assert set(ok["name"]) == set(held), frame[["name", "status", "error"]]
