@@ -5,13 +5,20 @@ str, HTML repr, DataFrame, exception or DEBUG log record, across a whole user se
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import traceback
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from secret_scan import API_KEY, REGISTRY_PASSWORD, WEBHOOK_SECRET, assert_no_leaks, surfaces
 
 from novita_notebook import Novita
 from novita_notebook.errors import NovitaError
+from novita_notebook.models import StatusChange
 from novita_notebook.sandbox import Sandbox
 from novita_notebook.webhooks import Notifier, Receiver
 
@@ -172,3 +179,43 @@ def test_api_error_messages_are_scrubbed_of_the_key(secret_sandbox, secrets):
         assert_no_leaks("registry auth error", _error_text(caught.value), secrets)
     finally:
         client.close()
+
+
+def test_the_ledger_file_holds_no_secret(secret_client, secrets, tmp_path):
+    inst = secret_client.create("ledger-secret-1", gpu="RTX 4090", image="ubuntu:22.04")
+    fresh = secret_client.wait(inst, until="running", timeout=60)
+    secret_client.mine()
+    home = Path(os.environ["NOVITA_NOTEBOOK_HOME"])
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert files, "the ledger wrote nothing"
+    texts = {str(p.relative_to(home)): p.read_text(errors="replace") for p in files}
+    assert_no_leaks(
+        "ledger directory", texts, {**secrets, "ssh password": fresh.ssh_password or ""}
+    )
+
+
+def test_webhook_receiver_command_never_prints_its_secret(tmp_path):
+    env = {**os.environ, "WEBHOOK_SECRET": WEBHOOK_SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "novita_notebook", "webhook-receiver", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        first = process.stdout.readline()
+        url = first.split("Listening on ", 1)[1].split(" ", 1)[0]
+        change = StatusChange("inst-9", "cli-demo", "pulling", "running", datetime.now(UTC))
+        with Notifier(url, WEBHOOK_SECRET, max_attempts=1) as good:
+            assert good.send(change)
+        with Notifier(url, "not-the-receivers-secret", max_attempts=1) as forged:
+            assert not forged.send(change)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+    output = first + out + err
+    assert "cli-demo" in output, output  # the accepted event was printed
+    assert_no_leaks(
+        "webhook-receiver output", {"stdout+stderr": output}, {"secret": WEBHOOK_SECRET}
+    )
