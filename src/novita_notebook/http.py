@@ -71,6 +71,15 @@ _STATE_REASONS = frozenset(
 )
 _CAPACITY_REASONS = frozenset({"INSUFFICIENT_RESOURCE", "MIGRATE_INSUFFICIENT_RESOURCE"})
 _SECRET_BODY_KEYS = frozenset({"password", "imageAuth", "sshPassword"})
+_REASON_HINTS = {
+    "BALANCE_NOT_ENOUGH": "Top up the Novita account balance, then try again.",
+    "EXPIRED_OR_BALANCE_NOT_ENOUGH": "Top up the Novita account balance, then try again.",
+    "CREATE_INSTANCE_LIMIT": "Recharge or delete other instances (Novita.mine(), cleanup()).",
+    "CONFLICT": "Something with that name or id already exists or changed meanwhile.",
+    "IMAGE_AUTH_IN_USE": "Delete or change the templates/instances using this registry auth.",
+    "TEMPLATE_IS_PRIVATE": "The template belongs to another account; use one of yours.",
+    "UNSUPPORTED_BILLING_MODE": "Pick a billing method the product lists (Novita.products()).",
+}
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*):\s")
 
 
@@ -213,7 +222,8 @@ def error_from_response(
             hint="The Novita API had a server error; idempotent calls were already retried.",
             **common,
         )
-    return errors.APIError(message, **common)
+    hint = _REASON_HINTS.get(reason or "", "The API refused the call; see its message above.")
+    return errors.APIError(message, hint=hint, **common)
 
 
 def _network_reason(exc: BaseException) -> str:

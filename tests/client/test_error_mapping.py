@@ -49,6 +49,7 @@ def test_reasons_map_to_the_tree(status, reason, message, expected):
     assert type(error) is expected
     assert error.status == status and error.reason == reason and error.message == message
     assert error.call == "POST /v1/gpu/instance/start"
+    assert error.hint  # every mapped error says what to do next
 
 
 def test_validation_field_from_message_or_metadata():
