@@ -68,8 +68,6 @@ _IMMINENT_STATUSES = frozenset(
 )
 # Short transitions that are not provisioning: poll briskly, not at the cap.
 _BRISK_STATUSES = frozenset({"toStop", "stopping", "toRemove", "removing"})
-# Image pulls take minutes: a moderate pace is enough.
-_MODERATE_STATUSES = frozenset({"pulling"})
 
 # Errors worth waiting out: the API or the network is having a moment, not refusing us.
 _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -104,7 +102,7 @@ class Backoff:
     with full jitter (each delay is drawn uniformly between ``floor`` and the current step).
 
     ``observe(status)`` makes it status-aware: a change of phase resets it to fast, and the
-    status sets how far it may grow (``pulling``: half the cap; ``starting`` and friends:
+    status sets how far it may grow (``pulling``, the long phase: up to the cap; ``starting`` and friends:
     three times ``initial``, since running is seconds away). Every parameter is exposed so
     tests and benchmarks on a fast sandbox shrink the whole schedule:
     ``Backoff(initial=0.01, cap=0.2)``.
@@ -190,8 +188,6 @@ class Backoff:
             limit = self.initial * 3
         elif status in _BRISK_STATUSES:
             limit = self.initial * 4
-        elif status in _MODERATE_STATUSES:
-            limit = self.cap / 2
         else:
             limit = self.cap
         return min(self.cap, max(self.initial, limit))
