@@ -163,7 +163,8 @@ def gpu_model_of(product_name: str) -> str:
     match = _GPU_MODEL.search(product_name or "")
     if not match:
         return (product_name or "").strip()
-    return re.sub(r"\s+", " ", match.group(1)).strip().upper().replace("TI", "Ti")
+    model = re.sub(r"\s+", " ", match.group(1)).strip().upper()
+    return model.replace("TI", "Ti").replace("ADA", "Ada")
 
 
 def vram_gb_of(product_name: str) -> int | None:
