@@ -11,7 +11,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from novita_notebook import Novita
+from novita_notebook import Instance, Novita
 from novita_notebook.sandbox import Sandbox
 from novita_notebook.watch import Backoff
 
@@ -31,12 +31,13 @@ def _provisioning_at_speed_1(sandbox: Sandbox, client: Novita) -> float:
 
 
 def _timed_wait(
-    client: Novita, sandbox: Sandbox, instance_id: str, poll: Backoff, out: list
+    client: Novita, sandbox: Sandbox, instance: Instance, poll: Backoff, out: list
 ) -> None:
     before = client.api.requests_made
-    result = client.wait(instance_id, until="running", timeout=600, poll=poll, progress="silent")
+    # the Instance create() returned, as users pass it: no id/name resolution call
+    result = client.wait(instance, until="running", timeout=600, poll=poll, progress="silent")
     returned = time.time()
-    record = sandbox.world.instances[instance_id]
+    record = sandbox.world.instances[instance.id]
     out.append(
         {
             "calls": client.api.requests_made - before,
@@ -54,8 +55,8 @@ def readiness(quick: bool) -> list[Figure]:
     P/scale wall seconds, and both poll schedules are divided by ``scale``. Calls compare as
     they are; lags are reported back in nominal (un-scaled) seconds.
     """
-    scale = 60.0 if quick else 20.0
-    pairs = 1 if quick else 3
+    scale = 60.0 if quick else 10.0
+    pairs = 1 if quick else 4
     figures: list[Figure] = []
     with Sandbox(speed=1.0, seed=0) as calibration:
         probe = Novita(api_key=calibration.api_key, api_url=calibration.url)
@@ -85,7 +86,7 @@ def readiness(quick: bool) -> list[Figure]:
                         inst = client.create(f"ready-{side}{index}", gpu="RTX 3090", image=IMAGE)
                         threads.append(
                             threading.Thread(
-                                target=_timed_wait, args=(client, sandbox, inst.id, schedule, out)
+                                target=_timed_wait, args=(client, sandbox, inst, schedule, out)
                             )
                         )
                 for thread in threads:
