@@ -197,3 +197,22 @@ def test_create_many_across_a_sandbox_restart_matches_its_report(sandbox):
     assert all(count == 1 for count in held.values()), f"duplicates: {held}"
     ok = frame[frame["instance_id"].notna() & frame["error"].isna()]
     assert set(ok["name"]) == set(held), frame[["name", "status", "error"]]
+
+
+@pytest.mark.parametrize("faults", [{"errorRate": 0.3}, {"dropRate": 0.2}], ids=["5xx", "drops"])
+def test_cleanup_under_faults_deletes_everything_it_reports_deleted(sandbox, fast_client, faults):
+    frame = fast_client.create_many(5, name_prefix="tidy", gpu="4090", image=IMAGE)
+    assert frame["error"].isna().all(), frame
+    sandbox.set_faults(**faults)
+    report = outcome(lambda: fast_client.cleanup(delete=True, dry_run=False))
+    sandbox.clear_faults()
+    assert not isinstance(report, NovitaError), report
+    deleted = set(report.loc[report["result"] == "deleted", "id"])
+    live = {item["id"] for item in live_instances(sandbox, "tidy-")}
+    assert not deleted & live, "cleanup reported deletes that did not happen"
+    assert deleted, report
+    # whatever failed says so, and a second pass (faults gone) leaves nothing behind
+    assert set(report["id"]) == set(frame["instance_id"])
+    second = fast_client.cleanup(delete=True, dry_run=False)
+    assert not second["result"].astype(str).str.startswith("failed").any(), second
+    assert live_instances(sandbox, "tidy-") == []

@@ -156,3 +156,31 @@ def test_watch_with_an_open_breaker_keeps_the_thread_alive(sandbox):
             watcher.stop()
     finally:
         client.close()
+
+
+def test_watch_keeps_its_pace_while_the_webhook_receiver_is_down(sandbox, fast_client):
+    from novita_notebook.webhooks import Notifier
+
+    inst = fast_client.create("hook-down", gpu="4090", image=IMAGE)
+    # nothing listens on port 9: every delivery fails (in the background, with retries)
+    notifier = Notifier(
+        "http://127.0.0.1:9/hook",
+        "a-long-enough-webhook-secret",
+        background=True,
+        max_attempts=2,
+        backoff=0.01,
+        timeout=0.5,
+    )
+    watcher = fast_client.watch([inst], interval=0.02, notify=notifier)
+    try:
+        started = time.monotonic()
+        watcher.wait_for(lambda w: w.ticks >= 15, timeout=15)
+        elapsed = time.monotonic() - started
+        assert elapsed < 5, f"15 ticks took {elapsed:.1f} s: the notifier slowed the watcher"
+        watcher.wait_for("running", timeout=15)
+    finally:
+        watcher.stop()
+    assert notifier.flush(timeout=10)
+    notifier.close()
+    assert notifier.failures, "deliveries to a closed port were not recorded as failures"
+    assert len(watcher.errors) == 0 and watcher.running is False
