@@ -72,6 +72,7 @@ class WaitProgress(_Displayable):
         self.elapsed = 0.0
         self.done = False
         self._handle: Any = None
+        self._published = ""  # the text last shown through the display handle
         self._lock = threading.Lock()
         widgets = ipywidgets_module()
         if widgets is not None:
@@ -110,13 +111,17 @@ class WaitProgress(_Displayable):
         # Frontends without a widget manager (nbconvert, terminals) see the HTML/text
         # fallback, so it is re-published too, but only when the status changes.
         if changed and self._handle is not None:
-            self._handle.update(self)
+            shown = repr(self)
+            if shown != self._published:
+                self._published = shown
+                self._handle.update(self)
 
     def display(self) -> WaitProgress:
         """Show it now (with a display id, so HTML-only frontends get updates too)."""
         from IPython.display import display
 
         self._handle = display(self, display_id=True)
+        self._published = repr(self)
         return self
 
     def _trail(self) -> str:
