@@ -508,7 +508,7 @@ def prepare_request(
     wait: bool = False,
     wait_until: str = "running",
     timeout: float | None = None,
-    progress: Callable[..., Any] | None = None,
+    progress: Callable[..., Any] | str | None = None,
 ) -> CreateRequest:
     """Check every rule that needs no API call; raise one ValidationError listing them all."""
     problems = Problems()
@@ -654,7 +654,7 @@ class ProvisioningMixin:
         wait: bool = False,
         wait_until: str = "running",
         timeout: float | None = None,
-        progress: Callable[..., Any] | None = None,
+        progress: Callable[..., Any] | str | None = None,
     ) -> Instance:
         """Create an instance on the cheapest available offer, falling back across regions.
 
