@@ -255,9 +255,9 @@ def test_spend_of_counts_billed_only():
 @pytest.fixture
 def no_ipywidgets(monkeypatch):
     """Simulate an environment without ipywidgets (it is installed here, so force the edge)."""
-    from novita_notebook.notebook import widgets
+    from novita_notebook.notebook import display
 
-    monkeypatch.setattr(widgets, "ipywidgets_module", lambda: None)
+    monkeypatch.setattr(display, "ipywidgets_module", lambda: None)
 
 
 def test_everything_renders_as_html_without_ipywidgets(client, no_ipywidgets):

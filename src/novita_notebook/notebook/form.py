@@ -1,0 +1,192 @@
+"""The create form: every field validated inline, the create sent from the button, the
+fallback report and connection card shown after, an optional wait in the background.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .. import html
+from ..errors import NovitaError, ValidationError
+from ..models import Instance
+from . import display as _display
+from . import spec as specs
+from .display import Displayable, error_html
+from .progress import WaitProgress
+
+_FORM_FIELDS = (
+    ("name", "name", "my-gpu-box"),
+    ("gpu", "GPU", "RTX 4090"),
+    ("region", "region", "any region"),
+    ("regions", "fallback", "AS-SGP-02, CN-HK-01"),
+    ("template", "template", "template id or name"),
+    ("image", "image", "registry/image:tag"),
+    ("max_price", "max $/h", "0.50"),
+    ("envs", "envs", "A=1, B=2"),
+    ("ports", "ports", "8888/http, 22/tcp"),
+)
+
+
+class CreateForm(Displayable):
+    """A create form with inline validation; shows the fallback report after creating.
+    ``wait`` runs the wait in a background thread with a WaitProgress (``join()`` to block)."""
+
+    def __init__(self, client: Any, **prefill: Any) -> None:
+        self.client = client
+        self.prefill = {k: v for k, v in prefill.items() if v is not None}
+        self.instance: Instance | None = None
+        self.error: Exception | None = None
+        self.progress: WaitProgress | None = None
+        self._worker: threading.Thread | None = None
+        self._build_widgets()
+
+    def values(self) -> dict[str, Any]:
+        """The raw field values, as typed."""
+        if self.widget is None:
+            return dict(self.prefill)
+        out: dict[str, Any] = {key: self.fields[key].value for key, _, _ in _FORM_FIELDS}
+        out["billing"] = self.billing.value
+        out["wait"] = self.wait_box.value
+        return out
+
+    def validate(self) -> dict[str, Any] | None:
+        """Check every field; show each problem next to its field. None when invalid."""
+        values = self.values()
+        problems: dict[str, str] = {}
+        for key in (*(k for k, _, _ in _FORM_FIELDS), "billing"):
+            try:
+                specs.normalise_create_kwargs({"name": "x", "gpu": "x", key: values.get(key)})
+            except ValidationError as error:
+                problems[error.field or key] = error.message
+        if not str(values.get("name") or "").strip():
+            problems["name"] = "a name is required"
+        if (
+            not str(values.get("gpu") or "").strip()
+            and not str(values.get("template") or "").strip()
+        ):
+            problems["gpu"] = "a GPU (or a template) is required"
+        if self.widget is not None:
+            for key, message in self.messages.items():
+                message.value = (
+                    f"<span style='color:#b02a37'>{html.text(problems[key])}</span>"
+                    if key in problems
+                    else ""
+                )
+        self.problems = problems
+        if problems:
+            return None
+        return specs.normalise_create_kwargs(values)
+
+    def submit(self) -> Instance | None:
+        """What the Create button does."""
+        kwargs = self.validate()
+        if kwargs is None:
+            self._status("Fix the fields marked above.")
+            return None
+        wait = kwargs.pop("wait", False)
+        self.error = None
+        self._status(html.text(f"Creating {kwargs['name']}…"), raw=True)
+        try:
+            self.instance = self.client.create(**kwargs, wait=False)
+        except NovitaError as error:
+            self.error = error
+            self._status(error_html(error), raw=True)
+            return None
+        self._show_result()
+        if wait:
+            self.progress = WaitProgress(self.instance.name)
+            if self.widget is not None:
+                self.progress_box.children = (self.progress.widget,)
+            self._worker = threading.Thread(
+                target=self._wait, daemon=True, name="novita-create-wait"
+            )
+            self._worker.start()
+        return self.instance
+
+    def _wait(self) -> None:
+        assert self.instance is not None and self.progress is not None
+        try:
+            final = self.client.wait(self.instance, until="running", progress=self.progress.update)
+            final.fallback_report = self.instance.fallback_report
+            self.instance = final
+            self._show_result()
+        except NovitaError as error:
+            self.error = error
+            self._status(error_html(error), raw=True)
+        finally:
+            self.progress.finish()
+
+    def join(self, timeout: float | None = None) -> Instance | None:
+        """Block until a background wait (if any) is over; returns the instance."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+        return self.instance
+
+    def _show_result(self) -> None:
+        if self.widget is None or self.instance is None:
+            return
+        report = getattr(self.instance, "fallback_report", None)
+        report_html = report._repr_html_() if hasattr(report, "_repr_html_") else ""
+        self.result.value = report_html + html.instance_card(self.instance)
+        self._status(html.text(f"{self.instance.name} is {self.instance.status}."), raw=True)
+
+    def _status(self, text: str, raw: bool = False) -> None:
+        if self.widget is not None:
+            self.status.value = text if raw else html.text(text)
+
+    def _build_widgets(self) -> None:
+        widgets = _display.ipywidgets_module()
+        self.fields: dict[str, Any] = {}
+        self.messages: dict[str, Any] = {}
+        self.problems: dict[str, str] = {}
+        if widgets is None:
+            return
+        rows = []
+        for key, label, placeholder in _FORM_FIELDS:
+            field = widgets.Text(
+                value=str(self.prefill.get(key, "") or ""),
+                description=label,
+                placeholder=placeholder,
+            )
+            message = widgets.HTML("")
+            field.observe(lambda _change: self.validate() if self.problems else None, names="value")
+            self.fields[key] = field
+            self.messages[key] = message
+            rows.append(widgets.HBox([field, message]))
+        billing = specs.parse_billing(self.prefill.get("billing")) or "onDemand"
+        self.billing = widgets.Dropdown(
+            options=list(specs.BILLING_METHODS), value=billing, description="billing"
+        )
+        self.messages["billing"] = widgets.HTML("")
+        rows.append(widgets.HBox([self.billing, self.messages["billing"]]))
+        self.wait_box = widgets.Checkbox(
+            value=bool(self.prefill.get("wait", True)), description="wait until running"
+        )
+        self.create_button = widgets.Button(
+            description="Create", button_style="primary", icon="rocket"
+        )
+        self.create_button.on_click(lambda _: self.submit())
+        self.status = widgets.HTML("")
+        self.progress_box = widgets.VBox([])
+        self.result = widgets.HTML("")
+        self.widget = widgets.VBox(
+            [
+                *rows,
+                widgets.HBox([self.wait_box, self.create_button]),
+                self.status,
+                self.progress_box,
+                self.result,
+            ]
+        )
+
+    def _repr_html_(self) -> str:
+        values = self.values()
+        rows = [(label, values.get(key)) for key, label, _ in _FORM_FIELDS if values.get(key)]
+        body = html.table(("field", "value"), rows)
+        result = html.instance_card(self.instance) if self.instance is not None else ""
+        return f"<div><b>Create instance</b>{body}{result}</div>"
+
+    def __repr__(self) -> str:
+        values = {k: v for k, v in self.values().items() if v not in (None, "", False)}
+        return f"<CreateForm {values}>"
