@@ -326,3 +326,10 @@ def test_load_ext_displays_bound_instances_as_card_widgets(shell, magics, client
         assert "fmt-1" in data["text/html"]  # the Instance's own card
     finally:
         shell.run_line_magic("load_ext", "novita_notebook")
+
+
+def test_create_form_never_shows_env_values(client):
+    form = CreateForm(client, name="env-1", gpu="RTX 4090", envs="HF_TOKEN=hf_very_secret")
+    for shown in (form._repr_html_(), repr(form)):
+        assert "hf_very_secret" not in shown
+        assert "HF_TOKEN=***" in shown

@@ -180,13 +180,25 @@ class CreateForm(Displayable):
             ]
         )
 
+    def shown_values(self) -> dict[str, Any]:
+        """Field values safe to display: environment values may hold tokens, so only their
+        keys are shown."""
+        values = dict(self.values())
+        if values.get("envs"):
+            try:
+                keys = specs.parse_envs(values["envs"])
+                values["envs"] = ", ".join(f"{key}=***" for key in keys)
+            except ValidationError:
+                values["envs"] = "(invalid)"
+        return values
+
     def _repr_html_(self) -> str:
-        values = self.values()
+        values = self.shown_values()
         rows = [(label, values.get(key)) for key, label, _ in _FORM_FIELDS if values.get(key)]
         body = html.table(("field", "value"), rows)
         result = html.instance_card(self.instance) if self.instance is not None else ""
         return f"<div><b>Create instance</b>{body}{result}</div>"
 
     def __repr__(self) -> str:
-        values = {k: v for k, v in self.values().items() if v not in (None, "", False)}
+        values = {k: v for k, v in self.shown_values().items() if v not in (None, "", False)}
         return f"<CreateForm {values}>"
