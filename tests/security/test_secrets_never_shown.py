@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,19 @@ def _log_text(records: list[logging.LogRecord]) -> dict[str, str]:
     return texts
 
 
+def _widget_values(widget: object) -> str:
+    """Every string value in an ipywidgets tree (HTML, Text, Textarea...)."""
+    if widget is None:
+        return ""
+    parts = []
+    value = getattr(widget, "value", None)
+    if isinstance(value, str):
+        parts.append(value)
+    for child in getattr(widget, "children", ()) or ():
+        parts.append(_widget_values(child))
+    return "\n".join(parts)
+
+
 def _error_text(error: BaseException) -> dict[str, str]:
     texts = {"str": str(error), "repr": repr(error)}
     texts["traceback"] = "".join(traceback.format_exception(error))
@@ -113,6 +127,22 @@ def test_a_whole_session_never_shows_a_secret(secret_client, secret_sandbox, sec
         seen["watcher frame"] = watcher.frame.to_string() + watcher.events.to_string()
     finally:
         watcher.stop()
+
+    # the notebook face: the instance card and the live panel, HTML and widget values alike
+    from novita_notebook.notebook.card import InstanceCard
+    from novita_notebook.notebook.panel import InstancePanel
+
+    card = InstanceCard(fresh)
+    look("instance card", card)
+    seen["instance card widgets"] = _widget_values(card.widget)
+    assert "secret-check-1" in seen["instance card widgets"], "the card widget shows nothing"
+    panel = InstancePanel(client, [fresh.id], interval=0.05)
+    try:
+        time.sleep(0.3)
+        look("instance panel", panel)
+        seen["instance panel widgets"] = _widget_values(panel.widget)
+    finally:
+        panel.stop()
 
     notifier = Notifier.from_client(client, max_attempts=1, timeout=1)
     look("notifier", notifier)
