@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .harness import Figure, machine_header
 
+RATIO_NOTE = "ratio: value/baseline, or baseline/value where the name says (speedup, x fewer)"
+
 #: (section title, module, function) in the order they run; imported lazily so one broken
 #: piece of the package costs its own figures, not the whole run.
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -79,6 +81,7 @@ def write_results(path: Path, header: list[str], figures: list[Figure], total: f
         "",
     ]
     lines += [f"- {line}" for line in header[1:]]
+    lines += [f"- {RATIO_NOTE}"]
     lines += ["", "```"]
     for figure in figures:
         lines.append(figure.line())
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         header[0] += " (quick smoke run: sample sizes too small for real figures)"
     print("\n".join(header), flush=True)
+    print(RATIO_NOTE, flush=True)
     started = time.perf_counter()
     figures, failed = run(args.quick, args.only)
     total = time.perf_counter() - started

@@ -49,7 +49,7 @@ def extension_load_time(quick: bool) -> list[Figure]:
     load, pandas = statistics.median(load_times), statistics.median(pandas_times)
     return [
         Figure(
-            "extension load time (%load_ext novita_notebook, fresh IPython)",
+            "extension load time vs import pandas (%load_ext novita_notebook, fresh IPython)",
             load,
             "s",
             pandas,

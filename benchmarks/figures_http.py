@@ -57,7 +57,7 @@ def client_overhead(quick: bool) -> list[Figure]:
             client.close()
     return [
         Figure(
-            "client overhead per call (GET /clusters, parsed)",
+            "client overhead per call vs bare requests (GET /clusters, parsed)",
             with_client * 1000,
             "ms",
             with_bare * 1000,
@@ -92,7 +92,7 @@ def pooling(quick: bool) -> list[Figure]:
             client.close()
     return [
         Figure(
-            "pooled call time (client transport, keep-alive)",
+            "pooled vs unpooled call time (client transport vs a new connection per call)",
             pooled * 1000,
             "ms",
             unpooled * 1000,
@@ -121,7 +121,7 @@ def cached_products(quick: bool) -> list[Figure]:
             client.close()
     return [
         Figure(
-            f"HTTP calls for {repeats} cached products() calls",
+            f"HTTP calls for {repeats} cached products() calls vs uncached listings",
             cached_calls,
             "calls",
             uncached_calls,

@@ -58,11 +58,10 @@ def fallback_calls(quick: bool) -> list[Figure]:
             client.close()
     return [
         Figure(
-            "products calls for an 8-region fallback",
+            "products calls for an 8-region fallback vs per-region fetching",
             client_calls,
             "calls",
             per_region_calls,
-            "calls (per-region fetching)",
             target="1 call",
             met=client_calls == 1 and tried == len(FALLBACK_ORDER),
             notes={"regions tried": f"{tried}, chosen {chosen}"},
@@ -99,11 +98,11 @@ def batch_speedup(quick: bool) -> list[Figure]:
     parallel, sequential = timings[concurrency], timings[1]
     return [
         Figure(
-            f"create_many {count} instances, concurrency {concurrency} ({latency_ms} ms latency)",
+            f"batch create of {count} instances at concurrency {concurrency} vs sequential "
+            f"({latency_ms} ms API latency; ratio = speedup)",
             parallel,
             "s",
             sequential,
-            "s (sequential)",
             ratio_of="baseline/value",
             target=">= 5x faster",
             met=sequential / parallel >= 5,

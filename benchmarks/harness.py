@@ -27,7 +27,6 @@ class Figure:
     value: float
     unit: str
     baseline: float
-    baseline_unit: str | None = None
     ratio_of: str = "value/baseline"
     target: str = ""
     met: bool | None = None
@@ -46,10 +45,9 @@ class Figure:
 
     def line(self) -> str:
         """The figure as the one line the README and the smoke test expect."""
-        baseline_unit = self.unit if self.baseline_unit is None else self.baseline_unit
         return (
             f"{self.name}: {format_quantity(self.value, self.unit)} "
-            f"(baseline: {format_quantity(self.baseline, baseline_unit)}, "
+            f"(baseline: {format_quantity(self.baseline, self.unit)}, "
             f"ratio: {format_number(self.ratio)}x)"
         )
 

@@ -16,22 +16,22 @@ FIGURE_LINE = re.compile(
 )
 #: The start of every figure's name, in the order the run prints them.
 EXPECTED = (
-    "client overhead per call",
-    "pooled call time",
-    "HTTP calls for 10 cached products() calls",
-    "products calls for an 8-region fallback",
-    "create_many 8 instances",
-    "readiness calls, 10 s provisioning",
-    "readiness detection lag, 10 s provisioning",
-    "readiness calls, 30 s provisioning",
-    "readiness detection lag, 30 s provisioning",
-    "readiness calls, 90 s provisioning",
-    "readiness detection lag, 90 s provisioning",
-    "watcher calls per tick (100 instances)",
-    "sandbox requests per second",
-    "500 instances paged into a DataFrame",
-    "extension load time",
-    "watcher CPU, 20 instances",
+    "client overhead per call vs bare requests",
+    "pooled vs unpooled call time",
+    "HTTP calls for 10 cached products() calls vs uncached listings",
+    "products calls for an 8-region fallback vs per-region fetching",
+    "batch create of 8 instances at concurrency 4 vs sequential",
+    "readiness calls vs fixed 1-s polling, 10 s provisioning",
+    "readiness detection lag vs the provisioning time, 10 s provisioning",
+    "readiness calls vs fixed 1-s polling, 30 s provisioning",
+    "readiness detection lag vs the provisioning time, 30 s provisioning",
+    "readiness calls vs fixed 1-s polling, 90 s provisioning",
+    "readiness detection lag vs the provisioning time, 90 s provisioning",
+    "watcher calls per tick vs per-instance polling (100 instances)",
+    "sandbox requests per second vs the 1,000 target",
+    "500 instances paged into a DataFrame vs the 2-s budget",
+    "extension load time vs import pandas",
+    "watcher CPU in % of a core vs the 2 % budget",
 )
 
 
