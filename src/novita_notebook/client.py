@@ -18,7 +18,16 @@ from .config import Config, load_config
 from .errors import NotFoundError, NovitaError, ValidationError
 from .http import RateLimiter, Transport
 from .ledger import LedgerMixin
-from .models import GONE_STATUSES, PHASES, STATUS_ORDER, Cluster, Instance, Product, Template
+from .models import (
+    GONE_STATUSES,
+    PHASES,
+    STATUS_ORDER,
+    Cluster,
+    Instance,
+    Product,
+    Template,
+    parse_time,
+)
 from .provision import ProvisioningMixin
 from .watch import WatchMixin
 
@@ -525,11 +534,29 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         except NovitaError as exc:
             logger.debug("instances without prices: %s", type(exc).__name__)
             index = {}
+        recorded = self._ledger_created_times()
         for inst in instances:
             inst.price_per_hour = self._price_of(inst, index)
+            if inst.created_at is None:
+                # The list view carries no timestamps; instances made here have one on record.
+                inst.created_at = recorded.get(inst.id)
         if wanted is not None:
             instances = [i for i in instances if i.status in wanted or i.phase in wanted]
         return _frames().instances_frame(instances, datetime.now(UTC))
+
+    def _ledger_created_times(self) -> dict[str, datetime]:
+        """Creation times the ledger recorded, by instance id ({} if the ledger is unreadable)."""
+        try:
+            entries = self.ledger.entries()
+        except Exception as exc:  # noqa: BLE001 - a broken ledger must not break listings
+            logger.debug("ledger unavailable for creation times: %s", type(exc).__name__)
+            return {}
+        times = {}
+        for entry in entries:
+            created = parse_time(entry.get("created_at"))
+            if created is not None:
+                times[str(entry.get("id"))] = created
+        return times
 
     def templates(
         self,
