@@ -184,3 +184,116 @@ def test_watch_keeps_its_pace_while_the_webhook_receiver_is_down(sandbox, fast_c
     notifier.close()
     assert notifier.failures, "deliveries to a closed port were not recorded as failures"
     assert len(watcher.errors) == 0 and watcher.running is False
+
+
+IGNORES_RETRY_AFTER = (
+    "watch.py: once the transport hands a RateLimitError over (max_retries spent, or a "
+    "Retry-After above retry_backoff_max), {what} polls again after its own delay"
+)
+
+
+@pytest.mark.parametrize(
+    "max_retries",
+    [
+        pytest.param(
+            0,
+            marks=pytest.mark.xfail(
+                reason=IGNORES_RETRY_AFTER.format(what="the watcher (capped at 8 x interval)"),
+                strict=False,
+            ),
+        ),
+        3,
+    ],
+)
+def test_watch_never_polls_before_retry_after(sandbox, monkeypatch, retry_after_log, max_retries):
+    from novita_notebook.sandbox import faults as sandbox_faults
+
+    monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)  # Retry-After of 1-2 s
+    client = Novita(
+        api_key=sandbox.api_key,
+        api_url=sandbox.url,
+        max_retries=max_retries,
+        retry_backoff=0.01,
+        retry_backoff_max=5.0,
+    )
+    try:
+        inst = client.create("paced", gpu="4090", image=IMAGE)
+        sandbox.clear_requests()
+        sandbox.set_faults(rateLimitPerMinute=3)
+        watcher = client.watch([inst], interval=0.05)
+        try:
+            watcher.wait_for(lambda w: w.ticks >= 5, timeout=30)
+        finally:
+            watcher.stop()
+    finally:
+        client.close()
+    sandbox.clear_faults()
+    time.sleep(0.05)  # the sandbox stamps a status just after answering
+    log = [r for r in sandbox.requests() if r["path"].startswith("/gpu-instance")]
+    limited = [r for r in log if r["status"] == 429]
+    assert limited, "no 429 was produced"
+    waits = [after for _, after in retry_after_log]
+    assert len(waits) == len(limited)
+    for entry, retry_after in zip(limited, waits, strict=True):
+        later = [r for r in log if r["time"] > entry["time"]]
+        if later:
+            gap = later[0]["time"] - entry["time"]
+            assert gap >= retry_after - 0.01, (
+                f"polled {gap:.3f} s after a 429 asking for Retry-After: {retry_after}"
+            )
+
+
+@pytest.mark.parametrize(
+    "max_retries",
+    [
+        pytest.param(
+            0,
+            marks=pytest.mark.xfail(
+                reason=IGNORES_RETRY_AFTER.format(what="wait (its poll schedule)"),
+                strict=False,
+            ),
+        ),
+        3,
+    ],
+)
+def test_wait_never_polls_before_retry_after(slow_sandbox, monkeypatch, max_retries):
+    from novita_notebook.sandbox import faults as sandbox_faults
+
+    monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)  # Retry-After of 1-2 s
+    decisions: list[int] = []
+    original = slow_sandbox.faults.decide
+
+    def recording(*args, **kwargs):
+        decision = original(*args, **kwargs)
+        if decision.retry_after is not None:
+            decisions.append(decision.retry_after)
+        return decision
+
+    monkeypatch.setattr(slow_sandbox.faults, "decide", recording)
+    client = Novita(
+        api_key=slow_sandbox.api_key,
+        api_url=slow_sandbox.url,
+        max_retries=max_retries,
+        retry_backoff=0.01,
+        retry_backoff_max=5.0,
+    )
+    try:
+        inst = client.create("paced-wait", gpu="4090", image=IMAGE)
+        slow_sandbox.clear_requests()
+        slow_sandbox.set_faults(rateLimitPerMinute=3)
+        result = outcome(lambda: client.wait(inst, until="running", timeout=30, poll=FAST_POLL))
+    finally:
+        client.close()
+    slow_sandbox.clear_faults()
+    assert not isinstance(result, NovitaError), result
+    time.sleep(0.05)
+    log = [r for r in slow_sandbox.requests() if r["path"].startswith("/gpu-instance")]
+    limited = [r for r in log if r["status"] == 429]
+    assert limited and len(decisions) == len(limited)
+    for entry, retry_after in zip(limited, decisions, strict=True):
+        later = [r for r in log if r["time"] > entry["time"]]
+        if later:
+            gap = later[0]["time"] - entry["time"]
+            assert gap >= retry_after - 0.01, (
+                f"polled {gap:.3f} s after a 429 asking for Retry-After: {retry_after}"
+            )
