@@ -399,6 +399,7 @@ class Watcher:
         )
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        self._delivering = False  # a tick's events are being handed to callbacks
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._latest: dict[str, Instance] = {}
@@ -525,7 +526,8 @@ class Watcher:
         *,
         instance: str | Instance | None = None,
     ) -> dict[str, Instance]:
-        """Block until ``condition`` holds, then return ``latest``.
+        """Block until ``condition`` holds, then return ``latest``. Returns only after the
+        callbacks and notifier of the tick that made it hold have run.
 
         ``condition`` is a status or phase name (every watched instance, or just ``instance``,
         must be in it) or a predicate called with this watcher after each tick.
@@ -561,7 +563,7 @@ class Watcher:
             )
         deadline = time.monotonic() + timeout
         with self._changed:
-            while not predicate(self):
+            while self._delivering or not predicate(self):
                 if self._stop_event.is_set() or (
                     self._thread is not None and not self._thread.is_alive()
                 ):
@@ -670,6 +672,8 @@ class Watcher:
                 seen[instance.id] = instance
         events: list[StatusChange] = []
         with self._lock:
+            # wait_for() must not see this tick's state before its events were delivered.
+            self._delivering = True
             for instance_id, instance in seen.items():
                 previous = self._latest.get(instance_id)
                 self._latest[instance_id] = instance
@@ -717,8 +721,13 @@ class Watcher:
                 )
             self._events.extend(events)
             self._event_count += len(events)
-        for event in events:
-            self._deliver(event)
+        try:
+            for event in events:
+                self._deliver(event)
+        finally:
+            with self._changed:
+                self._delivering = False
+                self._changed.notify_all()
 
     def _deliver(self, event: StatusChange) -> None:
         receivers = list(self.callbacks)

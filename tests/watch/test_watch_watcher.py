@@ -315,3 +315,25 @@ def test_notify_with_a_real_webhook_notifier(client, make_instance, thread_guard
     sent = [e.new_status for e in watcher.event_list]
     assert list(received["status"]) == sent and sent[-1] == "running"
     assert not watcher.errors and not notifier.failures
+
+
+def test_wait_for_returns_only_after_the_ticks_callbacks_ran(client, make_instance, thread_guard):
+    instance_id = make_instance("slow-callback")
+    delivered: list[str] = []
+
+    def slow_callback(change: StatusChange) -> None:
+        if change.new_status == "running":
+            time.sleep(0.5)  # a webhook or a widget update taking its time
+        delivered.append(change.new_status)
+
+    with client.watch([instance_id], interval=0.01, callbacks=[slow_callback]) as watcher:
+        # Catch the moment the tick has recorded "running" but is still delivering it.
+        deadline = time.monotonic() + 30
+        while watcher.latest.get(instance_id) is None or (
+            watcher.latest[instance_id].status != "running"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        watcher.wait_for("running", timeout=30)
+        # The event that made the condition true has been handed over already.
+        assert delivered and delivered[-1] == "running"
