@@ -545,8 +545,8 @@ def prepare_request(
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
     ):
         problems.add("timeout", f"must be a positive number of seconds, got {timeout!r}")
-    if progress is not None and not (callable(progress) or isinstance(progress, str)):
-        problems.add("progress", "must be a callable, 'text' or 'silent'")
+    if progress not in (None, False) and not (callable(progress) or isinstance(progress, str)):
+        problems.add("progress", "must be None, False, a callable, 'text' or 'silent'")
     problems.raise_if_any()
     return CreateRequest(
         name=checked_name or "",

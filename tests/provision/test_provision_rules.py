@@ -243,3 +243,9 @@ def test_ports_survive_the_round_trip_through_the_body_format(pairs):
 )
 def test_every_product_is_found_by_its_own_name_in_any_case(item, spell):
     assert item.id in {p.id for p in match_gpu(CATALOG, spell(item.name))}
+
+
+def test_progress_false_means_silent_as_in_wait(client):
+    # Same vocabulary as Novita.wait: False (or "silent") switches the live display off.
+    instance = client.create("quiet-1", gpu="4090", wait=True, progress=False)
+    assert instance.status == "running"
