@@ -11,8 +11,9 @@ from collections import Counter
 import pytest
 from sandbox_truth import live_instances, outcome, requests_to
 
-from novita_notebook import Novita
+from novita_notebook import Novita, provision
 from novita_notebook.errors import NovitaError
+from novita_notebook.sandbox import faults as sandbox_faults
 
 IMAGE = "ubuntu:22.04"
 
@@ -133,8 +134,6 @@ def test_create_past_the_read_timeout_never_duplicates(sandbox, slow_creates):
 
 
 def test_create_many_through_a_429_storm_creates_each_instance_once(sandbox, monkeypatch):
-    from novita_notebook.sandbox import faults as sandbox_faults
-
     monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)  # Retry-After of 1-2 s
     client = Novita(
         api_key=sandbox.api_key, api_url=sandbox.url, retry_backoff=0.01, retry_backoff_max=5.0
@@ -224,9 +223,6 @@ def test_cleanup_under_faults_deletes_everything_it_reports_deleted(sandbox, fas
     strict=False,
 )
 def test_create_never_resends_before_a_long_retry_after(sandbox, monkeypatch, retry_after_log):
-    from novita_notebook import provision
-    from novita_notebook.sandbox import faults as sandbox_faults
-
     # Scaled down 30x: a 2-s rate window (Retry-After 1-2 s) against a 0.5-s resend cap
     # stands for Novita's 60-s window against the 30-s cap.
     monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)

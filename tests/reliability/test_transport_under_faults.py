@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sandbox_truth import outcome, requests_to
+from sandbox_truth import live_instances, outcome, requests_to
 
 from novita_notebook import Novita
 from novita_notebook.errors import (
@@ -18,6 +18,7 @@ from novita_notebook.errors import (
 )
 from novita_notebook.errors import TimeoutError as NovitaTimeoutError
 from novita_notebook.sandbox import faults as sandbox_faults
+from novita_notebook.watch import Backoff
 
 API = "/gpu-instance/openapi/v1"
 
@@ -186,8 +187,6 @@ def test_4xx_answers_do_not_open_the_breaker(sandbox):
 
 @pytest.mark.parametrize("fault", [{"errorRate": 0.3}, {"dropRate": 0.3}])
 def test_lifecycle_calls_under_faults_reach_the_asked_state(sandbox, fast_client, fault):
-    from novita_notebook.watch import Backoff
-
     poll = Backoff(initial=0.01, cap=0.05)
     inst = fast_client.create("life-1", gpu="RTX 4090", image="ubuntu:22.04")
     fast_client.wait(inst, until="running", timeout=30, poll=poll)
@@ -207,6 +206,4 @@ def test_lifecycle_calls_under_faults_reach_the_asked_state(sandbox, fast_client
     assert not isinstance(deleted, NovitaError), deleted
     sandbox.clear_faults()
     assert any(r["status"] == 0 or r["status"] >= 500 for r in _novita_requests(sandbox))
-    from sandbox_truth import live_instances
-
     assert live_instances(sandbox) == []

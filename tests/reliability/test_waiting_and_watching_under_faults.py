@@ -14,7 +14,9 @@ from novita_notebook import Novita
 from novita_notebook.errors import NovitaError
 from novita_notebook.errors import TimeoutError as NovitaTimeoutError
 from novita_notebook.sandbox import Sandbox
+from novita_notebook.sandbox import faults as sandbox_faults
 from novita_notebook.watch import Backoff
+from novita_notebook.webhooks import Notifier
 
 IMAGE = "ubuntu:22.04"  # ~20 s to running at speed 1: ~1 s at speed 20
 FAST_POLL = Backoff(initial=0.02, cap=0.1)
@@ -159,8 +161,6 @@ def test_watch_with_an_open_breaker_keeps_the_thread_alive(sandbox):
 
 
 def test_watch_keeps_its_pace_while_the_webhook_receiver_is_down(sandbox, fast_client):
-    from novita_notebook.webhooks import Notifier
-
     inst = fast_client.create("hook-down", gpu="4090", image=IMAGE)
     # nothing listens on port 9: every delivery fails (in the background, with retries)
     notifier = Notifier(
@@ -206,8 +206,6 @@ IGNORES_RETRY_AFTER = (
     ],
 )
 def test_watch_never_polls_before_retry_after(sandbox, monkeypatch, retry_after_log, max_retries):
-    from novita_notebook.sandbox import faults as sandbox_faults
-
     monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)  # Retry-After of 1-2 s
     client = Novita(
         api_key=sandbox.api_key,
@@ -257,8 +255,6 @@ def test_watch_never_polls_before_retry_after(sandbox, monkeypatch, retry_after_
     ],
 )
 def test_wait_never_polls_before_retry_after(slow_sandbox, monkeypatch, max_retries):
-    from novita_notebook.sandbox import faults as sandbox_faults
-
     monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)  # Retry-After of 1-2 s
     decisions: list[int] = []
     original = slow_sandbox.faults.decide

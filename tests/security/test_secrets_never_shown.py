@@ -18,8 +18,10 @@ import pytest
 from secret_scan import API_KEY, REGISTRY_PASSWORD, WEBHOOK_SECRET, assert_no_leaks, surfaces
 
 from novita_notebook import Novita
-from novita_notebook.errors import NovitaError
+from novita_notebook.errors import ConfigError, NovitaError
 from novita_notebook.models import StatusChange
+from novita_notebook.notebook.card import InstanceCard
+from novita_notebook.notebook.panel import InstancePanel
 from novita_notebook.sandbox import Sandbox
 from novita_notebook.webhooks import Notifier, Receiver
 
@@ -129,9 +131,6 @@ def test_a_whole_session_never_shows_a_secret(secret_client, secret_sandbox, sec
         watcher.stop()
 
     # the notebook face: the instance card and the live panel, HTML and widget values alike
-    from novita_notebook.notebook.card import InstanceCard
-    from novita_notebook.notebook.panel import InstancePanel
-
     card = InstanceCard(fresh)
     look("instance card", card)
     seen["instance card widgets"] = _widget_values(card.widget)
@@ -182,8 +181,6 @@ def test_a_whole_session_never_shows_a_secret(secret_client, secret_sandbox, sec
 
 
 def test_config_errors_never_echo_a_secret(secrets):
-    from novita_notebook.errors import ConfigError
-
     for kwargs in (
         {"api_key": API_KEY + " with a space"},
         {"api_key": API_KEY, "webhook_secret": 12345, "api_url": "https://x.example"},
