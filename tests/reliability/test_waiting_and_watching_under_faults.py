@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from sandbox_truth import outcome
+from sandbox_truth import live_instances, outcome
 
 from novita_notebook import Novita
 from novita_notebook.errors import NovitaError
@@ -293,3 +293,17 @@ def test_wait_never_polls_before_retry_after(slow_sandbox, monkeypatch, max_retr
             assert gap >= retry_after - 0.01, (
                 f"polled {gap:.3f} s after a 429 asking for Retry-After: {retry_after}"
             )
+
+
+def test_create_and_wait_in_one_call_through_a_storm(sandbox, fast_client):
+    sandbox.set_faults(errorRate=0.25, dropRate=0.1)
+    result = outcome(
+        lambda: fast_client.create(
+            "one-call", gpu="4090", image=IMAGE, wait=True, timeout=30, progress=False
+        )
+    )
+    sandbox.clear_faults()
+    assert not isinstance(result, NovitaError), result
+    assert result.status == "running"
+    held = [i for i in live_instances(sandbox, "one-call") if i["name"] == "one-call"]
+    assert [i["id"] for i in held] == [result.id]
