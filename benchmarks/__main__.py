@@ -63,6 +63,17 @@ def run(quick: bool, only: list[str] | None = None) -> tuple[list[Figure], list[
     return figures, failed
 
 
+def methods() -> list[tuple[str, str]]:
+    """(section title, how it is measured): each measuring function's docstring, so the
+    description printed next to the figures is the one kept next to the code."""
+    import inspect
+
+    return [
+        (title, " ".join(inspect.getdoc(_load(module, function)).split()))
+        for title, module, function in SECTIONS
+    ]
+
+
 def _targets_summary(figures: list[Figure]) -> list[str]:
     judged = [f for f in figures if f.met is not None]
     missed = [f"{f.name} (target {f.target})" for f in judged if not f.met]
@@ -93,6 +104,8 @@ def write_results(path: Path, header: list[str], figures: list[Figure], total: f
         for f in figures
         if f.met is not None
     ]
+    lines += ["", "How each figure is measured:", ""]
+    lines += [f"- **{title}**: {text}" for title, text in methods()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

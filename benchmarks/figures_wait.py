@@ -49,11 +49,11 @@ def _timed_wait(
 
 
 def readiness(quick: bool) -> list[Figure]:
-    """For each provisioning time P (nominal seconds): the adaptive wait vs a fixed 1-s poll.
-
-    Time is compressed by ``scale`` on both sides: the sandbox runs faster so that IMAGE takes
-    P/scale wall seconds, and both poll schedules are divided by ``scale``. Calls compare as
-    they are; lags are reported back in nominal (un-scaled) seconds.
+    """For provisioning times of 10, 30 and 90 s: ``wait(until="running")`` with the default
+    adaptive schedule vs a fixed 1-s poll, 4 waits per side at once, each on its own client.
+    Time is compressed x10 on both sides (the sandbox's speed and both poll schedules); calls
+    compare as counted, lags (wait's return minus the sandbox's arrival at running) are given
+    in un-scaled seconds.
     """
     scale = 60.0 if quick else 10.0
     pairs = 1 if quick else 4
