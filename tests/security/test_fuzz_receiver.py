@@ -4,13 +4,15 @@ gets an HTTP answer below 500, nothing bogus is accepted, and the receiver keeps
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from malformed_http import RawRequest, bodies, header_names, header_values, send_raw
+from malformed_http import RawRequest, bodies, header_names, header_values, json_values, send_raw
 from secret_scan import WEBHOOK_SECRET
 
 from novita_notebook.webhooks import Receiver, sign
@@ -64,3 +66,56 @@ def test_malformed_requests_never_get_a_500_or_an_accepted_event(receiver, reque
 
 def test_receiver_still_serves_after_the_stream(receiver):
     assert requests.get(f"http://{receiver.host}:{receiver.port}/health", timeout=5).ok
+
+
+@pytest.fixture(scope="module")
+def event_receiver():
+    with Receiver(WEBHOOK_SECRET) as server:
+        yield server
+
+
+@st.composite
+def signed_events_with_odd_fields(draw: st.DrawFn) -> RawRequest:
+    """Correctly signed, fresh events whose other fields hold any JSON type."""
+    now = time.time()
+    payload = {
+        "timestamp": datetime.fromtimestamp(now, tz=UTC).isoformat().replace("+00:00", "Z"),
+        **{
+            key: draw(json_values)
+            for key in draw(
+                st.lists(
+                    st.sampled_from(
+                        (
+                            "id",
+                            "event",
+                            "instanceId",
+                            "name",
+                            "status",
+                            "previousStatus",
+                            "instance",
+                        )
+                    ),
+                    unique=True,
+                )
+            )
+        },
+    }
+    body = json.dumps(payload).encode()
+    headers = list(sign(body, WEBHOOK_SECRET, timestamp=now).items())
+    return RawRequest("POST", "/webhook", headers, body)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(request=signed_events_with_odd_fields())
+def test_verified_events_with_odd_field_types_never_break_the_receiver(event_receiver, request):
+    before = len(event_receiver.events)
+    status, response = send_raw(event_receiver.host, event_receiver.port, request)
+    assert status in {200, 400, 401}, f"{status}: {response[:300]!r}"
+    body = json.loads(response.split(b"\r\n\r\n", 1)[1])
+    accepted = status == 200 and not body.get("duplicate")
+    # the accepted-events table still builds, whatever types the fields had
+    assert len(event_receiver.events) == before + (1 if accepted else 0)
