@@ -5,7 +5,9 @@ Prints the machine, then one ``name: value (baseline: value, ratio: x)`` line pe
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -116,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only sections whose title has a word")
     args = parser.parse_args(argv)
 
+    # Thousands of sandbox instances are created: keep them out of the user's real ledger.
+    ledger_home = tempfile.TemporaryDirectory(prefix="novita-bench-")
+    os.environ["NOVITA_NOTEBOOK_HOME"] = ledger_home.name
     header = machine_header()
     if args.quick:
         header[0] += " (quick smoke run: sample sizes too small for real figures)"
@@ -131,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sections that failed: {', '.join(failed)}", file=sys.stderr)
     if args.results:
         write_results(args.results, header, figures, total)
+    ledger_home.cleanup()
     return 1 if failed else 0
 
 
