@@ -307,3 +307,28 @@ def test_create_and_wait_in_one_call_through_a_storm(sandbox, fast_client):
     assert result.status == "running"
     held = [i for i in live_instances(sandbox, "one-call") if i["name"] == "one-call"]
     assert [i["id"] for i in held] == [result.id]
+
+
+def test_watch_through_latency_past_the_read_timeout_recovers(sandbox):
+    client = Novita(
+        api_key=sandbox.api_key,
+        api_url=sandbox.url,
+        timeout=(1.0, 0.2),
+        max_retries=0,
+        breaker_threshold=1000,
+    )
+    try:
+        inst = client.create("laggy-watch", gpu="4090", image=IMAGE)
+        sandbox.set_faults(latencyMs=400)
+        watcher = client.watch([inst], interval=0.02)
+        try:
+            watcher.wait_for(lambda w: w.error_count >= 2, timeout=15)
+            assert isinstance(watcher.last_error, NovitaTimeoutError), repr(watcher.last_error)
+            assert watcher.running
+            sandbox.clear_faults()
+            watcher.wait_for(lambda w: w.consecutive_errors == 0 and w.ticks >= 1, timeout=15)
+            watcher.wait_for("running", timeout=15)
+        finally:
+            watcher.stop()
+    finally:
+        client.close()
