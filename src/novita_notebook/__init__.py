@@ -4,9 +4,8 @@ Import without Jupyter; ``%load_ext novita_notebook`` loads the notebook face la
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .client import Novita
 from .errors import (
     APIError,
     AuthenticationError,
@@ -26,7 +25,20 @@ from .errors import (
 )
 from .models import Cluster, Instance, Product, RegistryAuth, Template
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Novita
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The client pulls in requests and pandas (~0.5 s); import it on first use so that
+    # `%load_ext novita_notebook` and `import novita_notebook.errors` stay instant.
+    if name == "Novita":
+        from .client import Novita
+
+        return Novita
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Novita",
