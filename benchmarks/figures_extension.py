@@ -24,6 +24,8 @@ print(json.dumps({{"seconds": time.perf_counter() - started}}))
 
 LOAD_EXT = "shell.run_line_magic('load_ext', 'novita_notebook')"
 IMPORT_PANDAS = "import pandas"
+# What the first %novita command adds when the extension defers importing the client.
+LOAD_EXT_AND_CLIENT = LOAD_EXT + "; import novita_notebook.client"
 
 
 def _time_in_fresh_process(statement: str) -> float:
@@ -43,11 +45,13 @@ def extension_load_time(quick: bool) -> list[Figure]:
     """``%load_ext novita_notebook`` vs ``import pandas``, each timed inside a fresh IPython
     process; the median of 5 runs of each, alternated so both share the machine's noise."""
     rounds = 1 if quick else 5
-    load_times, pandas_times = [], []
+    load_times, pandas_times, full_times = [], [], []
     for _ in range(rounds):
         load_times.append(_time_in_fresh_process(LOAD_EXT))
         pandas_times.append(_time_in_fresh_process(IMPORT_PANDAS))
+        full_times.append(_time_in_fresh_process(LOAD_EXT_AND_CLIENT))
     load, pandas = statistics.median(load_times), statistics.median(pandas_times)
+    full = statistics.median(full_times)
     return [
         Figure(
             "extension load time vs import pandas (%load_ext novita_notebook, fresh IPython)",
@@ -56,6 +60,9 @@ def extension_load_time(quick: bool) -> list[Figure]:
             pandas,
             target="<= import pandas + 0.3 s",
             met=load - pandas <= 0.3,
-            notes={"difference": f"{load - pandas:+.3f} s over import pandas"},
+            notes={
+                "difference": f"{load - pandas:+.3f} s over import pandas",
+                "with the client imported too (the first %novita command)": f"{full:.3f} s",
+            },
         )
     ]
