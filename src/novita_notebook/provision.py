@@ -89,7 +89,8 @@ SETTLE_AFTER_ERROR = 0.25  # a 5xx was answered: the server is done with the req
 SETTLE_AFTER_DROP = 1.0  # the connection dropped: the request may still be running
 SETTLE_AFTER_TIMEOUT_MAX = 90.0
 # Rejections that prove the create was not applied (429, open breaker) are re-sent after the
-# server's or breaker's delay, a bounded number of times.
+# server's or breaker's delay, a bounded number of times; a wait longer than MAX_NOT_SENT_WAIT
+# is never shortened: the error goes to the caller instead.
 MAX_NOT_SENT_RETRIES = 8
 MAX_NOT_SENT_WAIT = 30.0
 # Rolling back a batch: deletes are retried so nothing is left behind on a flaky network.
@@ -1060,7 +1061,7 @@ class ProvisioningMixin:
                 not_sent += 1
                 if not_sent > MAX_NOT_SENT_RETRIES:
                     raise
-                time.sleep(_not_sent_delay(error, not_sent))
+                _wait_or_raise(error, not_sent)
             except NovitaError as error:
                 if not _ambiguous(error):
                     raise
@@ -1527,16 +1528,27 @@ def _patiently(call: Callable[[], Any]) -> Any:
             transient = isinstance(error, RateLimitError | CircuitBreakerError) or _ambiguous(error)
             if not transient or attempt == MAX_NOT_SENT_RETRIES:
                 raise
-            time.sleep(_not_sent_delay(error, attempt))
+            _wait_or_raise(error, attempt)
     raise AssertionError("unreachable")
 
 
 def _not_sent_delay(error: NovitaError, attempt: int) -> float:
+    """How long to wait before sending again. What the server (Retry-After) or the breaker
+    (retry_at) asked for is never shortened; only our own backoff is capped."""
     if isinstance(error, RateLimitError) and error.retry_after:
-        return min(float(error.retry_after), MAX_NOT_SENT_WAIT)
+        return float(error.retry_after)
     if isinstance(error, CircuitBreakerError) and error.retry_at:
-        return min(max(0.05, float(error.retry_at) - time.time()), MAX_NOT_SENT_WAIT)
+        return max(0.05, float(error.retry_at) - time.time())
     return min(0.25 * 2 ** (attempt - 1), MAX_NOT_SENT_WAIT)
+
+
+def _wait_or_raise(error: NovitaError, attempt: int) -> None:
+    """Sleep before a resend, or re-raise when the wait asked for is longer than a create
+    should block (the error says when to try again)."""
+    delay = _not_sent_delay(error, attempt)
+    if delay > MAX_NOT_SENT_WAIT:
+        raise error
+    time.sleep(delay)
 
 
 def _delete_with_retries(client: Novita, instance_id: str) -> NovitaError | None:

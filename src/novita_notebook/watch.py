@@ -84,6 +84,19 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, APIError) and (error.status is None or error.status >= 500)
 
 
+def _server_delay(error: BaseException) -> float:
+    """Seconds the server (``retry_after``) or the circuit breaker (``retry_at``) asked us to
+    wait before calling again; 0 when the error says nothing."""
+    delay = 0.0
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        delay = max(delay, float(retry_after))
+    retry_at = getattr(error, "retry_at", None)
+    if isinstance(retry_at, int | float) and not isinstance(retry_at, bool):
+        delay = max(delay, float(retry_at) - time.time())
+    return delay
+
+
 def _positive_number(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValidationError(f"{field} must be a positive number, got {value!r}", field=field)
@@ -662,14 +675,8 @@ class Watcher:
         self.last_error_time = datetime.now(UTC)
         self.consecutive_errors += 1
         self.error_count += 1
-        delay = self._error_backoff.next_delay()
-        # Honour what the server or the breaker told us, not more than the cap.
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float) and retry_after > 0:
-            delay = max(delay, min(float(retry_after), self._error_backoff.cap))
-        retry_at = getattr(exc, "retry_at", None)
-        if isinstance(retry_at, int | float):
-            delay = max(delay, min(retry_at - time.time(), self._error_backoff.cap))
+        # Never earlier than the server (Retry-After) or the breaker asked, even past the cap.
+        delay = max(self._error_backoff.next_delay(), _server_delay(exc))
         logger.warning(
             "watcher tick failed (%s: %s); retrying in %.1f s",
             type(exc).__name__,
@@ -979,8 +986,12 @@ class WatchMixin:
         last_status: str | None = None
         last_error: BaseException | None = None
 
+        # Monotonic time before which the server (Retry-After) or the breaker asked us not to
+        # call: the schedule never polls earlier than that.
+        not_before = 0.0
+
         def pause(elapsed: float) -> float:
-            delay = schedule.next_delay()
+            delay = max(schedule.next_delay(), not_before - time.monotonic())
             return delay if limit is None else min(delay, max(0.0, limit - elapsed))
 
         try:
@@ -991,6 +1002,7 @@ class WatchMixin:
                 except Exception as exc:
                     if not _is_transient(exc):
                         raise
+                    not_before = max(not_before, time.monotonic() + _server_delay(exc))
                     elapsed = time.monotonic() - started
                     if limit is not None and elapsed >= limit:
                         raise NovitaTimeoutError(
@@ -1011,6 +1023,8 @@ class WatchMixin:
                 current: Instance | None = None
                 if pending is not None:
                     current, pending = pending, None
+                elif time.monotonic() < not_before:
+                    note = "waiting as the API asked (Retry-After)"
                 else:
                     try:
                         current = yield ("call", self._fetch_instance, instance_id)
@@ -1030,6 +1044,7 @@ class WatchMixin:
                         if not _is_transient(exc):
                             raise
                         last_error = exc
+                        not_before = max(not_before, time.monotonic() + _server_delay(exc))
                         note = f"API trouble, retrying: {type(exc).__name__}"
                         logger.info(
                             "wait for %s: %s; retrying", label, getattr(exc, "message", exc)
