@@ -217,11 +217,6 @@ def test_cleanup_under_faults_deletes_everything_it_reports_deleted(sandbox, fas
     assert live_instances(sandbox, "tidy-") == []
 
 
-@pytest.mark.xfail(
-    reason="provision._not_sent_delay caps a create's wait at MAX_NOT_SENT_WAIT (30 s) and "
-    "resends, even when Retry-After asks for longer (reported to the provisioning owner)",
-    strict=False,
-)
 def test_create_never_resends_before_a_long_retry_after(sandbox, monkeypatch, retry_after_log):
     # Scaled down 30x: a 2-s rate window (Retry-After 1-2 s) against a 0.5-s resend cap
     # stands for Novita's 60-s window against the 30-s cap.

@@ -186,25 +186,7 @@ def test_watch_keeps_its_pace_while_the_webhook_receiver_is_down(sandbox, fast_c
     assert len(watcher.errors) == 0 and watcher.running is False
 
 
-IGNORES_RETRY_AFTER = (
-    "watch.py: once the transport hands a RateLimitError over (max_retries spent, or a "
-    "Retry-After above retry_backoff_max), {what} polls again after its own delay"
-)
-
-
-@pytest.mark.parametrize(
-    "max_retries",
-    [
-        pytest.param(
-            0,
-            marks=pytest.mark.xfail(
-                reason=IGNORES_RETRY_AFTER.format(what="the watcher (capped at 8 x interval)"),
-                strict=False,
-            ),
-        ),
-        3,
-    ],
-)
+@pytest.mark.parametrize("max_retries", [0, 3])
 def test_watch_never_polls_before_retry_after(sandbox, monkeypatch, retry_after_log, max_retries):
     monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)  # Retry-After of 1-2 s
     client = Novita(
@@ -241,19 +223,7 @@ def test_watch_never_polls_before_retry_after(sandbox, monkeypatch, retry_after_
             )
 
 
-@pytest.mark.parametrize(
-    "max_retries",
-    [
-        pytest.param(
-            0,
-            marks=pytest.mark.xfail(
-                reason=IGNORES_RETRY_AFTER.format(what="wait (its poll schedule)"),
-                strict=False,
-            ),
-        ),
-        3,
-    ],
-)
+@pytest.mark.parametrize("max_retries", [0, 3])
 def test_wait_never_polls_before_retry_after(slow_sandbox, monkeypatch, max_retries):
     monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)  # Retry-After of 1-2 s
     decisions: list[int] = []
