@@ -315,6 +315,10 @@ class Transport:
         )
         self._gate_lock = threading.Lock()
         self._probe_in_flight = False
+        # A Retry-After applies to the client, not to the one call that received it: no thread
+        # sends before this monotonic time.
+        self._not_before = 0.0
+        self._not_before_lock = threading.Lock()
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -358,6 +362,7 @@ class Transport:
         last_error: errors.NovitaError | None = None
 
         for attempt in range(attempts):
+            self._honour_retry_after(method, shown_path)
             probe = self._gate(method, shown_path, last_error)
             if self.rate_limiter is not None:
                 self.rate_limiter.acquire()
@@ -397,6 +402,9 @@ class Transport:
                 else:
                     self._record(failed=False, probe=probe)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if status == 429 and retry_after:
+                    with self._not_before_lock:
+                        self._not_before = max(self._not_before, time.monotonic() + retry_after)
                 response.close()
                 if not (status >= 500 or status == 429):
                     raise error
@@ -432,6 +440,24 @@ class Transport:
         raise last_error
 
     # -- internals ---------------------------------------------------------------------------
+    def _honour_retry_after(self, method: str, path: str) -> None:
+        """Wait out a Retry-After another call (or thread) received; fail fast with
+        RateLimitError when that wait is longer than the retry cap."""
+        wait = self._not_before - time.monotonic()
+        if wait <= 0:
+            return
+        if wait > self.retry_backoff_max:
+            raise errors.RateLimitError(
+                f"rate limited: the API asked to wait {wait:.0f} s before the next call",
+                status=429,
+                reason="RATE_LIMIT_EXCEEDED",
+                method=method,
+                path=path,
+                retry_after=wait,
+            )
+        logger.info("%s %s waits %.2f s: the API asked for it (Retry-After)", method, path, wait)
+        self._sleep(wait)
+
     def _count(self) -> None:
         with self._count_lock:
             self._requests_made += 1

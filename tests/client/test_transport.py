@@ -143,7 +143,8 @@ def test_long_retry_after_from_sandbox_is_not_undercut(sandbox):
 
 
 def test_rate_limited_calls_do_not_open_the_breaker(sandbox):
-    with make_client(sandbox, max_retries=0, breaker_threshold=2) as client:
+    # A short cap: told to wait about a minute, each call fails fast instead of sleeping.
+    with make_client(sandbox, max_retries=0, breaker_threshold=2, retry_backoff_max=5.0) as client:
         sandbox.set_faults(rateLimitPerMinute=1)
         client.api.clusters()
         for _ in range(4):
