@@ -10,6 +10,8 @@ Choices, and why:
   a wait longer than the cap. urllib3's Retry sleeps inside the connection pool (invisible to
   the breaker and counter; its jitter is additive, not full), and tenacity would need all of
   the above as callbacks anyway. Twenty lines of loop are easier to read and to test.
+- A ``Retry-After`` binds the whole client: every thread waits it out before sending (or fails
+  fast with ``RateLimitError`` when it is longer than the retry cap).
 - Only idempotent calls are retried (GETs and the instance lifecycle POSTs, which the API
   treats as "set the desired state"). Instance create, template create and registry-auth save
   are sent exactly once: a retry after a lost answer could create a duplicate (the
