@@ -78,15 +78,7 @@ def parse_price(value: Any, field: str = "max_price") -> float | None:
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
     text = str(value).strip().lstrip("$").removesuffix("/h").strip()
-    try:
-        amount = float(text)
-    except ValueError:
-        raise ValidationError(
-            f"{field} {value!r} is not a number of USD per hour (e.g. 0.5)", field=field
-        ) from None
-    if amount <= 0:
-        raise ValidationError(f"{field} must be greater than 0, got {amount}", field=field)
-    return amount
+    return _positive(text, value, field, "USD per hour (e.g. 0.5)")
 
 
 def parse_envs(value: Any) -> dict[str, str]:
@@ -171,15 +163,18 @@ def parse_bool(value: Any, field: str) -> bool:
 def parse_seconds(value: Any, field: str) -> float:
     """``"90"`` or ``"90s"`` → 90.0; must be positive."""
     text = str(value).strip().removesuffix("s").strip()
+    return _positive(text, value, field, "seconds")
+
+
+def _positive(text: str, value: Any, field: str, unit: str) -> float:
+    """``text`` (``value`` with its unit stripped) as a positive float, or a ValidationError."""
     try:
-        seconds = float(text)
+        amount = float(text)
     except ValueError:
-        raise ValidationError(
-            f"{field} {value!r} is not a number of seconds", field=field
-        ) from None
-    if seconds <= 0:
-        raise ValidationError(f"{field} must be greater than 0 seconds", field=field)
-    return seconds
+        raise ValidationError(f"{field} {value!r} is not a number of {unit}", field=field) from None
+    if amount <= 0:
+        raise ValidationError(f"{field} must be greater than 0 ({unit}), got {amount}", field=field)
+    return amount
 
 
 def _parse_int(value: Any, field: str) -> int:
