@@ -19,7 +19,10 @@ from .errors import (
     NotFoundError,
     NovitaError,
     RateLimitError,
+    RequestTimeoutError,
+    ServerError,
     TimeoutError,
+    TransientError,
     ValidationError,
     WebhookVerificationError,
 )
@@ -40,6 +43,7 @@ def __getattr__(name: str) -> Any:
         return Novita
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "Novita",
     "Instance",
@@ -48,6 +52,9 @@ __all__ = [
     "Template",
     "RegistryAuth",
     "NovitaError",
+    "TransientError",
+    "RequestTimeoutError",
+    "ServerError",
     "AuthenticationError",
     "RateLimitError",
     "TimeoutError",

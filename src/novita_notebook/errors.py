@@ -2,11 +2,15 @@
 Each error carries the HTTP status, Novita's reason, the call (method + path) and a hint.
 
     NovitaError
-    ├── AuthenticationError      401/403: the key is missing, wrong or not allowed
-    ├── RateLimitError           429: carries ``retry_after`` (seconds)
+    ├── TransientError           worth trying again later; carries ``retry_after`` (s or None)
+    │   ├── RateLimitError       429: ``retry_after`` is what the server asked for
+    │   ├── NetworkError         connection refused, reset or dropped
+    │   ├── RequestTimeoutError  a request got no answer in time (also a TimeoutError)
+    │   ├── CircuitBreakerError  too many consecutive failures; ``retry_at`` (unix time)
+    │   └── ServerError          HTTP 5xx (also an APIError)
     ├── TimeoutError             a request or a wait ran out of time (``last_status`` for waits)
-    ├── NetworkError             connection refused, reset or dropped
-    ├── CircuitBreakerError      too many consecutive failures; carries ``retry_at``
+    │   └── RequestTimeoutError  (see above: a request timeout is transient, a wait timeout not)
+    ├── AuthenticationError      401/403: the key is missing, wrong or not allowed
     ├── NotFoundError            the instance, template or auth does not exist
     ├── ValidationError          bad arguments (before any HTTP call) or VALIDATOR_PARAM
     │   └── ConfigError          the configuration itself is wrong (lists every problem)
@@ -16,16 +20,28 @@ Each error carries the HTTP status, Novita's reason, the call (method + path) an
     ├── InstanceFailedError      an instance reported statusError while being waited on
     ├── WebhookVerificationError a webhook's signature, timestamp or body is not acceptable
     └── APIError                 anything else the API answered with
+        └── ServerError          (see above)
+
+"Is this worth retrying?" is answered here only: ``is_transient(error)``. "Might a failed
+write have been applied anyway?" likewise: ``may_have_applied(error)``. ``requested_delay``
+reads the wait the server or the breaker asked for.
 
 Messages never contain secrets: callers build them from ids, names and API messages only.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 __all__ = [
     "NovitaError",
+    "TransientError",
+    "RequestTimeoutError",
+    "ServerError",
+    "is_transient",
+    "may_have_applied",
+    "requested_delay",
     "AuthenticationError",
     "RateLimitError",
     "TimeoutError",
@@ -115,28 +131,46 @@ class AuthenticationError(NovitaError):
     )
 
 
-class RateLimitError(NovitaError):
-    """429 from the API; ``retry_after`` is the wait the server asked for, in seconds."""
+class TransientError(NovitaError):
+    """The API or the network is having a moment, not refusing us: trying again later may work.
 
-    default_hint = "Slow down or lower concurrency; the client already honours Retry-After."
+    ``retry_after`` is the wait (seconds) the server asked for, or None when it said nothing.
+    """
+
+    retry_after: float | None
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, retry_after=retry_after, **kw)
 
 
+class RateLimitError(TransientError):
+    """429 from the API; ``retry_after`` is the wait the server asked for, in seconds."""
+
+    default_hint = "Slow down or lower concurrency; the client already honours Retry-After."
+
+
 class TimeoutError(NovitaError):  # noqa: A001 - the name users expect; it is namespaced
     """A request or a wait ran out of time; ``last_status`` is the last status seen by a wait."""
+
+    last_status: str | None
 
     def __init__(self, message: str, *, last_status: str | None = None, **kw: Any) -> None:
         super().__init__(message, last_status=last_status, **kw)
 
 
-class NetworkError(NovitaError):
+class NetworkError(TransientError):
     default_hint = "Check the network and NOVITA_API_URL; idempotent calls were already retried."
 
 
-class CircuitBreakerError(NovitaError):
+class RequestTimeoutError(TransientError, TimeoutError):
+    """A single HTTP request got no answer in time (connect or read). Transient, unlike a wait
+    that ran out of time; ``except TimeoutError`` still catches both."""
+
+
+class CircuitBreakerError(TransientError):
     """The breaker is open; ``retry_at`` is the unix time of the next allowed probe."""
+
+    retry_at: float | None
 
     def __init__(self, message: str, *, retry_at: float | None = None, **kw: Any) -> None:
         super().__init__(message, retry_at=retry_at, **kw)
@@ -190,3 +224,38 @@ class WebhookVerificationError(NovitaError):
 
 class APIError(NovitaError):
     pass
+
+
+class ServerError(APIError, TransientError):
+    """The API answered 5xx: its problem, not ours; idempotent calls were already retried."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when the same call may succeed if tried again later (the one retry policy)."""
+    if isinstance(error, TransientError):
+        return True
+    # An APIError built without the subclass (e.g. by a caller) still counts by its status.
+    return isinstance(error, APIError) and (error.status or 0) >= 500
+
+
+def may_have_applied(error: BaseException) -> bool:
+    """True when a failed write may have reached the API and taken effect anyway: no answer
+    (timeout, dropped connection) or a server error. A 429 or an open breaker was never sent."""
+    if isinstance(error, RateLimitError | CircuitBreakerError):
+        return False
+    if isinstance(error, TimeoutError | NetworkError):
+        return True
+    return isinstance(error, NovitaError) and (error.status or 0) >= 500
+
+
+def requested_delay(error: BaseException, now: float | None = None) -> float:
+    """Seconds the server (``retry_after``) or the breaker (``retry_at``) asked us to wait
+    before calling again; 0.0 when the error says nothing."""
+    delay = 0.0
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        delay = max(delay, float(retry_after))
+    retry_at = getattr(error, "retry_at", None)
+    if isinstance(retry_at, int | float) and not isinstance(retry_at, bool):
+        delay = max(delay, float(retry_at) - (time.time() if now is None else now))
+    return delay

@@ -219,7 +219,7 @@ def error_from_response(
             **common,
         )
     if status >= 500:
-        return errors.APIError(
+        return errors.ServerError(
             message,
             hint="The Novita API had a server error; idempotent calls were already retried.",
             **common,
@@ -531,7 +531,7 @@ class Transport:
     ) -> errors.NovitaError:
         common: dict[str, Any] = {"method": method, "path": path}
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return errors.TimeoutError(
+            return errors.RequestTimeoutError(
                 f"could not connect to {self._host} within {self.timeout[0]:g} s", **common
             )
         if isinstance(exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
@@ -540,7 +540,7 @@ class Transport:
                 if not idempotent
                 else "Raise timeout=(connect, read) if the API is just slow."
             )
-            return errors.TimeoutError(
+            return errors.RequestTimeoutError(
                 f"no answer from {self._host} within {self.timeout[1]:g} s", hint=hint, **common
             )
         hint = None

@@ -39,7 +39,7 @@ def envelope(status: int, reason: str, message: str) -> dict:
         (400, "REQUEST", "invalid state change: running -> toStart", errors.InvalidStateError),
         (400, "DEPENDENT_RESOURCE_STATE", "busy", errors.InvalidStateError),
         (400, "BALANCE_NOT_ENOUGH", "top up", errors.APIError),
-        (500, "UNKNOWN", "boom", errors.APIError),
+        (500, "UNKNOWN", "boom", errors.ServerError),
     ],
 )
 def test_reasons_map_to_the_tree(status, reason, message, expected):
@@ -70,7 +70,8 @@ def test_retry_after_header_is_kept():
 
 def test_html_gateway_page_is_an_api_error_with_a_snippet():
     error = error_from_response(response(502, "<html>" + "x" * 500 + "</html>"), "GET", "/x")
-    assert type(error) is errors.APIError and error.status == 502
+    assert type(error) is errors.ServerError and isinstance(error, errors.APIError)
+    assert error.status == 502
     assert len(error.message) <= 200 and error.hint
 
 
@@ -82,3 +83,25 @@ def test_secrets_are_scrubbed_from_messages():
         scrub=lambda text: text.replace("hunter2", "***"),
     )
     assert "hunter2" not in str(error)
+
+
+def test_one_answer_to_is_this_worth_retrying():
+    """Transient failures share one parent; a wait that ran out is a TimeoutError but is not
+    worth repeating, while a request timeout is both."""
+    request_timeout = errors.RequestTimeoutError("no answer", method="GET", path="/x")
+    wait_timeout = errors.TimeoutError("still pulling", last_status="pulling")
+    assert isinstance(request_timeout, errors.TimeoutError)
+    assert errors.is_transient(request_timeout) and not errors.is_transient(wait_timeout)
+    for error in (
+        errors.RateLimitError("slow", retry_after=2.0),
+        errors.NetworkError("reset"),
+        errors.CircuitBreakerError("open", retry_at=0.0),
+        errors.ServerError("boom", status=503),
+    ):
+        assert errors.is_transient(error) and isinstance(error, errors.TransientError)
+    for error in (errors.ValidationError("bad", field="x"), errors.CapacityError("sold out")):
+        assert not errors.is_transient(error)
+    assert errors.requested_delay(errors.RateLimitError("slow", retry_after=2.0)) == 2.0
+    assert errors.requested_delay(errors.CircuitBreakerError("o", retry_at=110.0), now=100.0) == 10
+    assert not errors.may_have_applied(errors.RateLimitError("slow"))
+    assert errors.may_have_applied(request_timeout)
