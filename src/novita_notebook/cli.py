@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "demo":
         from .demo import main as run
     elif command == "webhook-receiver":
-        from .webhooks import main as run
+        from .webhooks.cli import main as run
     else:
         print(f"novita-notebook: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -1,0 +1,269 @@
+"""The Notifier: sends each status change (or other event) as a signed JSON POST, inline or
+from a background sender thread, retrying what is worth retrying and recording what failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import random
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import ValidationError
+from ..models import StatusChange
+from ._settings import positive, redact_url, validate_url
+from .payload import build_payload, encode
+from .signature import require_secret, sign
+
+__all__ = ["Notifier"]
+
+log = logging.getLogger(__name__)
+
+
+def _user_agent() -> str:
+    # Imported here: the package root imports the client, which may import this module.
+    from .. import __version__
+
+    return f"novita-notebook/{__version__}"
+
+
+_STOP = object()
+
+
+class Notifier:
+    """Sends each ``StatusChange`` it is called with as a signed JSON POST.
+
+    ``notifier(change)`` sends now (or queues it when ``background=True``, so a watcher tick
+    never waits on a slow receiver); ``notifier.send(change) -> bool`` always sends now.
+    5xx answers and network errors are retried with exponential backoff and jitter, 4xx never.
+    Undelivered events are logged (without the secret) and kept in ``notifier.failures``.
+    With ``client`` (``from_client`` sets it), "running" events seen only in a list view get
+    the instance's SSH/Jupyter details fetched once before sending.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        secret: str | None = None,
+        *,
+        timeout: float = 5,
+        max_attempts: int = 4,
+        session: Any = None,
+        background: bool = False,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        queue_size: int = 1000,
+        client: Any = None,
+    ) -> None:
+        self.url = validate_url(url if url is not None else os.environ.get("WEBHOOK_URL"))
+        self._secret = require_secret(
+            secret if secret is not None else os.environ.get("WEBHOOK_SECRET")
+        )
+        self.timeout = positive(timeout, "timeout")
+        self.max_attempts = positive(max_attempts, "max_attempts", integer=True)
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
+            raise ValidationError("backoff must be a number of seconds >= 0", field="backoff")
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.background = bool(background)
+        # List views (what watchers poll) carry no SSH/Jupyter details; with a client the
+        # notifier fetches them once for "running" events so the receiver can connect.
+        self._client = client
+        if session is None:
+            import requests
+
+            session = requests.Session()
+            self._owns_session = True
+        else:
+            self._owns_session = False
+        self._session = session
+        self.failures: list[dict[str, Any]] = []
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=positive(queue_size, "queue_size"))
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @classmethod
+    def from_client(cls, novita: Any, **kwargs: Any) -> Notifier:
+        """A Notifier using the client's configured ``webhook_url`` and ``webhook_secret``."""
+        config = novita.config
+        kwargs.setdefault("client", novita)
+        return cls(
+            kwargs.pop("url", None) or getattr(config, "webhook_url", None),
+            kwargs.pop("secret", None) or getattr(config, "webhook_secret", None),
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        mode = "background" if self.background else "inline"
+        return (
+            f"<Notifier {redact_url(self.url)} secret=*** {mode} "
+            f"sent={self.sent} failures={len(self.failures)}>"
+        )
+
+    # -- sending -------------------------------------------------------------------------------
+    def __call__(self, change: StatusChange) -> bool | None:
+        """Deliver one change: queued (returns None) in background mode, else sent now."""
+        if not self.background:
+            return self.send(change)
+        self._ensure_sender()
+        try:
+            self._queue.put_nowait(change)
+        except queue.Full:
+            self._record_failure(change, None, 0, "sender queue is full; event dropped")
+        return None
+
+    def send(self, change: StatusChange) -> bool:
+        """POST one change now, retrying 5xx and network errors; True once a 2xx answered."""
+        if not isinstance(change, StatusChange):
+            raise ValidationError("Notifier expects a models.StatusChange", field="change")
+        change = self._with_connection_info(change)
+        event_id = uuid.uuid4().hex
+        last_error = "not sent"
+        status: int | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            # A fresh timestamp per attempt keeps retries inside the receiver's replay window;
+            # the event id stays the same so a receiver drops duplicates.
+            body = encode(build_payload(change, event_id=event_id))
+            headers = sign(body, self._secret)
+            headers["Content-Type"] = "application/json"
+            headers["User-Agent"] = _user_agent()
+            retryable = False
+            try:
+                response = self._session.post(
+                    self.url,
+                    data=body,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+                status = response.status_code
+                response.close()
+                if 200 <= status < 300:
+                    with self._lock:
+                        self.sent += 1
+                    return True
+                last_error = f"HTTP {status}"
+                retryable = status >= 500
+            except Exception as exc:  # requests' network errors and anything the socket raises
+                status = None
+                last_error = self._scrub(f"{type(exc).__name__}: {exc}")
+                retryable = True
+            if not retryable or attempt == self.max_attempts:
+                break
+            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+            time.sleep(delay * random.uniform(0.5, 1.5))
+        self._record_failure(change, status, attempt, last_error, event_id=event_id)
+        return False
+
+    def _with_connection_info(self, change: StatusChange) -> StatusChange:
+        """For a running instance seen only in a list view, fetch its connection details."""
+        if self._client is None or change.new_status != "running":
+            return change
+        inst = change.instance
+        if inst is not None and (inst.ssh_command or inst.jupyter_url or inst.http_endpoints):
+            return change
+        try:
+            fresh = self._client.instance(change.instance_id)
+        except Exception as exc:  # the event still goes out, just without the details
+            log.debug("no connection details for %s: %s", change.instance_id, type(exc).__name__)
+            return change
+        return dataclasses.replace(change, instance=fresh)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def _record_failure(
+        self,
+        change: StatusChange,
+        status: int | None,
+        attempts: int,
+        error: str,
+        *,
+        event_id: str | None = None,
+    ) -> None:
+        failure = {
+            "time": datetime.now(UTC),
+            "id": event_id,
+            "event": f"instance.{change.new_status}",
+            "instanceId": change.instance_id,
+            "name": change.name,
+            "url": redact_url(self.url),
+            "status": status,
+            "attempts": attempts,
+            "error": self._scrub(error),
+            "change": change,
+        }
+        with self._lock:
+            self.failures.append(failure)
+        log.warning(
+            "webhook %s for %s not delivered to %s after %d attempt(s): %s",
+            failure["event"],
+            change.instance_id,
+            failure["url"],
+            attempts,
+            failure["error"],
+        )
+
+    # -- background sender ---------------------------------------------------------------------
+    def _ensure_sender(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise ValidationError("this Notifier is closed", field="notifier")
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run_sender, name="novita-webhook-sender", daemon=True
+                )
+                self._thread.start()
+
+    def _run_sender(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                self.send(item)
+            except Exception:  # never let one bad event kill the sender thread
+                log.exception("webhook sender failed on one event")
+            finally:
+                self._queue.task_done()
+
+    @property
+    def pending(self) -> int:
+        """Events queued but not yet sent (background mode)."""
+        return self._queue.unfinished_tasks
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until queued events are sent (or failed); False if ``timeout`` ran out first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, timeout: float | None = 10) -> None:
+        """Send what is queued (up to ``timeout`` s), stop the sender and close the session."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join(timeout)
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
