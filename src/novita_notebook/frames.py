@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import money
 from .models import (
     BILLED_STATUSES,
     STATUS_ORDER,
@@ -279,8 +280,7 @@ def cost_so_far(instance: Instance, now: datetime | None = None) -> float | None
         end = instance.stopped_at
     else:
         return 0.0
-    hours = max(0.0, (end - start).total_seconds() / 3600.0)
-    return price * hours
+    return money.cost_so_far(price, start, end)
 
 
 def instances_frame(instances: Sequence[Instance], now: datetime | None = None) -> pd.DataFrame:

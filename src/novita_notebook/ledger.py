@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import money
 from .errors import NotFoundError, NovitaError, ValidationError
 from .models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time, phase_of
 
@@ -328,14 +329,10 @@ def _cost_so_far(
         return None
     started = live.started_at or live.created_at or recorded
     if live.status in BILLED_STATUSES:
-        hours = _hours_between(started, now)
-    elif live.stopped_at is not None and started is not None and live.stopped_at >= started:
-        hours = _hours_between(started, live.stopped_at)
-    elif phase_of(live.status) == "provisioning":
-        hours = 0.0
-    else:
-        hours = None
-    return None if hours is None else round(price * hours, 4)
+        return money.cost_so_far(price, started, now)
+    if live.stopped_at is not None and started is not None and live.stopped_at >= started:
+        return money.cost_so_far(price, started, live.stopped_at)
+    return 0.0 if phase_of(live.status) == "provisioning" else None
 
 
 def _parse_older_than(value: Any) -> timedelta | None:

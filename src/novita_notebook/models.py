@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .money import format_money, usd_from_api
+
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Novita
 
@@ -98,22 +100,7 @@ def phase_of(status: str | None, status_error: StatusError | None = None) -> str
 # Parsing helpers (the API's quirks, in one place)
 # ---------------------------------------------------------------------------------------------
 
-PRICE_UNIT = 100_000  # API prices are integers (or digit strings) in 1/100000 USD per hour
-
-
-def parse_price(value: Any) -> float | None:
-    """``35000`` or ``"35000"`` → ``0.35`` (USD/hour). Empty, missing or junk → None."""
-    if value is None or value == "":
-        return None
-    try:
-        return float(value) / PRICE_UNIT
-    except (TypeError, ValueError):
-        return None
-
-
-def to_api_price(usd_per_hour: float) -> int:
-    """``0.35`` → ``35000``: the API's integer unit."""
-    return int(round(usd_per_hour * PRICE_UNIT))
+parse_price = usd_from_api  # API price units (1/100000 USD per hour) → USD
 
 
 def parse_int(value: Any, default: int | None = None) -> int | None:
@@ -409,7 +396,11 @@ class Instance:
 
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        price = f" ${self.price_per_hour:.2f}/h" if self.price_per_hour is not None else ""
+        price = (
+            f" {format_money(self.price_per_hour, per_hour=True)}"
+            if self.price_per_hour is not None
+            else ""
+        )
         where = f" in {self.region}" if self.region else ""
         product = f" {self.product_name}" if self.product_name else ""
         gpus = f" x{self.gpu_num}" if self.gpu_num and self.gpu_num > 1 else ""

@@ -1,0 +1,49 @@
+"""Money in one place: the API's price unit, the cost of a billed span, and how amounts print.
+A leaf: imports nothing from the package, so models, frames, ledger and html can all use it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+__all__ = ["PRICE_UNIT", "usd_from_api", "cost_so_far", "format_money", "round_usd"]
+
+#: API prices are integers (or digit strings) in 1/100000 USD per hour.
+PRICE_UNIT = 100_000
+
+
+def usd_from_api(value: Any) -> float | None:
+    """``35000`` or ``"35000"`` → ``0.35`` (USD per hour). Empty, missing or junk → None."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        usd = float(value) / PRICE_UNIT
+    except (TypeError, ValueError):
+        return None
+    return usd if math.isfinite(usd) else None
+
+
+def round_usd(amount: float) -> float:
+    """Drop float noise (``0.29750000000000004`` → ``0.2975``) without losing sub-cent detail."""
+    return round(amount, 6)
+
+
+def cost_so_far(
+    price_per_hour: float | None, start: datetime | None, end: datetime | None
+) -> float | None:
+    """USD billed from ``start`` to ``end`` at ``price_per_hour``; None when any is unknown.
+    A span that ends before it starts costs nothing."""
+    if price_per_hour is None or start is None or end is None:
+        return None
+    hours = max(0.0, (end - start).total_seconds() / 3600.0)
+    return round_usd(price_per_hour * hours)
+
+
+def format_money(amount: float | None, *, per_hour: bool = False, missing: str = "—") -> str:
+    """``0.2975`` → ``$0.30`` (``$0.30/h`` with ``per_hour``); ``1234.5`` → ``$1,234.50``;
+    None → ``missing``."""
+    if amount is None:
+        return missing
+    return f"${amount:,.2f}" + ("/h" if per_hour else "")
