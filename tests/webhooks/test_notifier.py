@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from datetime import datetime
 from types import SimpleNamespace
@@ -61,14 +62,22 @@ def test_change_without_instance_still_sends_the_basics():
     assert payload["instance"] == {"id": "inst-42", "name": "demo-1", "status": "exited"}
 
 
+class _HighestJitter(random.Random):
+    """Jitter that always draws the top of its range, so the schedule's ceilings show."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 def test_5xx_is_retried_until_success_with_the_same_event_id(change):
     with CountingServer([503, 500, 200]) as server:
-        notifier = Notifier(server.url, SECRET, max_attempts=4, backoff=0.05)
+        notifier = Notifier(server.url, SECRET, max_attempts=4, backoff=0.05, rng=_HighestJitter())
         assert notifier.send(change) is True
     assert len(server.hits) == 3
     assert len({json.loads(hit["body"])["id"] for hit in server.hits}) == 1
     gaps = [b["time"] - a["time"] for a, b in zip(server.hits, server.hits[1:], strict=False)]
-    assert gaps[0] >= 0.02 and gaps[1] >= 0.04  # exponential: 0.05 then 0.1, jitter x0.5-1.5
+    # waiting.backoff.retry_delay: ceilings 0.05 then 0.1 (full jitter, drawn at the top here)
+    assert gaps[0] >= 0.045 and gaps[1] >= 0.095
     assert notifier.failures == []
 
 
@@ -97,6 +106,15 @@ def test_network_errors_are_retried(change):
         time.sleep(0.05)
     assert server.accepted == 3
     assert notifier.failures[0]["status"] is None and notifier.failures[0]["attempts"] == 3
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_retried(change):
+    with CountingServer([200], delay=0.5) as server:
+        notifier = Notifier(server.url, SECRET, max_attempts=2, backoff=0.01, timeout=0.1)
+        assert notifier.send(change) is False
+    assert len(server.hits) == 2
+    failure = notifier.failures[0]
+    assert failure["status"] is None and "Timeout" in failure["error"]
 
 
 def test_background_mode_never_blocks_on_a_slow_receiver():

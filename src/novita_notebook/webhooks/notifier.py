@@ -15,8 +15,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ValidationError
+import requests
+
+from ..errors import (
+    APIError,
+    NetworkError,
+    NovitaError,
+    RequestTimeoutError,
+    ServerError,
+    ValidationError,
+    is_transient,
+)
 from ..models import StatusChange
+from ..waiting.backoff import retry_delay
 from ._settings import positive, redact_url, validate_url
 from .payload import build_payload, encode
 from .signature import require_secret, sign
@@ -41,7 +52,8 @@ class Notifier:
 
     ``notifier(change)`` sends now (or queues it when ``background=True``, so a watcher tick
     never waits on a slow receiver); ``notifier.send(change) -> bool`` always sends now.
-    5xx answers and network errors are retried with exponential backoff and jitter, 4xx never.
+    5xx answers, timeouts and network errors are retried (``errors.is_transient`` decides) on
+    the one schedule, ``waiting.backoff.retry_delay`` (full jitter), a 4xx never.
     Undelivered events are logged (without the secret) and kept in ``notifier.failures``.
     With ``client`` (``from_client`` sets it), "running" events seen only in a list view get
     the instance's SSH/Jupyter details fetched once before sending.
@@ -60,6 +72,7 @@ class Notifier:
         max_backoff: float = 8.0,
         queue_size: int = 1000,
         client: Any = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.url = validate_url(url if url is not None else os.environ.get("WEBHOOK_URL"))
         self._secret = require_secret(
@@ -71,13 +84,12 @@ class Notifier:
             raise ValidationError("backoff must be a number of seconds >= 0", field="backoff")
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
+        self._rng = rng  # a seeded Random makes the jitter reproducible
         self.background = bool(background)
         # List views (what watchers poll) carry no SSH/Jupyter details; with a client the
         # notifier fetches them once for "running" events so the receiver can connect.
         self._client = client
         if session is None:
-            import requests
-
             session = requests.Session()
             self._owns_session = True
         else:
@@ -121,47 +133,56 @@ class Notifier:
         return None
 
     def send(self, change: StatusChange) -> bool:
-        """POST one change now, retrying 5xx and network errors; True once a 2xx answered."""
+        """POST one change now, retrying what ``errors.is_transient`` calls transient (5xx,
+        network errors, timeouts); True once a 2xx answered."""
         if not isinstance(change, StatusChange):
             raise ValidationError("Notifier expects a models.StatusChange", field="change")
         change = self._with_connection_info(change)
         event_id = uuid.uuid4().hex
-        last_error = "not sent"
-        status: int | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            # A fresh timestamp per attempt keeps retries inside the receiver's replay window;
-            # the event id stays the same so a receiver drops duplicates.
-            body = encode(build_payload(change, event_id=event_id))
-            headers = sign(body, self._secret)
-            headers["Content-Type"] = "application/json"
-            headers["User-Agent"] = _user_agent()
-            retryable = False
-            try:
-                response = self._session.post(
-                    self.url,
-                    data=body,
-                    headers=headers,
-                    timeout=self.timeout,
-                    allow_redirects=False,
+        error: NovitaError = NetworkError("not sent")
+        attempt = 0
+        while attempt < self.max_attempts:
+            if attempt:
+                time.sleep(
+                    retry_delay(attempt - 1, base=self.backoff, cap=self.max_backoff, rng=self._rng)
                 )
-                status = response.status_code
-                response.close()
-                if 200 <= status < 300:
-                    with self._lock:
-                        self.sent += 1
-                    return True
-                last_error = f"HTTP {status}"
-                retryable = status >= 500
-            except Exception as exc:  # requests' network errors and anything the socket raises
-                status = None
-                last_error = self._scrub(f"{type(exc).__name__}: {exc}")
-                retryable = True
-            if not retryable or attempt == self.max_attempts:
+            attempt += 1
+            failure = self._post_once(change, event_id)
+            if failure is None:
+                with self._lock:
+                    self.sent += 1
+                return True
+            error = failure
+            if not is_transient(error):
                 break
-            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-            time.sleep(delay * random.uniform(0.5, 1.5))
-        self._record_failure(change, status, attempt, last_error, event_id=event_id)
+        self._record_failure(change, error.status, attempt, error.message, event_id=event_id)
         return False
+
+    def _post_once(self, change: StatusChange, event_id: str) -> NovitaError | None:
+        """One signed POST; None on a 2xx, else the failure as an error of the one taxonomy."""
+        # A fresh timestamp per attempt keeps retries inside the receiver's replay window;
+        # the event id stays the same so a receiver drops duplicates.
+        body = encode(build_payload(change, event_id=event_id))
+        headers = sign(body, self._secret)
+        headers["Content-Type"] = "application/json"
+        headers["User-Agent"] = _user_agent()
+        try:
+            response = self._session.post(
+                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.Timeout as exc:
+            return RequestTimeoutError(self._scrub(f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # requests' network errors and anything the socket raises
+            return NetworkError(self._scrub(f"{type(exc).__name__}: {exc}"))
+        status = response.status_code
+        response.close()
+        if 200 <= status < 300:
+            return None
+        if status >= 500:
+            return ServerError(f"HTTP {status}", status=status)
+        # A receiver's 4xx (429 included) refuses this event for good: it is not the rate-limited
+        # Novita API, and repeating a refused event would only be refused again.
+        return APIError(f"HTTP {status}", status=status)
 
     def _with_connection_info(self, change: StatusChange) -> StatusChange:
         """For a running instance seen only in a list view, fetch its connection details."""
