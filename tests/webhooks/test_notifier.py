@@ -189,3 +189,63 @@ def test_send_rejects_things_that_are_not_status_changes():
     with pytest.raises(ValidationError) as caught:
         notifier.send({"status": "running"})
     assert caught.value.field == "change"
+
+
+def test_generic_events_carry_their_type_and_data():
+    data = {"action": "stop", "in_seconds": 600}
+    with CountingServer([200]) as server, Notifier(server.url, SECRET) as notifier:
+        sent = notifier.send_event("guard.warning", instance_id="inst-42", name="demo-1", data=data)
+        assert sent is True
+    payload = verify_signature(server.hits[0]["body"], server.hits[0]["headers"], SECRET)
+    assert payload["event"] == "guard.warning" and payload["data"] == data
+    assert (payload["instanceId"], payload["name"]) == ("inst-42", "demo-1")
+    assert "status" not in payload and "instance" not in payload
+
+
+def test_generic_events_go_through_the_background_sender_too():
+    with CountingServer([200]) as server:
+        notifier = Notifier(server.url, SECRET, background=True)
+        assert notifier.send_event("spot.reclaim_notice", instance_id="inst-42") is None
+        assert notifier.flush(timeout=10)
+        notifier.close()
+    assert json.loads(server.hits[0]["body"])["event"] == "spot.reclaim_notice"
+
+
+@pytest.mark.parametrize(
+    "kind, data, field",
+    [
+        ("Guard Warning", {}, "type"),
+        ("guard", {}, "type"),
+        ("instance.running", {}, "type"),  # status changes are sent as StatusChange
+        ("guard.stopped", {"when": object()}, "data"),
+    ],
+)
+def test_bad_generic_events_name_the_field(kind, data, field):
+    notifier = Notifier("http://127.0.0.1:1/x", SECRET)
+    with pytest.raises(ValidationError) as caught:
+        notifier.send_event(kind, data=data)
+    assert caught.value.field == field
+
+
+def test_close_is_idempotent_and_delivers_what_was_queued_first():
+    with CountingServer([200], delay=0.1) as server:
+        notifier = Notifier(server.url, SECRET, background=True)
+        for _ in range(3):
+            notifier(make_change())
+        notifier.close()
+        notifier.close()
+    assert len(server.hits) == 3 and notifier.sent == 3 and notifier.failures == []
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_closed_notifier_drops_events_with_a_log_line(change, caplog, background):
+    caplog.set_level(logging.WARNING)
+    with CountingServer([200]) as server:
+        notifier = Notifier(server.url, SECRET, background=background)
+        notifier.close()
+        assert notifier(change) in (None, False)
+        assert notifier.send_event("guard.stopped", instance_id="inst-42") in (None, False)
+        assert notifier.send(change) is False
+    assert server.hits == []
+    assert [f["error"] for f in notifier.failures] == ["the Notifier is closed; event dropped"] * 3
+    assert "closed; event dropped" in caplog.text and SECRET not in caplog.text

@@ -12,6 +12,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..errors import (
 from ..models import StatusChange
 from ..waiting.backoff import retry_delay
 from ._settings import positive, redact_url, validate_url
-from .payload import build_payload, encode
+from .payload import WebhookEvent, build_payload, encode, event_name
 from .signature import require_secret, sign
 
 __all__ = ["Notifier"]
@@ -45,10 +46,18 @@ def _user_agent() -> str:
 
 
 _STOP = object()
+_CLOSED = "the Notifier is closed; event dropped"
+
+
+def _check_event(event: Any) -> None:
+    if not isinstance(event, StatusChange | WebhookEvent):
+        raise ValidationError(
+            "Notifier expects a models.StatusChange or a webhooks.WebhookEvent", field="change"
+        )
 
 
 class Notifier:
-    """Sends each ``StatusChange`` it is called with as a signed JSON POST.
+    """Sends each ``StatusChange`` (or ``WebhookEvent``) it is called with as a signed JSON POST.
 
     ``notifier(change)`` sends now (or queues it when ``background=True``, so a watcher tick
     never waits on a slow receiver); ``notifier.send(change) -> bool`` always sends now.
@@ -108,8 +117,8 @@ class Notifier:
         config = novita.config
         kwargs.setdefault("client", novita)
         return cls(
-            kwargs.pop("url", None) or getattr(config, "webhook_url", None),
-            kwargs.pop("secret", None) or getattr(config, "webhook_secret", None),
+            kwargs.pop("url", None) or config.webhook_url,
+            kwargs.pop("secret", None) or config.webhook_secret,
             **kwargs,
         )
 
@@ -121,23 +130,46 @@ class Notifier:
         )
 
     # -- sending -------------------------------------------------------------------------------
-    def __call__(self, change: StatusChange) -> bool | None:
-        """Deliver one change: queued (returns None) in background mode, else sent now."""
+    def __call__(self, event: StatusChange | WebhookEvent) -> bool | None:
+        """Deliver one event: queued (returns None) in background mode, else sent now.
+
+        A closed Notifier drops the event, logs why and records it in ``failures``.
+        """
         if not self.background:
-            return self.send(change)
-        self._ensure_sender()
-        try:
-            self._queue.put_nowait(change)
-        except queue.Full:
-            self._record_failure(change, None, 0, "sender queue is full; event dropped")
+            return self.send(event)
+        _check_event(event)
+        with self._lock:  # held from the closed check to the put: nothing lands after _STOP
+            problem = _CLOSED if self._closed else self._enqueue(event)
+        if problem:
+            self._record_failure(event, None, 0, problem)
         return None
 
-    def send(self, change: StatusChange) -> bool:
-        """POST one change now, retrying what ``errors.is_transient`` calls transient (5xx,
-        network errors, timeouts); True once a 2xx answered."""
-        if not isinstance(change, StatusChange):
-            raise ValidationError("Notifier expects a models.StatusChange", field="change")
-        change = self._with_connection_info(change)
+    def send(self, event: StatusChange | WebhookEvent) -> bool:
+        """POST one event now, retrying what ``errors.is_transient`` calls transient (5xx,
+        network errors, timeouts); True once a 2xx answered, False when it was not delivered
+        (or the Notifier is closed)."""
+        _check_event(event)
+        if self._closed:
+            self._record_failure(event, None, 0, _CLOSED)
+            return False
+        return self._deliver(event)
+
+    def send_event(
+        self,
+        type: str,  # noqa: A002 - the payload's own word for it
+        *,
+        instance_id: str | None = None,
+        name: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> bool | None:
+        """Deliver an event other than a status change, e.g. ``send_event("guard.warning",
+        instance_id="inst-1", name="demo-1", data={"action": "stop", "in_seconds": 600})``.
+        Queued or sent now like ``notifier(event)``; see ``webhooks.payload`` for the shape."""
+        return self(WebhookEvent(type, instance_id, name, dict(data or {})))
+
+    def _deliver(self, event: StatusChange | WebhookEvent) -> bool:
+        if isinstance(event, StatusChange):
+            event = self._with_connection_info(event)
         event_id = uuid.uuid4().hex
         error: NovitaError = NetworkError("not sent")
         attempt = 0
@@ -147,7 +179,7 @@ class Notifier:
                     retry_delay(attempt - 1, base=self.backoff, cap=self.max_backoff, rng=self._rng)
                 )
             attempt += 1
-            failure = self._post_once(change, event_id)
+            failure = self._post_once(event, event_id)
             if failure is None:
                 with self._lock:
                     self.sent += 1
@@ -155,14 +187,14 @@ class Notifier:
             error = failure
             if not is_transient(error):
                 break
-        self._record_failure(change, error.status, attempt, error.message, event_id=event_id)
+        self._record_failure(event, error.status, attempt, error.message, event_id=event_id)
         return False
 
-    def _post_once(self, change: StatusChange, event_id: str) -> NovitaError | None:
+    def _post_once(self, event: StatusChange | WebhookEvent, event_id: str) -> NovitaError | None:
         """One signed POST; None on a 2xx, else the failure as an error of the one taxonomy."""
         # A fresh timestamp per attempt keeps retries inside the receiver's replay window;
         # the event id stays the same so a receiver drops duplicates.
-        body = encode(build_payload(change, event_id=event_id))
+        body = encode(build_payload(event, event_id=event_id))
         headers = sign(body, self._secret)
         headers["Content-Type"] = "application/json"
         headers["User-Agent"] = _user_agent()
@@ -203,7 +235,7 @@ class Notifier:
 
     def _record_failure(
         self,
-        change: StatusChange,
+        event: StatusChange | WebhookEvent,
         status: int | None,
         attempts: int,
         error: str,
@@ -213,36 +245,40 @@ class Notifier:
         failure = {
             "time": datetime.now(UTC),
             "id": event_id,
-            "event": f"instance.{change.new_status}",
-            "instanceId": change.instance_id,
-            "name": change.name,
+            "event": event_name(event),
+            "instanceId": event.instance_id,
+            "name": event.name,
             "url": redact_url(self.url),
             "status": status,
             "attempts": attempts,
             "error": self._scrub(error),
-            "change": change,
+            "change": event,
         }
         with self._lock:
             self.failures.append(failure)
         log.warning(
             "webhook %s for %s not delivered to %s after %d attempt(s): %s",
             failure["event"],
-            change.instance_id,
+            event.instance_id,
             failure["url"],
             attempts,
             failure["error"],
         )
 
     # -- background sender ---------------------------------------------------------------------
-    def _ensure_sender(self) -> None:
-        with self._lock:
-            if self._closed:
-                raise ValidationError("this Notifier is closed", field="notifier")
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run_sender, name="novita-webhook-sender", daemon=True
-                )
-                self._thread.start()
+    def _enqueue(self, event: StatusChange | WebhookEvent) -> str | None:
+        """Queue for the sender thread (started if needed); the caller holds ``self._lock``.
+        Returns why the event was dropped, or None."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run_sender, name="novita-webhook-sender", daemon=True
+            )
+            self._thread.start()
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            return "sender queue is full; event dropped"
+        return None
 
     def _run_sender(self) -> None:
         while True:
@@ -250,7 +286,7 @@ class Notifier:
             try:
                 if item is _STOP:
                     return
-                self.send(item)
+                self._deliver(item)  # queued before close(), so still delivered
             except Exception:  # never let one bad event kill the sender thread
                 log.exception("webhook sender failed on one event")
             finally:
@@ -271,7 +307,8 @@ class Notifier:
         return True
 
     def close(self, timeout: float | None = 10) -> None:
-        """Send what is queued (up to ``timeout`` s), stop the sender and close the session."""
+        """Send what is queued (up to ``timeout`` s), stop the sender and close the session.
+        Safe to call more than once; later events are dropped with a log line."""
         with self._lock:
             if self._closed:
                 return
