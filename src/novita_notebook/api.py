@@ -11,10 +11,10 @@ from typing import Any
 from . import errors
 from .http import Transport
 from .models import Cluster, Product, RegistryAuth, Template
+from .validation import BILLING_METHODS, normalise_billing
 
 __all__ = ["NovitaAPI", "BILLING_METHODS", "MAX_PAGES"]
 
-BILLING_METHODS = ("onDemand", "spot", "monthly")
 #: Safety stop for pagination against a server that never reports the end.
 MAX_PAGES = 10_000
 
@@ -117,12 +117,7 @@ class NovitaAPI:
         _optional_str(cluster_id, "cluster_id")
         _optional_str(product_name, "product_name")
         _optional_int(gpu_num, "gpu_num", 0, 8)
-        if billing_method is not None and billing_method not in BILLING_METHODS:
-            raise errors.ValidationError(
-                f"billing_method must be one of {', '.join(BILLING_METHODS)}, "
-                f"got {billing_method!r}",
-                field="billing_method",
-            )
+        billing_method = normalise_billing(billing_method, "billing_method")
         _optional_int(min_cpu_per_gpu, "min_cpu_per_gpu", 0)
         _optional_int(min_memory_per_gpu, "min_memory_per_gpu", 0)
         _optional_int(min_rootfs_size, "min_rootfs_size", 0)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cachetools import TTLCache
 
-from .api import BILLING_METHODS, NovitaAPI
+from .api import NovitaAPI
 from .config import Config, load_config
 from .errors import NotFoundError, NovitaError, ValidationError
 from .http import RateLimiter, Transport
@@ -29,6 +29,16 @@ from .models import (
     parse_time,
 )
 from .provision import ProvisioningMixin
+from .validation import (
+    BILLING_METHODS,
+    Problems,
+    check_bool,
+    check_gpu_num,
+    normalise_billing,
+    port_dicts,
+    require_max_price,
+    require_text,
+)
 from .watch import WatchMixin
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,43 +58,6 @@ def _frames() -> ModuleType:
     from . import frames
 
     return frames
-
-
-_BILLING_ALIASES = {
-    "ondemand": "onDemand",
-    "on_demand": "onDemand",
-    "on-demand": "onDemand",
-    "spot": "spot",
-    "monthly": "monthly",
-}
-_RESERVED_PORTS = (2222, 2223, 2224)
-
-
-def _check_bool(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError(f"{field} must be True or False, got {value!r}", field=field)
-    return value
-
-
-def _check_text(value: Any, field: str, *, optional: bool = True) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{field} must be a non-empty string, got {value!r}", field=field)
-    return value.strip()
-
-
-def _check_billing(value: Any) -> str | None:
-    if value is None:
-        return None
-    normalized = (
-        _BILLING_ALIASES.get(str(value).strip().lower()) if isinstance(value, str) else None
-    )
-    if normalized is None:
-        raise ValidationError(
-            f"billing must be one of {', '.join(BILLING_METHODS)}, got {value!r}", field="billing"
-        )
-    return normalized
 
 
 class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
@@ -246,7 +219,7 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
     def _cached(self, key: Any, load: Callable[[], T], refresh: bool) -> T:
         """``load()`` through the TTL cache; one loader per key at a time, so concurrent
         callers missing together make one call."""
-        _check_bool(refresh, "refresh")
+        check_bool(refresh, "refresh")
         if self._cache is None:
             return load()
         with self._cache_lock:
@@ -346,7 +319,7 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
     # -- single instances ------------------------------------------------------------------
     def resolve(self, id_or_name: str) -> Instance:
         """The instance with this exact id, else the one live instance with this exact name."""
-        ref = _check_text(id_or_name, "id_or_name", optional=False)
+        ref = require_text(id_or_name, "id_or_name", optional=False)
         assert ref is not None
         try:
             return self.to_instance(self.api.get_instance(ref))
@@ -416,8 +389,8 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
     ) -> Instance:
         """Add ports (``8080``, ``"8080/http"``, ``(8080, "http")`` or dicts) and/or grow the
         root disk by ``expand_root_disk_gb`` GB, without a restart; returns it refreshed."""
-        _check_text(id_or_name, "id_or_name", optional=False)
-        port_list = None if ports is None else _normalize_ports(ports)
+        require_text(id_or_name, "id_or_name", optional=False)
+        port_list = None if ports is None else port_dicts(ports)
         if expand_root_disk_gb is not None and (
             isinstance(expand_root_disk_gb, bool)
             or not isinstance(expand_root_disk_gb, int)
@@ -454,25 +427,17 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         way and sorts/filters by that price; ``max_price`` is USD per GPU-hour; ``gpu_num``
         asks the API which products can serve that many GPUs.
         """
-        gpu = _check_text(gpu, "gpu")
-        region = _check_text(region, "region")
-        if gpu_num is not None and (
-            isinstance(gpu_num, bool) or not isinstance(gpu_num, int) or not 1 <= gpu_num <= 8
-        ):
-            raise ValidationError(
-                f"gpu_num must be an integer 1-8, got {gpu_num!r}", field="gpu_num"
-            )
-        billing = _check_billing(billing)
-        if max_price is not None and (
-            isinstance(max_price, bool) or not isinstance(max_price, int | float) or max_price <= 0
-        ):
-            raise ValidationError(
-                f"max_price must be a positive number (USD per GPU-hour), got {max_price!r}",
-                field="max_price",
-            )
+        gpu = require_text(gpu, "gpu")
+        region = require_text(region, "region")
+        if gpu_num is not None:
+            problems = Problems()
+            check_gpu_num(gpu_num, problems)
+            problems.raise_if_any()
+        billing = normalise_billing(billing)
+        max_price = require_max_price(max_price)
         if available is not None:
-            _check_bool(available, "available")
-        _check_bool(refresh, "refresh")
+            check_bool(available, "available")
+        check_bool(refresh, "refresh")
 
         if gpu_num is None:
             items = self.cached_products(refresh)
@@ -514,7 +479,7 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
 
     def regions(self, refresh: bool = False) -> pd.DataFrame:
         """Regions (clusters) with their GPU types, product counts and cheapest available GPU."""
-        _check_bool(refresh, "refresh")
+        check_bool(refresh, "refresh")
         return _frames().regions_frame(self.cached_clusters(refresh), self.cached_products(refresh))
 
     def instances(
@@ -523,7 +488,7 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         """Every instance (all pages), newest first. ``status``: statuses and/or phases to keep
         (``"running"``, ``["exited", "failed"]``). ``refresh`` also reloads the price catalog."""
         wanted = _check_statuses(status)
-        _check_bool(refresh, "refresh")
+        check_bool(refresh, "refresh")
         if refresh:
             self.cached_products(refresh=True)
             self.cached_clusters(refresh=True)
@@ -566,9 +531,9 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         refresh: bool = False,
     ) -> pd.DataFrame:
         """Templates as a DataFrame (all pages); without filters from the cache."""
-        _check_text(name, "name")
-        _check_text(type, "type")
-        _check_bool(refresh, "refresh")
+        require_text(name, "name")
+        require_text(type, "type")
+        check_bool(refresh, "refresh")
         if name is None and type is None and channel is None:
             items = self.cached_templates(refresh)
         else:
@@ -606,41 +571,3 @@ def _check_statuses(status: str | Iterable[str] | None) -> set[str] | None:
                 field="status",
             )
     return wanted
-
-
-def _normalize_ports(ports: Iterable[Any]) -> list[dict[str, Any]]:
-    """``8080`` / ``"8080/http"`` / ``(8080, "http")`` / ``{"port":, "type":}`` → API dicts."""
-    if isinstance(ports, str | int | dict):
-        ports = [ports]
-    result: list[dict[str, Any]] = []
-    for item in ports:
-        port: Any
-        kind: Any = "tcp"
-        if isinstance(item, dict):
-            port, kind = item.get("port"), item.get("type", "tcp")
-        elif isinstance(item, tuple | list) and len(item) == 2:
-            port, kind = item
-        elif isinstance(item, str):
-            text, _, kind = item.partition("/")
-            kind = kind or "tcp"
-            port = int(text) if text.strip().isdigit() else text
-        else:
-            port = item
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValidationError(
-                f"ports: {item!r} is not a port number 1-65535 (e.g. 8080 or '8080/http')",
-                field="ports",
-            )
-        if port in _RESERVED_PORTS:
-            raise ValidationError(
-                f"ports: {port} is reserved by Novita (2222-2224 are not allowed)", field="ports"
-            )
-        kind = str(kind).lower()
-        if kind not in ("tcp", "http"):
-            raise ValidationError(
-                f"ports: type of {item!r} must be 'tcp' or 'http', got {kind!r}", field="ports"
-            )
-        result.append({"port": port, "type": kind})
-    if not result:
-        raise ValidationError("ports must list at least one port", field="ports")
-    return result

@@ -51,6 +51,7 @@ from .validation import (
     check_int_range,
     check_max_price,
     check_name,
+    check_progress,
     check_regions,
     check_rootfs,
     check_text,
@@ -546,8 +547,10 @@ def prepare_request(
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
     ):
         problems.add("timeout", f"must be a positive number of seconds, got {timeout!r}")
-    if progress not in (None, False) and not (callable(progress) or isinstance(progress, str)):
-        problems.add("progress", "must be None, False, a callable, 'text' or 'silent'")
+    try:
+        check_progress(progress)
+    except ValidationError as error:
+        problems.add("progress", error.message.removeprefix("progress "))
     problems.raise_if_any()
     return CreateRequest(
         name=checked_name or "",

@@ -1,9 +1,14 @@
-"""Input rules for creating instances and templates, checked before any HTTP call.
-Each checker returns the normalised value or records (field, rule) problems in a Problems list.
+"""The one input boundary: every rule for names, billing, regions, ports, envs, money, durations
+and progress, used by the Python API, the magics and the widgets before any HTTP call.
+
+Two styles: ``check_*``/``parse_*`` taking a ``Problems`` collect every broken rule so one error
+lists them all; ``normalise_*``/``require_*``/``parse_money``/``parse_duration``/``check_progress``
+raise a ValidationError at once (for single arguments). A leaf: imports only errors.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,6 +24,20 @@ IMAGE_PATTERN = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
 BILLING_METHODS: tuple[str, ...] = ("onDemand", "spot", "monthly")
+#: Spellings accepted for each billing method (lowercased), everywhere billing is accepted.
+BILLING_ALIASES: dict[str, str] = {
+    "ondemand": "onDemand",
+    "on_demand": "onDemand",
+    "on-demand": "onDemand",
+    "on demand": "onDemand",
+    "spot": "spot",
+    "monthly": "monthly",
+}
+#: What ``progress=`` accepts besides None, False and a callable(instance, elapsed, phase).
+PROGRESS_VALUES: tuple[str, ...] = ("text", "display", "silent", "off", "none")
+SILENT_PROGRESS: tuple[str, ...] = ("silent", "off", "none")
+#: The one wording for a price ceiling.
+MONEY_RULE = "must be a positive number of USD per GPU-hour, e.g. 0.5"
 PORT_TYPES: tuple[str, ...] = ("tcp", "http")
 RESERVED_PORTS: frozenset[int] = frozenset({2222, 2223, 2224})
 MAX_PORTS = 15  # ports + tools, upstream limit
@@ -97,6 +116,12 @@ def check_int_range(value: Any, low: int, high: int, problems: Problems, field: 
 
 
 def check_gpu_num(value: Any, problems: Problems) -> int | None:
+    """An int 1–8; text such as ``"2"`` is refused (the magics convert text themselves)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(
+            "gpu_num", f"must be an integer between {MIN_GPU_NUM} and {MAX_GPU_NUM}, got {value!r}"
+        )
+        return None
     return check_int_range(value, MIN_GPU_NUM, MAX_GPU_NUM, problems, "gpu_num")
 
 
@@ -104,11 +129,38 @@ def check_rootfs(value: Any, problems: Problems, field: str = "rootfs_gb") -> in
     return check_int_range(value, MIN_ROOTFS_GB, MAX_ROOTFS_GB, problems, field)
 
 
-def check_billing(value: Any, problems: Problems) -> str | None:
-    if value not in BILLING_METHODS:
-        problems.add("billing", f"must be one of {', '.join(BILLING_METHODS)}, got {value!r}")
+def check_billing(value: Any, problems: Problems, field: str = "billing") -> str | None:
+    """onDemand, spot or monthly, or an alias (``"on-demand"``, ``"OnDemand"``) → canonical."""
+    canonical = BILLING_ALIASES.get(value.strip().lower()) if isinstance(value, str) else None
+    if canonical is None:
+        problems.add(field, f"must be one of {', '.join(BILLING_METHODS)}, got {value!r}")
+    return canonical
+
+
+def normalise_billing(value: Any, field: str = "billing") -> str | None:
+    """Like check_billing but raising at once; None or "" mean "not given" → None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    return str(value)
+    problems = Problems()
+    canonical = check_billing(value, problems, field)
+    problems.raise_if_any()
+    return canonical
+
+
+def check_bool(value: Any, field: str) -> bool:
+    """True or False, nothing else (``"yes"`` and 1 are refused)."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{field} must be True or False, got {value!r}", field=field)
+    return value
+
+
+def require_text(value: Any, field: str, *, optional: bool = True) -> str | None:
+    """A non-empty string (stripped); None allowed when ``optional``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} must be a non-empty string, got {value!r}", field=field)
+    return value.strip()
 
 
 def check_text(
@@ -173,13 +225,81 @@ def check_regions(value: Any, problems: Problems) -> None:
             problems.add(field, f"entry {key!r} must be a region name like 'AS-SGP-02'")
 
 
-def check_max_price(value: Any, problems: Problems) -> float | None:
+def check_max_price(value: Any, problems: Problems, field: str = "max_price") -> float | None:
+    """A finite number > 0 of USD per GPU-hour (NaN, inf, bools and text are refused)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        problems.add("max_price", f"must be a positive number of USD per GPU-hour, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        problems.add(field, f"{MONEY_RULE}, got {value!r}")
         return None
     return float(value)
+
+
+def require_max_price(value: Any, field: str = "max_price") -> float | None:
+    """check_max_price raising at once."""
+    problems = Problems()
+    price = check_max_price(value, problems, field)
+    problems.raise_if_any()
+    return price
+
+
+_MONEY_TEXT = re.compile(r"^\$?\s*([0-9]*\.?[0-9]+)\s*(?:/\s*(?:h|hr|hour|gpu-?h(?:our)?))?$", re.I)
+_DURATION_TEXT = re.compile(
+    r"^([0-9]*\.?[0-9]+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?$"
+)
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_money(value: Any, field: str = "max_price") -> float | None:
+    """A price ceiling from a number or text (``0.5``, ``"0.5"``, ``"$0.5"``, ``"0.50/h"``);
+    None or "" → None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        match = _MONEY_TEXT.match(value.strip())
+        if match is None:
+            raise ValidationError(f"{field} {MONEY_RULE}, got {value!r}", field=field)
+        value = float(match.group(1))
+    return require_max_price(value, field)
+
+
+def parse_duration(value: Any, field: str) -> float:
+    """Seconds from a number or text (``90``, ``"90"``, ``"90s"``, ``"2min"``, ``"1h"``);
+    must be finite and > 0."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION_TEXT.match(value.strip().lower())
+        if match is not None:
+            unit = (match.group(2) or "s")[0]
+            seconds = float(match.group(1)) * _DURATION_UNITS[unit]
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise ValidationError(
+            f"{field} must be a positive number of seconds (e.g. 90 or '90s'), got {value!r}",
+            field=field,
+        )
+    return seconds
+
+
+def check_progress(value: Any, field: str = "progress") -> Any:
+    """``progress``: None (live display in notebooks, silent elsewhere), False, a
+    callable(instance, elapsed, phase) or one of PROGRESS_VALUES. Returns it unchanged."""
+    if value is None or value is False or callable(value):
+        return value
+    if isinstance(value, str) and value in PROGRESS_VALUES:
+        return value
+    raise ValidationError(
+        f"{field} must be None (live display in notebooks, silent elsewhere), False, "
+        f"one of {', '.join(repr(v) for v in PROGRESS_VALUES)} or a "
+        f"callable(instance, elapsed, phase); got {value!r}",
+        field=field,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +379,17 @@ def parse_ports(ports: Any, problems: Problems, field: str = "ports") -> list[tu
     return result
 
 
+def port_dicts(ports: Any, field: str = "ports") -> list[dict[str, Any]]:
+    """parse_ports raising at once, in the edit body's form ``[{"port": 8080, "type": "http"}]``;
+    at least one port is required."""
+    problems = Problems()
+    pairs = parse_ports(ports, problems, field)
+    if not problems and not pairs:
+        problems.add(field, "must list at least one port (e.g. 8080 or '8080/http')")
+    problems.raise_if_any()
+    return [{"port": port, "type": kind} for port, kind in pairs]
+
+
 def format_ports(ports: Iterable[tuple[int, str]]) -> str:
     """[(8888, "http"), (22, "tcp")] → ``"8888/http,22/tcp"`` (the create body's format)."""
     return ",".join(f"{port}/{kind}" for port, kind in ports)
@@ -313,6 +444,31 @@ def parse_envs(envs: Any, problems: Problems, field: str = "envs") -> list[tuple
             continue
         result.append((key, text))
     return result
+
+
+def parse_env_text(text: Any, field: str = "envs") -> list[tuple[str, str]]:
+    """The magics' text form ``"A=1, B=2"`` (comma or newline separated KEY=value), checked by
+    the same rules as parse_envs; raises at once. The Python API takes a dict instead."""
+    problems = Problems()
+    if not isinstance(text, str):
+        problems.add(field, f"must be text like 'A=1, B=2', got {text!r}")
+        problems.raise_if_any()
+    pairs = parse_envs(_split_env_text(text, problems, field), problems, field)
+    problems.raise_if_any()
+    return pairs
+
+
+def _split_env_text(text: str, problems: Problems, field: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for item in re.split(r"[,\n]", text):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            problems.add(field, f"entry {key.strip()!r} must look like KEY=value")
+            continue
+        pairs.append((key.strip(), value.strip()))
+    return pairs
 
 
 def merge_envs(

@@ -124,3 +124,51 @@ def test_template_and_registry_helpers_validate_too(sandbox, client):
         client.create_many([{"name": "ok-1"}, {"name": "bad_2"}], gpu="4090")
     assert "specs[1]" in str(caught.value) and caught.value.field == "name"
     assert sandbox.requests() == []
+
+
+def test_billing_aliases_work_in_create_and_products(client, sandbox):
+    """One alias table: what products() accepts, create() accepts too."""
+    assert len(client.products(gpu="4090", billing="on-demand")) > 0
+    instance = client.create("alias-billing", gpu="4090", billing="On-Demand", image="ubuntu:22.04")
+    assert instance.billing_mode in (None, "onDemand")
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c: c.create("n-1", gpu="4090", gpu_num="2"), "gpu_num"),
+        (lambda c: c.create("n-1", gpu="4090", max_price=float("nan")), "max_price"),
+        (lambda c: c.create("n-1", gpu="4090", max_price=float("inf")), "max_price"),
+        (lambda c: c.products(max_price=float("nan")), "max_price"),
+        (lambda c: c.create("n-1", gpu="4090", region="XX-NOWHERE-9"), "region"),
+        (lambda c: c.create("n-1", gpu="4090", regions="XX-NOWHERE-9"), "regions"),
+        (lambda c: c.create("n-1", gpu="4090", progress="fancy"), "progress"),
+    ],
+)
+def test_one_boundary_refuses_before_sending_a_create(client, sandbox, call, field):
+    sandbox.clear_requests()
+    with pytest.raises(ValidationError) as caught:
+        call(client)
+    assert caught.value.field == field
+    assert calls(sandbox, CREATE_PATH) == []
+
+
+def test_region_may_be_a_cluster_id_and_regions_a_bare_string(client):
+    clusters = client.cached_clusters()
+    target = clusters[-1]
+    by_id = client.create("by-cluster-id", gpu="4090", region=target.id, image="ubuntu:22.04")
+    assert by_id.cluster_id == target.id or by_id.region == target.name
+    bare = client.create("bare-regions", gpu="4090", regions=target.name, image="ubuntu:22.04")
+    assert bare.cluster_id == target.id or bare.region == target.name
+
+
+def test_text_forms_for_the_magics():
+    from novita_notebook import validation as v
+
+    assert v.parse_money("$0.50/h") == 0.5 and v.parse_money("") is None
+    assert v.parse_duration("90s", "timeout") == 90.0 and v.parse_duration("2min", "t") == 120.0
+    assert v.parse_env_text("A=1, B=2") == [("A", "1"), ("B", "2")]
+    with pytest.raises(ValidationError, match="USD per GPU-hour"):
+        v.parse_money("nan")
+    with pytest.raises(ValidationError):
+        v.parse_duration("-3", "timeout")
