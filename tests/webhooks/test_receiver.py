@@ -76,6 +76,13 @@ def test_background_notifier_to_receiver(receiver):
     assert list(receiver.events["status"]) == ["toCreate", "creating", "pulling", "running"]
 
 
+def test_a_notifier_with_another_secret_is_refused_and_not_retried(receiver):
+    with Notifier(receiver.url, "a-completely-different-secret", max_attempts=3) as notifier:
+        assert notifier.send(make_change()) is False
+    assert (notifier.failures[0]["status"], notifier.failures[0]["attempts"]) == (401, 1)
+    assert len(receiver.events) == 0 and receiver.rejected == {"bad_signature": 1}
+
+
 def test_duplicates_are_answered_200_and_dropped(receiver):
     body, headers = signed()
     first, second = post(receiver, body, headers), post(receiver, body, headers)

@@ -12,8 +12,9 @@ import time
 import pytest
 from webhook_helpers import SECRET, make_change
 
-from novita_notebook.errors import ValidationError, WebhookVerificationError
+from novita_notebook.errors import NovitaError, ValidationError, WebhookVerificationError
 from novita_notebook.webhooks import (
+    MAX_BODY,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     build_payload,
@@ -33,6 +34,7 @@ def rejection(body: bytes, headers: dict, **kwargs) -> WebhookVerificationError:
     with pytest.raises(WebhookVerificationError) as caught:
         verify_signature(body, headers, SECRET, **kwargs)
     error = caught.value
+    assert isinstance(error, NovitaError)  # one `except NovitaError` catches every refusal
     assert SECRET not in str(error) and SECRET not in repr(error)
     return error
 
@@ -63,9 +65,10 @@ def test_tampered_body_is_rejected():
     assert error.reason == "bad_signature"
 
 
-def test_truncated_body_is_rejected():
+@pytest.mark.parametrize("keep", [0, 1, 10, -5])
+def test_truncated_body_is_rejected(keep):
     body, headers = signed()
-    assert rejection(body[:-5], headers).reason == "bad_signature"
+    assert rejection(body[:keep], headers).reason == "bad_signature"
 
 
 @pytest.mark.parametrize(
@@ -73,6 +76,10 @@ def test_truncated_body_is_rejected():
     [
         ("", "missing_signature"),
         ("md5=abc", "malformed_signature"),
+        ("sha256=", "malformed_signature"),
+        ("sha1=" + "0" * 40, "malformed_signature"),
+        ("0" * 64, "malformed_signature"),
+        ("sha256=" + "0" * 63, "malformed_signature"),
         ("sha256=xyz", "malformed_signature"),
         ("sha256=" + "g" * 64, "malformed_signature"),
         ("sha256=" + "a" * 66, "malformed_signature"),
@@ -138,6 +145,8 @@ def test_oversized_body_is_rejected_with_413():
     body = b'{"x":"' + b"a" * 2000 + b'"}'
     error = rejection(body, sign(body, SECRET), max_body=1000)
     assert (error.reason, error.status) == ("too_large", 413)
+    huge = b"{" + b" " * (MAX_BODY + 1) + b"}"  # the default limit
+    assert rejection(huge, sign(huge, SECRET)).status == 413
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1,2]", b"42", b"\xff\xfe\x00"])
