@@ -15,7 +15,7 @@ from novita_notebook.errors import NovitaError
 from novita_notebook.errors import TimeoutError as NovitaTimeoutError
 from novita_notebook.sandbox import Sandbox
 from novita_notebook.sandbox import faults as sandbox_faults
-from novita_notebook.watch import Backoff
+from novita_notebook.waiting import Backoff
 from novita_notebook.webhooks import Notifier
 
 IMAGE = "ubuntu:22.04"  # ~20 s to running at speed 1: ~1 s at speed 20

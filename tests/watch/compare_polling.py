@@ -16,7 +16,7 @@ import time
 from novita_notebook import Novita
 from novita_notebook.sandbox import Sandbox, catalog
 from novita_notebook.sandbox import world as sandbox_world
-from novita_notebook.watch import Backoff
+from novita_notebook.waiting import Backoff
 
 CASES = {
     "~10 s (start)": ("start", "ubuntu:22.04"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from novita_notebook.errors import ValidationError
-from novita_notebook.watch import Backoff
+from novita_notebook.waiting import Backoff
 
 
 def test_grows_geometrically_to_the_cap_without_jitter():
@@ -152,7 +152,7 @@ def test_adaptive_makes_fewer_calls_than_fixed_one_second_polling(total):
 
 @pytest.mark.parametrize("interval", [0.01, 5.0, 600.0])
 def test_watcher_error_backoff_starts_at_the_interval_for_any_interval(interval):
-    from novita_notebook.watch import Watcher
+    from novita_notebook.waiting import Watcher
 
     watcher = Watcher(None, None, interval=interval)  # never started: no client needed
     schedule = watcher._error_backoff

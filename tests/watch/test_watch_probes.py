@@ -11,7 +11,7 @@ import pytest
 
 from novita_notebook.errors import ValidationError
 from novita_notebook.models import Instance, PortMapping
-from novita_notebook.probes import HttpProbe, components_running, endpoint_url, is_reachable
+from novita_notebook.waiting.probes import HttpProbe, components_running, endpoint_url, is_reachable
 
 
 class _Handler(BaseHTTPRequestHandler):

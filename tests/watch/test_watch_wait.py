@@ -17,8 +17,8 @@ from novita_notebook.errors import (
     ValidationError,
 )
 from novita_notebook.models import Instance
-from novita_notebook.probes import HttpProbe
-from novita_notebook.watch import Backoff
+from novita_notebook.waiting import Backoff
+from novita_notebook.waiting.probes import HttpProbe
 
 
 def _gets(sandbox, instance_id=None):
@@ -269,5 +269,9 @@ def test_display_progress_updates_one_handle(client, make_instance, capsys):
     instance_id = make_instance("wait-display", image=BIG_IMAGE)
     client.wait(instance_id, poll=FAST, timeout=30, progress="display")
     out = capsys.readouterr().out
-    # Outside a kernel IPython prints the reprs; inside, the same calls update one output.
-    assert out.count("HTML object") >= 2
+    # Outside a kernel IPython prints the text/plain reprs; inside, the same calls update
+    # one output. The text is readable, never "<IPython.core.display.HTML object>".
+    assert "HTML object" not in out
+    lines = out.strip().splitlines()
+    assert len(lines) >= 2 and all(line.startswith("wait-display  ") for line in lines)
+    assert lines[-1].endswith("is running") and "→ running" in lines[-1]

@@ -13,7 +13,7 @@ from watch_helpers import BIG_IMAGE, FAST
 
 from novita_notebook.errors import InvalidStateError, NotFoundError, TimeoutError, ValidationError
 from novita_notebook.models import Instance, StatusChange
-from novita_notebook.watch import Backoff, Watcher
+from novita_notebook.waiting import Backoff, Watcher
 
 
 def _list_calls(sandbox):

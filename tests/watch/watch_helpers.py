@@ -3,7 +3,7 @@ The schedule and images are chosen for the sandbox at test speed (300x)."""
 
 from __future__ import annotations
 
-from novita_notebook.watch import Backoff
+from novita_notebook.waiting import Backoff
 
 #: The wait schedule scaled to the test sandbox (speed 300): same shape, 50x faster.
 FAST = Backoff(initial=0.01, cap=0.2)

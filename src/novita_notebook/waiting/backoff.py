@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..models import phase_of
 
-__all__ = ["Backoff", "retry_delay", "server_delay"]
+__all__ = ["Backoff", "retry_delay"]
 
 # Statuses after which a running instance is seconds away: poll fast.
 _IMMINENT_STATUSES = frozenset(
@@ -52,19 +52,6 @@ def retry_delay(
     delay = (rng or random).uniform(0.0, max(0.0, ceiling))
     if retry_after is not None and retry_after > delay:
         delay = float(retry_after)
-    return delay
-
-
-def server_delay(error: BaseException, *, now: Callable[[], float] = time.time) -> float:
-    """Seconds the server (``retry_after``) or the circuit breaker (``retry_at``) asked us to
-    wait before calling again; 0 when the error says nothing."""
-    delay = 0.0
-    retry_after = getattr(error, "retry_after", None)
-    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
-        delay = max(delay, float(retry_after))
-    retry_at = getattr(error, "retry_at", None)
-    if isinstance(retry_at, int | float) and not isinstance(retry_at, bool):
-        delay = max(delay, float(retry_at) - now())
     return delay
 
 

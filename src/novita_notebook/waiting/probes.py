@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import requests
 
-from .errors import ValidationError
-from .models import Instance
+from ..errors import ValidationError
+from ..models import Instance
 
 logger = logging.getLogger(__name__)
 

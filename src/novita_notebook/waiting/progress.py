@@ -1,0 +1,119 @@
+"""Where a wait's progress goes: a callback, text lines, a live notebook display, or nowhere.
+The live display lives in notebook/progress.py and is imported only inside a running kernel.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..errors import ValidationError
+from ..models import Instance
+
+ProgressCallback = Callable[[Instance, float, str], Any]
+
+
+class ProgressSink(Protocol):
+    """What a wait reports to: every poll (``update``) and the end (``finish``)."""
+
+    def update(self, instance: Instance, elapsed: float, note: str | None = None) -> None: ...
+
+    def finish(self, instance: Instance, elapsed: float, message: str) -> None: ...
+
+
+class SilentProgress:
+    """Reports nothing (scripts, and ``progress=False``)."""
+
+    def update(self, instance: Instance, elapsed: float, note: str | None = None) -> None:
+        return None
+
+    def finish(self, instance: Instance, elapsed: float, message: str) -> None:
+        return None
+
+
+class TextProgress:
+    """One printed line per status change, and one at the end."""
+
+    def __init__(self) -> None:
+        self._last: str | None = None
+
+    def update(self, instance: Instance, elapsed: float, note: str | None = None) -> None:
+        if instance.status == self._last:
+            return
+        self._last = instance.status
+        extra = f"  ({note})" if note else ""
+        print(f"{instance.name or instance.id}  {instance.status}  {elapsed:.1f} s{extra}")
+
+    def finish(self, instance: Instance, elapsed: float, message: str) -> None:
+        print(f"{instance.name or instance.id}  {message}  {elapsed:.1f} s")
+
+
+class CallbackProgress:
+    """Calls ``callback(instance, elapsed, phase)`` on every poll; the final state always
+    reaches it (e.g. "removed" when the instance vanished from the API)."""
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self.callback = callback
+        self._last: str | None = None
+
+    def update(self, instance: Instance, elapsed: float, note: str | None = None) -> None:
+        self._last = instance.status
+        self.callback(instance, elapsed, instance.phase)
+
+    def finish(self, instance: Instance, elapsed: float, message: str) -> None:
+        if instance.status != self._last:
+            self.update(instance, elapsed)
+
+
+_SILENT_WORDS = ("silent", "off", "none")
+
+
+def check_progress(progress: Any) -> Any:
+    """The ``progress`` argument, checked before anything is drawn or sent."""
+    if (
+        progress is None
+        or progress is False
+        or callable(progress)
+        or progress in (*_SILENT_WORDS, "text", "display")
+    ):
+        return progress
+    raise ValidationError(
+        "progress must be None (live display in notebooks, silent elsewhere), 'text', "
+        f"'display', 'silent'/False or a callable(instance, elapsed, phase); got {progress!r}",
+        field="progress",
+    )
+
+
+def progress_sink(progress: Any, until: str = "running") -> ProgressSink:
+    """The sink for a checked ``progress`` argument."""
+    progress = check_progress(progress)
+    if callable(progress):
+        return CallbackProgress(progress)
+    if progress is False or progress in _SILENT_WORDS:
+        return SilentProgress()
+    if progress == "text":
+        return TextProgress()
+    live = progress_renderer(until, required=progress == "display")
+    if live is not None:
+        return live
+    return TextProgress() if progress == "display" else SilentProgress()
+
+
+def progress_renderer(until: str, *, required: bool = False) -> ProgressSink | None:
+    """The notebook's live display when running inside a kernel (``required``: whenever
+    IPython is importable), else None. IPython is never imported from here: only the notebook
+    package does, and only once something else has loaded IPython."""
+    if "IPython" not in sys.modules and not (required and _importable("IPython")):
+        return None
+    from ..notebook.progress import LiveProgress, in_notebook_kernel
+
+    if required or in_notebook_kernel():
+        return LiveProgress(until)
+    return None
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

@@ -1,0 +1,63 @@
+"""How a Watcher shows itself in a notebook: a summary line and a table of its instances,
+built only from html.py's pieces (no IPython here: notebooks call ``_repr_html_`` themselves).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .. import html
+from ..models import STATUS_ORDER, Instance, StatusChange
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .watcher import Watcher
+
+
+def watcher_html(
+    watcher: Watcher,
+    instances: list[Instance],
+    changed: dict[str, datetime],
+    events: list[StatusChange],
+) -> str:
+    """The summary (state, counts, pace, errors) above one row per watched instance."""
+    return _summary(watcher, events) + _table(instances, changed)
+
+
+def _summary(watcher: Watcher, events: list[StatusChange]) -> str:
+    by_phase: dict[str, int] = {}
+    for event in events:
+        by_phase[event.phase] = by_phase.get(event.phase, 0) + 1
+    phase_counts = ", ".join(f"{k} {v}" for k, v in sorted(by_phase.items()))
+    # A running watcher wears the running colour; a stopped one the stopped grey.
+    state = html.badge(watcher.state, "running" if watcher.running else "stopped")
+    parts = [
+        f"<b>Watcher</b> {state}",
+        f"{len(watcher.latest)} instances",
+        f"{watcher.event_count} events" + (f" ({html.text(phase_counts)})" if phase_counts else ""),
+        f"{watcher.ticks} ticks / {watcher.calls} list calls",
+        f"every {watcher.interval:g} s",
+    ]
+    error = watcher.last_error
+    if error is not None:
+        label = "failing" if watcher.consecutive_errors else "last error"
+        message = getattr(error, "message", str(error))
+        parts.append(f"{label}: {html.text(type(error).__name__)} ({html.text(message)})")
+    if watcher.errors:
+        parts.append(f"{len(watcher.errors)} callback errors")
+    return "<div>" + " &middot; ".join(parts) + "</div>"
+
+
+def _table(instances: list[Instance], changed: dict[str, datetime]) -> str:
+    order = {s: i for i, s in enumerate(STATUS_ORDER)}
+    instances = sorted(instances, key=lambda i: (order.get(i.status, len(order)), i.name))
+    columns = (*html.INSTANCE_COLUMNS, "phase", "changed")
+    rows = [
+        (
+            *html.instance_cells(i),
+            html.text(i.phase),
+            html.text(changed[i.id].strftime("%H:%M:%S") if i.id in changed else None),
+        )
+        for i in instances
+    ]
+    return html.table(columns, rows, raw_columns=columns)
