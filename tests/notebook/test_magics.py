@@ -237,9 +237,9 @@ def test_mine_and_cleanup(ip, client, capsys):
     mine = run(ip, "mine")
     assert "mine-1" in set(mine["name"])
     plan = run(ip, "cleanup")
-    assert "plan only" in capsys.readouterr().out
-    assert client.instance("mine-1").status == "running"  # dry run touched nothing
-    assert plan is not None
+    assert "Preview only" in capsys.readouterr().out
+    assert client.instance("mine-1").status == "running"  # the preview touched nothing
+    assert list(plan["with --stop"]) == ["stop"] and list(plan["with --delete"]) == ["delete"]
     run(ip, "cleanup --delete")
     gone = client.wait("mine-1", until="removed", timeout=30, progress=False)
     assert gone.status == "removed"

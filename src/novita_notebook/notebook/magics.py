@@ -4,13 +4,10 @@ whose mistakes raise UsageError or print one short message, and never end the ke
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import inspect
 import os
 import shlex
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -22,28 +19,16 @@ from traitlets.config.configurable import Configurable
 from ..errors import ConfigError, NovitaError, ValidationError
 from ..models import Instance
 from . import spec as specs
-from .parser import ParserExit, build_parser
+from .commands import COMMANDS
+from .commands.common import accepted
+from .commands.create import create_from_cell
+from .parser import ParserExit, build_cell_parser, build_parser
 
 NO_KEY_MESSAGE = (
     "No Novita API key is configured for this session.\n"
     "Offline: run %novita sandbox start (an in-process Novita cloud, no credentials).\n"
     "Real cloud: set NOVITA_API_KEY (environment or .env) and run %novita config --reload."
 )
-
-
-def _accepted(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> dict[str, Any]:
-    """Drop None values; refuse keywords ``fn`` does not take, naming them (not a TypeError)."""
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # builtins or C callables: trust the caller
-        return kwargs
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return kwargs
-    unknown = sorted(set(kwargs) - set(params))
-    if unknown:
-        raise ValidationError(f"{what} does not accept {', '.join(unknown)}", field=unknown[0])
-    return kwargs
 
 
 @magics_class
@@ -87,6 +72,7 @@ class NovitaMagics(Magics, Configurable):
         self.sandbox_client: Any = None  # the client that owns the session's sandbox
         self.panels: list[Any] = []
         self.parser = build_parser()
+        self.cell_parser = build_cell_parser()
 
     # -- options -------------------------------------------------------------------------------
     @validate("billing")
@@ -166,23 +152,20 @@ class NovitaMagics(Magics, Configurable):
             self.parser.print_help()
             return None
         args = self.parser.parse_args(argv)
-        return getattr(self, f"cmd_{args.command}")(args)
+        if args.subcommand is None:
+            self.parser.print_help()
+            return None
+        return COMMANDS[args.subcommand](self, args)
 
     def _run_cell(self, line: str, cell: str, local_ns: dict) -> Any:
         try:
             argv = shlex.split(line)
         except ValueError as error:
             raise UsageError(f"%%novita: cannot parse the line ({error})") from None
-        if argv and argv[0] != "create":
+        if not argv or argv[0] != "create":
             raise UsageError("%%novita: the cell form takes a create spec; use %%novita create")
-        flags = set(argv[1:])
-        unknown = flags - {"--wait", "--background"}
-        if unknown:
-            raise UsageError(f"%%novita create: unknown option(s) {', '.join(sorted(unknown))}")
-        body = self.expand(cell, local_ns)
-        kwargs = specs.parse_cell_spec(body)
-        wait = bool(kwargs.pop("wait", False)) or "--wait" in flags
-        return self.create_instance(kwargs, wait=wait, background="--background" in flags)
+        args = self.cell_parser.parse_args(argv[1:])
+        return create_from_cell(self, args, self.expand(cell, local_ns))
 
     def expand(self, text: str, local_ns: dict) -> str:
         """``$var`` and ``{expr}`` in a cell body, as IPython does for line magics."""
@@ -208,7 +191,7 @@ class NovitaMagics(Magics, Configurable):
         from ..client import Novita
 
         try:
-            client = Novita(**_accepted(Novita, self.client_options(), "Novita()"))
+            client = Novita(**accepted(Novita, self.client_options(), "Novita()"))
         except ConfigError as error:
             # Only a missing key means "no credentials": other config mistakes are shown.
             fields = {field for field, _rule in error.problems} or {error.field}
@@ -232,7 +215,7 @@ class NovitaMagics(Magics, Configurable):
             self.client = self.sandbox_client
             return server
         self.close_client()
-        options = _accepted(
+        options = accepted(
             Novita.sandbox, {"speed": speed or self.sandbox_speed, "seed": seed}, "sandbox"
         )
         client = Novita.sandbox(**options)
@@ -277,187 +260,30 @@ class NovitaMagics(Magics, Configurable):
             self.sandbox_client.sandbox_server.stop()
             self.sandbox_client = None
 
-    # -- commands ------------------------------------------------------------------------------
-    def cmd_None(self, args: argparse.Namespace) -> None:  # noqa: N802 - dispatch name
-        self.parser.print_help()
-
-    def cmd_products(self, args: argparse.Namespace) -> Any:
-        client = self.get_client()
-        kwargs = {
-            "gpu": args.gpu,
-            "region": args.region,
-            "gpu_num": args.gpu_num,
-            "billing": specs.parse_billing(args.billing or self.billing),
-            "max_price": specs.parse_price(args.max_price),
-            "available": True if args.available else None,
-            "refresh": True if args.refresh else None,
-        }
-        return client.products(**_accepted(client.products, kwargs, "products()"))
-
-    def cmd_browse(self, args: argparse.Namespace) -> Any:
-        from .widgets import ProductBrowser
-
-        return ProductBrowser(self.get_client(), gpu=args.gpu, region=args.region)
-
-    def cmd_regions(self, args: argparse.Namespace) -> Any:
-        return self.get_client().regions()
-
-    def cmd_instances(self, args: argparse.Namespace) -> Any:
-        client = self.get_client()
-        return client.instances(
-            **_accepted(client.instances, {"status": args.status}, "instances()")
-        )
-
-    def cmd_templates(self, args: argparse.Namespace) -> Any:
-        return self.get_client().templates()
-
-    def cmd_create(self, args: argparse.Namespace) -> Any:
-        raw = {
-            "name": args.name,
-            "gpu": args.gpu,
-            "template": args.template,
-            "region": args.region,
-            "regions": args.regions,
-            "image": args.image,
-            "billing": args.billing,
-            "max_price": args.max_price,
-            "gpu_num": args.gpu_num,
-            "envs": args.envs,
-            "ports": args.ports,
-        }
-        kwargs = specs.normalise_create_kwargs(raw)
-        return self.create_instance(kwargs, wait=args.wait, background=args.background)
-
-    def create_instance(self, kwargs: dict[str, Any], *, wait: bool, background: bool) -> Any:
-        """Create, show the fallback report, then wait with progress or hand back a panel."""
-        from IPython.display import display
-
-        client = self.get_client()
-        timeout = kwargs.pop("timeout", None)
-        if "region" not in kwargs and "regions" not in kwargs and self.default_region:
-            kwargs["region"] = self.default_region
-        if "billing" not in kwargs and self.billing:
-            kwargs["billing"] = specs.parse_billing(self.billing)
-        kwargs["wait"] = False
-        instance = client.create(**_accepted(client.create, kwargs, "create()"))
-        report = getattr(instance, "fallback_report", None)
-        if report is not None:
-            display(report)
-        if background:
-            return self.open_panel([instance.id], None)
-        if wait:
-            return self.wait_for(instance, "running", timeout)
-        return instance
-
-    def wait_for(self, instance: Any, until: str, timeout: float | None) -> Any:
-        from .widgets import WaitProgress
-
-        client = self.get_client()
-        progress = WaitProgress(instance.name, until=until).display()
-        kwargs = {"until": until, "timeout": timeout, "progress": progress.update}
-        try:
-            final = client.wait(instance, **_accepted(client.wait, kwargs, "wait()"))
-        except KeyboardInterrupt:
-            # Ctrl-C ends the waiting, not the instance: say so and hand back what we know.
-            print(
-                f"Stopped waiting; {instance.name} keeps going in the cloud. "
-                f"Resume with %novita wait {instance.name}, or %novita stop {instance.name}.",
-                file=sys.stderr,
-            )
-            return instance
-        finally:
-            progress.finish()
-        if getattr(final, "fallback_report", None) is None and hasattr(final, "fallback_report"):
-            final.fallback_report = getattr(instance, "fallback_report", None)
-        return final
-
-    def cmd_wait(self, args: argparse.Namespace) -> Any:
-        instance = self.get_client().instance(args.target)
-        return self.wait_for(instance, args.until, args.timeout)
-
-    def cmd_watch(self, args: argparse.Namespace) -> Any:
-        client = self.get_client()
-        ids = [client.instance(target).id for target in args.targets] or None
-        return self.open_panel(ids, args.interval)
-
-    def open_panel(self, ids: list[str] | None, interval: float | None) -> Any:
+    # -- panels ------------------------------------------------------------------------------
+    def open_panel(
+        self,
+        ids: list[str] | None,
+        interval: float | None,
+        *,
+        keep: bool = False,
+        seed: list[Any] | None = None,
+    ) -> Any:
+        """A live panel of ``ids`` (None: all). It replaces the session's earlier panels and
+        stops their watchers, unless ``keep``; ``seed`` rows show before the first poll."""
         from .widgets import InstancePanel
 
+        if not keep:
+            for panel in self.panels:
+                panel.stop()
+            self.panels.clear()
         panel = InstancePanel(
             self.get_client(), instances=ids, interval=interval or self.poll_interval
         )
+        for instance in seed or ():
+            panel.apply(instance)
         self.panels.append(panel)
         return panel
-
-    def _action(self, verb: str, target: str) -> Any:
-        client = self.get_client()
-        instance = client.instance(target)
-        result = getattr(client, verb)(instance.id)
-        print(f"{verb.capitalize()} requested for {instance.name} ({instance.id}).")
-        return result if result is not None else None
-
-    def cmd_start(self, args: argparse.Namespace) -> Any:
-        return self._action("start", args.target)
-
-    def cmd_stop(self, args: argparse.Namespace) -> Any:
-        return self._action("stop", args.target)
-
-    def cmd_restart(self, args: argparse.Namespace) -> Any:
-        return self._action("restart", args.target)
-
-    def cmd_delete(self, args: argparse.Namespace) -> Any:
-        return self._action("delete", args.target)
-
-    def cmd_mine(self, args: argparse.Namespace) -> Any:
-        return self.get_client().mine()
-
-    def cmd_cleanup(self, args: argparse.Namespace) -> Any:
-        client = self.get_client()
-        dry_run = args.dry_run or not (args.stop or args.delete)
-        if dry_run and not args.dry_run:
-            print("Showing the plan only; add --stop or --delete to act on it.")
-        kwargs = {"stop": args.stop, "delete": args.delete, "dry_run": dry_run}
-        return client.cleanup(**_accepted(client.cleanup, kwargs, "cleanup()"))
-
-    def cmd_config(self, args: argparse.Namespace) -> Any:
-        if args.reload:
-            if self.sandbox_client is not None:
-                self.stop_sandbox()
-            self.close_client()
-            client = self.get_client()
-            print(f"Session client rebuilt; talking to {client.config.api_url}.")
-        client = self.get_client()
-        settings = dict(client.config.to_dict())
-        settings["session"] = "sandbox" if client is self.sandbox_client else "api"
-        settings["magics"] = {
-            name: getattr(self, name)
-            for name in (
-                "default_region",
-                "billing",
-                "poll_interval",
-                "budget_per_hour",
-                "auto_sandbox",
-                "short_errors",
-                "sandbox_speed",
-            )
-        }
-        return settings
-
-    def cmd_sandbox(self, args: argparse.Namespace) -> Any:
-        if args.action == "start":
-            self.start_sandbox(args.speed, args.seed)
-            return None
-        if args.action == "stop":
-            self.stop_sandbox()
-            return None
-        running = self.sandbox_client is not None
-        status = {
-            "running": running,
-            "url": self.sandbox_client.sandbox_server.url if running else None,
-            "session_uses_sandbox": running and self.client is self.sandbox_client,
-        }
-        print(f"Sandbox running at {status['url']}." if running else "No sandbox in this session.")
-        return status
 
 
 def _instance_mimebundle(instance: Instance) -> dict[str, Any] | None:

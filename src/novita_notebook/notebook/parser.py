@@ -1,13 +1,18 @@
-"""The ``%novita`` grammar: an argparse parser whose mistakes raise UsageError and whose
---help prints and returns, so neither ever ends the kernel.
+"""The ``%novita`` grammar: an argparse parser whose mistakes raise UsageError (with the
+subcommand's own usage) and whose --help prints and returns, so neither ends the kernel.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from IPython.core.error import UsageError
+
+from .spec import CREATE_OPTIONS
 
 
 class ParserExit(Exception):
@@ -17,6 +22,10 @@ class ParserExit(Exception):
 class MagicArgumentParser(argparse.ArgumentParser):
     """argparse that raises UsageError on bad input and never calls sys.exit."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, MagicArgumentParser] = {}
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
 
@@ -24,6 +33,42 @@ class MagicArgumentParser(argparse.ArgumentParser):
         if message:
             print(message, file=sys.stderr)
         raise ParserExit()
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """Like argparse, but an unknown option is reported by the subcommand it was given to,
+        with that subcommand's usage and the closest option it does have."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            owner = self.commands.get(getattr(parsed, "subcommand", None) or "", self)
+            owner.error(owner.unrecognized(extra))
+        return parsed
+
+    def unrecognized(self, extra: list[str]) -> str:
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        for word in extra:
+            close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1)
+            if word.startswith("-") and close:
+                return f"{message} (did you mean {close[0]}?)"
+        return message
+
+
+def add_create_options(parser: argparse.ArgumentParser, *, name_required: bool = True) -> None:
+    """The one option set of create, for the line magic and the cell magic's first line."""
+    if name_required:
+        parser.add_argument("name", help="instance name (letters, digits, hyphens)")
+    else:
+        parser.add_argument("name", nargs="?", help="instance name (or name: in the cell)")
+    mode = parser.add_mutually_exclusive_group()
+    for option in CREATE_OPTIONS:
+        flag = "--" + option.key.replace("_", "-")
+        target = mode if option.key in {"wait", "background"} else parser
+        if option.kind == "flag":
+            target.add_argument(flag, dest=option.key, action="store_true", help=option.help)
+        else:
+            target.add_argument(flag, dest=option.key, help=option.help)
 
 
 def build_parser() -> MagicArgumentParser:
@@ -34,13 +79,12 @@ def build_parser() -> MagicArgumentParser:
         epilog=(
             "Offline: %novita sandbox start. Real cloud: set NOVITA_API_KEY, then "
             "%novita config --reload. Cell form: %%novita create, then one 'key: value' per "
-            "line (name, gpu, region, regions, template, image, billing, max_price, envs, "
-            "ports, wait, gpu_num, rootfs_gb, command, entrypoint, image_auth_id, timeout). "
+            "line: name and the options of %novita create (gpu: RTX 4090, max_price: 0.5). "
             "Options: %config NovitaMagics.<default_region|billing|poll_interval|"
             "budget_per_hour|auto_sandbox|short_errors|sandbox_speed>."
         ),
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
 
     p = sub.add_parser("products", help="GPU products by region with price and stock")
     p.add_argument("--gpu", help='GPU model or product name, fuzzy ("4090", "A100")')
@@ -63,31 +107,19 @@ def build_parser() -> MagicArgumentParser:
     sub.add_parser("templates", help="templates you can create from")
 
     p = sub.add_parser("create", help="create an instance (cheapest match, region fallback)")
-    p.add_argument("name", help="instance name (letters, digits, hyphens)")
-    p.add_argument("--gpu", required=True, help='GPU model or product, e.g. "RTX 4090"')
-    p.add_argument("--template", help="template id or name")
-    p.add_argument("--region", help="preferred region")
-    p.add_argument("--regions", help="regions to try in order, comma-separated")
-    p.add_argument("--image", help="container image (overrides the template's)")
-    p.add_argument("--billing", help="onDemand, spot or monthly")
-    p.add_argument("--max-price", dest="max_price", help="USD per hour ceiling")
-    p.add_argument("--gpu-num", dest="gpu_num", type=int, help="GPUs (default 1)")
-    p.add_argument("--envs", help='environment, e.g. "A=1, B=2"')
-    p.add_argument("--ports", help='ports, e.g. "8888/http, 22/tcp"')
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--wait", action="store_true", help="block until running, with progress")
-    mode.add_argument(
-        "--background", action="store_true", help="return at once and show a live panel"
-    )
+    add_create_options(p)
 
     p = sub.add_parser("wait", help="wait for an instance to reach a status")
     p.add_argument("target", metavar="ID_OR_NAME")
     p.add_argument("--until", default="running", help="status to reach (default running)")
-    p.add_argument("--timeout", type=float, help="seconds before giving up")
+    p.add_argument("--timeout", help="seconds before giving up")
 
     p = sub.add_parser("watch", help="live panel of instances, updated in the background")
     p.add_argument("targets", nargs="*", metavar="ID_OR_NAME")
     p.add_argument("--interval", type=float, help="seconds between polls")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the session's other panels running too"
+    )
 
     for action in ("start", "stop", "restart", "delete"):
         p = sub.add_parser(action, help=f"{action} an instance")
@@ -97,8 +129,9 @@ def build_parser() -> MagicArgumentParser:
 
     p = sub.add_parser("cleanup", help="stop or delete the instances this notebook created")
     p.add_argument("--dry-run", dest="dry_run", action="store_true", help="only show the plan")
-    p.add_argument("--stop", action="store_true", help="stop them")
-    p.add_argument("--delete", action="store_true", help="delete them")
+    act = p.add_mutually_exclusive_group()
+    act.add_argument("--stop", action="store_true", help="stop the running ones")
+    act.add_argument("--delete", action="store_true", help="delete them")
 
     p = sub.add_parser("config", help="effective settings (API key masked)")
     p.add_argument("--reload", action="store_true", help="rebuild the session client from env/.env")
@@ -107,4 +140,16 @@ def build_parser() -> MagicArgumentParser:
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--speed", type=float, help="clock speed-up (default from config)")
     p.add_argument("--seed", type=int, help="catalog seed")
+    parser.commands = dict(sub.choices)
+    return parser
+
+
+def build_cell_parser() -> MagicArgumentParser:
+    """The first line of ``%%novita create``: the same options as the line magic; the cell
+    body gives the rest, one ``key: value`` per line."""
+    parser = MagicArgumentParser(
+        prog="%%novita create",
+        description="Create an instance from a cell: one 'key: value' per line.",
+    )
+    add_create_options(parser, name_required=False)
     return parser

@@ -1,84 +1,86 @@
-"""Parsing of what people type in notebooks: ``%%novita`` create specs, ``A=1, B=2`` envs,
-``8888/http, 22/tcp`` ports and region lists. Pure functions; every mistake names its field.
+"""Text typed in notebooks turned into ``Novita.create`` arguments: the ``%%novita`` cell spec,
+``A=1, B=2`` envs, ``8888/http`` ports, ``$0.5/h`` prices. The rules come from validation.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from .. import validation
 from ..errors import ValidationError
 
-#: Instance names the API accepts in practice: letters, digits and hyphens (MCP rule).
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED_PORTS = {2222, 2223, 2224}
+BILLING_METHODS = validation.BILLING_METHODS
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off", ""}
 
-BILLING_METHODS = ("onDemand", "spot", "monthly")
-_BILLING_ALIASES = {
-    "ondemand": "onDemand",
-    "on-demand": "onDemand",
-    "on_demand": "onDemand",
-    "spot": "spot",
-    "monthly": "monthly",
-}
 
-#: Keys the cell form understands, mapped to the keyword argument of ``Novita.create``.
-CELL_KEYS: dict[str, str] = {
-    "name": "name",
-    "gpu": "gpu",
-    "region": "region",
-    "regions": "regions",
-    "template": "template",
-    "image": "image",
-    "billing": "billing",
-    "max_price": "max_price",
-    "envs": "envs",
-    "ports": "ports",
-    "wait": "wait",
-    "gpu_num": "gpu_num",
-    "rootfs_size": "rootfs_gb",
-    "rootfs_gb": "rootfs_gb",
-    "command": "command",
-    "entrypoint": "entrypoint",
-    "image_auth_id": "image_auth_id",
-    "timeout": "timeout",
-}
+@dataclass(frozen=True)
+class CreateOption:
+    """One argument of ``%novita create``: the same key in the line and the cell form."""
+
+    key: str  #: keyword of Novita.create (and the cell key)
+    help: str
+    kind: str = "text"  #: text | flag (a yes/no switch)
+    aliases: tuple[str, ...] = ()  #: other cell keys meaning the same
 
 
-def check_name(name: str) -> str:
-    """An instance name: letters, digits and hyphens, starting with a letter or digit."""
-    name = (name or "").strip()
-    if not NAME_PATTERN.match(name):
-        raise ValidationError(
-            f"name {name!r} is not valid: use 1-63 letters, digits and hyphens, "
-            "starting with a letter or digit",
-            field="name",
-        )
-    return name
+#: The one option set of ``%novita create`` and ``%%novita create`` (name is positional).
+CREATE_OPTIONS: tuple[CreateOption, ...] = (
+    CreateOption("gpu", 'GPU model or product, e.g. "RTX 4090"'),
+    CreateOption("template", "template id or name"),
+    CreateOption("region", "preferred region, e.g. AS-SGP-02"),
+    CreateOption("regions", "regions to try in order, comma-separated"),
+    CreateOption("image", "container image (overrides the template's)"),
+    CreateOption("billing", "onDemand, spot or monthly"),
+    CreateOption("max_price", "USD per GPU-hour ceiling, e.g. 0.5"),
+    CreateOption("gpu_num", "GPUs per instance (default 1)"),
+    CreateOption("rootfs_gb", "container disk in GB", aliases=("rootfs_size",)),
+    CreateOption("envs", 'environment, e.g. "A=1, B=2"'),
+    CreateOption("ports", 'ports, e.g. "8888/http, 22/tcp"'),
+    CreateOption("command", "start command"),
+    CreateOption("entrypoint", "container entrypoint"),
+    CreateOption("image_auth_id", "registry auth id or name for a private image"),
+    CreateOption("timeout", "seconds --wait waits before giving up"),
+    CreateOption("wait", "block until running, with progress", kind="flag"),
+    CreateOption("background", "return at once and show a live panel", kind="flag"),
+)
+
+#: Cell keys → keyword of Novita.create (``name`` plus every option and its aliases).
+CELL_KEYS: dict[str, str] = {"name": "name"}
+for _option in CREATE_OPTIONS:
+    CELL_KEYS[_option.key] = _option.key
+    CELL_KEYS.update({alias: _option.key for alias in _option.aliases})
 
 
-def parse_billing(value: str | None) -> str | None:
+def _raise_problems(checker: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a validation.py checker that records problems, and raise them at once."""
+    problems = validation.Problems()
+    value = checker(*args, problems, **kwargs)
+    problems.raise_if_any()
+    return value
+
+
+def check_name(name: Any) -> str:
+    """An instance name, by validation.py's rule."""
+    text = name.strip() if isinstance(name, str) else name
+    return _raise_problems(validation.check_name, text)
+
+
+def parse_billing(value: Any) -> str | None:
     """``on-demand`` / ``ondemand`` / ``onDemand`` → ``onDemand``; also spot, monthly."""
-    if value is None or str(value).strip() == "":
-        return None
-    key = str(value).strip().lower()
-    if key not in _BILLING_ALIASES:
-        raise ValidationError(
-            f"billing {value!r} is not one of {', '.join(BILLING_METHODS)}", field="billing"
-        )
-    return _BILLING_ALIASES[key]
+    return validation.normalise_billing(value)
 
 
 def parse_price(value: Any, field: str = "max_price") -> float | None:
-    """A USD/hour amount: ``0.5``, ``$0.5``, ``"0.50/h"``; must be positive."""
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return None
-    text = str(value).strip().lstrip("$").removesuffix("/h").strip()
-    return _positive(text, value, field, "USD per hour (e.g. 0.5)")
+    """A USD per GPU-hour amount: ``0.5``, ``$0.5``, ``"0.50/h"``."""
+    return validation.parse_money(value, field)
+
+
+def parse_seconds(value: Any, field: str = "timeout") -> float:
+    """``"90"``, ``"90s"`` or ``"2min"`` → seconds; must be positive."""
+    return validation.parse_duration(value, field)
 
 
 def parse_envs(value: Any) -> dict[str, str]:
@@ -86,58 +88,25 @@ def parse_envs(value: Any) -> dict[str, str]:
     if value is None or value == "":
         return {}
     if isinstance(value, dict):
-        items: Iterable[tuple[Any, Any]] = value.items()
-    else:
-        parts = value if isinstance(value, list | tuple) else re.split(r"[,\n]", str(value))
-        pairs = []
-        for part in parts:
-            part = str(part).strip()
-            if not part:
-                continue
-            if "=" not in part:
-                raise ValidationError(
-                    f"envs entry {part!r} must look like KEY=value (entries separated by commas)",
-                    field="envs",
-                )
-            key, val = part.split("=", 1)
-            pairs.append((key.strip(), val.strip()))
-        items = pairs
-    envs: dict[str, str] = {}
-    for key, val in items:
-        key = str(key)
-        if not _ENV_KEY.match(key):
-            raise ValidationError(
-                f"envs key {key!r} must be letters, digits and underscores, not starting "
-                "with a digit",
-                field="envs",
-            )
-        envs[key] = str(val)
-    return envs
+        return dict(_raise_problems(validation.parse_envs, value))
+    text = "\n".join(str(v) for v in value) if isinstance(value, list | tuple) else value
+    return dict(validation.parse_env_text(text))
 
 
 def parse_ports(value: Any) -> str | None:
-    """``"8888/http, 22/tcp"`` or ``[8888, "22/tcp"]`` → the API's ``"8888/http,22/tcp"``.
-    A bare number means http. Ports 2222-2224 are reserved by Novita."""
+    """``"8888/http, 22/tcp"`` or ``[8888, "22/tcp"]`` → the API's ``"8888/http,22/tcp"``."""
     if value is None or value == "" or value == []:
         return None
-    parts = value if isinstance(value, list | tuple) else re.split(r"[,\s]+", str(value))
-    normalised = []
-    for part in parts:
-        part = str(part).strip()
-        if not part:
-            continue
-        number, _, kind = part.partition("/")
-        kind = (kind or "http").lower()
-        if not number.isdigit() or not 1 <= int(number) <= 65535:
-            raise ValidationError(
-                f"ports entry {part!r} must be PORT/TYPE with PORT in 1-65535", field="ports"
-            )
-        if int(number) in _RESERVED_PORTS:
-            raise ValidationError(f"port {number} is reserved by Novita (2222-2224)", field="ports")
-        if kind not in {"http", "tcp"}:
-            raise ValidationError(f"ports entry {part!r}: type must be http or tcp", field="ports")
-        normalised.append(f"{int(number)}/{kind}")
-    return ",".join(normalised) or None
+    if isinstance(value, str):
+        value = ",".join(part for part in re.split(r"[,\s]+", value) if part)
+    return validation.format_ports(_raise_problems(validation.parse_ports, value)) or None
+
+
+def _whole(value: Any) -> Any:
+    """Text holding a whole number as an int; anything else as given, for validation to judge."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return value
 
 
 def parse_regions(value: Any) -> list[str] | None:
@@ -146,7 +115,8 @@ def parse_regions(value: Any) -> list[str] | None:
         return None
     parts = value if isinstance(value, list | tuple) else str(value).split(",")
     regions = [str(p).strip() for p in parts if str(p).strip()]
-    return regions or None
+    _raise_problems(validation.check_regions, regions)
+    return regions
 
 
 def parse_bool(value: Any, field: str) -> bool:
@@ -157,41 +127,38 @@ def parse_bool(value: Any, field: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ValidationError(f"{field} {value!r} is not yes/no or true/false", field=field)
+    raise ValidationError(f"{field}: {value!r} is not yes/no or true/false", field=field)
 
 
-def parse_seconds(value: Any, field: str) -> float:
-    """``"90"`` or ``"90s"`` → 90.0; must be positive."""
-    text = str(value).strip().removesuffix("s").strip()
-    return _positive(text, value, field, "seconds")
+_CONVERTERS: dict[str, Any] = {
+    "name": check_name,
+    "billing": parse_billing,
+    "max_price": parse_price,
+    "envs": parse_envs,
+    "ports": parse_ports,
+    "regions": parse_regions,
+    "wait": lambda value: parse_bool(value, "wait"),
+    "background": lambda value: parse_bool(value, "background"),
+    "gpu_num": lambda value: _raise_problems(validation.check_gpu_num, _whole(value)),
+    "rootfs_gb": lambda value: _raise_problems(validation.check_rootfs, _whole(value)),
+    "timeout": parse_seconds,
+}
 
 
-def _positive(text: str, value: Any, field: str, unit: str) -> float:
-    """``text`` (``value`` with its unit stripped) as a positive float, or a ValidationError."""
-    try:
-        amount = float(text)
-    except ValueError:
-        raise ValidationError(f"{field} {value!r} is not a number of {unit}", field=field) from None
-    if amount <= 0:
-        raise ValidationError(f"{field} must be greater than 0 ({unit}), got {amount}", field=field)
-    return amount
-
-
-def _parse_int(value: Any, field: str) -> int:
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ValidationError(f"{field} {value!r} is not a whole number", field=field) from None
-
-
-def parse_cell_spec(body: str) -> dict[str, Any]:
-    """The ``%%novita`` body, one ``key: value`` per line (``#`` comments and blank lines
-    ignored) → keyword arguments for ``Novita.create`` with values parsed and checked."""
-    spec: dict[str, Any] = {}
+def cell_values(body: str) -> dict[str, tuple[int, str]]:
+    """``key: value`` lines of a cell → {keyword: (line number, raw value)}; every line's
+    mistake (no colon, YAML list, unknown or repeated key) names the line."""
+    seen: dict[str, tuple[int, str]] = {}
     for number, raw_line in enumerate(body.splitlines(), start=1):
         line = raw_line.strip()
         if not line or line.startswith("#"):
             continue
+        if line.startswith("- ") or line == "-":
+            raise ValidationError(
+                f"line {number} {line!r}: YAML lists are not supported; give a list on one "
+                "line, comma-separated (regions: AS-SGP-02, CN-HK-01)",
+                field="cell",
+            )
         if ":" not in line:
             raise ValidationError(
                 f"line {number} {line!r} must look like 'key: value'", field="cell"
@@ -203,10 +170,28 @@ def parse_cell_spec(body: str) -> dict[str, Any]:
                 f"unknown key {key!r} on line {number}; known keys: {', '.join(CELL_KEYS)}",
                 field=key,
             )
+        target = CELL_KEYS[key]
+        if target in seen:
+            first = seen[target][0]
+            raise ValidationError(
+                f"{key!r} is given twice, on line {first} and line {number}; keep one",
+                field=target,
+            )
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
-        spec[CELL_KEYS[key]] = value
-    return normalise_create_kwargs(spec)
+        seen[target] = (number, value)
+    return seen
+
+
+def values_of(lines: dict[str, tuple[int, Any]]) -> dict[str, Any]:
+    """{keyword: (line number, value)} → {keyword: value}."""
+    return {key: value for key, (_number, value) in lines.items()}
+
+
+def parse_cell_spec(body: str) -> dict[str, Any]:
+    """The ``%%novita`` body, one ``key: value`` per line (``#`` comments and blank lines
+    ignored) → keyword arguments for ``Novita.create`` with values parsed and checked."""
+    return normalise_create_kwargs(values_of(cell_values(body)))
 
 
 def normalise_create_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
@@ -215,26 +200,11 @@ def normalise_create_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
     for key, value in spec.items():
         if value is None or (isinstance(value, str) and value.strip() == ""):
             continue
-        if key == "name":
-            out[key] = check_name(value)
-        elif key == "billing":
-            out[key] = parse_billing(value)
-        elif key == "max_price":
-            out[key] = parse_price(value)
-        elif key == "envs":
-            out[key] = parse_envs(value)
-        elif key == "ports":
-            out[key] = parse_ports(value)
-        elif key == "regions":
-            out[key] = parse_regions(value)
-        elif key == "wait":
-            out[key] = parse_bool(value, "wait")
-        elif key in {"gpu_num", "rootfs_gb"}:
-            out[key] = _parse_int(value, key)
-        elif key == "timeout":
-            out[key] = parse_seconds(value, "timeout")
+        convert = _CONVERTERS.get(key)
+        if convert is not None:
+            out[key] = convert(value)
         else:
-            out[key] = str(value).strip() if isinstance(value, str) else value
+            out[key] = value.strip() if isinstance(value, str) else value
     if "name" not in out:
         raise ValidationError("a create spec needs a name (name: my-box)", field="name")
     if "gpu" not in out and "template" not in out:

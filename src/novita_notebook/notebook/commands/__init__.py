@@ -1,0 +1,22 @@
+"""The %novita subcommands, one module per family. Each is ``command(magics, args)``: it parses
+nothing itself (the parser and spec did) and calls the library with what the user typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import catalog, create, ledger, lifecycle, session
+
+Command = Callable[[Any, Any], Any]
+
+COMMANDS: dict[str, Command] = {
+    **catalog.COMMANDS,
+    **create.COMMANDS,
+    **lifecycle.COMMANDS,
+    **ledger.COMMANDS,
+    **session.COMMANDS,
+}
+
+__all__ = ["COMMANDS", "Command"]

@@ -1,0 +1,173 @@
+"""``%novita create``, ``%%novita create`` and ``%novita wait``: text becomes one library call
+(``create(..., wait=...)``, ``wait(...)``); Ctrl-C ends with one resume message, printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ...errors import NovitaError, ValidationError
+from .. import spec as specs
+from .common import accepted
+
+#: How the library's own Ctrl-C message begins; the magic prints its own, in magic terms.
+_LIBRARY_INTERRUPT = "Stopped waiting for "
+
+
+class LazyProgress:
+    """A WaitProgress drawn at its first update, so a wait the library refuses (bad timeout,
+    unknown status) draws nothing; ``finish`` is a no-op if nothing was drawn."""
+
+    def __init__(self, name: str, until: str) -> None:
+        self.name = name
+        self.until = until
+        self.shown: Any = None
+
+    def update(self, instance: Any, elapsed: float, phase: str) -> None:
+        if self.shown is None:
+            from ..widgets import WaitProgress
+
+            self.shown = WaitProgress(self.name, until=self.until).display()
+        self.shown.update(instance, elapsed, phase)
+
+    def finish(self) -> None:
+        if self.shown is not None:
+            self.shown.finish()
+
+
+class _DropLibraryInterrupt:
+    """stderr that forwards everything but the library's Ctrl-C message (and its newline)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._dropping = False
+
+    def write(self, text: str) -> int:
+        if text.startswith(_LIBRARY_INTERRUPT):
+            self._dropping = True
+            return len(text)
+        if self._dropping and text == "\n":
+            self._dropping = False
+            return len(text)
+        self._dropping = False
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _one_interrupt_message() -> Iterator[None]:
+    """Keep the library's Ctrl-C message out, so the magic's is the only one (see
+    /work/notes/M-needs.md: the library should leave it to a caller that owns the display)."""
+    original = sys.stderr
+    sys.stderr = _DropLibraryInterrupt(original)
+    try:
+        yield
+    finally:
+        sys.stderr = original
+
+
+def _interruptible(call: Callable[[], Any], progress: LazyProgress | None) -> tuple[Any, bool]:
+    """(result, interrupted): the progress display is finished before anything is printed."""
+    try:
+        with _one_interrupt_message():
+            return call(), False
+    except KeyboardInterrupt:
+        return None, True
+    finally:
+        if progress is not None:
+            progress.finish()
+
+
+def _find(client: Any, name: str) -> Any:
+    """The instance called ``name`` after a Ctrl-C, or None if it cannot be seen (yet)."""
+    try:
+        return client.instance(name)
+    except (NovitaError, KeyboardInterrupt):
+        return None
+
+
+def resume_message(name: str, instance: Any, until: str = "running") -> str:
+    """The one message after Ctrl-C: what exists, and how to go on from the notebook."""
+    if instance is None:
+        return (
+            f"Interrupted; no instance named {name} is visible on Novita yet. Check with "
+            f"%novita instances (a create that reached Novita may still appear)."
+        )
+    status = getattr(instance, "status", None) or "unknown"
+    until_flag = "" if until == "running" else f" --until {until}"
+    return (
+        f"Stopped waiting; {name} ({instance.id}, {status}) keeps going on Novita and is billed "
+        f"while it runs. Resume with %novita wait {name}{until_flag}, or %novita stop {name}."
+    )
+
+
+def create(magics: Any, args: argparse.Namespace) -> Any:
+    raw = {option.key: getattr(args, option.key) for option in specs.CREATE_OPTIONS}
+    raw["name"] = args.name
+    return create_instance(magics, specs.normalise_create_kwargs(raw))
+
+
+def create_from_cell(magics: Any, args: argparse.Namespace, body: str) -> Any:
+    """``%%novita create [options]`` with ``key: value`` lines; a key may be given once."""
+    spec = specs.cell_values(body)
+    for key in ["name", *(option.key for option in specs.CREATE_OPTIONS)]:
+        given = getattr(args, key, None)
+        if given in (None, False):
+            continue
+        if key in spec:
+            raise ValidationError(
+                f"{key!r} is given twice, on the %%novita line and on line {spec[key][0]} of "
+                "the cell; keep one",
+                field=key,
+            )
+        spec[key] = (0, given)
+    return create_instance(magics, specs.normalise_create_kwargs(specs.values_of(spec)))
+
+
+def create_instance(magics: Any, kwargs: dict[str, Any]) -> Any:
+    """One ``client.create`` call; a fallback report is shown, --background hands back a panel."""
+    from IPython.display import display
+
+    wait = bool(kwargs.pop("wait", False))
+    background = bool(kwargs.pop("background", False))
+    if wait and background:
+        raise ValidationError("give wait or background, not both", field="background")
+    client = magics.get_client()
+    if "billing" not in kwargs and magics.billing:
+        kwargs["billing"] = specs.parse_billing(magics.billing)
+    progress = LazyProgress(kwargs["name"], "running") if wait else None
+    kwargs.update(wait=wait, progress=progress.update if progress else False)
+    call_kwargs = accepted(client.create, kwargs, "create()")
+    instance, interrupted = _interruptible(lambda: client.create(**call_kwargs), progress)
+    if interrupted:
+        print(resume_message(kwargs["name"], _find(client, kwargs["name"])), file=sys.stderr)
+        return None
+    report = getattr(instance, "fallback_report", None)
+    if report is not None:
+        display(report)
+    if background:
+        return magics.open_panel([instance.id], None, seed=[instance])
+    return instance
+
+
+def wait(magics: Any, args: argparse.Namespace) -> Any:
+    client = magics.get_client()
+    timeout = specs.parse_seconds(args.timeout) if args.timeout is not None else None
+    progress = LazyProgress(args.target, args.until)
+    kwargs = {"until": args.until, "timeout": timeout, "progress": progress.update}
+    call_kwargs = accepted(client.wait, kwargs, "wait()")
+    final, interrupted = _interruptible(lambda: client.wait(args.target, **call_kwargs), progress)
+    if interrupted:
+        found = _find(client, args.target)
+        print(resume_message(args.target, found, args.until), file=sys.stderr)
+        return found
+    return final
+
+
+COMMANDS = {"create": create, "wait": wait}
