@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from novita_notebook import Instance, Novita
 from novita_notebook.sandbox import Sandbox
-from novita_notebook.watch import Backoff
+from novita_notebook.waiting import Backoff
 
 from .harness import Figure
 from .remote_sandbox import RemoteSandbox, serving_sandbox
