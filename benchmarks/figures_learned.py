@@ -1,0 +1,333 @@
+"""Figures of the learned waits: readiness calls and lag vs fixed 1-s polling, with and without
+history, and the ETA's error; a pure simulation over synthetic timelines and a sandbox version.
+
+Method (as figures_wait.readiness): for provisioning times of 10, 30 and 90 s, each wait is
+compared with fixed 1-s polling of the same instance; calls are counted per wait (the first
+fetch included), the lag is the wait's return minus the arrival at running, as a share of the
+provisioning time. "With history": 5 earlier provisionings of the same key were recorded by
+the same schedule (it learns from what its own sparse polls saw), each phase's time drawn
+with +-20 % jitter. ETA error: at 10 evenly spaced moments of each wait, the ready time the
+progress line would show (now + ``eta()`` from the last poll) vs the real one, as a share of
+the provisioning time; the figure is the median over all moments.
+
+``simulate(quick)`` is pure (virtual clock, no sockets, milliseconds); ``sandbox(quick)`` runs
+the same comparison against the in-process sandbox over real HTTP, time compressed x10 (x60
+quick): one ``Sandbox`` per wait whose speed carries the +-20 % jitter (the sandbox's phases
+have fixed lengths, so the jitter is the same factor on every phase - harder than independent
+jitter). Wiring into ``make bench``: add to ``SECTIONS`` in benchmarks/__main__.py
+
+    ("learned waits (simulated)", "figures_learned", "simulate"),
+    ("learned waits (sandbox)", "figures_learned", "sandbox"),
+
+Once ``wait()`` takes a ``LearnedSchedule`` (notes/learned-wiring.md), ``_poll_until_running``
+should become ``client.wait(inst, poll=schedule, progress="silent")``.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from novita_notebook.waiting.backoff import Backoff
+from novita_notebook.waiting.history import PhaseHistory
+from novita_notebook.waiting.learned import LearnedSchedule
+
+from .harness import Figure
+
+PROVISIONING_SECONDS = (10, 30, 90)
+IMAGE = "ubuntu:22.04"
+# The sandbox's create of IMAGE at speed 1 (docs/architecture.md): queued 1 s, creating 4 s,
+# pulling 15 s + 8 s/GB of its 0.03 GB.
+NOMINAL: tuple[tuple[str, float], ...] = (("toCreate", 1.0), ("creating", 4.0), ("pulling", 15.24))
+JITTER = 0.2
+HISTORY_RUNS = 5
+KEY = ("3090.12c46g", "US-CA-06", IMAGE)
+
+
+def synthetic_timeline(
+    provisioning: float, rng: random.Random, jitter: float = JITTER
+) -> list[tuple[str, float]]:
+    """(status, start) of a create whose nominal phases total ``provisioning`` seconds, each
+    phase stretched by its own uniform factor in [1 - jitter, 1 + jitter]; ends with running."""
+    total = sum(seconds for _, seconds in NOMINAL)
+    timeline, moment = [], 0.0
+    for status, seconds in NOMINAL:
+        timeline.append((status, moment))
+        moment += seconds * provisioning / total * rng.uniform(1 - jitter, 1 + jitter)
+    timeline.append(("running", moment))
+    return timeline
+
+
+def _status_at(timeline: list[tuple[str, float]], moment: float) -> str:
+    current = timeline[0][0]
+    for status, start in timeline:
+        if start <= moment:
+            current = status
+    return current
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def simulate_wait(
+    make_schedule: Callable[[_Clock], Any], timeline: list[tuple[str, float]], samples: int = 10
+) -> dict[str, float]:
+    """One wait on a virtual clock: poll at 0, then after each ``next_delay()``. Returns calls,
+    lag and (for schedules with ``eta``) the ETA errors at ``samples`` evenly spaced moments."""
+    clock = _Clock()
+    schedule = make_schedule(clock)
+    arrival = timeline[-1][1]
+    moments = [arrival * k / samples for k in range(samples)]
+    errors: list[float] = []
+    calls = 0
+    while True:
+        calls += 1
+        status = _status_at(timeline, clock.now)
+        schedule.observe(status)
+        if status == "running":
+            break
+        polled_at = clock.now
+        delay = schedule.next_delay()
+        if hasattr(schedule, "eta"):
+            for moment in moments:
+                if polled_at <= moment < polled_at + delay:
+                    clock.now = moment  # what the progress line shows then
+                    remaining = schedule.eta()[0]
+                    errors.append(abs(moment + remaining - arrival) / arrival)
+        clock.now = polled_at + delay
+    return {"calls": calls, "lag": (clock.now - arrival) / arrival, "errors": errors}
+
+
+def _compare(provisioning: float, waits: int, seed: int, with_history: bool) -> dict[str, float]:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as folder:
+        history = PhaseHistory(Path(folder) / "history.json")
+
+        def learned(clock: _Clock) -> LearnedSchedule:
+            # without history: the prior only, every time (nothing recorded)
+            return LearnedSchedule(
+                history,
+                *KEY,
+                fallback=Backoff(seed=rng.random()),
+                clock=clock,
+                record=with_history,
+            )
+
+        if with_history:
+            for _ in range(HISTORY_RUNS):
+                simulate_wait(learned, synthetic_timeline(provisioning, rng))
+        sides: dict[str, list[dict[str, float]]] = {"learned": [], "today": [], "fixed": []}
+        for _ in range(waits):
+            timeline = synthetic_timeline(provisioning, rng)
+            sides["learned"].append(simulate_wait(learned, timeline))
+            sides["today"].append(
+                simulate_wait(lambda c: Backoff(clock=c, seed=rng.random()), timeline)
+            )
+            sides["fixed"].append(simulate_wait(lambda c: Backoff.fixed(1.0), timeline))
+    result = {}
+    for side, runs in sides.items():
+        result[f"{side}_calls"] = statistics.mean(r["calls"] for r in runs)
+        result[f"{side}_lag"] = statistics.mean(r["lag"] for r in runs)
+    result["eta_error"] = statistics.median(e for r in sides["learned"] for e in r["errors"])
+    return result
+
+
+def _figures(results: dict[float, dict[str, dict[str, float]]], how: str) -> list[Figure]:
+    figures = []
+    for provisioning, by_history in results.items():
+        learned, prior = by_history["with"], by_history["without"]
+        ratio = learned["fixed_calls"] / learned["learned_calls"]
+        figures.append(
+            Figure(
+                f"learned readiness calls vs fixed 1-s polling, {provisioning:g} s, with history "
+                f"({how}; ratio = x fewer)",
+                learned["learned_calls"],
+                "calls",
+                learned["fixed_calls"],
+                ratio_of="baseline/value",
+                target=">= 4x fewer calls",
+                met=ratio >= 4,
+            )
+        )
+        figures.append(
+            Figure(
+                f"learned readiness lag in % of provisioning, {provisioning:g} s, with history "
+                f"({how})",
+                100 * learned["learned_lag"],
+                "%",
+                100 * learned["fixed_lag"],
+                target="<= 10 %",
+                met=learned["learned_lag"] <= 0.10,
+                notes={"baseline": "fixed 1-s polling"},
+            )
+        )
+        figures.append(
+            Figure(
+                f"learned readiness calls without history vs today's schedule, "
+                f"{provisioning:g} s ({how})",
+                prior["learned_calls"],
+                "calls",
+                prior["today_calls"],
+                target="no worse than today",
+                met=prior["learned_calls"] <= prior["today_calls"] * 1.05
+                and prior["learned_lag"] <= prior["today_lag"] * 1.05 + 0.005,
+                notes={
+                    "lag": f"{100 * prior['learned_lag']:.1f} % "
+                    f"(today {100 * prior['today_lag']:.1f} %)",
+                    "x fewer than fixed 1-s": f"{prior['fixed_calls'] / prior['learned_calls']:.2f}",
+                },
+            )
+        )
+        figures.append(
+            Figure(
+                f"ETA median absolute error in % of provisioning, {provisioning:g} s, with "
+                f"history ({how})",
+                100 * learned["eta_error"],
+                "%",
+                15.0,
+                target="<= 15 %",
+                met=learned["eta_error"] <= 0.15,
+                notes={"baseline": "the 15 % target"},
+            )
+        )
+    return figures
+
+
+def simulate(quick: bool = False) -> list[Figure]:
+    """The learned schedule on synthetic timelines (virtual time): see the module docstring."""
+    waits = 20 if quick else 200
+    results = {
+        float(p): {
+            "with": _compare(p, waits, seed=index, with_history=True),
+            "without": _compare(p, waits, seed=index, with_history=False),
+        }
+        for index, p in enumerate(PROVISIONING_SECONDS)
+    }
+    return _figures(results, f"simulated, {waits} waits")
+
+
+# ---------------------------------------------------------------------------------------------
+# The same against the sandbox over HTTP
+# ---------------------------------------------------------------------------------------------
+
+
+def _poll_until_running(client: Any, instance_id: str, schedule: Any) -> dict[str, Any]:
+    """A wait reduced to its polls (what wait() does with ``poll=schedule``)."""
+    before = client.api.requests_made
+    started = time.monotonic()
+    predictions: list[tuple[float, float]] = []  # (wall time, predicted wall ready time)
+    while True:
+        status = client.api.get_instance(instance_id).get("status")
+        schedule.observe(status)
+        if status == "running":
+            break
+        if hasattr(schedule, "eta"):
+            predictions.append((time.time(), time.time() + schedule.eta()[0]))
+        time.sleep(schedule.next_delay())
+    return {
+        "calls": client.api.requests_made - before,
+        "returned": time.time(),
+        "predictions": predictions,
+        "waited": time.monotonic() - started,
+    }
+
+
+def _sandbox_wait(speed: float, schedule_for: Callable[[Any], Any]) -> dict[str, Any]:
+    from novita_notebook import Novita
+    from novita_notebook.sandbox import Sandbox
+
+    with Sandbox(speed=speed, seed=0) as box:
+        box.set_stock(1000)
+        client = Novita(api_key=box.api_key, api_url=box.url)
+        try:
+            client.cached_products()
+            client.cached_clusters()
+            inst = client.create("learned", gpu="RTX 3090", image=IMAGE)
+            outcome = _poll_until_running(client, inst.id, schedule_for(inst))
+            record = box.world.instances[inst.id]
+        finally:
+            client.close()
+    arrival, created = record.last_started_at, record.created_at
+    outcome["lag"] = (outcome["returned"] - arrival) / (arrival - created)
+    outcome["errors"] = [
+        abs(predicted - arrival) / (arrival - created) for _, predicted in outcome["predictions"]
+    ]
+    return outcome
+
+
+def sandbox(quick: bool = False) -> list[Figure]:
+    """The learned schedule against the sandbox (real HTTP, compressed time; module docstring)."""
+    scale = 60.0 if quick else 10.0
+    waits = 2 if quick else 4
+    nominal = sum(seconds for _, seconds in NOMINAL)
+    rng = random.Random(0)
+    results: dict[float, dict[str, dict[str, float]]] = {}
+    for provisioning in PROVISIONING_SECONDS:
+        by_history: dict[str, dict[str, float]] = {}
+        for mode in ("with", "without"):
+            folder = tempfile.mkdtemp()
+            history = PhaseHistory(Path(folder) / "history.json")
+
+            def learned(inst: Any, history: PhaseHistory = history) -> LearnedSchedule:
+                return LearnedSchedule.for_instance(
+                    inst, history, fallback=Backoff().scaled(1 / scale), scale=1 / scale
+                )
+
+            def speed() -> float:
+                return scale * nominal / provisioning / rng.uniform(1 - JITTER, 1 + JITTER)
+
+            if mode == "with":
+                for _ in range(HISTORY_RUNS):
+                    _sandbox_wait(speed(), learned)
+            runs: dict[str, list[dict[str, Any]]] = {"learned": [], "today": [], "fixed": []}
+            makers = {
+                "learned": learned,
+                "today": lambda _inst: Backoff().scaled(1 / scale),
+                "fixed": lambda _inst: Backoff.fixed(1.0 / scale),
+            }
+            lock = threading.Lock()
+
+            def one(side: str, wait_speed: float) -> None:
+                outcome = _sandbox_wait(wait_speed, makers[side])
+                with lock:
+                    runs[side].append(outcome)
+
+            threads = []
+            for _ in range(waits):
+                wait_speed = speed()
+                for side in makers:
+                    threads.append(threading.Thread(target=one, args=(side, wait_speed)))
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if any(len(r) != waits for r in runs.values()):
+                raise RuntimeError("a learned readiness wait failed; see the traceback above")
+            summary = {}
+            for side, outcomes in runs.items():
+                summary[f"{side}_calls"] = statistics.mean(o["calls"] for o in outcomes)
+                summary[f"{side}_lag"] = statistics.mean(o["lag"] for o in outcomes)
+            errors = [e for o in runs["learned"] for e in o["errors"]]
+            summary["eta_error"] = statistics.median(errors) if errors else float("nan")
+            by_history[mode] = summary
+        results[float(provisioning)] = by_history
+    return _figures(results, f"sandbox x{scale:g}, {waits} waits per side")
+
+
+if __name__ == "__main__":
+    import sys
+
+    chosen = sandbox if "--sandbox" in sys.argv else simulate
+    for figure in chosen("--quick" in sys.argv):
+        print(figure.line(), "" if figure.met else "  [target not met]")

@@ -1,0 +1,333 @@
+"""A poll schedule that expects transitions from the phase history, and the ETA people see.
+Sparse while the expected arrival is far, dense around it, then today's proportional ``Backoff``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ValidationError
+from .backoff import Backoff, positive_number
+from .history import Estimate, PhaseHistory, path_for, prior_estimate, step_of
+
+__all__ = ["LearnedSchedule", "format_eta"]
+
+#: Share of the expected provisioning time between two polls around the expected arrival:
+#: the mean detection lag is about half of it (7.5 %), under the 10 % target with room for
+#: request latency. Measured in benchmarks/figures_learned.py.
+DENSE_FRACTION = 0.15
+
+
+class LearnedSchedule:
+    """Drop-in for ``Backoff`` in ``wait()`` and the watcher, for one instance on the way to
+    ``target`` (running).
+
+    From the ``history`` of its (product, region, image) it expects each phase's duration.
+    While the expected arrival is far it polls every ``sparse`` seconds at most (default: the
+    fallback's cap); from a low quantile of the expected arrival to a high one it polls every
+    ``dense_fraction`` of the expected provisioning time (less when the history is sharp);
+    past the high quantile, or without learned history for every phase ahead, it is exactly
+    ``fallback`` (today's proportional ``Backoff``). ``observe`` keeps a timeline of the
+    phases seen; ``finish`` (or observing the target) records it into the history once, where
+    a surprise widens that key's next estimate. ``next_delay(not_before=...)`` never returns
+    a pause ending before ``not_before`` (a Retry-After or an open breaker, on ``clock``).
+    """
+
+    def __init__(
+        self,
+        history: PhaseHistory | None = None,
+        product: str | None = None,
+        region: str | None = None,
+        image: str | None = None,
+        *,
+        fallback: Backoff | None = None,
+        target: str = "running",
+        dense_fraction: float = DENSE_FRACTION,
+        sparse: float | None = None,
+        image_gb: float | None = None,
+        scale: float = 1.0,
+        record: bool = True,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if history is not None and not isinstance(history, PhaseHistory):
+            raise ValidationError("history must be a PhaseHistory", field="history")
+        if fallback is not None and not isinstance(fallback, Backoff):
+            raise ValidationError("fallback must be a Backoff", field="fallback")
+        self.history = history
+        self.key = (str(product or ""), str(region or ""), str(image or ""))
+        self.fallback = (
+            fallback.fresh() if fallback is not None else Backoff(clock=clock or time.monotonic)
+        )
+        self.clock = clock or self.fallback.clock
+        if self.fallback.clock is not self.clock:
+            self.fallback.clock = self.clock
+            self.fallback.reset()
+        self.target = target
+        self.dense_fraction = positive_number(dense_fraction, "dense_fraction")
+        self.sparse = positive_number(sparse, "sparse") if sparse is not None else None
+        self.image_gb = image_gb
+        self.scale = positive_number(scale, "scale")
+        self.record = bool(record)
+        self._estimates: dict[str, Estimate] | None = None
+        self._timeline: list[tuple[str, float]] = []
+        self._spread: list[tuple[float, float]] = []  # per timeline entry: entry's (before, after)
+        self._status: str | None = None
+        self._last_seen = 0.0
+        self._first_is_entry = False
+        self._urgent = False
+        self._recorded: dict[str, float] | None = None
+
+    @classmethod
+    def for_instance(
+        cls, instance: Any, history: PhaseHistory | None = None, **options: Any
+    ) -> LearnedSchedule:
+        """The schedule for an ``Instance`` (its product, region and image form the key)."""
+        return cls(
+            history,
+            getattr(instance, "product_id", None) or getattr(instance, "product_name", None),
+            getattr(instance, "region", None) or getattr(instance, "cluster_id", None),
+            getattr(instance, "image_url", None),
+            **options,
+        )
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "dense_fraction": self.dense_fraction,
+            "sparse": self.sparse,
+            "image_gb": self.image_gb,
+            "scale": self.scale,
+            "record": self.record,
+            "clock": self.clock,
+        }
+
+    # -- the Backoff interface -----------------------------------------------------------------
+    @property
+    def initial(self) -> float:
+        return self.fallback.initial
+
+    @property
+    def cap(self) -> float:
+        return self.fallback.cap
+
+    def fresh(self) -> LearnedSchedule:
+        """A new schedule for the same key (history re-read on first use), no timeline."""
+        return LearnedSchedule(self.history, *self.key, fallback=self.fallback, **self._options())
+
+    def scaled(self, ratio: float) -> LearnedSchedule:
+        """The same on a faster (ratio < 1) clock: the fallback, the sparse pace and the prior
+        scale; learned durations are already in observed seconds."""
+        ratio = positive_number(ratio, "ratio")
+        options = self._options()
+        options["scale"] = self.scale * ratio
+        if self.sparse is not None:
+            options["sparse"] = self.sparse * ratio
+        return LearnedSchedule(
+            self.history, *self.key, fallback=self.fallback.scaled(ratio), **options
+        )
+
+    def reset(self) -> None:
+        self.fallback.reset()
+
+    def ceiling_for(self, status: str | None, *, urgent: bool = False) -> float:
+        return self.fallback.ceiling_for(status, urgent=urgent)
+
+    def observe(
+        self, status: str | None, *, urgent: bool = False, elapsed: float | None = None
+    ) -> bool:
+        """Tell the schedule what the instance reports (as ``Backoff.observe``). ``elapsed``:
+        seconds it has already spent in this status, when known (e.g. from ``created_at`` for
+        a fresh create); without it, a first sighting outside ``queued`` is not taken as the
+        phase's start. Reaching ``target`` records the timeline (see ``finish``)."""
+        changed = self.fallback.observe(status, urgent=urgent)
+        self._urgent = urgent
+        now = self.clock()
+        if status is None:
+            return changed
+        if not self._timeline:
+            entry = now - max(0.0, elapsed) if elapsed is not None else now
+            self._first_is_entry = elapsed is not None or step_of(status) == "queued"
+            self._timeline.append((status, entry))
+            self._spread.append((0.0, 0.0))
+        elif status != self._status and (
+            step_of(status) is None or step_of(status) != step_of(self._status)
+        ):
+            entry = self._entry_estimate(status, now)
+            self._timeline.append((status, entry))
+            self._spread.append((entry - self._last_seen, now - entry))
+        self._status = status
+        self._last_seen = now
+        if status == self.target:
+            self.finish()
+        return changed
+
+    @property
+    def current_step(self) -> float:
+        """The pause ``next_delay`` would return now (the fallback's step without history)."""
+        planned = self._planned(self.clock())
+        return self.fallback.current_step if planned is None else planned
+
+    def next_delay(self, *, not_before: float | None = None) -> float:
+        """The next pause in seconds; never ends before ``not_before`` (a ``clock`` time)."""
+        now = self.clock()
+        planned = self._planned(now)
+        delay = self.fallback.next_delay() if planned is None else planned
+        if not_before is not None:
+            delay = max(delay, not_before - now)
+        return delay
+
+    # -- learning ------------------------------------------------------------------------------
+    def finish(self, status: str | None = None) -> dict[str, float]:
+        """Record the timeline into the history once (when ``record`` and a history are set);
+        returns the per-phase durations recorded. Pass the final status if not observed."""
+        if status is not None and status != self._status:
+            self.observe(status)  # records when status is the target
+        if self._recorded is not None:
+            return self._recorded
+        self._recorded = {}
+        if self.history is not None and self.record and len(self._timeline) >= 2:
+            medians = {phase: e.median for phase, e in self._get_estimates().items()}
+            try:
+                self._recorded = self.history.record_transitions(
+                    *self.key,
+                    self._timeline,
+                    first_is_entry=self._first_is_entry,
+                    expected=medians,
+                )
+            except (OSError, TimeoutError) as error:  # a full disk never breaks a wait
+                import logging
+
+                logging.getLogger(__name__).warning("phase history not recorded: %s", error)
+        return self._recorded
+
+    @property
+    def timeline(self) -> list[tuple[str, float]]:
+        """(status, estimated entry time on ``clock``) for each phase seen so far."""
+        return list(self._timeline)
+
+    def _get_estimates(self) -> dict[str, Estimate]:
+        if self._estimates is None:
+            if self.history is None:
+                self._estimates = {
+                    phase: prior_estimate(
+                        phase, self.key[2], image_gb=self.image_gb, scale=self.scale
+                    )
+                    for phase in ("queued", "creating", "pulling", "starting")
+                }
+            else:
+                self._estimates = self.history.estimates(
+                    *self.key, image_gb=self.image_gb, scale=self.scale
+                )
+        return self._estimates
+
+    def _ahead(self, status: str | None) -> list[str]:
+        """The phases from ``status``'s (included) to the target along this transition."""
+        phase = step_of(status)
+        path = path_for(self._timeline[0][0] if self._timeline else status)
+        return list(path[path.index(phase) :]) if phase in path else []
+
+    def _entry_estimate(self, status: str, now: float) -> float:
+        """When ``status`` began: somewhere between the last sighting of the old status and
+        now; the middle of the part of that gap the expected durations allow (the whole gap
+        when they allow none of it). Not the expected time itself: then a sparse schedule
+        would record its own expectation and never learn the spread."""
+        previous_status, previous_entry = self._timeline[-1]
+        estimates = self._get_estimates()
+        upcoming = set(self._ahead(status)) if step_of(status) is not None else set()
+        passed = [estimates[p] for p in self._ahead(previous_status) if p not in upcoming]
+        expected = previous_entry + sum(e.median for e in passed)
+        down = math.sqrt(sum((e.median - e.low) ** 2 for e in passed))
+        up = math.sqrt(sum((e.high - e.median) ** 2 for e in passed))
+        low, high = max(self._last_seen, expected - down), min(now, expected + up)
+        if low > high:
+            low, high = self._last_seen, now
+        return (low + high) / 2
+
+    def _window(self) -> tuple[float, float, float] | None:
+        """(low, high, provisioning horizon) of the expected arrival at the target, on
+        ``clock``; None when the fallback should decide (no full history ahead, urgent, or the
+        current phase's start unknown)."""
+        if self._urgent or not self._timeline or self._status == self.target:
+            return None
+        ahead = self._ahead(self._status)
+        if not ahead or (len(self._timeline) == 1 and not self._first_is_entry):
+            return None
+        estimates = self._get_estimates()
+        chosen = [estimates[p] for p in ahead]
+        if not all(e.learned for e in chosen):
+            return None
+        entry = self._timeline[-1][1]
+        before, after = self._spread[-1]
+        median = entry + sum(e.median for e in chosen)
+        down = math.sqrt(sum((e.median - e.low) ** 2 for e in chosen) + before**2)
+        up = math.sqrt(sum((e.high - e.median) ** 2 for e in chosen) + after**2)
+        horizon = max(median - self._timeline[0][1], 1e-6)
+        return median - down, median + up, horizon
+
+    def _planned(self, now: float) -> float | None:
+        """The learned pause, or None to let the fallback decide."""
+        window = self._window()
+        if window is None:
+            return None
+        low, high, horizon = window
+        step = min(self.dense_fraction * horizon, max((high - low) / 2, self.fallback.initial))
+        step = max(step, self.fallback.floor, 1e-3)
+        # the grid low + step, low + 2 step, ...: the first point after now
+        index = max(1, math.floor((now - low) / step) + 1)
+        point = low + index * step
+        if point > high + step:
+            return None  # past the expected band: today's proportional schedule
+        sparse = self.sparse if self.sparse is not None else self.fallback.cap
+        return max(self.fallback.floor, min(point - now, sparse))
+
+    # -- ETA -----------------------------------------------------------------------------------
+    def eta(
+        self, status: str | None = None, elapsed_in_phase: float | None = None
+    ) -> tuple[float, dict[str, float], bool]:
+        """(seconds until ``target``, {phase: seconds left in it}, whether every phase ahead
+        has history). Defaults: the status last observed, the time since its phase began, and
+        the phases that are expected to have passed since that poll. At the target (or off
+        the way to it) the answer is ``(0.0, {}, has_history)``; ``0.0`` also when overdue."""
+        estimates = self._get_estimates()
+        now = self.clock()
+        if status is None and elapsed_in_phase is None and self._timeline:
+            status, entry, seen = self._status, self._timeline[-1][1], self._last_seen
+        else:
+            status = self._status if status is None else status
+            seen = now
+            entry = now - (elapsed_in_phase or 0.0)
+        ahead = self._ahead(status)
+        if not ahead:
+            learned = bool(self._timeline) and all(e.learned for e in estimates.values())
+            return 0.0, {}, learned
+        # expected end of each phase ahead: the current one from what the last poll knew
+        end = seen + estimates[ahead[0]].remaining(seen - entry)
+        per_phase: dict[str, float] = {}
+        start = now
+        for index, phase in enumerate(ahead):
+            if index:
+                end += estimates[phase].median
+            per_phase[phase] = max(0.0, end - max(start, now))
+            start = max(start, end)
+        has_history = all(estimates[p].learned for p in ahead)
+        return sum(per_phase.values()), per_phase, has_history
+
+    def __repr__(self) -> str:
+        product, region, image = self.key
+        return f"LearnedSchedule({product!r}, {region!r}, {image!r}, fallback={self.fallback!r})"
+
+
+def format_eta(status: str | None, eta: tuple[float, dict[str, float], bool]) -> str:
+    """``"pulling, ready in ~40 s"``, or ``"pulling, no history yet (~1 min by the docs)"``."""
+    total, _, has_history = eta
+    label = status or "unknown"
+    if total <= 0:
+        return f"{label}, due any moment" if has_history else label
+    seconds = max(1, round(total))
+    amount = f"~{seconds} s" if total < 90 else f"~{max(1, round(total / 60))} min"
+    if has_history:
+        return f"{label}, ready in {amount}"
+    return f"{label}, no history yet ({amount} by the documented times)"
