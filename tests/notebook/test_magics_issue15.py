@@ -249,9 +249,25 @@ def test_wait_timeout_zero_fails_before_drawing_or_calling(
     drawn = []
     monkeypatch.setattr(WaitProgress, "display", lambda self: drawn.append(self) or self)
     before = len(sandbox.requests())
-    assert run(ip, "wait anything --timeout 0") is None
-    err = capsys.readouterr().err
-    assert "ValidationError" in err and "timeout" in err
+    with pytest.raises(UsageError) as caught:
+        run(ip, "wait anything --timeout 0")
+    assert "usage: %novita wait" in str(caught.value)
+    assert "timeout must be a positive number of seconds" in str(caught.value)
     assert drawn == []
     assert len(sandbox.requests()) == before
 
+
+@pytest.mark.parametrize("line", ["watch --interval 0", "watch --interval nan"])
+def test_watch_interval_follows_the_duration_rule(ip, magics, line):
+    with pytest.raises(UsageError, match="interval must be a positive number of seconds"):
+        run(ip, line)
+    assert magics.panels == []
+
+
+def test_poll_interval_option_follows_the_duration_rule(magics):
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="poll_interval must be a positive number of seconds"):
+        magics.poll_interval = float("nan")
+    magics.poll_interval = 0.5
+    assert magics.poll_interval == 0.5

@@ -82,10 +82,19 @@ class NovitaMagics(Magics, Configurable):
         except ValidationError as error:
             raise TraitError(f"NovitaMagics.billing: {error.message}") from None
 
-    @validate("poll_interval", "budget_per_hour", "sandbox_speed")
+    @validate("poll_interval")
+    def _check_interval(self, proposal: Any) -> Any:
+        if proposal["value"] is None:
+            return None
+        try:
+            return specs.parse_seconds(proposal["value"], "poll_interval")
+        except ValidationError as error:
+            raise TraitError(f"NovitaMagics.{error.message}") from None
+
+    @validate("budget_per_hour", "sandbox_speed")
     def _check_positive(self, proposal: Any) -> Any:
         value = proposal["value"]
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:  # NaN is not > 0 either
             name = proposal["trait"].name
             raise TraitError(f"NovitaMagics.{name} must be greater than 0, got {value}")
         return value

@@ -12,7 +12,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .spec import CREATE_OPTIONS
+from .spec import CREATE_OPTIONS, parse_seconds
 
 
 class ParserExit(Exception):
@@ -55,6 +55,18 @@ class MagicArgumentParser(argparse.ArgumentParser):
         return message
 
 
+def seconds(field: str) -> Any:
+    """An argparse ``type`` for durations: validation.py's rule, its words in the usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            return parse_seconds(text, field)
+        except ValueError as error:  # ValidationError is a ValueError
+            raise argparse.ArgumentTypeError(getattr(error, "message", str(error))) from None
+
+    return parse
+
+
 def add_create_options(parser: argparse.ArgumentParser, *, name_required: bool = True) -> None:
     """The one option set of create, for the line magic and the cell magic's first line."""
     if name_required:
@@ -89,7 +101,7 @@ def build_parser() -> MagicArgumentParser:
     p = sub.add_parser("products", help="GPU products by region with price and stock")
     p.add_argument("--gpu", help='GPU model or product name, fuzzy ("4090", "A100")')
     p.add_argument("--region", help="region code, e.g. AS-SGP-02")
-    p.add_argument("--max-price", dest="max_price", help="USD per hour ceiling")
+    p.add_argument("--max-price", dest="max_price", help="USD per GPU-hour ceiling")
     p.add_argument("--billing", help="onDemand (default), spot or monthly")
     p.add_argument("--gpu-num", dest="gpu_num", type=int, help="GPUs per instance")
     p.add_argument("--available", action="store_true", help="only products in stock")
@@ -112,11 +124,11 @@ def build_parser() -> MagicArgumentParser:
     p = sub.add_parser("wait", help="wait for an instance to reach a status")
     p.add_argument("target", metavar="ID_OR_NAME")
     p.add_argument("--until", default="running", help="status to reach (default running)")
-    p.add_argument("--timeout", help="seconds before giving up")
+    p.add_argument("--timeout", type=seconds("timeout"), help="seconds before giving up")
 
     p = sub.add_parser("watch", help="live panel of instances, updated in the background")
     p.add_argument("targets", nargs="*", metavar="ID_OR_NAME")
-    p.add_argument("--interval", type=float, help="seconds between polls")
+    p.add_argument("--interval", type=seconds("interval"), help="seconds between polls")
     p.add_argument(
         "--keep", action="store_true", help="keep the session's other panels running too"
     )

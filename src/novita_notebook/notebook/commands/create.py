@@ -158,9 +158,8 @@ def create_instance(magics: Any, kwargs: dict[str, Any]) -> Any:
 
 def wait(magics: Any, args: argparse.Namespace) -> Any:
     client = magics.get_client()
-    timeout = specs.parse_seconds(args.timeout) if args.timeout is not None else None
     progress = LazyProgress(args.target, args.until)
-    kwargs = {"until": args.until, "timeout": timeout, "progress": progress.update}
+    kwargs = {"until": args.until, "timeout": args.timeout, "progress": progress.update}
     call_kwargs = accepted(client.wait, kwargs, "wait()")
     final, interrupted = _interruptible(lambda: client.wait(args.target, **call_kwargs), progress)
     if interrupted:
