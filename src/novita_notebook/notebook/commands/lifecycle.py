@@ -14,34 +14,20 @@ def watch(magics: Any, args: argparse.Namespace) -> Any:
     return magics.open_panel(ids, args.interval, keep=args.keep)
 
 
-def _action(magics: Any, verb: str, target: str) -> Any:
-    client = magics.get_client()
-    instance = client.instance(target)
-    result = getattr(client, verb)(instance.id)
-    print(f"{verb.capitalize()} requested for {instance.name} ({instance.id}).")
-    return result
+def _verb(verb: str) -> Any:
+    """``%novita VERB ID_OR_NAME``: one library call on the resolved instance."""
 
+    def command(magics: Any, args: argparse.Namespace) -> Any:
+        client = magics.get_client()
+        instance = client.instance(args.target)
+        result = getattr(client, verb)(instance.id)
+        print(f"{verb.capitalize()} requested for {instance.name} ({instance.id}).")
+        return result
 
-def start(magics: Any, args: argparse.Namespace) -> Any:
-    return _action(magics, "start", args.target)
-
-
-def stop(magics: Any, args: argparse.Namespace) -> Any:
-    return _action(magics, "stop", args.target)
-
-
-def restart(magics: Any, args: argparse.Namespace) -> Any:
-    return _action(magics, "restart", args.target)
-
-
-def delete(magics: Any, args: argparse.Namespace) -> Any:
-    return _action(magics, "delete", args.target)
+    return command
 
 
 COMMANDS = {
     "watch": watch,
-    "start": start,
-    "stop": stop,
-    "restart": restart,
-    "delete": delete,
+    **{verb: _verb(verb) for verb in ("start", "stop", "restart", "delete")},
 }
