@@ -26,7 +26,10 @@ from .errors import (
     ValidationError,
     WebhookVerificationError,
 )
-from .models import Cluster, Instance, Product, RegistryAuth, Template
+from .html import instance_card as _instance_card
+from .models import Cluster, Instance, Product, RegistryAuth, Template, set_instance_html
+
+set_instance_html(_instance_card)  # models draw their card through html without importing it
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Novita

@@ -1,23 +1,21 @@
-"""Novita: the facade users hold. Composes the core client (config, transport, endpoints,
-DataFrames, caches, lifecycle) with the provisioning, watching and ledger mixins.
+"""Novita: the facade users hold. It owns config, transport, api and the Catalog, and composes
+the services (provisioning, waiting, ledger); each public method is a few lines delegating.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from cachetools import TTLCache
+from typing import TYPE_CHECKING, Any
 
 from .api import NovitaAPI
+from .catalog import Catalog
 from .config import Config, load_config
 from .errors import NotFoundError, NovitaError, ValidationError
 from .http import RateLimiter, Transport
-from .ledger import LedgerMixin
+from .ledger import Ledger, LedgerService
 from .models import (
     GONE_STATUSES,
     PHASES,
@@ -28,9 +26,10 @@ from .models import (
     Template,
     parse_time,
 )
-from .provision import ProvisioningMixin
+from .money import format_money
+from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
+from .provisioning.request import DEFAULT_ROOTFS_GB
 from .validation import (
-    BILLING_METHODS,
     Problems,
     check_bool,
     check_gpu_num,
@@ -39,18 +38,19 @@ from .validation import (
     require_max_price,
     require_text,
 )
-from .watch import WatchMixin
+from .waiting.backoff import Backoff
+from .waiting.probes import Probe
+from .waiting.service import Waiting
+from .waiting.watcher import EventCallback, Watcher
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from .ledger import Ledger
+    from .models import RegistryAuth
 
 __all__ = ["Novita"]
 
 logger = logging.getLogger("novita_notebook")
-
-T = TypeVar("T")
 
 
 def _frames() -> ModuleType:
@@ -60,12 +60,12 @@ def _frames() -> ModuleType:
     return frames
 
 
-class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
+class Novita:
     """The client: ``Novita()`` reads NOVITA_API_KEY (arguments, then environment, then .env).
 
     Catalog and instances as DataFrames (``products()``, ``regions()``, ``instances()``,
     ``templates()``), single instances (``instance()``), lifecycle by id or exact name
-    (``start``, ``stop``, ``restart``, ``delete``, ``edit``), and through the mixins creation,
+    (``start``, ``stop``, ``restart``, ``delete``, ``edit``), and through its services creation,
     waiting, watching and the local ledger. ``Novita.sandbox()`` runs an offline cloud.
     Use as a context manager or call ``close()``.
     """
@@ -130,16 +130,42 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         del key  # from here on the raw key lives only in the transport
         self.api = NovitaAPI(self.transport)
         self.sandbox_server: Any = None
-        self._cache: TTLCache | None = (
-            TTLCache(maxsize=64, ttl=config.cache_ttl) if config.cache_ttl > 0 else None
-        )
-        self._cache_lock = threading.Lock()
-        self._fetch_locks: dict[Any, threading.Lock] = {}
-        self._price_index_memo: tuple[Any, Any, dict[Any, Product]] | None = None
-        self._ledger: Ledger | None = None
-        self._ledger_lock = threading.Lock()
+        self.catalog = Catalog(self.api, config.cache_ttl)
+        self._ledger = Ledger(api_url=config.api_url)
         self._closed = False
-        super().__init__()
+        self._compose()
+
+    def _compose(self) -> None:
+        """Build the services; each gets its collaborators explicitly. ``config`` is read
+        through a function because the %config magic replaces ``self.config`` live."""
+
+        def config() -> Config:
+            return self.config
+
+        self.waiting = Waiting(
+            api=self.api,
+            config=config,
+            to_instance=self.to_instance,
+            resolve=self.resolve,
+            owner=self,
+        )
+        self.resources = Resources(self.api, self.catalog)
+        self.budget = Budget(self.api, config, self.to_instance)
+        claims = NameClaims(self.api, read_timeout=lambda: float(self.config.timeout[1]))
+        self.provisioner = Provisioner(
+            api=self.api,
+            catalog=self.catalog,
+            config=config,
+            ledger=self._ledger,
+            resources=self.resources,
+            budget=self.budget,
+            claims=claims,
+            fetch=self.instance,
+            wait=self.wait,
+            owner=self,
+        )
+        self.batch = Batch(self.provisioner, self.max_concurrency)
+        self.ledger_service = LedgerService(self._ledger, self.api, self.catalog.price_of)
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
@@ -177,13 +203,7 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
 
     @property
     def ledger(self) -> Ledger:
-        """The local ledger of instances created through this package (built on first use)."""
-        if self._ledger is None:
-            with self._ledger_lock:
-                if self._ledger is None:
-                    from .ledger import Ledger  # written concurrently; keep the import late
-
-                    self._ledger = Ledger(api_url=self.config.api_url)
+        """The local ledger of instances created through this package."""
         return self._ledger
 
     @property
@@ -196,12 +216,9 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         if self._closed:
             return
         self._closed = True
-        parent_close = getattr(super(), "close", None)
         try:
-            if callable(parent_close):
-                parent_close()  # mixins may own watchers or senders
-        finally:
             self.transport.close()
+        finally:
             if self.sandbox_server is not None:
                 self.sandbox_server.stop()
 
@@ -215,92 +232,20 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         where = " (sandbox)" if self.sandbox_server is not None else ""
         return f"<Novita {self.config.api_url}{where} key={self.config.masked_key}>"
 
-    # -- caches ------------------------------------------------------------------------------
-    def _cached(self, key: Any, load: Callable[[], T], refresh: bool) -> T:
-        """``load()`` through the TTL cache; one loader per key at a time, so concurrent
-        callers missing together make one call."""
-        check_bool(refresh, "refresh")
-        if self._cache is None:
-            return load()
-        with self._cache_lock:
-            if not refresh and key in self._cache:
-                return self._cache[key]
-            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
-        with fetch_lock:
-            if not refresh:
-                with self._cache_lock:
-                    if key in self._cache:
-                        return self._cache[key]
-            value = load()
-            with self._cache_lock:
-                self._cache[key] = value
-            return value
-
+    # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:
         """The full GPU product listing (all regions, one entry per product × region)."""
-        return list(self._cached("products", self.api.products, refresh))
+        return self.catalog.products(refresh)
 
     def cached_clusters(self, refresh: bool = False) -> list[Cluster]:
-        return list(self._cached("clusters", self.api.clusters, refresh))
+        return self.catalog.clusters(refresh)
 
     def cached_templates(self, refresh: bool = False) -> list[Template]:
-        return list(self._cached("templates", self.api.templates, refresh))
+        return self.catalog.templates(refresh)
 
     def clear_cache(self) -> None:
         """Forget cached products, clusters and templates (the next call fetches them)."""
-        if self._cache is not None:
-            with self._cache_lock:
-                self._cache.clear()
-
-    # -- regions and prices --------------------------------------------------------------------
-    def _find_region(self, region: str, clusters: list[Cluster]) -> Cluster:
-        wanted = region.strip().upper()
-        for cluster in clusters:
-            if wanted in (cluster.id.upper(), cluster.name.upper()):
-                return cluster
-        known = ", ".join(f"{c.name} ({c.id})" for c in sorted(clusters, key=lambda c: c.name))
-        raise ValidationError(
-            f"unknown region {region!r}; known regions: {known or 'none listed'}", field="region"
-        )
-
-    def _price_index(self) -> dict[Any, Product]:
-        """(product_id, REGION NAME) and (product_id, cluster id) → Product, memoized per
-        catalog listing."""
-        products = self._cached("products", self.api.products, False)
-        clusters = self._cached("clusters", self.api.clusters, False)
-        memo = self._price_index_memo
-        if memo is not None and memo[0] is products and memo[1] is clusters:
-            return memo[2]
-        id_of = {c.name.upper(): c.id for c in clusters}
-        index: dict[Any, Product] = {}
-        by_product: dict[str, list[Product]] = {}
-        for product in products:
-            by_product.setdefault(product.id, []).append(product)
-            for region in product.regions:
-                index[(product.id, region.upper())] = product
-                if region.upper() in id_of:
-                    index[(product.id, id_of[region.upper()])] = product
-        for product_id, entries in by_product.items():
-            if len({p.price for p in entries}) == 1:
-                index[(product_id, None)] = entries[0]  # same price everywhere: region moot
-        self._price_index_memo = (products, clusters, index)
-        return index
-
-    def _price_of(self, instance: Instance, index: dict[Any, Product]) -> float | None:
-        if not instance.product_id:
-            return None
-        product = (
-            index.get((instance.product_id, instance.cluster_id))
-            or index.get((instance.product_id, (instance.region or "").upper()))
-            or index.get((instance.product_id, None))
-        )
-        if product is None:
-            return None
-        billing = instance.billing_mode if instance.billing_mode in BILLING_METHODS else "onDemand"
-        price = product.price_for(billing) or (product.price if billing != "spot" else None)
-        if price is None:
-            return None
-        return price * (instance.gpu_num or 1)
+        self.catalog.clear()
 
     def to_instance(self, raw: dict[str, Any]) -> Instance:
         """Parse a raw API instance, fill ``price_per_hour`` from the catalog and bind it."""
@@ -308,12 +253,10 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
             raise ValidationError("raw must be the API's instance dict", field="raw")
         instance = Instance.from_api(raw, client=self)
         try:
-            index = self._price_index()
+            instance.price_per_hour = self.catalog.price_of(instance)
         except NovitaError as exc:
             # The price is decoration: an unreachable catalog must not hide the instance.
             logger.debug("no price for %s: %s", instance.id, type(exc).__name__)
-            return instance
-        instance.price_per_hour = self._price_of(instance, index)
         return instance
 
     # -- single instances ------------------------------------------------------------------
@@ -440,16 +383,12 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         check_bool(refresh, "refresh")
 
         if gpu_num is None:
-            items = self.cached_products(refresh)
+            items = self.catalog.products(refresh)
         else:
-            items = list(
-                self._cached(
-                    ("products", gpu_num), lambda: self.api.products(gpu_num=gpu_num), refresh
-                )
-            )
-        clusters = self.cached_clusters(refresh)
+            items = self.catalog.products_for(gpu_num, refresh)
+        clusters = self.catalog.clusters(refresh)
         if region is not None:
-            cluster = self._find_region(region, clusters)
+            cluster = self.catalog.find_region(region)
             items = [p for p in items if cluster.name.upper() in {r.upper() for r in p.regions}]
         if gpu is not None:
             matching = [p for p in items if p.id.lower() == gpu.lower()]  # a product id
@@ -495,13 +434,13 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
         raws = self.api.list_instances()
         instances = [Instance.from_api(raw, client=self) for raw in raws]
         try:
-            index = self._price_index()
+            index = self.catalog.price_index()
         except NovitaError as exc:
             logger.debug("instances without prices: %s", type(exc).__name__)
             index = {}
         recorded = self._ledger_created_times()
         for inst in instances:
-            inst.price_per_hour = self._price_of(inst, index)
+            inst.price_per_hour = self.catalog.price_of(inst, index)
             if inst.created_at is None:
                 # The list view carries no timestamps; instances made here have one on record.
                 inst.created_at = recorded.get(inst.id)
@@ -540,6 +479,262 @@ class Novita(ProvisioningMixin, WatchMixin, LedgerMixin):
             items = self.api.templates(name=name, type=type, channel=channel)
         return _frames().templates_frame(items)
 
+    # -- provisioning (provisioning/) --------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        gpu: str | None = None,
+        *,
+        gpu_num: int = 1,
+        image: str | None = None,
+        template: str | None = None,
+        region: str | None = None,
+        regions: Sequence[str] | Mapping[str, int] | None = None,
+        billing: str = "onDemand",
+        max_price: float | None = None,
+        rootfs_gb: int | None = None,
+        ports: Any = None,
+        envs: Any = None,
+        command: str | None = None,
+        entrypoint: str | None = None,
+        image_auth_id: str | None = None,
+        network_storages: Any = None,
+        unique_name: bool = False,
+        wait: bool = False,
+        wait_until: str = "running",
+        timeout: float | None = None,
+        progress: Callable[..., Any] | str | None = None,
+    ) -> Instance:
+        """Create an instance on the cheapest available offer, falling back across regions.
+
+        ``gpu`` is matched fuzzily ("4090", "rtx 4090", "RTX 4090 24GB" or a product id; None
+        means any GPU). Regions are tried in order (``region`` first; default AS-SGP-02,
+        CN-HK-01, AS-IN-01, then the rest; ``regions`` replaces that list) and in each the
+        cheapest available product is taken (ties: more memory, then CPU per GPU); if its
+        stock races away the next candidate is tried. ``max_price`` is USD per GPU-hour, the
+        unit of ``products()``. The result carries ``fallback_report``; with ``wait=True`` it
+        is returned once ``wait_until`` is reached (``progress`` is passed to ``wait``).
+
+        ``template`` (id or name) supplies image, ports, envs, rootfs, command, entrypoint and
+        registry auth (sent as ``imageAuthId``, never a password); ``envs``/``ports`` given here
+        override it. Without image or template a public PyTorch + Jupyter image is used.
+
+        Names are kept as given and must be unique among live instances (``unique_name=True``
+        appends a random suffix). After an ambiguous failure (timeout, dropped connection, 5xx)
+        the instance is looked up by name and adopted if it exists, so one call makes at most
+        one instance. With ``budget_per_hour`` configured, a create that would push the hourly
+        price of live, billed or starting instances over it raises ``BudgetExceededError``.
+        Raises ``CapacityError`` (with ``attempts`` and ``alternatives``) when no region can
+        serve the request; every error raised after the search began carries
+        ``fallback_report``.
+        """
+        return self.provisioner.create(
+            name,
+            gpu,
+            gpu_num=gpu_num,
+            image=image,
+            template=template,
+            region=region,
+            regions=regions,
+            billing=billing,
+            max_price=max_price,
+            rootfs_gb=rootfs_gb,
+            ports=ports,
+            envs=envs,
+            command=command,
+            entrypoint=entrypoint,
+            image_auth_id=image_auth_id,
+            network_storages=network_storages,
+            unique_name=unique_name,
+            wait=wait,
+            wait_until=wait_until,
+            timeout=timeout,
+            progress=progress,
+        )
+
+    def create_many(
+        self,
+        specs: int | Sequence[Mapping[str, Any]],
+        *,
+        concurrency: int = 4,
+        name_prefix: str = "batch",
+        gpu: str | None = None,
+        all_or_nothing: bool = False,
+        progress: Callable[[int, int, dict[str, Any]], Any] | None = None,
+        **common: Any,
+    ) -> pd.DataFrame:
+        """Create several instances concurrently; returns one row per spec (name, instance_id,
+        region, product, price_per_hour, status, error).
+
+        ``specs`` is a count (names ``<name_prefix>-1`` …) or a list of create() kwargs dicts
+        (``common`` fills what a spec leaves out). The stock listing is read once for the
+        batch; the budget is checked per create under one lock. ``progress(done, total, row)``
+        is called after each. With ``all_or_nothing=True`` a single failure deletes every
+        instance the batch created (their rows say so).
+        """
+        return self.batch.create_many(
+            specs,
+            concurrency=concurrency,
+            name_prefix=name_prefix,
+            gpu=gpu,
+            all_or_nothing=all_or_nothing,
+            progress=progress,
+            **common,
+        )
+
+    def current_spend_per_hour(self) -> float:
+        """USD per hour of this account's live instances that are billed or about to be."""
+        return self.budget.current_spend_per_hour()
+
+    def create_template(
+        self,
+        name: str,
+        image: str,
+        *,
+        ports: Any = None,
+        envs: Any = None,
+        rootfs_gb: int = DEFAULT_ROOTFS_GB,
+        start_command: str | None = None,
+        entrypoint: str | None = None,
+        image_auth_id: str | None = None,
+        readme: str | None = None,
+    ) -> Template:
+        """Create a private template. ``image_auth_id`` (a registry auth id or name) is stored
+        as the template's imageAuth: only the id, never a password."""
+        return self.resources.create_template(
+            name,
+            image,
+            ports=ports,
+            envs=envs,
+            rootfs_gb=rootfs_gb,
+            start_command=start_command,
+            entrypoint=entrypoint,
+            image_auth_id=image_auth_id,
+            readme=readme,
+        )
+
+    def delete_template(self, id_or_name: str) -> None:
+        """Delete a private template by id or exact name."""
+        self.resources.delete_template(id_or_name)
+
+    def registry_auths(self) -> pd.DataFrame:
+        """Registry credentials as a table: id, name, username (passwords are never shown)."""
+        return self.resources.registry_auths()
+
+    def create_registry_auth(self, name: str, username: str, password: str) -> RegistryAuth:
+        """Store credentials for a private registry; returns it without the password."""
+        return self.resources.create_registry_auth(name, username, password)
+
+    def delete_registry_auth(self, id_or_name: str) -> None:
+        """Delete registry credentials by id or exact name."""
+        self.resources.delete_registry_auth(id_or_name)
+
+    # -- the ledger (ledger.py) ----------------------------------------------------------------
+    def mine(self, refresh: bool = True, *, prune: bool = False) -> pd.DataFrame:
+        """Instances this package created against this API (from the ledger), oldest first.
+        See ``LedgerService.mine``."""
+        return self.ledger_service.mine(refresh, prune=prune)
+
+    def watch_mine(self, **kwargs: Any) -> Watcher:
+        """Watch every live instance of the ledger again (after a kernel restart, say)."""
+        ids = self.ledger_service.live_ids()
+        if not ids:
+            raise NotFoundError(
+                "no live instance in the ledger for this API; create one or check mine()",
+                hint="Novita.mine() lists what the ledger remembers.",
+            )
+        return self.watch(ids, **kwargs)
+
+    def cleanup(
+        self,
+        *,
+        stop: bool = False,
+        delete: bool = False,
+        dry_run: bool = True,
+        older_than: Any = None,
+        names: Any = None,
+    ) -> pd.DataFrame:
+        """Find the ledger's forgotten instances and stop or delete them (a dry run by
+        default). See ``LedgerService.cleanup``."""
+        return self.ledger_service.cleanup(
+            stop=stop, delete=delete, dry_run=dry_run, older_than=older_than, names=names
+        )
+
+    # -- waiting (waiting/) --------------------------------------------------------------------
+    def wait(
+        self,
+        instance: Instance | str,
+        until: str = "running",
+        timeout: float | None = 600,
+        *,
+        progress: Any = None,
+        probe: Probe | None = None,
+        poll: Backoff | float | None = None,
+    ) -> Instance:
+        """Block until ``instance`` (an Instance, id or name) is ``until`` and return it fresh.
+
+        ``until``: ``running``; ``reachable`` (running, SSH/Jupyter components up and every
+        http port answering below 500, or ``probe(instance)`` true); ``exited``; ``removed``
+        (status removed or gone). Polls adaptively (``poll``: a ``Backoff`` or a fixed number
+        of seconds; None: the client's ``poll_interval`` when set). Raises ``InstanceFailedError`` at once on a statusError or if the instance
+        vanishes (unless waiting for ``removed``), ``TimeoutError`` with ``last_status``.
+        Ctrl-C stops waiting only: the instance keeps going. ``progress``: None (live display
+        in notebooks, silent elsewhere), ``"text"``, ``"silent"`` or a callable
+        ``progress(instance, elapsed, phase)``. Runs on the caller's thread, starts none.
+        """
+        return self.waiting.wait(
+            instance, until, timeout, progress=progress, probe=probe, poll=poll
+        )
+
+    async def wait_async(
+        self,
+        instance: Instance | str,
+        until: str = "running",
+        timeout: float | None = 600,
+        *,
+        progress: Any = None,
+        probe: Probe | None = None,
+        poll: Backoff | float | None = None,
+    ) -> Instance:
+        """``await novita.wait_async(...)``: ``wait`` without blocking the event loop (a
+        notebook cell can ``await`` it; it runs on the caller's loop and never re-enters it). Same arguments and errors.
+
+        Pauses are ``asyncio.sleep``; each HTTP call (and probe) runs in the loop's default
+        executor, so cancelling the task stops the wait after the call in flight.
+        """
+        return await self.waiting.wait_async(
+            instance, until, timeout, progress=progress, probe=probe, poll=poll
+        )
+
+    def watch(
+        self,
+        instances: Iterable[Instance | str] | Instance | str | None = None,
+        interval: float | None = None,
+        *,
+        callbacks: Iterable[EventCallback] | EventCallback = (),
+        notify: EventCallback | None = None,
+        stop_when_terminal: bool = False,
+        page_size: int = 100,
+        error_backoff: Backoff | None = None,
+    ) -> Watcher:
+        """Watch instances in the background (a daemon thread) and return the running Watcher.
+
+        ``instances``: None for all of your instances, or ids / names (resolved once) /
+        Instances. Each tick makes one paginated list call (``page_size`` per page), never one
+        GET per instance. Status changes go to ``callbacks``, to ``notify`` (e.g. a
+        ``webhooks.Notifier``) and to ``watcher.events``; first sightings are events too
+        (``old_status`` None). ``interval`` None uses ``poll_interval`` (else 5 s).
+        """
+        return self.waiting.watch(
+            instances,
+            interval,
+            callbacks=callbacks,
+            notify=notify,
+            stop_when_terminal=stop_when_terminal,
+            page_size=page_size,
+            error_backoff=error_backoff,
+        )
+
 
 def _cheapest_by_model(products: Iterable[Product]) -> str:
     """``"RTX 4090 ($0.33/h), L40S ($0.79/h)"``: each available GPU model from its cheapest
@@ -549,7 +744,7 @@ def _cheapest_by_model(products: Iterable[Product]) -> str:
         if product.available and product.price is not None and product.gpu_model:
             best[product.gpu_model] = min(best.get(product.gpu_model, product.price), product.price)
     ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))
-    return ", ".join(f"{model} (${price:.2f}/h)" for model, price in ranked)
+    return ", ".join(f"{model} ({format_money(price, per_hour=True)})" for model, price in ranked)
 
 
 def _check_statuses(status: str | Iterable[str] | None) -> set[str] | None:

@@ -1,5 +1,5 @@
 """The local ledger of instances created through this package, surviving kernel restarts:
-a small JSON file (no secrets) plus Novita.mine(), watch_mine() and cleanup() over it.
+a small JSON file (no secrets), and LedgerService: mine() and cleanup() over it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,9 @@ from .models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time, phase_
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["Ledger", "LedgerMixin", "ledger_dir", "LEDGER_FILE"]
+    from .api import NovitaAPI
+
+__all__ = ["Ledger", "LedgerService", "ledger_dir", "LEDGER_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -379,41 +381,46 @@ def _name_filter(names: Any) -> set[str] | None:
     return chosen
 
 
-class LedgerMixin:
-    """Methods of Novita over the ledger: mine(), watch_mine() and cleanup()."""
+class LedgerService:
+    """mine() and cleanup() over the ledger: ``ledger`` holds what was made, ``api`` lists and
+    acts, ``price_of`` prices a live instance from the cached catalog (no extra call)."""
 
-    def _the_ledger(self) -> Ledger:
-        """``self.ledger`` (built lazily by the core client); one of our own if it has none."""
-        try:
-            return self.ledger  # type: ignore[attr-defined]
-        except AttributeError:
-            cached = self.__dict__.get("_fallback_ledger")
-            if cached is None:
-                cached = Ledger(api_url=getattr(self.config, "api_url", None))  # type: ignore[attr-defined]
-                self.__dict__["_fallback_ledger"] = cached
-            return cached
+    def __init__(
+        self, ledger: Ledger, api: NovitaAPI, price_of: Callable[[Instance], float | None]
+    ) -> None:
+        self.ledger = ledger
+        self.api = api
+        self.price_of = price_of
 
-    def _ledger_api_url(self) -> str | None:
-        ledger = self._the_ledger()
-        return ledger.api_url or _normalise_url(getattr(self.config, "api_url", None))  # type: ignore[attr-defined]
+    def _entries(self) -> list[dict[str, Any]]:
+        return self.ledger.entries(self.ledger.api_url)
 
-    def _ledger_rows(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    def _rows(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         """This api_url's ledger entries and, from ONE list call, the live raw instances."""
-        entries = self._the_ledger().entries(self._ledger_api_url())  # type: ignore[attr-defined]
+        entries = self._entries()
         if not entries:
             return entries, {}
-        live = {str(raw.get("id")): raw for raw in self.api.list_instances()}  # type: ignore[attr-defined]
+        live = {str(raw.get("id")): raw for raw in self.api.list_instances()}
         return entries, live
 
-    def _ledger_price(self, entry: Mapping[str, Any], raw: dict[str, Any] | None) -> float | None:
+    def _price(self, entry: Mapping[str, Any], raw: dict[str, Any] | None) -> float | None:
         if entry.get("price_per_hour") is not None:
             return float(entry["price_per_hour"])
         if raw is None:
             return None
-        try:  # the client prices instances from its cached catalog (no extra list call)
-            return self.to_instance(raw).price_per_hour  # type: ignore[attr-defined]
-        except (NovitaError, AttributeError):
+        try:
+            return self.price_of(Instance.from_api(raw))
+        except NovitaError:
             return None
+
+    def live_ids(self) -> list[str]:
+        """Ids of the ledger's instances that are still live (for watch_mine)."""
+        entries, live = self._rows()
+        return [
+            e["id"]
+            for e in entries
+            if e["id"] in live and str(live[e["id"]].get("status")) not in GONE_STATUSES
+        ]
 
     def mine(self, refresh: bool = True, *, prune: bool = False) -> pd.DataFrame:
         """Instances this package created against this API (from the ledger), oldest first.
@@ -429,15 +436,15 @@ class LedgerMixin:
         if prune and not refresh:
             raise ValidationError("prune=True needs refresh=True (live status)", field="prune")
         if refresh:
-            entries, live = self._ledger_rows()
+            entries, live = self._rows()
         else:
-            entries, live = self._the_ledger().entries(self._ledger_api_url()), {}  # type: ignore[attr-defined]
+            entries, live = self._entries(), {}
         now = datetime.now(UTC)
         rows, gone = [], []
         for entry in entries:
             raw = live.get(entry["id"])
             inst = Instance.from_api(raw) if raw is not None else None
-            price = self._ledger_price(entry, raw) if refresh else entry.get("price_per_hour")
+            price = self._price(entry, raw) if refresh else entry.get("price_per_hour")
             created = parse_time(entry.get("created_at"))
             if not refresh:
                 status, phase = None, "unknown"
@@ -466,26 +473,11 @@ class LedgerMixin:
                 }
             )
         if prune and gone:
-            self._the_ledger().forget_many(gone, self._ledger_api_url())  # type: ignore[attr-defined]
+            self.ledger.forget_many(gone, self.ledger.api_url)
         frame = pd.DataFrame(rows, columns=list(MINE_COLUMNS))
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
         frame.attrs["pruned"] = list(gone) if prune else []
         return frame
-
-    def watch_mine(self, **kwargs: Any) -> Any:
-        """Watch every live instance of the ledger again (after a kernel restart, say)."""
-        entries, live = self._ledger_rows()
-        ids = [
-            e["id"]
-            for e in entries
-            if e["id"] in live and str(live[e["id"]].get("status")) not in GONE_STATUSES
-        ]
-        if not ids:
-            raise NotFoundError(
-                "no live instance in the ledger for this API; create one or check mine()",
-                hint="Novita.mine() lists what the ledger remembers.",
-            )
-        return self.watch(ids, **kwargs)  # type: ignore[attr-defined]
 
     def cleanup(
         self,
@@ -509,6 +501,8 @@ class LedgerMixin:
         for field, value in (("stop", stop), ("delete", delete), ("dry_run", dry_run)):
             if not isinstance(value, bool):
                 raise ValidationError(f"{field} must be True or False", field=field)
+        if stop and delete:
+            raise ValidationError("give stop=True or delete=True, not both", field="stop")
         if not dry_run and not (stop or delete):
             raise ValidationError(
                 "cleanup(dry_run=False) needs stop=True or delete=True: say what to do",
@@ -516,7 +510,7 @@ class LedgerMixin:
             )
         min_age = _parse_older_than(older_than)
         wanted = _name_filter(names)
-        entries, live = self._ledger_rows()
+        entries, live = self._rows()
         now = datetime.now(UTC)
         rows: list[dict[str, Any]] = []
         to_forget: list[str] = []
@@ -531,7 +525,7 @@ class LedgerMixin:
             if min_age is not None and (age is None or age * 3600 < min_age.total_seconds()):
                 continue
             status = inst.status if inst is not None else GONE
-            price = self._ledger_price(entry, raw)
+            price = self._price(entry, raw)
             if inst is None or status in GONE_STATUSES:
                 action = "forget"
             elif delete:
@@ -559,7 +553,7 @@ class LedgerMixin:
                 row["result"] = self._cleanup_one(row, to_forget)
             rows.append(row)
         if to_forget:
-            self._the_ledger().forget_many(to_forget, self._ledger_api_url())  # type: ignore[attr-defined]
+            self.ledger.forget_many(to_forget, self.ledger.api_url)
         frame = pd.DataFrame(rows, columns=list(CLEANUP_COLUMNS))
         done = frame if dry_run else frame[frame["result"].isin(["stopped", "deleted"])]
         frame.attrs["dry_run"] = dry_run
@@ -571,10 +565,10 @@ class LedgerMixin:
         action, instance_id = row["action"], row["id"]
         try:
             if action == "stop":
-                self.api.stop_instance(instance_id)  # type: ignore[attr-defined]
+                self.api.stop_instance(instance_id)
                 return "stopped"
             if action == "delete":
-                self.api.delete_instance(instance_id)  # type: ignore[attr-defined]
+                self.api.delete_instance(instance_id)
                 to_forget.append(instance_id)
                 return "deleted"
             if action == "forget":

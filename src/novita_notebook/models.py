@@ -5,14 +5,12 @@ Prices become float USD/hour, unix-second strings become aware UTC datetimes, nu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .money import format_money, usd_from_api
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import Novita
 
 # ---------------------------------------------------------------------------------------------
 # Statuses and phases
@@ -270,6 +268,29 @@ class Env:
     value: str
 
 
+class InstanceActions(Protocol):
+    """What an Instance handle needs from whoever it is bound to (the client satisfies it):
+    models never import the client."""
+
+    def instance(self, id_or_name: str) -> Instance: ...
+    def start(self, id_or_name: str) -> Any: ...
+    def stop(self, id_or_name: str) -> Any: ...
+    def restart(self, id_or_name: str) -> Any: ...
+    def delete(self, id_or_name: str) -> Any: ...
+    def wait(self, instance: Any, until: str = "running", **kwargs: Any) -> Any: ...
+
+
+# The HTML card of an Instance is drawn by html.instance_card; the package registers it at
+# import (novita_notebook/__init__.py), so models never import html.
+_instance_html: Callable[[Instance], str] | None = None
+
+
+def set_instance_html(render: Callable[[Instance], str] | None) -> None:
+    """Register the function drawing an Instance's HTML card (``_repr_html_``)."""
+    global _instance_html
+    _instance_html = render
+
+
 @dataclass
 class Instance:
     """A GPU instance with its connection details. Handles returned by the client can act:
@@ -310,14 +331,14 @@ class Instance:
     stopped_at: datetime | None = None
     spot_status: str | None = None
     price_per_hour: float | None = None  # USD for the whole instance (all GPUs); filled by client
-    fallback_report: Any = None  # provision.FallbackReport when created by Novita.create
+    fallback_report: Any = None  # provisioning.FallbackReport when created by Novita.create
     ssh_password: str | None = field(default=None, repr=False, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    _client: Novita | None = field(default=None, repr=False, compare=False)
+    _client: InstanceActions | None = field(default=None, repr=False, compare=False)
 
     # -- parsing -------------------------------------------------------------------------------
     @classmethod
-    def from_api(cls, data: dict[str, Any], client: Novita | None = None) -> Instance:
+    def from_api(cls, data: dict[str, Any], client: InstanceActions | None = None) -> Instance:
         ssh = data.get("connectComponentSSH") or {}
         jupyter = data.get("connectComponentJupyter") or {}
         terminal = data.get("connectComponentWebTerminal") or {}
@@ -407,12 +428,14 @@ class Instance:
         return f"<Instance {self.name!r} {self.id} {self.status}{where}{product}{gpus}{price}>"
 
     def _repr_html_(self) -> str:
-        from .html import instance_card
+        if _instance_html is None:
+            from html import escape  # the standard library's, not ours
 
-        return instance_card(self)
+            return f"<pre>{escape(repr(self))}</pre>"
+        return _instance_html(self)
 
     # -- actions (need a client) ---------------------------------------------------------------
-    def _require_client(self) -> Novita:
+    def _require_client(self) -> InstanceActions:
         if self._client is None:
             from .errors import ValidationError
 

@@ -33,6 +33,8 @@ BILLING_ALIASES: dict[str, str] = {
     "spot": "spot",
     "monthly": "monthly",
 }
+#: What ``wait(until=...)`` and ``create(wait_until=...)`` accept.
+WAIT_TARGETS: tuple[str, ...] = ("running", "reachable", "exited", "removed")
 #: What ``progress=`` accepts besides None, False and a callable(instance, elapsed, phase).
 PROGRESS_VALUES: tuple[str, ...] = ("text", "display", "silent", "off", "none")
 SILENT_PROGRESS: tuple[str, ...] = ("silent", "off", "none")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from novita_notebook.errors import CapacityError, ValidationError
-from novita_notebook.provision import OUTCOME_CHOSEN, OUTCOME_CREATE_FAILED, OUTCOME_UNAVAILABLE
+from novita_notebook.provisioning import OUTCOME_CHOSEN, OUTCOME_CREATE_FAILED, OUTCOME_UNAVAILABLE
 
 from .helpers import CREATE_PATH, PRODUCTS_PATH, calls, live_instances
 
@@ -118,7 +118,7 @@ def test_stock_taken_between_listing_and_create_moves_on_to_the_next_candidate(
     assert any(p.available and "AS-SGP-02" in p.regions and p.id in FOUR_090S for p in stale)
     for product_id in FOUR_090S:
         sandbox.set_stock(0, cluster_id="as-sgp-2", product_id=product_id)
-    monkeypatch.setattr(client, "cached_products", lambda refresh=False: list(stale))
+    monkeypatch.setattr(client.catalog, "products", lambda refresh=False: list(stale))
 
     instance = client.create("fallback-8", gpu="4090")
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from novita_notebook.errors import ValidationError
 from novita_notebook.models import Cluster, Product
-from novita_notebook.provision import (
+from novita_notebook.provisioning import (
     OUTCOME_CHOSEN,
     OUTCOME_NO_PRODUCT,
     OUTCOME_OVER_PRICE,

@@ -110,7 +110,7 @@ def test_a_template_whose_registry_auth_is_gone_is_a_clear_error(sandbox, client
     dangling = Template(
         id="tpl-dangling", name="dangling", image=PRIVATE_IMAGE, image_auth="auth-gone"
     )
-    monkeypatch.setattr(client, "cached_templates", lambda refresh=False: [dangling])
+    monkeypatch.setattr(client.catalog, "templates", lambda refresh=False: [dangling])
     sandbox.clear_requests()
     with pytest.raises(NotFoundError) as caught:
         client.create("dangling-run", gpu="4090", template="dangling")

@@ -11,8 +11,9 @@ from collections import Counter
 import pytest
 from sandbox_truth import live_instances, outcome, requests_to
 
-from novita_notebook import Novita, provision
+from novita_notebook import Novita
 from novita_notebook.errors import NovitaError
+from novita_notebook.provisioning import idempotency
 from novita_notebook.sandbox import faults as sandbox_faults
 
 IMAGE = "ubuntu:22.04"
@@ -221,7 +222,7 @@ def test_create_never_resends_before_a_long_retry_after(sandbox, monkeypatch, re
     # Scaled down 30x: a 2-s rate window (Retry-After 1-2 s) against a 0.5-s resend cap
     # stands for Novita's 60-s window against the 30-s cap.
     monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 2.0)
-    monkeypatch.setattr(provision, "MAX_NOT_SENT_WAIT", 0.5)
+    monkeypatch.setattr(idempotency, "MAX_NOT_SENT_WAIT", 0.5)
     client = Novita(
         api_key=sandbox.api_key, api_url=sandbox.url, retry_backoff=0.01, retry_backoff_max=5.0
     )

@@ -1,0 +1,257 @@
+"""Batches: create_many validates every spec first, creates concurrently over one listing per
+GPU count, reports one row per spec, and with all_or_nothing rolls back what it made.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import TYPE_CHECKING, Any
+
+from ..api import NovitaAPI
+from ..errors import NotFoundError, NovitaError, ValidationError
+from ..models import Instance, Product
+from ..validation import Problems, check_int_range
+from .create import Provisioner
+from .idempotency import resend_delay
+from .request import CreateRequest, prepare_request
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+# Rolling back a batch: deletes are retried so nothing is left behind on a flaky network.
+DELETE_ATTEMPTS = 5
+
+
+class Batch:
+    """create_many over a Provisioner, never more threads than ``max_concurrency``."""
+
+    def __init__(self, provisioner: Provisioner, max_concurrency: int) -> None:
+        self.provisioner = provisioner
+        self.max_concurrency = max_concurrency
+
+    def create_many(
+        self,
+        specs: int | Sequence[Mapping[str, Any]],
+        *,
+        concurrency: int = 4,
+        name_prefix: str = "batch",
+        gpu: str | None = None,
+        all_or_nothing: bool = False,
+        progress: Callable[[int, int, dict[str, Any]], Any] | None = None,
+        **common: Any,
+    ) -> pd.DataFrame:
+        """Create several instances concurrently; returns one row per spec (name, instance_id,
+        region, product, price_per_hour, status, error).
+
+        ``specs`` is a count (names ``<name_prefix>-1`` …) or a list of create() kwargs dicts
+        (``common`` fills what a spec leaves out). The stock listing is read once for the
+        batch; the budget is checked per create under one lock. ``progress(done, total, row)``
+        is called after each. With ``all_or_nothing=True`` a single failure deletes every
+        instance the batch created (their rows say so).
+        """
+        requests_ = self._batch_requests(specs, name_prefix=name_prefix, gpu=gpu, common=common)
+        problems = Problems()
+        workers = check_int_range(concurrency, 1, 64, problems, "concurrency")
+        if progress is not None and not callable(progress):
+            problems.add("progress", "must be callable")
+        if not isinstance(all_or_nothing, bool):
+            problems.add("all_or_nothing", f"must be True or False, got {all_or_nothing!r}")
+        problems.raise_if_any()
+        total = len(requests_)
+        rows: list[dict[str, Any]] = [_batch_row(r.name) for r in requests_]
+        if not requests_:
+            return _batch_frame(rows)
+        # Never more threads than the client's connection pool serves, nor than creates.
+        pool_size = min(workers or 1, self.max_concurrency, total)
+        listings: dict[int, list[Product]] = {}
+        listings_lock = threading.Lock()
+
+        def listing_for(gpu_num: int) -> list[Product]:
+            # One listing per GPU count for the whole batch; stock raced away is handled by
+            # falling back to the next candidate, as in create().
+            with listings_lock:
+                if gpu_num not in listings:
+                    listings[gpu_num] = self.provisioner.fresh_listing(gpu_num)
+                return listings[gpu_num]
+
+        failed = threading.Event()
+        done = 0
+        done_lock = threading.Lock()
+
+        def run(index: int) -> None:
+            nonlocal done
+            request = requests_[index]
+            row = rows[index]
+            if all_or_nothing and failed.is_set():
+                row.update(
+                    status="skipped", error="not attempted: another create of the batch failed"
+                )
+            else:
+                try:
+                    instance = self.provisioner.provision(
+                        request, listing=listing_for(request.gpu_num)
+                    )
+                except NovitaError as error:
+                    failed.set()
+                    row.update(status="failed", error=_short_error(error))
+                    created = getattr(error, "created_instance", None)
+                    if isinstance(created, Instance):  # made, then its wait failed
+                        row.update(_row_of(created), status="failed")
+                except Exception as error:  # a bug must not hide the created siblings
+                    failed.set()
+                    row.update(status="failed", error=f"{type(error).__name__}: {error}")
+                else:
+                    row.update(_row_of(instance))
+            with done_lock:
+                done += 1
+                finished = done
+            if progress is not None:
+                try:
+                    progress(finished, total, dict(row))
+                except Exception:  # the user's callback must not abort the batch
+                    logger.exception("create_many progress callback failed")
+
+        pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="novita-create")
+        try:
+            futures = [pool.submit(run, i) for i in range(total)]
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            # Ctrl-C: creates not started are dropped; those in flight finish (and are in the
+            # ledger) so nothing is left half-known.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        if all_or_nothing and failed.is_set():
+            self._roll_back(rows)
+        return _batch_frame(rows)
+
+    def _batch_requests(
+        self,
+        specs: int | Sequence[Mapping[str, Any]],
+        *,
+        name_prefix: str,
+        gpu: str | None,
+        common: Mapping[str, Any],
+    ) -> list[CreateRequest]:
+        """Validate every spec before any call; names must be distinct within the batch."""
+        if isinstance(specs, bool) or not isinstance(specs, int | list | tuple):
+            raise ValidationError(
+                f"specs: must be a count or a list of dicts of create() arguments, got {specs!r}",
+                field="specs",
+            )
+        if isinstance(specs, int):
+            if not 1 <= specs <= 500:
+                raise ValidationError(
+                    f"specs: count must be between 1 and 500, got {specs}", field="specs"
+                )
+            specs = [{"name": f"{name_prefix}-{n}"} for n in range(1, specs + 1)]
+        requests_: list[CreateRequest] = []
+        for index, spec in enumerate(specs):
+            if not isinstance(spec, Mapping):
+                raise ValidationError(
+                    f"specs[{index}]: must be a dict, got {spec!r}", field=f"specs[{index}]"
+                )
+            merged = {"gpu": gpu, **common, **spec}
+            merged.setdefault("name", f"{name_prefix}-{index + 1}")
+            # ``progress`` is the batch's; several live wait displays at once would be noise.
+            merged["progress"] = "silent"
+            try:
+                requests_.append(prepare_request(**merged))
+            except TypeError as error:
+                raise ValidationError(f"specs[{index}]: {error}", field=f"specs[{index}]") from None
+            except ValidationError as error:
+                raise ValidationError(
+                    f"specs[{index}] ({merged.get('name')!r}): {error.message}",
+                    field=error.field,
+                    problems=error.problems,
+                ) from None
+        names = [r.name for r in requests_ if not r.unique_name]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValidationError(
+                f"specs: names must be distinct within a batch; repeated: {', '.join(duplicates)}",
+                field="name",
+            )
+        return requests_
+
+    def _roll_back(self, rows: list[dict[str, Any]]) -> None:
+        """Delete every instance a failed all-or-nothing batch created (including one whose
+        wait failed); say so in each row."""
+        for row in rows:
+            instance_id = row.get("instance_id")
+            if not instance_id:
+                continue
+            own_failure = row.get("error") if row.get("status") == "failed" else None
+            error = _delete_with_retries(self.provisioner.api, instance_id)
+            if error is None:
+                reason = own_failure or "another create of the batch failed"
+                row.update(status="deleted", error=f"rolled back: {reason}")
+                try:
+                    self.provisioner.ledger.forget(instance_id)
+                except Exception:  # the ledger is a convenience; the instance is gone anyway
+                    logger.exception("could not forget %s in the ledger", instance_id)
+            else:
+                row.update(
+                    status="rollback failed", error=f"delete it by hand: {_short_error(error)}"
+                )
+
+
+def _delete_with_retries(api: NovitaAPI, instance_id: str) -> NovitaError | None:
+    last: NovitaError | None = None
+    for attempt in range(DELETE_ATTEMPTS):
+        try:
+            api.delete_instance(instance_id)
+            return None
+        except NotFoundError:
+            return None
+        except NovitaError as error:
+            if "NOT_FOUND" in (error.reason or ""):
+                return None
+            last = error
+            time.sleep(resend_delay(error, attempt + 1))
+    return last
+
+
+def _short_error(error: NovitaError) -> str:
+    kind = type(error).__name__
+    reason = f" {error.reason}" if error.reason else ""
+    return f"{kind}{reason}: {error.message}"
+
+
+def _row_of(instance: Instance) -> dict[str, Any]:
+    return {
+        "name": instance.name,
+        "instance_id": instance.id,
+        "region": instance.region,
+        "product": instance.product_name,
+        "price_per_hour": instance.price_per_hour,
+        "status": instance.status,
+    }
+
+
+def _batch_row(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "instance_id": None,
+        "region": None,
+        "product": None,
+        "price_per_hour": None,
+        "status": "pending",
+        "error": None,
+    }
+
+
+BATCH_COLUMNS = ["name", "instance_id", "region", "product", "price_per_hour", "status", "error"]
+
+
+def _batch_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=BATCH_COLUMNS)

@@ -1,0 +1,360 @@
+"""The create pipeline: validate, claim the name, walk the regions in order over one fresh
+listing, create on the cheapest offer (next one when stock races away), record, wait if asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..api import NovitaAPI
+from ..catalog import Catalog
+from ..config import Config
+from ..errors import CapacityError, NovitaError, ValidationError
+from ..ledger import Ledger
+from ..models import Cluster, Instance, InstanceActions, Product
+from ..money import format_money
+from .budget import Budget
+from .idempotency import NameClaims, patiently
+from .offers import (
+    capacity_failure,
+    describe_alternatives,
+    find_alternatives,
+    judge_region,
+    match_gpu,
+    order_regions,
+    unknown_gpu_error,
+)
+from .report import (
+    BILLING_LABELS,
+    OUTCOME_CHOSEN,
+    OUTCOME_CREATE_FAILED,
+    OUTCOME_NO_PRODUCT,
+    OUTCOME_NO_STORAGE,
+    OUTCOME_ROOTFS,
+    Attempt,
+    FallbackReport,
+    describe_request,
+)
+from .request import CreateRequest, LaunchPlan, create_body, launch_plan, prepare_request
+from .resources import Resources
+
+logger = logging.getLogger(__name__)
+
+
+class Provisioner:
+    """Creates instances. Collaborators: ``api`` sends, ``catalog`` lists offers and regions,
+    ``config()`` gives default_region and budget, ``ledger`` remembers what was made,
+    ``resources`` resolves templates and registry auths, ``budget`` and ``claims`` guard spend
+    and names, ``fetch(id)`` reads an instance back, ``wait(instance, ...)`` waits for it, and
+    ``owner`` is what the returned Instance handles are bound to."""
+
+    def __init__(
+        self,
+        *,
+        api: NovitaAPI,
+        catalog: Catalog,
+        config: Callable[[], Config],
+        ledger: Ledger,
+        resources: Resources,
+        budget: Budget,
+        claims: NameClaims,
+        fetch: Callable[[str], Instance],
+        wait: Callable[..., Any],
+        owner: InstanceActions | None = None,
+    ) -> None:
+        self.api = api
+        self.catalog = catalog
+        self.config = config
+        self.ledger = ledger
+        self.resources = resources
+        self.budget = budget
+        self.claims = claims
+        self.fetch = fetch
+        self.wait = wait
+        self.owner = owner
+
+    # -- create ----------------------------------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        gpu: str | None = None,
+        *,
+        gpu_num: int = 1,
+        image: str | None = None,
+        template: str | None = None,
+        region: str | None = None,
+        regions: Sequence[str] | Mapping[str, int] | None = None,
+        billing: str = "onDemand",
+        max_price: float | None = None,
+        rootfs_gb: int | None = None,
+        ports: Any = None,
+        envs: Any = None,
+        command: str | None = None,
+        entrypoint: str | None = None,
+        image_auth_id: str | None = None,
+        network_storages: Any = None,
+        unique_name: bool = False,
+        wait: bool = False,
+        wait_until: str = "running",
+        timeout: float | None = None,
+        progress: Callable[..., Any] | str | None = None,
+    ) -> Instance:
+        """Create an instance on the cheapest available offer, falling back across regions.
+
+        ``gpu`` is matched fuzzily ("4090", "rtx 4090", "RTX 4090 24GB" or a product id; None
+        means any GPU). Regions are tried in order (``region`` first; default AS-SGP-02,
+        CN-HK-01, AS-IN-01, then the rest; ``regions`` replaces that list) and in each the
+        cheapest available product is taken (ties: more memory, then CPU per GPU); if its
+        stock races away the next candidate is tried. ``max_price`` is USD per GPU-hour, the
+        unit of ``products()``. The result carries ``fallback_report``; with ``wait=True`` it
+        is returned once ``wait_until`` is reached (``progress`` is passed to ``wait``).
+
+        ``template`` (id or name) supplies image, ports, envs, rootfs, command, entrypoint and
+        registry auth (sent as ``imageAuthId``, never a password); ``envs``/``ports`` given here
+        override it. Without image or template a public PyTorch + Jupyter image is used.
+
+        Names are kept as given and must be unique among live instances (``unique_name=True``
+        appends a random suffix). After an ambiguous failure (timeout, dropped connection, 5xx)
+        the instance is looked up by name and adopted if it exists, so one call makes at most
+        one instance. With ``budget_per_hour`` configured, a create that would push the hourly
+        price of live, billed or starting instances over it raises ``BudgetExceededError``.
+        Raises ``CapacityError`` (with ``attempts`` and ``alternatives``) when no region can
+        serve the request; every error raised after the search began carries
+        ``fallback_report``.
+        """
+        request = prepare_request(
+            name,
+            gpu,
+            gpu_num=gpu_num,
+            image=image,
+            template=template,
+            region=region,
+            regions=regions,
+            billing=billing,
+            max_price=max_price,
+            rootfs_gb=rootfs_gb,
+            ports=ports,
+            envs=envs,
+            command=command,
+            entrypoint=entrypoint,
+            image_auth_id=image_auth_id,
+            network_storages=network_storages,
+            unique_name=unique_name,
+            wait=wait,
+            wait_until=wait_until,
+            timeout=timeout,
+            progress=progress,
+        )
+        return self.provision(request)
+
+    def provision(self, request: CreateRequest, listing: list[Product] | None = None) -> Instance:
+        clusters = patiently(self.catalog.clusters)
+        region = request.region
+        if region is None and request.regions is None:
+            region = self.config().default_region
+        ordered = order_regions(clusters, region=region, regions=request.regions)
+        plan = launch_plan(request, self.resources)
+        name = request.name
+        if request.unique_name:
+            name = patiently(lambda: self.claims.claim(request.name, unique=True))
+        # Held before the API check, so a concurrent create of the same name in this process
+        # either sees this one in flight or, once it is done, sees it in the API.
+        with self.claims.in_flight(name):
+            if not request.unique_name:
+                patiently(lambda: self.claims.claim(name, unique=False))
+            return self._search_and_create(request, plan, name, ordered, listing)
+
+    def _search_and_create(
+        self,
+        request: CreateRequest,
+        plan: LaunchPlan,
+        name: str,
+        ordered: list[Cluster],
+        listing: list[Product] | None,
+    ) -> Instance:
+        # One listing for the whole decision, refreshed so stock is current (a batch shares one).
+        products = listing if listing is not None else self.fresh_listing(request.gpu_num)
+        matches = match_gpu(products, request.gpu)
+        if request.gpu and not matches:
+            raise unknown_gpu_error(request.gpu, products, request.billing)
+        report = FallbackReport(request.gpu, request.gpu_num, request.billing)
+        try:
+            for cluster in ordered:
+                if request.network_storages and not cluster.support_network_storage:
+                    report.add(
+                        Attempt(
+                            cluster.name,
+                            OUTCOME_NO_STORAGE,
+                            "no network storage: this region cannot mount network volumes",
+                            cluster.id,
+                        )
+                    )
+                    continue
+                verdict = judge_region(
+                    cluster,
+                    matches,
+                    gpu=request.gpu,
+                    billing=request.billing,
+                    max_price=request.max_price,
+                    rootfs_gb=plan.rootfs_gb,
+                )
+                if not verdict.candidates:
+                    report.add(
+                        Attempt(
+                            cluster.name, verdict.outcome or "", verdict.detail or "", cluster.id
+                        )
+                    )
+                    continue
+                for product in verdict.candidates:
+                    instance = self._try_candidate(request, plan, name, cluster, product, report)
+                    if instance is not None:
+                        return self._finish(instance, request, report)
+        except NovitaError as error:
+            # Whatever stopped the search, the regions already tried stay inspectable.
+            error.fallback_report = report
+            raise
+        raise self._capacity_error(request, report, products, ordered)
+
+    def _try_candidate(
+        self,
+        request: CreateRequest,
+        plan: LaunchPlan,
+        name: str,
+        cluster: Cluster,
+        product: Product,
+        report: FallbackReport,
+    ) -> Instance | None:
+        """Create on one offer; None (and a report line) when its stock raced away."""
+        per_gpu = product.price_for(request.billing) or 0.0
+        price = round(per_gpu * request.gpu_num, 6)
+        body = create_body(request, plan, name, cluster, product)
+        with self.budget.reserve(name, price):
+            try:
+                instance_id, adopted = self.claims.send_create(body, name)
+            except NovitaError as error:
+                if not capacity_failure(error):
+                    raise
+                reason = error.reason or "INSUFFICIENT_RESOURCE"
+                report.add(
+                    Attempt(
+                        cluster.name,
+                        OUTCOME_CREATE_FAILED,
+                        f"create failed: {reason} for {product.name} ({error.message})",
+                        cluster.id,
+                        product.id,
+                        product.name,
+                        per_gpu,
+                        price,
+                    )
+                )
+                return None
+        label = BILLING_LABELS.get(request.billing, request.billing)
+        adopted_note = " (adopted after an ambiguous create)" if adopted else ""
+        report.add(
+            Attempt(
+                cluster.name,
+                OUTCOME_CHOSEN,
+                f"chosen: {product.name} at {format_money(price, per_hour=True)} ({label})"
+                f"{adopted_note}",
+                cluster.id,
+                product.id,
+                product.name,
+                per_gpu,
+                price,
+            )
+        )
+        return Instance(
+            id=instance_id,
+            name=name,
+            status="toCreate",
+            cluster_id=cluster.id,
+            region=cluster.name,
+            product_id=product.id,
+            product_name=product.name,
+            gpu_num=request.gpu_num,
+            image_url=plan.image,
+            image_auth_id=plan.image_auth_id,
+            rootfs_size=body["rootfsSize"],
+            billing_mode=request.billing,
+            price_per_hour=price,
+            _client=self.owner,
+        )
+
+    def _finish(
+        self, created: Instance, request: CreateRequest, report: FallbackReport
+    ) -> Instance:
+        """Fetch the created instance, remember it in the ledger, wait if asked."""
+        try:
+            instance = self.fetch(created.id)
+        except NovitaError as error:
+            # The instance exists: never lose it because a read failed; return what we know.
+            logger.warning("created %s but could not read it back: %s", created.id, error.message)
+            instance = created
+        if instance.price_per_hour is None:
+            instance.price_per_hour = created.price_per_hour
+        instance.fallback_report = report
+        try:
+            self.ledger.record(instance)
+        except Exception:  # the ledger is a convenience: never lose the instance over it
+            logger.exception("could not record %s in the ledger", instance.id)
+        if not request.wait:
+            return instance
+        options: dict[str, Any] = {"until": request.wait_until, "progress": request.progress}
+        if request.timeout is not None:  # None keeps wait()'s own default limit
+            options["timeout"] = request.timeout
+        try:
+            waited = self.wait(instance, **options)
+        except NovitaError as error:
+            # The instance exists even though waiting failed: say which one.
+            error.created_instance = instance
+            raise
+        if isinstance(waited, Instance):
+            waited.fallback_report = report
+            if waited.price_per_hour is None:
+                waited.price_per_hour = instance.price_per_hour
+            return waited
+        return instance
+
+    def _capacity_error(
+        self,
+        request: CreateRequest,
+        report: FallbackReport,
+        products: Sequence[Product],
+        ordered: Sequence[Cluster],
+    ) -> NovitaError:
+        outcomes = {a.outcome for a in report.attempts}
+        if OUTCOME_ROOTFS in outcomes and outcomes <= {OUTCOME_ROOTFS, OUTCOME_NO_PRODUCT}:
+            # Only the disk size stands in the way: that is the user's argument, not capacity.
+            return ValidationError(
+                f"rootfs_gb: {request.rootfs_gb} GB is more than any matching product allows "
+                f"({'; '.join(a.region + ': ' + a.detail for a in report.attempts if a.outcome == OUTCOME_ROOTFS)})",
+                field="rootfs_gb",
+            )
+        alternatives = find_alternatives(
+            products, gpu=request.gpu, billing=request.billing, tried=ordered
+        )
+        lines = "\n".join(f"  {line}" for line in report.lines())
+        message = (
+            f"no region could serve {describe_request(request.gpu, request.gpu_num, request.billing)}:\n"
+            f"{lines}"
+        )
+        if alternatives:
+            message += f"\nAvailable now: {describe_alternatives(alternatives)}"
+        else:
+            message += "\nNothing else is available right now."
+        return CapacityError(
+            message,
+            reason="INSUFFICIENT_RESOURCE",
+            attempts=list(report.attempts),
+            alternatives=alternatives,
+            fallback_report=report,
+        )
+
+    def fresh_listing(self, gpu_num: int) -> list[Product]:
+        """ONE current products listing: the shared cache refreshed, or for several GPUs the
+        API's own listing for that count (its availability means "has that many GPUs")."""
+        if gpu_num == 1:
+            return patiently(lambda: self.catalog.products(refresh=True))
+        return patiently(lambda: self.api.products(gpu_num=gpu_num))

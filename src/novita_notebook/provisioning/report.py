@@ -1,0 +1,126 @@
+"""The fallback report: every region a create tried, in order, with its outcome, and the offer
+chosen. Outcome names and billing labels live here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import html
+from ..money import format_money
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+BILLING_LABELS = {"onDemand": "on demand", "spot": "spot", "monthly": "monthly"}
+
+OUTCOME_NO_PRODUCT = "no such product"
+OUTCOME_UNAVAILABLE = "out of stock"
+OUTCOME_OVER_PRICE = "over max_price"
+OUTCOME_ROOTFS = "rootfs too large"
+OUTCOME_CREATE_FAILED = "create failed"
+OUTCOME_NO_STORAGE = "no network storage"
+OUTCOME_CHOSEN = "chosen"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What happened in one region: the outcome, a readable detail, and the offer if any."""
+
+    region: str
+    outcome: str
+    detail: str
+    cluster_id: str | None = None
+    product_id: str | None = None
+    product_name: str | None = None
+    price_per_gpu_hour: float | None = None
+    price_per_hour: float | None = None  # the whole instance (all GPUs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "product_id": self.product_id,
+            "product": self.product_name,
+            "price_per_hour": self.price_per_hour,
+        }
+
+
+class FallbackReport:
+    """Every region tried, in order, with its outcome, and the offer chosen (if one was)."""
+
+    def __init__(self, gpu: str | None, gpu_num: int, billing: str) -> None:
+        self.gpu = gpu
+        self.gpu_num = gpu_num
+        self.billing = billing
+        self.attempts: list[Attempt] = []
+
+    def add(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+
+    @property
+    def chosen(self) -> Attempt | None:
+        for attempt in self.attempts:
+            if attempt.outcome == OUTCOME_CHOSEN:
+                return attempt
+        return None
+
+    @property
+    def price(self) -> float | None:
+        """USD per hour of the chosen offer for the whole instance, or None."""
+        chosen = self.chosen
+        return chosen.price_per_hour if chosen else None
+
+    @property
+    def regions_tried(self) -> list[str]:
+        seen: list[str] = []
+        for attempt in self.attempts:
+            if attempt.region not in seen:
+                seen.append(attempt.region)
+        return seen
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        columns = ["region", "outcome", "detail", "product_id", "product", "price_per_hour"]
+        return pd.DataFrame([a.as_dict() for a in self.attempts], columns=columns)
+
+    def lines(self) -> list[str]:
+        width = max((len(a.region) for a in self.attempts), default=0) + 2
+        return [f"{a.region:<{width}}{a.detail}" for a in self.attempts]
+
+    def __repr__(self) -> str:
+        if not self.attempts:
+            return "FallbackReport: no region tried"
+        return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for attempt in self.attempts:
+            phase = "running" if attempt.outcome == OUTCOME_CHOSEN else "failed"
+            price = (
+                format_money(attempt.price_per_hour, per_hour=True)
+                if attempt.price_per_hour
+                else None
+            )
+            rows.append(
+                (
+                    attempt.region,
+                    html.badge(attempt.outcome, phase),
+                    attempt.detail,
+                    attempt.product_name,
+                    price,
+                )
+            )
+        title = f"<b>{html.text(describe_request(self.gpu, self.gpu_num, self.billing))}</b>"
+        columns = ["region", "outcome", "detail", "product", "price"]
+        return title + html.table(columns, rows, raw_columns=["outcome"])
+
+
+def describe_request(gpu: str | None, gpu_num: int, billing: str) -> str:
+    """``"RTX 4090 x2 (on demand)"``: what was asked for, in words."""
+    what = gpu if gpu else "any GPU"
+    count = f" x{gpu_num}" if gpu_num > 1 else ""
+    return f"{what}{count} ({BILLING_LABELS.get(billing, billing)})"
