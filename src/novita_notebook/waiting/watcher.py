@@ -366,36 +366,20 @@ class Watcher:
             instance = self._parse(raw)
             if self._targets is None or instance.id in self._targets:
                 seen[instance.id] = instance
-        events: list[StatusChange] = []
         with self._lock:
             # wait_for() must not see this tick's state before its events were delivered.
             self._delivering = True
-            for instance_id, instance in seen.items():
-                previous = self._latest.get(instance_id)
-                self._latest[instance_id] = instance
-                self._seen_at[instance_id] = now
-                if previous is None or (previous.status, previous.failed) != (
-                    instance.status,
-                    instance.failed,
-                ):
-                    self._changed_at[instance_id] = now
-                    events.append(
-                        StatusChange(
-                            instance_id=instance_id,
-                            name=instance.name,
-                            old_status=previous.status if previous else None,
-                            new_status=instance.status,
-                            time=now,
-                            instance=instance,
-                        )
-                    )
+            events = []
+            for instance in seen.values():
+                self._seen_at[instance.id] = now
+                event = self._record(instance, now)
+                if event is not None:
+                    events.append(event)
             # Gone from the listing: removed (also a target that was never there).
             expected = self._targets if self._targets is not None else list(self._latest)
             for instance_id in expected:
-                if instance_id in seen:
-                    continue
                 previous = self._latest.get(instance_id)
-                if previous is not None and previous.status == "removed":
+                if instance_id in seen or (previous is not None and previous.status == "removed"):
                     continue
                 template = previous or self._known.get(instance_id)
                 gone = (
@@ -403,18 +387,9 @@ class Watcher:
                     if template is not None
                     else Instance(id=instance_id, name="", status="removed", _client=self._owner)
                 )
-                self._latest[instance_id] = gone
-                self._changed_at[instance_id] = now
-                events.append(
-                    StatusChange(
-                        instance_id=instance_id,
-                        name=gone.name,
-                        old_status=previous.status if previous else None,
-                        new_status="removed",
-                        time=now,
-                        instance=gone,
-                    )
-                )
+                event = self._record(gone, now)
+                if event is not None:
+                    events.append(event)
             self._events.extend(events)
             self._event_count += len(events)
         try:
@@ -424,6 +399,25 @@ class Watcher:
             with self._changed:
                 self._delivering = False
                 self._changed.notify_all()
+
+    def _record(self, instance: Instance, now: datetime) -> StatusChange | None:
+        """Store the latest ``instance``; the status change it makes, if any (lock held)."""
+        previous = self._latest.get(instance.id)
+        self._latest[instance.id] = instance
+        if previous is not None and (previous.status, previous.failed) == (
+            instance.status,
+            instance.failed,
+        ):
+            return None
+        self._changed_at[instance.id] = now
+        return StatusChange(
+            instance_id=instance.id,
+            name=instance.name,
+            old_status=previous.status if previous else None,
+            new_status=instance.status,
+            time=now,
+            instance=instance,
+        )
 
     def _deliver(self, event: StatusChange) -> None:
         receivers = list(self.callbacks)
