@@ -36,7 +36,6 @@ import email.utils
 import json as jsonlib
 import logging
 import math
-import random
 import re
 import threading
 import time
@@ -51,6 +50,7 @@ from requests.adapters import HTTPAdapter
 
 from . import errors
 from .config import is_loopback_host
+from .waiting.backoff import retry_delay
 
 __all__ = ["Transport", "RateLimiter", "parse_retry_after", "error_from_response", "USER_AGENT"]
 
@@ -413,19 +413,22 @@ class Transport:
             last_error = error
             if attempt + 1 >= attempts:
                 break
-            delay = self._backoff(attempt)
-            if retry_after is not None:
-                if retry_after > self.retry_backoff_max:
-                    logger.info(
-                        "%s %s: server asks to wait %.1f s (more than the %.0f s cap); giving up",
-                        method,
-                        shown_path,
-                        retry_after,
-                        self.retry_backoff_max,
-                    )
-                    break
-                # Retry-After is a floor: the retry never leaves before the server allows.
-                delay = max(delay, retry_after)
+            if retry_after is not None and retry_after > self.retry_backoff_max:
+                logger.info(
+                    "%s %s: server asks to wait %.1f s (more than the %.0f s cap); giving up",
+                    method,
+                    shown_path,
+                    retry_after,
+                    self.retry_backoff_max,
+                )
+                break
+            # The one schedule; Retry-After is a floor: never leave before the server allows.
+            delay = retry_delay(
+                attempt,
+                base=self.retry_backoff,
+                cap=self.retry_backoff_max,
+                retry_after=retry_after,
+            )
             logger.info(
                 "retrying %s %s in %.2f s after %s (attempt %d of %d)",
                 method,
@@ -463,11 +466,6 @@ class Transport:
     def _count(self) -> None:
         with self._count_lock:
             self._requests_made += 1
-
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform(0, min(cap, base * 2**attempt))."""
-        ceiling = min(self.retry_backoff_max, self.retry_backoff * (2**attempt))
-        return random.uniform(0.0, ceiling)
 
     def _gate(self, method: str, path: str, last_error: errors.NovitaError | None) -> bool:
         """Fail fast while the breaker is open; let one probe through when it may close.
