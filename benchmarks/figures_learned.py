@@ -109,32 +109,37 @@ def simulate_wait(
     return {"calls": calls, "lag": (clock.now - arrival) / arrival, "errors": errors}
 
 
-def _compare(provisioning: float, waits: int, seed: int, with_history: bool) -> dict[str, float]:
+def _compare(
+    provisioning: float, rounds: int, seed: int, with_history: bool, per_round: int = 4
+) -> dict[str, float]:
+    """``rounds`` fresh histories; in each, HISTORY_RUNS recorded waits (with history), then
+    ``per_round`` measured waits per side on shared timelines (as the sandbox version)."""
     rng = random.Random(seed)
-    with tempfile.TemporaryDirectory() as folder:
-        history = PhaseHistory(Path(folder) / "history.json")
+    sides: dict[str, list[dict[str, float]]] = {"learned": [], "today": [], "fixed": []}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as folder:
+            history = PhaseHistory(Path(folder) / "history.json")
 
-        def learned(clock: _Clock) -> LearnedSchedule:
-            # without history: the prior only, every time (nothing recorded)
-            return LearnedSchedule(
-                history,
-                *KEY,
-                fallback=Backoff(seed=rng.random()),
-                clock=clock,
-                record=with_history,
-            )
+            def learned(clock: _Clock, history: PhaseHistory = history) -> LearnedSchedule:
+                # without history: the prior only, every time (nothing recorded)
+                return LearnedSchedule(
+                    history,
+                    *KEY,
+                    fallback=Backoff(seed=rng.random()),
+                    clock=clock,
+                    record=with_history,
+                )
 
-        if with_history:
-            for _ in range(HISTORY_RUNS):
-                simulate_wait(learned, synthetic_timeline(provisioning, rng))
-        sides: dict[str, list[dict[str, float]]] = {"learned": [], "today": [], "fixed": []}
-        for _ in range(waits):
-            timeline = synthetic_timeline(provisioning, rng)
-            sides["learned"].append(simulate_wait(learned, timeline))
-            sides["today"].append(
-                simulate_wait(lambda c: Backoff(clock=c, seed=rng.random()), timeline)
-            )
-            sides["fixed"].append(simulate_wait(lambda c: Backoff.fixed(1.0), timeline))
+            if with_history:
+                for _ in range(HISTORY_RUNS):
+                    simulate_wait(learned, synthetic_timeline(provisioning, rng))
+            for _ in range(per_round):
+                timeline = synthetic_timeline(provisioning, rng)
+                sides["learned"].append(simulate_wait(learned, timeline))
+                sides["today"].append(
+                    simulate_wait(lambda c: Backoff(clock=c, seed=rng.random()), timeline)
+                )
+                sides["fixed"].append(simulate_wait(lambda c: Backoff.fixed(1.0), timeline))
     result = {}
     for side, runs in sides.items():
         result[f"{side}_calls"] = statistics.mean(r["calls"] for r in runs)
@@ -206,11 +211,12 @@ def _figures(results: dict[float, dict[str, dict[str, float]]], how: str) -> lis
 
 def simulate(quick: bool = False) -> list[Figure]:
     """The learned schedule on synthetic timelines (virtual time): see the module docstring."""
-    waits = 20 if quick else 200
+    rounds = 5 if quick else 50
+    waits = rounds * 4
     results = {
         float(p): {
-            "with": _compare(p, waits, seed=index, with_history=True),
-            "without": _compare(p, waits, seed=index, with_history=False),
+            "with": _compare(p, rounds, seed=index, with_history=True),
+            "without": _compare(p, rounds, seed=index, with_history=False),
         }
         for index, p in enumerate(PROVISIONING_SECONDS)
     }
