@@ -272,62 +272,72 @@ def _sandbox_wait(speed: float, schedule_for: Callable[[Any], Any]) -> dict[str,
     return outcome
 
 
+def _sandbox_side_by_side(
+    provisioning: float, with_history: bool, scale: float, waits: int, rng: random.Random
+) -> dict[str, float]:
+    """One provisioning time: history runs (if any), then ``waits`` waits per side at once."""
+    nominal = sum(seconds for _, seconds in NOMINAL)
+    history = PhaseHistory(Path(tempfile.mkdtemp()) / "history.json")
+
+    def learned(inst: Any) -> LearnedSchedule:
+        return LearnedSchedule.for_instance(
+            inst,
+            history,
+            fallback=Backoff().scaled(1 / scale),
+            scale=1 / scale,
+            record=with_history,
+        )
+
+    def speed() -> float:
+        return scale * nominal / provisioning / rng.uniform(1 - JITTER, 1 + JITTER)
+
+    if with_history:
+        for _ in range(HISTORY_RUNS):
+            _sandbox_wait(speed(), learned)
+    makers: dict[str, Callable[[Any], Any]] = {
+        "learned": learned,
+        "today": lambda _inst: Backoff().scaled(1 / scale),
+        "fixed": lambda _inst: Backoff.fixed(1.0 / scale),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in makers}
+    lock = threading.Lock()
+
+    def one(side: str, wait_speed: float) -> None:
+        outcome = _sandbox_wait(wait_speed, makers[side])
+        with lock:
+            runs[side].append(outcome)
+
+    threads = []
+    for _ in range(waits):
+        wait_speed = speed()  # the same timeline for the three sides
+        threads += [threading.Thread(target=one, args=(side, wait_speed)) for side in makers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if any(len(r) != waits for r in runs.values()):
+        raise RuntimeError("a learned readiness wait failed; see the traceback above")
+    summary = {}
+    for side, outcomes in runs.items():
+        summary[f"{side}_calls"] = statistics.mean(o["calls"] for o in outcomes)
+        summary[f"{side}_lag"] = statistics.mean(o["lag"] for o in outcomes)
+    errors = [e for o in runs["learned"] for e in o["errors"]]
+    summary["eta_error"] = statistics.median(errors) if errors else float("nan")
+    return summary
+
+
 def sandbox(quick: bool = False) -> list[Figure]:
     """The learned schedule against the sandbox (real HTTP, compressed time; module docstring)."""
     scale = 60.0 if quick else 10.0
     waits = 2 if quick else 4
-    nominal = sum(seconds for _, seconds in NOMINAL)
     rng = random.Random(0)
-    results: dict[float, dict[str, dict[str, float]]] = {}
-    for provisioning in PROVISIONING_SECONDS:
-        by_history: dict[str, dict[str, float]] = {}
-        for mode in ("with", "without"):
-            folder = tempfile.mkdtemp()
-            history = PhaseHistory(Path(folder) / "history.json")
-
-            def learned(inst: Any, history: PhaseHistory = history) -> LearnedSchedule:
-                return LearnedSchedule.for_instance(
-                    inst, history, fallback=Backoff().scaled(1 / scale), scale=1 / scale
-                )
-
-            def speed() -> float:
-                return scale * nominal / provisioning / rng.uniform(1 - JITTER, 1 + JITTER)
-
-            if mode == "with":
-                for _ in range(HISTORY_RUNS):
-                    _sandbox_wait(speed(), learned)
-            runs: dict[str, list[dict[str, Any]]] = {"learned": [], "today": [], "fixed": []}
-            makers = {
-                "learned": learned,
-                "today": lambda _inst: Backoff().scaled(1 / scale),
-                "fixed": lambda _inst: Backoff.fixed(1.0 / scale),
-            }
-            lock = threading.Lock()
-
-            def one(side: str, wait_speed: float) -> None:
-                outcome = _sandbox_wait(wait_speed, makers[side])
-                with lock:
-                    runs[side].append(outcome)
-
-            threads = []
-            for _ in range(waits):
-                wait_speed = speed()
-                for side in makers:
-                    threads.append(threading.Thread(target=one, args=(side, wait_speed)))
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if any(len(r) != waits for r in runs.values()):
-                raise RuntimeError("a learned readiness wait failed; see the traceback above")
-            summary = {}
-            for side, outcomes in runs.items():
-                summary[f"{side}_calls"] = statistics.mean(o["calls"] for o in outcomes)
-                summary[f"{side}_lag"] = statistics.mean(o["lag"] for o in outcomes)
-            errors = [e for o in runs["learned"] for e in o["errors"]]
-            summary["eta_error"] = statistics.median(errors) if errors else float("nan")
-            by_history[mode] = summary
-        results[float(provisioning)] = by_history
+    results = {
+        float(p): {
+            mode: _sandbox_side_by_side(p, mode == "with", scale, waits, rng)
+            for mode in ("with", "without")
+        }
+        for p in PROVISIONING_SECONDS
+    }
     return _figures(results, f"sandbox x{scale:g}, {waits} waits per side")
 
 

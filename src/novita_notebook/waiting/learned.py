@@ -73,7 +73,8 @@ class LearnedSchedule:
         self.record = bool(record)
         self._estimates: dict[str, Estimate] | None = None
         self._timeline: list[tuple[str, float]] = []
-        self._spread: list[tuple[float, float]] = []  # per timeline entry: entry's (before, after)
+        # per timeline entry: how far its estimated start may be off (before, after)
+        self._spread: list[tuple[float, float]] = []
         self._status: str | None = None
         self._last_seen = 0.0
         self._first_is_entry = False
@@ -155,9 +156,9 @@ class LearnedSchedule:
         elif status != self._status and (
             step_of(status) is None or step_of(status) != step_of(self._status)
         ):
-            entry = self._entry_estimate(status, now)
+            entry, half = self._entry_estimate(status, now)
             self._timeline.append((status, entry))
-            self._spread.append((entry - self._last_seen, now - entry))
+            self._spread.append((half, half))
         self._status = status
         self._last_seen = now
         if status == self.target:
@@ -229,11 +230,12 @@ class LearnedSchedule:
         path = path_for(self._timeline[0][0] if self._timeline else status)
         return list(path[path.index(phase) :]) if phase in path else []
 
-    def _entry_estimate(self, status: str, now: float) -> float:
+    def _entry_estimate(self, status: str, now: float) -> tuple[float, float]:
         """When ``status`` began: somewhere between the last sighting of the old status and
         now; the middle of the part of that gap the expected durations allow (the whole gap
         when they allow none of it). Not the expected time itself: then a sparse schedule
-        would record its own expectation and never learn the spread."""
+        would record its own expectation and never learn the spread. Returns the estimate
+        and its uncertainty (half the width it was taken from)."""
         previous_status, previous_entry = self._timeline[-1]
         estimates = self._get_estimates()
         upcoming = set(self._ahead(status)) if step_of(status) is not None else set()
@@ -244,7 +246,7 @@ class LearnedSchedule:
         low, high = max(self._last_seen, expected - down), min(now, expected + up)
         if low > high:
             low, high = self._last_seen, now
-        return (low + high) / 2
+        return (low + high) / 2, (high - low) / 2
 
     def _window(self) -> tuple[float, float, float, float] | None:
         """(low, median, high, provisioning horizon) of the expected arrival at the target, on
