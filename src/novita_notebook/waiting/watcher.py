@@ -237,31 +237,7 @@ class Watcher:
         """
         timeout = positive_number(timeout, "timeout")
         target_id = instance.id if isinstance(instance, Instance) else instance
-        if isinstance(condition, str):
-            if condition not in STATUS_ORDER and condition not in ("failed", *_PHASE_NAMES):
-                raise ValidationError(
-                    f"condition must be a status ({', '.join(STATUS_ORDER)}), a phase "
-                    f"({', '.join(_PHASE_NAMES)}) or a callable; got {condition!r}",
-                    field="condition",
-                )
-            wanted = condition
-
-            def holds(watcher: Watcher) -> bool:
-                latest = watcher.latest
-                if target_id is not None:
-                    items = [latest[target_id]] if target_id in latest else []
-                else:
-                    items = list(latest.values())
-                return bool(items) and all(wanted in (i.status, i.phase) for i in items)
-
-            predicate: Callable[[Watcher], bool] = holds
-        elif callable(condition):
-            predicate = condition
-        else:
-            raise ValidationError(
-                f"condition must be a status, a phase or a callable; got {condition!r}",
-                field="condition",
-            )
+        predicate = _predicate_for(condition, target_id)
         deadline = time.monotonic() + timeout
         with self._changed:
             while self._delivering or not predicate(self):
@@ -478,6 +454,37 @@ class Watcher:
             changed = dict(self._changed_at)
             events = list(self._events)
         return watcher_html(self, instances, changed, events)
+
+
+def _predicate_for(
+    condition: str | Callable[[Watcher], bool], target_id: str | None
+) -> Callable[[Watcher], bool]:
+    """``wait_for``'s condition as a predicate on the watcher (checked: a status, a phase or
+    a callable)."""
+    if isinstance(condition, str):
+        if condition not in STATUS_ORDER and condition not in ("failed", *_PHASE_NAMES):
+            raise ValidationError(
+                f"condition must be a status ({', '.join(STATUS_ORDER)}), a phase "
+                f"({', '.join(_PHASE_NAMES)}) or a callable; got {condition!r}",
+                field="condition",
+            )
+        wanted = condition
+
+        def holds(watcher: Watcher) -> bool:
+            latest = watcher.latest
+            if target_id is not None:
+                items = [latest[target_id]] if target_id in latest else []
+            else:
+                items = list(latest.values())
+            return bool(items) and all(wanted in (i.status, i.phase) for i in items)
+
+        return holds
+    if callable(condition):
+        return condition
+    raise ValidationError(
+        f"condition must be a status, a phase or a callable; got {condition!r}",
+        field="condition",
+    )
 
 
 _PHASE_NAMES = tuple(dict.fromkeys(phase_of(s) for s in STATUS_ORDER))
