@@ -214,11 +214,15 @@ def test_background_create_panel_shows_the_new_instance_at_once(ip):
 # -- #21 empty mine ------------------------------------------------------------------------------
 
 
-def test_empty_mine_prints_a_sentence(ip, capsys):
-    assert run(ip, "mine") is None
+def test_empty_mine_shows_a_sentence_and_stays_a_frame(ip, capsys):
+    result = ip.run_cell("%novita mine")
     out = capsys.readouterr().out
-    assert "ledger is empty" in out
+    assert "the ledger is empty" in out
     assert "Empty DataFrame" not in out and "Columns" not in out
+    assert "the ledger is empty" in result.result._repr_html_()
+    mine = result.result  # what `mine = %novita mine` gets: still a frame to filter
+    assert len(mine[mine["status"] != "removed"]) == 0
+    assert "Empty DataFrame" in repr(mine[mine["status"] != "removed"])  # derived: plain
 
 
 # -- #7 instances columns ------------------------------------------------------------------------

@@ -5,8 +5,10 @@ of what --stop and --delete would do, row by row, until one of them is given).
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Any
 
+from ... import html
 from ...money import format_money
 from .common import accepted
 
@@ -15,12 +17,42 @@ def mine(magics: Any, args: argparse.Namespace) -> Any:
     client = magics.get_client()
     frame = client.mine()
     if len(frame) == 0:
-        print(
-            f"No instances created from here against {client.config.api_url} yet: the ledger "
-            "is empty. %novita create NAME --gpu GPU makes one."
+        sentence = (
+            f"No instances created from here against {client.config.api_url}: the ledger is "
+            "empty. %novita create NAME --gpu GPU makes one."
         )
-        return None
+        return explained_when_empty(frame, sentence)
     return frame
+
+
+@functools.cache
+def _explained_frame_class() -> type:
+    import pandas as pd
+
+    class ExplainedFrame(pd.DataFrame):
+        """An empty DataFrame that shows as a sentence; anything derived is a plain frame."""
+
+        _metadata = ["sentence"]
+
+        @property
+        def _constructor(self) -> type:
+            return pd.DataFrame
+
+        def __repr__(self) -> str:
+            return self.sentence
+
+        def _repr_html_(self) -> str:
+            return f"<p>{html.text(self.sentence)}</p>"
+
+    return ExplainedFrame
+
+
+def explained_when_empty(frame: Any, sentence: str) -> Any:
+    """``frame`` itself (columns kept, so code that filters it still works), shown as
+    ``sentence`` instead of pandas' "Empty DataFrame / Columns: [...]"."""
+    explained = _explained_frame_class()(frame)
+    explained.sentence = sentence
+    return explained
 
 
 def cleanup(magics: Any, args: argparse.Namespace) -> Any:
