@@ -3,12 +3,10 @@ bars are coloured, and a refused wait draws nothing before its error."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from watch_helpers import FAST
+from watch_helpers import FAST, wait_until_gone
 
-from novita_notebook.errors import NotFoundError, ValidationError
+from novita_notebook.errors import ValidationError
 from novita_notebook.models import Instance
 from novita_notebook.waiting.progress import CallbackProgress, progress_sink
 
@@ -18,23 +16,11 @@ pytest.importorskip("ipywidgets")
 from novita_notebook.notebook.progress import WaitProgress  # noqa: E402
 
 
-def _gone(client, instance_id: str) -> None:
-    """Until the API answers 404 for the id (the removed record lingers briefly)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            client.api.get_instance(instance_id)
-        except NotFoundError:
-            return
-        time.sleep(0.02)
-    pytest.fail("the removed instance never disappeared")
-
-
 def test_callback_receives_the_final_status_when_the_instance_vanishes(client, make_instance):
     instance_id = make_instance("prog-gone")
     handle = client.wait(instance_id, poll=FAST, timeout=30, progress=False)
     client.api.delete_instance(instance_id)
-    _gone(client, instance_id)
+    wait_until_gone(client, instance_id)
     seen: list[tuple[str, str]] = []
     final = client.wait(
         handle,

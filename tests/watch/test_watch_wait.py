@@ -8,7 +8,7 @@ import time
 
 import pytest
 import requests
-from watch_helpers import BIG_IMAGE, FAST
+from watch_helpers import BIG_IMAGE, FAST, wait_until_gone
 
 from novita_notebook.errors import (
     InstanceFailedError,
@@ -126,16 +126,7 @@ def test_removed_also_means_gone(client, sandbox, make_instance):
     instance_id = make_instance("wait-gone")
     handle = client.wait(instance_id, poll=FAST, timeout=30)
     client.api.delete_instance(instance_id)
-    # The removed record lingers briefly, then the id answers 404.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            client.api.get_instance(instance_id)
-        except NotFoundError:
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail("the removed instance never disappeared")
+    wait_until_gone(client, instance_id)  # the removed record lingers briefly, then 404
     assert client.wait(handle, until="removed", poll=FAST, timeout=5).status == "removed"
     assert client.wait(instance_id, until="removed", poll=FAST, timeout=5).status == "removed"
     # Waiting for anything else on a vanished instance fails at once.

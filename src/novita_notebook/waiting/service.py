@@ -104,14 +104,8 @@ class Waiting:
         page_size: int = 100,
         error_backoff: Backoff | None = None,
     ) -> Watcher:
-        """Watch instances in the background (a daemon thread) and return the running Watcher.
-
-        ``instances``: None for all of your instances, or ids / names (resolved once) /
-        Instances. Each tick makes one paginated list call (``page_size`` per page), never one
-        GET per instance. Status changes go to ``callbacks``, to ``notify`` (e.g. a
-        ``webhooks.Notifier``) and to ``watcher.events``; first sightings are events too
-        (``old_status`` None). ``interval`` None uses the client's ``poll_interval``, else 5 s.
-        """
+        """Start a Watcher on these instances (None: all); see ``Novita.watch``. Every
+        argument is checked, and names resolved with one listing, before the thread starts."""
         if interval is None:
             interval = self.poll_interval() or DEFAULT_WATCH_INTERVAL
         interval = positive_number(interval, "interval")
