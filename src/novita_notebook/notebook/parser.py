@@ -5,7 +5,6 @@ subcommand's own usage) and whose --help prints and returns, so neither ends the
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -46,6 +45,8 @@ class MagicArgumentParser(argparse.ArgumentParser):
         return parsed
 
     def unrecognized(self, extra: list[str]) -> str:
+        import difflib  # only on a mistake: it costs ~10 ms at %load_ext
+
         message = f"unrecognized arguments: {' '.join(extra)}"
         known = [o for o in self._option_string_actions if o.startswith("--")]
         for word in extra:

@@ -8,7 +8,6 @@ import argparse
 import functools
 from typing import Any
 
-from ... import html
 from ...money import format_money
 from .common import accepted
 
@@ -42,6 +41,8 @@ def _explained_frame_class() -> type:
             return self.sentence
 
         def _repr_html_(self) -> str:
+            from ... import html
+
             return f"<p>{html.text(self.sentence)}</p>"
 
     return ExplainedFrame
