@@ -10,7 +10,6 @@ from typing import Any
 _EXPORTS = {
     "Backoff": "backoff",
     "retry_delay": "backoff",
-    "WAIT_TARGETS": "wait",
     "Waiting": "service",
     "Watcher": "watcher",
     "HttpProbe": "probes",

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..errors import ValidationError
 from ..models import Instance
+from ..validation import SILENT_PROGRESS, check_progress
 
 ProgressCallback = Callable[[Instance, float, str], Any]
 
@@ -66,31 +66,12 @@ class CallbackProgress:
             self.update(instance, elapsed)
 
 
-_SILENT_WORDS = ("silent", "off", "none")
-
-
-def check_progress(progress: Any) -> Any:
-    """The ``progress`` argument, checked before anything is drawn or sent."""
-    if (
-        progress is None
-        or progress is False
-        or callable(progress)
-        or progress in (*_SILENT_WORDS, "text", "display")
-    ):
-        return progress
-    raise ValidationError(
-        "progress must be None (live display in notebooks, silent elsewhere), 'text', "
-        f"'display', 'silent'/False or a callable(instance, elapsed, phase); got {progress!r}",
-        field="progress",
-    )
-
-
 def progress_sink(progress: Any, until: str = "running") -> ProgressSink:
     """The sink for a checked ``progress`` argument."""
     progress = check_progress(progress)
     if callable(progress):
         return CallbackProgress(progress)
-    if progress is False or progress in _SILENT_WORDS:
+    if progress is False or progress in SILENT_PROGRESS:
         return SilentProgress()
     if progress == "text":
         return TextProgress()

@@ -26,14 +26,12 @@ from ..errors import (
 )
 from ..errors import TimeoutError as NovitaTimeoutError
 from ..models import GONE_STATUSES, Instance
+from ..validation import WAIT_TARGETS, check_progress
 from .backoff import Backoff, positive_number, schedule_from
 from .probes import HttpProbe, Probe, components_running, is_reachable
-from .progress import ProgressSink, check_progress, progress_sink
+from .progress import ProgressSink, progress_sink
 
 logger = logging.getLogger(__name__)
-
-#: What ``Novita.wait(until=...)`` accepts.
-WAIT_TARGETS: tuple[str, ...] = ("running", "reachable", "exited", "removed")
 
 Step = tuple[Any, ...]
 
