@@ -276,3 +276,11 @@ def test_poll_interval_option_follows_the_duration_rule(magics):
         magics.poll_interval = float("nan")
     magics.poll_interval = 0.5
     assert magics.poll_interval == 0.5
+
+
+def test_wait_until_lists_the_library_targets(ip):
+    with pytest.raises(UsageError) as caught:
+        run(ip, "wait x --until up")
+    assert "usage: %novita wait" in str(caught.value)
+    for target in validation.WAIT_TARGETS:
+        assert target in str(caught.value)

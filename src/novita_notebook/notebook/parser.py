@@ -11,6 +11,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from ..validation import WAIT_TARGETS
 from .spec import CREATE_OPTIONS, parse_seconds
 
 
@@ -99,6 +100,15 @@ def build_parser() -> MagicArgumentParser:
     )
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
 
+    _add_catalog(sub)
+    _add_instance_commands(sub)
+    _add_session_commands(sub)
+    parser.commands = dict(sub.choices)
+    return parser
+
+
+def _add_catalog(sub: Any) -> None:
+    """products, browse, regions, instances, templates."""
     p = sub.add_parser("products", help="GPU products by region with price and stock")
     p.add_argument("--gpu", help='GPU model or product name, fuzzy ("4090", "A100")')
     p.add_argument("--region", help="region code, e.g. AS-SGP-02")
@@ -119,12 +129,17 @@ def build_parser() -> MagicArgumentParser:
 
     sub.add_parser("templates", help="templates you can create from")
 
+
+def _add_instance_commands(sub: Any) -> None:
+    """create, wait, watch and the lifecycle verbs."""
     p = sub.add_parser("create", help="create an instance (cheapest match, region fallback)")
     add_create_options(p)
 
     p = sub.add_parser("wait", help="wait for an instance to reach a status")
     p.add_argument("target", metavar="ID_OR_NAME")
-    p.add_argument("--until", default="running", help="status to reach (default running)")
+    p.add_argument(
+        "--until", default="running", choices=WAIT_TARGETS, help="status to reach (default running)"
+    )
     p.add_argument("--timeout", type=seconds("timeout"), help="seconds before giving up")
 
     p = sub.add_parser("watch", help="live panel of instances, updated in the background")
@@ -138,9 +153,16 @@ def build_parser() -> MagicArgumentParser:
         p = sub.add_parser(action, help=f"{action} an instance")
         p.add_argument("target", metavar="ID_OR_NAME")
 
+
+def _add_session_commands(sub: Any) -> None:
+    """mine, cleanup, config, sandbox."""
     sub.add_parser("mine", help="instances this notebook created (survives kernel restarts)")
 
-    p = sub.add_parser("cleanup", help="stop or delete the instances this notebook created")
+    p = sub.add_parser(
+        "cleanup",
+        help="stop or delete the instances this notebook created",
+        description="Without --stop or --delete: a preview of what each would do, row by row.",
+    )
     p.add_argument("--dry-run", dest="dry_run", action="store_true", help="only show the plan")
     act = p.add_mutually_exclusive_group()
     act.add_argument("--stop", action="store_true", help="stop the running ones")
@@ -153,8 +175,6 @@ def build_parser() -> MagicArgumentParser:
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--speed", type=float, help="clock speed-up (default from config)")
     p.add_argument("--seed", type=int, help="catalog seed")
-    parser.commands = dict(sub.choices)
-    return parser
 
 
 def build_cell_parser() -> MagicArgumentParser:
