@@ -103,3 +103,15 @@ def test_progress_outside_a_kernel_is_silent_and_text_prints(capsys):
     sink.update(instance, 1.0)
     sink.finish(instance, 1.0, "is running")
     assert capsys.readouterr().out.splitlines() == ["n  running  1.0 s", "n  is running  1.0 s"]
+
+
+def test_a_name_already_gone_still_shows_removed(client, make_instance):
+    instance_id = make_instance("prog-already")
+    client.wait(instance_id, poll=FAST, timeout=30, progress=False)
+    client.api.delete_instance(instance_id)
+    wait_until_gone(client, instance_id)
+    progress = WaitProgress("prog-already", until="removed")
+    final = client.wait("prog-already", until="removed", timeout=5, progress=progress.update)
+    progress.finish()
+    assert final.status == "removed"
+    assert progress.last_status == "removed" and progress.bar.value == progress.bar.max

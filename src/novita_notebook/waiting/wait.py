@@ -141,7 +141,10 @@ def wait_steps(
     try:
         known = yield from run.lookup()
         if isinstance(known, str):  # already gone while waiting for removed
-            return Instance(id=known, name="", status="removed", _client=source.owner)
+            gone = Instance(id=known, name="", status="removed", _client=source.owner)
+            run.reporter.update(gone, run.elapsed())
+            run.reporter.finish(gone, run.elapsed(), "is removed")
+            return gone
         return (yield from run.poll(known))
     except (KeyboardInterrupt, asyncio.CancelledError):
         run.interrupted()
