@@ -28,7 +28,7 @@ from .models import (
 )
 from .money import format_money
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
-from .provisioning.request import DEFAULT_ROOTFS_GB
+from .provisioning.request import DEFAULT_ROOTFS_GB, prepare_request
 from .validation import (
     Problems,
     check_bool,
@@ -528,7 +528,7 @@ class Novita:
         serve the request; every error raised after the search began carries
         ``fallback_report``.
         """
-        return self.provisioner.create(
+        request = prepare_request(
             name,
             gpu,
             gpu_num=gpu_num,
@@ -551,6 +551,7 @@ class Novita:
             timeout=timeout,
             progress=progress,
         )
+        return self.provisioner.provision(request)
 
     def create_many(
         self,

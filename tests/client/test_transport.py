@@ -9,7 +9,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from novita_notebook.errors import (
     RateLimitError,
     TimeoutError,
 )
-from novita_notebook.http import RateLimiter, Transport, parse_retry_after
+from novita_notebook.http import RateLimiter, parse_retry_after
 
 from .helpers import api_requests, create_raw
 
@@ -110,17 +109,26 @@ def test_4xx_is_not_retried(client, sandbox):
     assert len(api_requests(sandbox, "/gpu/instance")) == 1
 
 
-def test_full_jitter_backoff_bounds():
-    transport = Transport(
-        "http://127.0.0.1:9/x", "k" * 20, retry_backoff=0.5, retry_backoff_max=3.0
-    )
-    random.seed(1)
-    for attempt in range(8):
-        ceiling = min(3.0, 0.5 * 2**attempt)
-        values = [transport._backoff(attempt) for _ in range(200)]
-        assert all(0 <= v <= ceiling for v in values)
-        assert max(values) > ceiling * 0.8 and min(values) < ceiling * 0.2  # spread, not fixed
-    transport.close()
+def test_retries_pace_themselves_on_the_one_schedule(sandbox, monkeypatch):
+    """The transport's waits come from waiting.backoff.retry_delay with its own base and cap
+    (the schedule's shape is tested in tests/watch/test_watch_backoff.py)."""
+    from novita_notebook import http
+    from novita_notebook.waiting import backoff
+
+    asked = []
+
+    def recording(attempt, **kwargs):
+        asked.append((attempt, kwargs["base"], kwargs["cap"]))
+        return backoff.retry_delay(attempt, **kwargs)
+
+    monkeypatch.setattr(http, "retry_delay", recording)
+    with make_client(
+        sandbox, max_retries=2, breaker_threshold=50, retry_backoff=0.01, retry_backoff_max=0.05
+    ) as client:
+        sandbox.set_faults(errorRate=1.0)
+        with pytest.raises(APIError):
+            client.api.clusters()
+    assert asked == [(0, 0.01, 0.05), (1, 0.01, 0.05)]
 
 
 # -- Retry-After ------------------------------------------------------------------------------

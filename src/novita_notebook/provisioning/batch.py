@@ -46,15 +46,7 @@ class Batch:
         progress: Callable[[int, int, dict[str, Any]], Any] | None = None,
         **common: Any,
     ) -> pd.DataFrame:
-        """Create several instances concurrently; returns one row per spec (name, instance_id,
-        region, product, price_per_hour, status, error).
-
-        ``specs`` is a count (names ``<name_prefix>-1`` …) or a list of create() kwargs dicts
-        (``common`` fills what a spec leaves out). The stock listing is read once for the
-        batch; the budget is checked per create under one lock. ``progress(done, total, row)``
-        is called after each. With ``all_or_nothing=True`` a single failure deletes every
-        instance the batch created (their rows say so).
-        """
+        """See ``Novita.create_many``: one row per spec, rolled back when all_or_nothing."""
         requests_ = self._batch_requests(specs, name_prefix=name_prefix, gpu=gpu, common=common)
         problems = Problems()
         workers = check_int_range(concurrency, 1, 64, problems, "concurrency")

@@ -5,7 +5,7 @@ listing, create on the cheapest offer (next one when stock races away), record, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..api import NovitaAPI
@@ -37,7 +37,7 @@ from .report import (
     FallbackReport,
     describe_request,
 )
-from .request import CreateRequest, LaunchPlan, create_body, launch_plan, prepare_request
+from .request import CreateRequest, LaunchPlan, create_body, launch_plan
 from .resources import Resources
 
 logger = logging.getLogger(__name__)
@@ -76,80 +76,9 @@ class Provisioner:
         self.owner = owner
 
     # -- create ----------------------------------------------------------------------------------
-    def create(
-        self,
-        name: str,
-        gpu: str | None = None,
-        *,
-        gpu_num: int = 1,
-        image: str | None = None,
-        template: str | None = None,
-        region: str | None = None,
-        regions: Sequence[str] | Mapping[str, int] | None = None,
-        billing: str = "onDemand",
-        max_price: float | None = None,
-        rootfs_gb: int | None = None,
-        ports: Any = None,
-        envs: Any = None,
-        command: str | None = None,
-        entrypoint: str | None = None,
-        image_auth_id: str | None = None,
-        network_storages: Any = None,
-        unique_name: bool = False,
-        wait: bool = False,
-        wait_until: str = "running",
-        timeout: float | None = None,
-        progress: Callable[..., Any] | str | None = None,
-    ) -> Instance:
-        """Create an instance on the cheapest available offer, falling back across regions.
-
-        ``gpu`` is matched fuzzily ("4090", "rtx 4090", "RTX 4090 24GB" or a product id; None
-        means any GPU). Regions are tried in order (``region`` first; default AS-SGP-02,
-        CN-HK-01, AS-IN-01, then the rest; ``regions`` replaces that list) and in each the
-        cheapest available product is taken (ties: more memory, then CPU per GPU); if its
-        stock races away the next candidate is tried. ``max_price`` is USD per GPU-hour, the
-        unit of ``products()``. The result carries ``fallback_report``; with ``wait=True`` it
-        is returned once ``wait_until`` is reached (``progress`` is passed to ``wait``).
-
-        ``template`` (id or name) supplies image, ports, envs, rootfs, command, entrypoint and
-        registry auth (sent as ``imageAuthId``, never a password); ``envs``/``ports`` given here
-        override it. Without image or template a public PyTorch + Jupyter image is used.
-
-        Names are kept as given and must be unique among live instances (``unique_name=True``
-        appends a random suffix). After an ambiguous failure (timeout, dropped connection, 5xx)
-        the instance is looked up by name and adopted if it exists, so one call makes at most
-        one instance. With ``budget_per_hour`` configured, a create that would push the hourly
-        price of live, billed or starting instances over it raises ``BudgetExceededError``.
-        Raises ``CapacityError`` (with ``attempts`` and ``alternatives``) when no region can
-        serve the request; every error raised after the search began carries
-        ``fallback_report``.
-        """
-        request = prepare_request(
-            name,
-            gpu,
-            gpu_num=gpu_num,
-            image=image,
-            template=template,
-            region=region,
-            regions=regions,
-            billing=billing,
-            max_price=max_price,
-            rootfs_gb=rootfs_gb,
-            ports=ports,
-            envs=envs,
-            command=command,
-            entrypoint=entrypoint,
-            image_auth_id=image_auth_id,
-            network_storages=network_storages,
-            unique_name=unique_name,
-            wait=wait,
-            wait_until=wait_until,
-            timeout=timeout,
-            progress=progress,
-        )
-        return self.provision(request)
-
     def provision(self, request: CreateRequest, listing: list[Product] | None = None) -> Instance:
+        """Create what ``request`` asks for (see ``Novita.create``); ``listing`` is a batch's
+        shared product listing (else a fresh one is read)."""
         clusters = patiently(self.catalog.clusters)
         region = request.region
         if region is None and request.regions is None:

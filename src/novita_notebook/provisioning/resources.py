@@ -74,8 +74,7 @@ class Resources:
         image_auth_id: str | None = None,
         readme: str | None = None,
     ) -> Template:
-        """Create a private template. ``image_auth_id`` (a registry auth id or name) is stored
-        as the template's imageAuth: only the id, never a password."""
+        """See ``Novita.create_template``."""
         problems = Problems()
         check_text(name, problems, "name", min_len=1, max_len=255)
         if name is None:
