@@ -284,3 +284,12 @@ def test_wait_until_lists_the_library_targets(ip):
     assert "usage: %novita wait" in str(caught.value)
     for target in validation.WAIT_TARGETS:
         assert target in str(caught.value)
+
+
+def test_watch_without_interval_polls_at_the_configured_poll_interval(ip, magics):
+    ip.run_line_magic("config", "NovitaMagics.poll_interval = 0.07")
+    panel = run(ip, "watch")
+    try:
+        assert panel.watcher.interval == pytest.approx(0.07)
+    finally:
+        panel.stop()

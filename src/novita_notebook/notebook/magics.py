@@ -286,9 +286,8 @@ class NovitaMagics(Magics, Configurable):
             for panel in self.panels:
                 panel.stop()
             self.panels.clear()
-        panel = InstancePanel(
-            self.get_client(), instances=ids, interval=interval or self.poll_interval
-        )
+        # interval None: the client's poll_interval (which %config NovitaMagics.poll_interval sets).
+        panel = InstancePanel(self.get_client(), instances=ids, interval=interval)
         for instance in seed or ():
             panel.apply(instance)
         self.panels.append(panel)
