@@ -515,42 +515,13 @@ class LedgerService:
         rows: list[dict[str, Any]] = []
         to_forget: list[str] = []
         for entry in entries:
-            raw = live.get(entry["id"])
-            inst = Instance.from_api(raw) if raw is not None else None
-            name = inst.name if inst is not None and inst.name else entry.get("name")
-            if wanted is not None and name not in wanted and entry["id"] not in wanted:
+            row = self._cleanup_row(entry, live.get(entry["id"]), now, delete)
+            if wanted is not None and row["name"] not in wanted and entry["id"] not in wanted:
                 continue
-            created = parse_time(entry.get("created_at"))
-            age = _hours_between(created, now)
+            age = row["age_hours"]
             if min_age is not None and (age is None or age * 3600 < min_age.total_seconds()):
                 continue
-            status = inst.status if inst is not None else GONE
-            price = self._price(entry, raw)
-            if inst is None or status in GONE_STATUSES:
-                action = "forget"
-            elif delete:
-                action = "delete"
-            elif status == "running":
-                action = "stop"
-            else:
-                action = "keep"
-            billed = inst is not None and status in BILLED_STATUSES
-            saves = price if billed and action in {"stop", "delete"} and price else 0.0
-            row = {
-                "id": entry["id"],
-                "name": name,
-                "status": status,
-                "region": (inst.region if inst is not None else None) or entry.get("region"),
-                "product": (inst.product_name if inst is not None else None)
-                or entry.get("product"),
-                "price_per_hour": price,
-                "age_hours": round(age, 3) if age is not None else None,
-                "action": action,
-                "saves_per_hour": round(saves, 4),
-                "result": "dry run" if dry_run else None,
-            }
-            if not dry_run:
-                row["result"] = self._cleanup_one(row, to_forget)
+            row["result"] = "dry run" if dry_run else self._cleanup_one(row, to_forget)
             rows.append(row)
         if to_forget:
             self.ledger.forget_many(to_forget, self.ledger.api_url)
@@ -559,6 +530,38 @@ class LedgerService:
         frame.attrs["dry_run"] = dry_run
         frame.attrs["saves_per_hour"] = round(float(done["saves_per_hour"].sum()), 4)
         return frame
+
+    def _cleanup_row(
+        self, entry: Mapping[str, Any], raw: dict[str, Any] | None, now: datetime, delete: bool
+    ) -> dict[str, Any]:
+        """What cleanup would do with one ledger entry, and what it saves per hour."""
+        inst = Instance.from_api(raw) if raw is not None else None
+        name = inst.name if inst is not None and inst.name else entry.get("name")
+        age = _hours_between(parse_time(entry.get("created_at")), now)
+        status = inst.status if inst is not None else GONE
+        price = self._price(entry, raw)
+        if inst is None or status in GONE_STATUSES:
+            action = "forget"
+        elif delete:
+            action = "delete"
+        elif status == "running":
+            action = "stop"
+        else:
+            action = "keep"
+        billed = inst is not None and status in BILLED_STATUSES
+        saves = price if billed and action in {"stop", "delete"} and price else 0.0
+        return {
+            "id": entry["id"],
+            "name": name,
+            "status": status,
+            "region": (inst.region if inst is not None else None) or entry.get("region"),
+            "product": (inst.product_name if inst is not None else None) or entry.get("product"),
+            "price_per_hour": price,
+            "age_hours": round(age, 3) if age is not None else None,
+            "action": action,
+            "saves_per_hour": round(saves, 4),
+            "result": None,
+        }
 
     def _cleanup_one(self, row: dict[str, Any], to_forget: list[str]) -> str:
         """Carry out one cleanup action; errors are reported in the row, not raised."""

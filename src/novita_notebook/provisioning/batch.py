@@ -61,57 +61,10 @@ class Batch:
             return _batch_frame(rows)
         # Never more threads than the client's connection pool serves, nor than creates.
         pool_size = min(workers or 1, self.max_concurrency, total)
-        listings: dict[int, list[Product]] = {}
-        listings_lock = threading.Lock()
-
-        def listing_for(gpu_num: int) -> list[Product]:
-            # One listing per GPU count for the whole batch; stock raced away is handled by
-            # falling back to the next candidate, as in create().
-            with listings_lock:
-                if gpu_num not in listings:
-                    listings[gpu_num] = self.provisioner.fresh_listing(gpu_num)
-                return listings[gpu_num]
-
-        failed = threading.Event()
-        done = 0
-        done_lock = threading.Lock()
-
-        def run(index: int) -> None:
-            nonlocal done
-            request = requests_[index]
-            row = rows[index]
-            if all_or_nothing and failed.is_set():
-                row.update(
-                    status="skipped", error="not attempted: another create of the batch failed"
-                )
-            else:
-                try:
-                    instance = self.provisioner.provision(
-                        request, listing=listing_for(request.gpu_num)
-                    )
-                except NovitaError as error:
-                    failed.set()
-                    row.update(status="failed", error=_short_error(error))
-                    created = getattr(error, "created_instance", None)
-                    if isinstance(created, Instance):  # made, then its wait failed
-                        row.update(_row_of(created), status="failed")
-                except Exception as error:  # a bug must not hide the created siblings
-                    failed.set()
-                    row.update(status="failed", error=f"{type(error).__name__}: {error}")
-                else:
-                    row.update(_row_of(instance))
-            with done_lock:
-                done += 1
-                finished = done
-            if progress is not None:
-                try:
-                    progress(finished, total, dict(row))
-                except Exception:  # the user's callback must not abort the batch
-                    logger.exception("create_many progress callback failed")
-
+        run = _Run(self.provisioner, requests_, rows, all_or_nothing, progress)
         pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="novita-create")
         try:
-            futures = [pool.submit(run, i) for i in range(total)]
+            futures = [pool.submit(run.one, i) for i in range(total)]
             for future in as_completed(futures):
                 future.result()
         except BaseException:
@@ -120,7 +73,7 @@ class Batch:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        if all_or_nothing and failed.is_set():
+        if all_or_nothing and run.failed.is_set():
             self._roll_back(rows)
         return _batch_frame(rows)
 
@@ -193,6 +146,64 @@ class Batch:
                 row.update(
                     status="rollback failed", error=f"delete it by hand: {_short_error(error)}"
                 )
+
+
+class _Run:
+    """One batch in flight: one listing per GPU count, the rows, the failure flag, progress."""
+
+    def __init__(
+        self,
+        provisioner: Provisioner,
+        requests_: list[CreateRequest],
+        rows: list[dict[str, Any]],
+        all_or_nothing: bool,
+        progress: Callable[[int, int, dict[str, Any]], Any] | None,
+    ) -> None:
+        self.provisioner = provisioner
+        self.requests = requests_
+        self.rows = rows
+        self.all_or_nothing = all_or_nothing
+        self.progress = progress
+        self.failed = threading.Event()
+        self._lock = threading.Lock()
+        self._listings: dict[int, list[Product]] = {}
+        self._done = 0
+
+    def listing_for(self, gpu_num: int) -> list[Product]:
+        # One listing per GPU count for the whole batch; stock raced away is handled by
+        # falling back to the next candidate, as in create().
+        with self._lock:
+            if gpu_num not in self._listings:
+                self._listings[gpu_num] = self.provisioner.fresh_listing(gpu_num)
+            return self._listings[gpu_num]
+
+    def one(self, index: int) -> None:
+        request, row = self.requests[index], self.rows[index]
+        if self.all_or_nothing and self.failed.is_set():
+            row.update(status="skipped", error="not attempted: another create of the batch failed")
+        else:
+            try:
+                listing = self.listing_for(request.gpu_num)
+                instance = self.provisioner.provision(request, listing=listing)
+            except NovitaError as error:
+                self.failed.set()
+                row.update(status="failed", error=_short_error(error))
+                created = getattr(error, "created_instance", None)
+                if isinstance(created, Instance):  # made, then its wait failed
+                    row.update(_row_of(created), status="failed")
+            except Exception as error:  # a bug must not hide the created siblings
+                self.failed.set()
+                row.update(status="failed", error=f"{type(error).__name__}: {error}")
+            else:
+                row.update(_row_of(instance))
+        with self._lock:
+            self._done += 1
+            finished = self._done
+        if self.progress is not None:
+            try:
+                self.progress(finished, len(self.requests), dict(row))
+            except Exception:  # the user's callback must not abort the batch
+                logger.exception("create_many progress callback failed")
 
 
 def _delete_with_retries(api: NovitaAPI, instance_id: str) -> NovitaError | None:
