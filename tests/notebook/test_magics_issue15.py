@@ -293,3 +293,13 @@ def test_watch_without_interval_polls_at_the_configured_poll_interval(ip, magics
         assert panel.watcher.interval == pytest.approx(0.07)
     finally:
         panel.stop()
+
+
+def test_create_wait_until_and_unique_name_in_both_forms(ip, client, sandbox, capsys):
+    with pytest.raises(UsageError, match="reachable"):
+        run(ip, 'create u-1 --gpu "RTX 4090" --wait --wait-until up')
+    assert cell(ip, "create", "name: u-1\ngpu: RTX 4090\nwait_until: up") is None
+    assert "wait_until" in capsys.readouterr().err
+    assert not any(r["path"].endswith("/gpu/instance/create") for r in sandbox.requests())
+    made = cell(ip, "create --unique-name", "name: u-1\ngpu: RTX 4090")
+    assert made.name.startswith("u-1-") and made.name != "u-1"

@@ -82,7 +82,7 @@ def add_create_options(parser: argparse.ArgumentParser, *, name_required: bool =
         if option.kind == "flag":
             target.add_argument(flag, dest=option.key, action="store_true", help=option.help)
         else:
-            target.add_argument(flag, dest=option.key, help=option.help)
+            target.add_argument(flag, dest=option.key, choices=option.choices, help=option.help)
 
 
 def build_parser() -> MagicArgumentParser:

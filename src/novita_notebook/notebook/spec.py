@@ -24,6 +24,7 @@ class CreateOption:
     help: str
     kind: str = "text"  #: text | flag (a yes/no switch)
     aliases: tuple[str, ...] = ()  #: other cell keys meaning the same
+    choices: tuple[str, ...] | None = None  #: the allowed values, where validation lists them
 
 
 #: The one option set of ``%novita create`` and ``%%novita create`` (name is positional).
@@ -42,6 +43,12 @@ CREATE_OPTIONS: tuple[CreateOption, ...] = (
     CreateOption("command", "start command"),
     CreateOption("entrypoint", "container entrypoint"),
     CreateOption("image_auth_id", "registry auth id or name for a private image"),
+    CreateOption("unique_name", "append a random suffix to the name", kind="flag"),
+    CreateOption(
+        "wait_until",
+        "what --wait waits for (default running)",
+        choices=validation.WAIT_TARGETS,
+    ),
     CreateOption("timeout", "seconds --wait waits before giving up"),
     CreateOption("wait", "block until running, with progress", kind="flag"),
     CreateOption("background", "return at once and show a live panel", kind="flag"),
@@ -139,6 +146,7 @@ _CONVERTERS: dict[str, Any] = {
     "regions": parse_regions,
     "wait": lambda value: parse_bool(value, "wait"),
     "background": lambda value: parse_bool(value, "background"),
+    "unique_name": lambda value: parse_bool(value, "unique_name"),
     "gpu_num": lambda value: _raise_problems(validation.check_gpu_num, _whole(value)),
     "rootfs_gb": lambda value: _raise_problems(validation.check_rootfs, _whole(value)),
     "timeout": parse_seconds,

@@ -141,12 +141,13 @@ def create_instance(magics: Any, kwargs: dict[str, Any]) -> Any:
     client = magics.get_client()
     if "billing" not in kwargs and magics.billing:
         kwargs["billing"] = specs.parse_billing(magics.billing)
-    progress = LazyProgress(kwargs["name"], "running") if wait else None
+    progress = LazyProgress(kwargs["name"], kwargs.get("wait_until", "running")) if wait else None
     kwargs.update(wait=wait, progress=progress.update if progress else False)
     call_kwargs = accepted(client.create, kwargs, "create()")
     instance, interrupted = _interruptible(lambda: client.create(**call_kwargs), progress)
     if interrupted:
-        print(resume_message(kwargs["name"], _find(client, kwargs["name"])), file=sys.stderr)
+        name, until = kwargs["name"], kwargs.get("wait_until", "running")
+        print(resume_message(name, _find(client, name), until), file=sys.stderr)
         return None
     report = getattr(instance, "fallback_report", None)
     if report is not None:
