@@ -280,7 +280,9 @@ class LearnedSchedule:
         step = min(self.dense_fraction * horizon, max((high - low) / 2, self.fallback.initial))
         step = max(step, self.fallback.floor, 1e-3)
         index = 0 if now < median else math.floor((now - median) / step) + 1
-        point = median + index * step
+        # a status seen inside the band moves the median a little: not a reason to poll again
+        # at once, so polls there stay a step apart
+        point = max(median + index * step, self._last_seen + step)
         if point > high + step:
             return None  # past the expected band: today's proportional schedule
         sparse = self.sparse if self.sparse is not None else self.fallback.cap
