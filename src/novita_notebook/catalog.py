@@ -5,7 +5,7 @@ that prices instances, and region lookup by name or cluster id.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from cachetools import TTLCache
@@ -13,6 +13,7 @@ from cachetools import TTLCache
 from .api import NovitaAPI
 from .errors import ValidationError
 from .models import Cluster, Instance, Product, Template
+from .money import format_money
 from .validation import BILLING_METHODS, check_bool
 
 __all__ = ["Catalog"]
@@ -73,6 +74,53 @@ class Catalog:
             with self._lock:
                 self._cache.clear()
 
+    def select(
+        self,
+        *,
+        gpu: str | None = None,
+        region: str | None = None,
+        gpu_num: int | None = None,
+        billing: str | None = None,
+        max_price: float | None = None,
+        available: bool | None = None,
+        refresh: bool = False,
+    ) -> list[Product]:
+        """The products ``Novita.products()`` shows, from checked arguments: ``gpu`` loosely
+        or as a product id, ``region`` by name or cluster id, ``max_price`` per GPU-hour at
+        ``billing`` (default onDemand)."""
+        from .frames import gpu_matches  # pandas: only when products are filtered
+
+        items = self.products(refresh) if gpu_num is None else self.products_for(gpu_num, refresh)
+        self.clusters(refresh)
+        if region is not None:
+            cluster = self.find_region(region)
+            items = [p for p in items if cluster.name.upper() in {r.upper() for r in p.regions}]
+        if gpu is not None:
+            matching = [p for p in items if p.id.lower() == gpu.lower()]  # a product id
+            if not matching:
+                matching = [p for p in items if gpu_matches(gpu, p.name, p.gpu_model)]
+            if not matching:
+                raise ValidationError(
+                    f"no product matches gpu={gpu!r}"
+                    + (f" in {region}" if region else "")
+                    + f". Available now: {cheapest_by_model(items) or 'nothing'}",
+                    field="gpu",
+                    hint='Try a model number such as gpu="4090", or see Novita.products().',
+                )
+            items = matching
+        if billing is not None:
+            items = [p for p in items if not p.billing_methods or billing in p.billing_methods]
+        if available is not None:
+            items = [p for p in items if p.available is available]
+        if max_price is not None:
+            method = billing or "onDemand"
+            items = [
+                p
+                for p in items
+                if p.price_for(method) is not None and (p.price_for(method) or 0.0) <= max_price
+            ]
+        return items
+
     # -- regions -------------------------------------------------------------------------------
     def find_region(self, region: str, field: str = "region") -> Cluster:
         """The cluster named ``region`` or with that cluster id (case-insensitive)."""
@@ -127,3 +175,14 @@ class Catalog:
         if price is None:
             return None
         return price * (instance.gpu_num or 1)
+
+
+def cheapest_by_model(products: Iterable[Product]) -> str:
+    """``"RTX 4090 ($0.33/h), L40S ($0.79/h)"``: each available GPU model from its cheapest
+    on-demand price, cheapest first (for "no such GPU" messages)."""
+    best: dict[str, float] = {}
+    for product in products:
+        if product.available and product.price is not None and product.gpu_model:
+            best[product.gpu_model] = min(best.get(product.gpu_model, product.price), product.price)
+    ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))
+    return ", ".join(f"{model} ({format_money(price, per_hour=True)})" for model, price in ranked)

@@ -1,5 +1,8 @@
 """Novita: the facade users hold. It owns config, transport, api and the Catalog, and composes
 the services (provisioning, waiting, ledger); each public method is a few lines delegating.
+
+Longer than 500 lines on purpose: it is the whole public surface, each method with its full
+signature and docstring (what help() and the IDE show); the logic lives in the services.
 """
 
 from __future__ import annotations
@@ -18,21 +21,19 @@ from .http import RateLimiter, Transport
 from .ledger import Ledger, LedgerService
 from .models import (
     GONE_STATUSES,
-    PHASES,
-    STATUS_ORDER,
     Cluster,
     Instance,
     Product,
     Template,
     parse_time,
 )
-from .money import format_money
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
 from .provisioning.request import DEFAULT_ROOTFS_GB, prepare_request
 from .validation import (
     Problems,
     check_bool,
     check_gpu_num,
+    check_statuses,
     normalise_billing,
     port_dicts,
     require_max_price,
@@ -382,38 +383,16 @@ class Novita:
             check_bool(available, "available")
         check_bool(refresh, "refresh")
 
-        if gpu_num is None:
-            items = self.catalog.products(refresh)
-        else:
-            items = self.catalog.products_for(gpu_num, refresh)
-        clusters = self.catalog.clusters(refresh)
-        if region is not None:
-            cluster = self.catalog.find_region(region)
-            items = [p for p in items if cluster.name.upper() in {r.upper() for r in p.regions}]
-        if gpu is not None:
-            matching = [p for p in items if p.id.lower() == gpu.lower()]  # a product id
-            if not matching:
-                matching = [p for p in items if _frames().gpu_matches(gpu, p.name, p.gpu_model)]
-            if not matching:
-                raise ValidationError(
-                    f"no product matches gpu={gpu!r}"
-                    + (f" in {region}" if region else "")
-                    + f". Available now: {_cheapest_by_model(items) or 'nothing'}",
-                    field="gpu",
-                    hint='Try a model number such as gpu="4090", or see Novita.products().',
-                )
-            items = matching
-        if billing is not None:
-            items = [p for p in items if not p.billing_methods or billing in p.billing_methods]
-        if available is not None:
-            items = [p for p in items if p.available is available]
-        if max_price is not None:
-            method = billing or "onDemand"
-            items = [
-                p
-                for p in items
-                if p.price_for(method) is not None and (p.price_for(method) or 0.0) <= max_price
-            ]
+        items = self.catalog.select(
+            gpu=gpu,
+            region=region,
+            gpu_num=gpu_num,
+            billing=billing,
+            max_price=max_price,
+            available=available,
+            refresh=refresh,
+        )
+        clusters = self.catalog.clusters()
         return _frames().products_frame(items, clusters, billing=billing)
 
     def regions(self, refresh: bool = False) -> pd.DataFrame:
@@ -426,7 +405,7 @@ class Novita:
     ) -> pd.DataFrame:
         """Every instance (all pages), newest first. ``status``: statuses and/or phases to keep
         (``"running"``, ``["exited", "failed"]``). ``refresh`` also reloads the price catalog."""
-        wanted = _check_statuses(status)
+        wanted = check_statuses(status)
         check_bool(refresh, "refresh")
         if refresh:
             self.cached_products(refresh=True)
@@ -735,35 +714,3 @@ class Novita:
             page_size=page_size,
             error_backoff=error_backoff,
         )
-
-
-def _cheapest_by_model(products: Iterable[Product]) -> str:
-    """``"RTX 4090 ($0.33/h), L40S ($0.79/h)"``: each available GPU model from its cheapest
-    on-demand price, cheapest first (for "no such GPU" messages)."""
-    best: dict[str, float] = {}
-    for product in products:
-        if product.available and product.price is not None and product.gpu_model:
-            best[product.gpu_model] = min(best.get(product.gpu_model, product.price), product.price)
-    ranked = sorted(best.items(), key=lambda item: (item[1], item[0]))
-    return ", ".join(f"{model} ({format_money(price, per_hour=True)})" for model, price in ranked)
-
-
-def _check_statuses(status: str | Iterable[str] | None) -> set[str] | None:
-    if status is None:
-        return None
-    values = [status] if isinstance(status, str) else status
-    try:
-        wanted = set(values)
-    except TypeError:
-        raise ValidationError(
-            f"status must be a status, a phase or a list of them, got {status!r}", field="status"
-        ) from None
-    allowed = set(STATUS_ORDER) | set(PHASES)
-    for value in wanted:
-        if not isinstance(value, str) or value not in allowed:
-            raise ValidationError(
-                f"status {value!r} is not a status or phase; allowed: "
-                f"{', '.join(STATUS_ORDER)}; phases: {', '.join(PHASES)}",
-                field="status",
-            )
-    return wanted

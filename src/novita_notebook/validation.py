@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import ValidationError
+from .models import PHASES, STATUS_ORDER
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -533,3 +534,25 @@ def check_text_field(value: Any, field: str, *, min_len: int, max_len: int) -> s
         check_text(value, problems, field, max_len=max_len, min_len=min_len)
     problems.raise_if_any()
     return value
+
+
+def check_statuses(status: str | Iterable[str] | None) -> set[str] | None:
+    """``status`` filters: a status or phase, or a list of them; None keeps everything."""
+    if status is None:
+        return None
+    values = [status] if isinstance(status, str) else status
+    try:
+        wanted = set(values)
+    except TypeError:
+        raise ValidationError(
+            f"status must be a status, a phase or a list of them, got {status!r}", field="status"
+        ) from None
+    allowed = set(STATUS_ORDER) | set(PHASES)
+    for value in wanted:
+        if not isinstance(value, str) or value not in allowed:
+            raise ValidationError(
+                f"status {value!r} is not a status or phase; allowed: "
+                f"{', '.join(STATUS_ORDER)}; phases: {', '.join(PHASES)}",
+                field="status",
+            )
+    return wanted
