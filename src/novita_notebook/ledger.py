@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 import warnings
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import money
 from .errors import NotFoundError, NovitaError, ValidationError
+from .files import atomic_write_text
 from .models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time, phase_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -266,18 +266,8 @@ class Ledger:
 
     def _write(self, entries: list[dict[str, Any]]) -> None:
         """Atomic replace: readers see the old file or the new one, never half of one."""
-        path = self.path
         data = {"version": LEDGER_VERSION, "instances": entries}
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(data, file, indent=1, sort_keys=True)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
 
 
 # ---------------------------------------------------------------------------------------------
