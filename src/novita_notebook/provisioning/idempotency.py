@@ -36,7 +36,11 @@ T = TypeVar("T")
 # Every resend follows lookups proving that nothing was created, so resending is safe; the
 # bound only limits how long a failing API is tried.
 MAX_CREATE_SENDS = 8
-LOOKUP_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
+# Lookups after an ambiguous create pace on the one schedule (retry_delay) with this base and
+# cap; at least LOOKUP_ROUNDS lookups are made before giving up.
+LOOKUP_BASE = 0.25
+LOOKUP_CAP = 4.0
+LOOKUP_ROUNDS = 5
 SETTLE_AFTER_ERROR = 0.25  # a 5xx was answered: the server is done with the request
 SETTLE_AFTER_DROP = 1.0  # the connection dropped: the request may still be running
 SETTLE_AFTER_TIMEOUT_MAX = 90.0
@@ -168,7 +172,7 @@ class NameClaims:
                     return found, True
                 if sends >= MAX_CREATE_SENDS:
                     raise
-                time.sleep(LOOKUP_DELAYS[min(sends, len(LOOKUP_DELAYS) - 1)])
+                time.sleep(retry_delay(sends, base=LOOKUP_BASE, cap=LOOKUP_CAP))
 
     def find_after_ambiguous(self, name: str, cause: NovitaError) -> str | None:
         """The id of the instance an ambiguous create made, or None once lookups spread over
@@ -191,10 +195,10 @@ class NameClaims:
             elapsed = time.monotonic() - started
             if empty_answers >= 2 and elapsed >= window:
                 return None
-            if attempt >= len(LOOKUP_DELAYS) - 1 and elapsed >= window:
+            if attempt >= LOOKUP_ROUNDS - 1 and elapsed >= window:
                 break
             # Back off, but land the last lookups at the end of the window, not far past it.
-            delay = LOOKUP_DELAYS[min(attempt, len(LOOKUP_DELAYS) - 1)]
+            delay = max(0.05, retry_delay(attempt, base=LOOKUP_BASE, cap=LOOKUP_CAP))
             if elapsed < window:
                 delay = min(delay, max(window - elapsed, 0.05))
             attempt += 1
