@@ -1,5 +1,6 @@
 """The local ledger of instances created through this package, surviving kernel restarts:
 a small JSON file (no secrets), and LedgerService: mine() and cleanup() over it.
+Over 500 lines: the file format and its two views (mine, cleanup) change together.
 """
 
 from __future__ import annotations
