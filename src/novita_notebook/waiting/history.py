@@ -18,18 +18,7 @@ from typing import Any
 
 from ..errors import ValidationError
 
-__all__ = [
-    "HISTORY_FILE",
-    "PATHS",
-    "STEPS",
-    "Estimate",
-    "PhaseHistory",
-    "image_size_guess",
-    "path_for",
-    "prior_estimate",
-    "step_of",
-    "summarise",
-]
+__all__ = ["Estimate", "PhaseHistory", "phase_durations", "prior_estimate", "step_of", "path_for"]
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +35,13 @@ MIN_SAMPLES = 3  # fewer than this and the prior answers
 #: Status → the phase a duration is recorded under. The API's statuses are finer than the
 #: phases people talk about ("queued, creating, pulling, starting"); ``models.phase_of`` is
 #: coarser still (all four are its ``provisioning``/``starting``).
-_STEP_OF_STATUS: dict[str, str] = {
-    "pending": "queued",
-    "toCreate": "queued",
-    "toStart": "queued",
-    "toRestart": "queued",
-    "toReset": "queued",
-    "creating": "creating",
-    "pulling": "pulling",
-    "starting": "starting",
-    "restarting": "starting",
-    "resetting": "starting",
-    "migrating": "starting",
+_STATUSES_OF_STEP: dict[str, tuple[str, ...]] = {
+    "queued": ("pending", "toCreate", "toStart", "toRestart", "toReset"),
+    "creating": ("creating",),
+    "pulling": ("pulling",),
+    "starting": ("starting", "restarting", "resetting", "migrating"),
 }
+_STEP_OF_STATUS = {status: step for step, all_ in _STATUSES_OF_STEP.items() for status in all_}
 STEPS: tuple[str, ...] = ("queued", "creating", "pulling", "starting")
 #: The phases a transition goes through before ``running``, by the kind of transition.
 PATHS: dict[str, tuple[str, ...]] = {
