@@ -17,17 +17,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from . import control
 from .faults import FAULT_FIELDS, Faults, RequestLog
-from .routes import API_PREFIX, PATHS, ROUTES
-from .validate import ApiError, check_object, get_int, get_str
-from .world import World
+from .routes import API_PREFIX, OPENAPI_PATHS, OPENAPI_PREFIX, OPENAPI_ROUTES, PATHS, ROUTES
+from .validate import ApiError, collecting_ignored
+from .world import Switches, World
 
 DEFAULT_API_KEY = "sk_sandbox_novita_notebook"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 _PROXY = re.compile(r"^/_sandbox/proxy/([^/]+)/(\d{1,5})(/.*)?$")
 _TERMINAL = re.compile(r"^/_sandbox/terminal/([^/]+)/?$")
 _LOGS = re.compile(r"^/_sandbox/logs/([^/]+)/(system|instance)$")
-_CONTROL_PATHS = {"/_sandbox/reset", "/_sandbox/stock", "/_sandbox/faults", "/_sandbox/requests"}
 _SNAKE_FAULTS = {
     "error_rate": "errorRate",
     "latency_ms": "latencyMs",
@@ -35,6 +35,23 @@ _SNAKE_FAULTS = {
     "drop_rate": "dropRate",
     "ambiguous_create_rate": "ambiguousCreateRate",
 }
+
+
+_SNAKE_SWITCHES = {
+    "page_base": "pageBase",
+    "not_found_status": "notFoundStatus",
+    "phase_jitter": "phaseJitter",
+    "spot_notice_rate": "spotNoticeRate",
+    "pending_rate": "pendingRate",
+}
+
+
+def _snake_message(message: str) -> str:
+    """A switch error as Python callers spell the argument."""
+    for snake, camel in _SNAKE_SWITCHES.items():
+        if message.startswith(camel + ":"):
+            return snake + message[len(camel) :]
+    return message
 
 
 def _parse_json(text: str) -> Any:
@@ -48,6 +65,17 @@ def _parse_json(text: str) -> Any:
         raise ApiError("VALIDATOR_PARAM", f"body: malformed JSON ({detail})") from None
     except RecursionError:  # absurdly deep nesting
         raise ApiError("VALIDATOR_PARAM", "body: JSON nested too deeply") from None
+
+
+def _namespace(path: str) -> tuple[str, dict[tuple[str, str], Any], frozenset[str]] | None:
+    """(prefix, routes, known paths) of the Novita namespace serving ``path``, if any."""
+    for prefix, routes, paths in (
+        (API_PREFIX, ROUTES, PATHS),
+        (OPENAPI_PREFIX, OPENAPI_ROUTES, OPENAPI_PATHS),
+    ):
+        if path == prefix or path.startswith(prefix + "/"):
+            return prefix, routes, paths
+    return None
 
 
 class _BadRequest(Exception):
@@ -219,14 +247,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 rule = "must be UTF-8 JSON" if isinstance(exc, UnicodeDecodeError) else str(exc)
                 raise ApiError("VALIDATOR_PARAM", f"body: {rule}") from None
-            if path in _CONTROL_PATHS:
-                status = self._control(app, method, path, text)
+            if path in control.CONTROL_PATHS:
+                body: Any = _parse_json(text) if method == "POST" else {}
+                self._send_json(200, control.handle(app, method, path, body), method=method)
+                status = 200
                 return
             entry = self._log_entry = app.log.add(method, path, query_string, text, arrived)
-            if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-                status = self._novita(
-                    app, method, path[len(API_PREFIX) :] or "/", query_string, text
-                )
+            namespace = _namespace(path)
+            if namespace is not None:
+                status = self._novita(app, method, namespace, path, query_string, text)
             elif path.startswith("/_sandbox/"):
                 status = self._sandbox_pages(app, method, path)
             else:
@@ -242,7 +271,17 @@ class _Handler(BaseHTTPRequestHandler):
                 entry["status"] = status
             self._log_entry = None
 
-    def _novita(self, app: Sandbox, method: str, rel: str, query_string: str, text: str) -> int:
+    def _novita(
+        self,
+        app: Sandbox,
+        method: str,
+        namespace: tuple[str, dict[tuple[str, str], Any], frozenset[str]],
+        path: str,
+        query_string: str,
+        text: str,
+    ) -> int:
+        prefix, routes, paths = namespace
+        rel = path[len(prefix) :] or "/"
         route = (method, rel)
         decision = app.faults.decide(is_create=route == ("POST", "/gpu/instance/create"))
         if decision.latency:
@@ -256,17 +295,21 @@ class _Handler(BaseHTTPRequestHandler):
             return decision.error.status
         if not self._authorised(app):
             raise ApiError("UNAUTHORIZED", "missing or invalid API key (Authorization: Bearer)")
-        handler = ROUTES.get(route)
+        handler = routes.get(route)
         if handler is None:
-            if rel in PATHS:
+            if rel in paths:
                 raise ApiError(
                     "METHOD_NOT_ALLOWED", f"method {method} not allowed on {rel}", status=405
                 )
-            raise ApiError("RESOURCE_NOT_FOUND", f"path: {API_PREFIX}{rel} not found", status=404)
+            raise ApiError("RESOURCE_NOT_FOUND", f"path: {prefix}{rel} not found", status=404)
         query = parse_qs(query_string, keep_blank_values=True)
         body: Any = _parse_json(text) if method == "POST" else None
-        with app.world.lock:
-            result = handler(app.world, query, body)
+        with app.world.lock, collecting_ignored() as ignored:
+            try:
+                result = handler(app.world, query, body)
+            finally:
+                if self._log_entry is not None:
+                    self._log_entry["ignored"] = list(ignored)
         if decision.drop_after_create:
             self._drop()
             return 0
@@ -280,35 +323,6 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return hmac.compare_digest(token.strip().encode(), app.api_key.encode())
 
-    def _control(self, app: Sandbox, method: str, path: str, text: str) -> int:
-        body: Any = _parse_json(text) if method == "POST" else {}
-        if path == "/_sandbox/reset" and method == "POST":
-            app.reset()
-            payload: Any = {}
-        elif path == "/_sandbox/stock" and method == "POST":
-            check_object(body, {"clusterId", "productId", "stock"})
-            stock = get_int(body, "stock", required=True, minimum=0)
-            cluster_id = get_str(body, "clusterId")
-            product_id = get_str(body, "productId")
-            with app.world.lock:
-                updated = app.world.set_stock(stock, cluster_id, product_id)
-            payload = {"updated": updated}
-        elif path == "/_sandbox/faults" and method == "POST":
-            payload = {"faults": app.faults.configure(body)}
-        elif path == "/_sandbox/faults" and method == "GET":
-            payload = {"faults": app.faults.settings}
-        elif path == "/_sandbox/requests" and method == "GET":
-            payload = {"requests": app.log.entries()}
-        elif path == "/_sandbox/requests" and method == "DELETE":
-            app.log.clear()
-            payload = {}
-        else:
-            raise ApiError(
-                "METHOD_NOT_ALLOWED", f"method {method} not allowed on {path}", status=405
-            )
-        self._send_json(200, payload, method=method)
-        return 200
-
     def _sandbox_pages(self, app: Sandbox, method: str, path: str) -> int:
         """The pretend apps inside instances: http port proxies, web terminal, logs."""
         world = app.world
@@ -318,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
             with world.lock:
                 record = world.instances.get(instance_id)
                 if record is not None:
-                    record.settle(world.clock())
+                    world.settle(record)
                 http_ports = (
                     {p for p, t in world.all_ports(record) if t == "http"} if record else set()
                 )
@@ -330,7 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
             with world.lock:
                 record = world.instances.get(match.group(1))
                 if record is not None:
-                    record.settle(world.clock())
+                    world.settle(record)
                 up = record is not None and world.app_up(record)
             return self._page(up, f"web terminal {match.group(1)}", False, method)
         match = _LOGS.match(path)
@@ -341,7 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ApiError(
                         "RESOURCE_NOT_FOUND", "instanceId: instance not found", status=404
                     )
-                record.settle(world.clock())
+                world.settle(record)
                 text = world.logs(record, match.group(2))
             self._send(200, text.encode("utf-8"), "text/plain; charset=utf-8", method=method)
             return 200
@@ -369,6 +383,12 @@ class Sandbox:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        page_base: int = 0,
+        not_found_status: int = 404,
+        phase_jitter: float = 0.0,
+        spot_notice_rate: float = 0.0,
+        pending_rate: float = 1 / 3,
     ) -> None:
         if isinstance(speed, bool) or not isinstance(speed, int | float) or not speed > 0:
             raise ValueError("speed: must be a number > 0")
@@ -379,7 +399,20 @@ class Sandbox:
         self.host = host
         self._port = port
         self._api_key = api_key or DEFAULT_API_KEY
-        self.world = World(seed=seed, speed=float(speed))
+        switches = Switches()
+        try:
+            switches.update(
+                {
+                    "pageBase": page_base,
+                    "notFoundStatus": not_found_status,
+                    "phaseJitter": phase_jitter,
+                    "spotNoticeRate": spot_notice_rate,
+                    "pendingRate": pending_rate,
+                }
+            )
+        except ApiError as error:
+            raise ValueError(_snake_message(error.message)) from None
+        self.world = World(seed=seed, speed=float(speed), switches=switches)
         self.faults = Faults(seed)
         self.log = RequestLog()
         self._server: _Server | None = None
@@ -509,6 +542,45 @@ class Sandbox:
 
     def clear_faults(self) -> None:
         self.faults.configure({})
+
+    def configure(self, **switches: float) -> dict[str, Any]:
+        """Change behaviour switches now (same as POST /_sandbox/config): page_base,
+        not_found_status, phase_jitter, spot_notice_rate, pending_rate. Returns them all.
+        ``reset()`` restores the values given to the constructor."""
+        camel = {_SNAKE_SWITCHES.get(k, k): v for k, v in switches.items()}
+        try:
+            with self.world.lock:
+                self.world.switches.update(camel)
+                return self.world.switches.as_dict()
+        except ApiError as error:
+            raise ValueError(_snake_message(error.message)) from None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        with self.world.lock:
+            return self.world.switches.as_dict()
+
+    def set_utilization(self, instance_id: str, gpu: float | None) -> None:
+        """Pin an instance's GPU utilisation (0–100 %) from now on; None = default pattern."""
+        if gpu is not None and (isinstance(gpu, bool) or not 0 <= gpu <= 100):
+            raise ValueError("gpu: must be a number between 0 and 100, or None")
+        try:
+            with self.world.lock:
+                self.world.set_utilization(instance_id, gpu)
+        except ApiError as error:
+            raise ValueError(error.message) from None
+
+    def spot_reclaim(self, instance_id: str, notice_seconds: float = 3600.0) -> str:
+        """Send a spot instance a reclaim notice now; reclaiming starts ``notice_seconds``
+        (sandbox seconds, divided by speed) later. Returns spotReclaimTime."""
+        if isinstance(notice_seconds, bool) or not notice_seconds >= 0:
+            raise ValueError("notice_seconds: must be a number >= 0")
+        try:
+            with self.world.lock:
+                record = self.world.reclaim_notice(instance_id, float(notice_seconds))
+                return str(int(record.spot_reclaim_time or 0))
+        except ApiError as error:
+            raise ValueError(error.message) from None
 
     def requests(self) -> list[dict[str, Any]]:
         return self.log.entries()
