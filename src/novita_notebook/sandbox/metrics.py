@@ -4,7 +4,6 @@ from the instance's run, a default busy-then-idle pattern, and overrides a test 
 
 from __future__ import annotations
 
-import math
 import zlib
 from typing import Any
 
@@ -62,8 +61,8 @@ def series(
     now = world.clock()
     if record.status != "running" or record.running_since is None:
         return result  # no data when not running
-    first = max(start, math.ceil(record.running_since))
-    first = start + max(0, math.ceil((first - start) / interval)) * interval
+    # The bucket holding the start of the run is the first with data.
+    first = start + max(0, (int(record.running_since) - start) // interval) * interval
     last = min(end, int(now))
     gpus: list[list[dict[str, Any]]] = [[] for _ in range(record.gpu_num)]
     mems: list[list[dict[str, Any]]] = [[] for _ in range(record.gpu_num)]
@@ -100,8 +99,10 @@ def get_metrics(world: World, query: Query, body: Any) -> Any:
         raise invalid("instanceId", "is required")
     now = int(world.clock())
     end = query_int(query, "endTime", minimum=0, default=now)
-    start = query_int(query, "startTime", minimum=0, default=end - DEFAULT_WINDOW_SECONDS)
     interval = query_int(query, "interval", minimum=1, default=DEFAULT_INTERVAL_SECONDS)
+    # Omitted start: the last hour, or fewer seconds when that many points would be too many.
+    window = min(DEFAULT_WINDOW_SECONDS, (MAX_POINTS - 1) * interval)
+    start = query_int(query, "startTime", minimum=0, default=max(0, end - window))
     if start > end:
         raise invalid("startTime", "must not be after endTime")
     if (end - start) // interval + 1 > MAX_POINTS:
