@@ -8,35 +8,13 @@ import socket
 
 import pytest
 import requests
+from doctor_helpers import make_instances
 
 from novita_notebook.doctor import run_doctor
 from novita_notebook.doctor.report import DIFFERS, FAILED, OK, UNKNOWN
 from novita_notebook.sandbox import Sandbox
 
 SPEED = 300.0
-
-
-def make_instances(sandbox: Sandbox, names: list[str]) -> list[str]:
-    """Create instances through the API (as a user would) and return their ids."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {sandbox.api_key}"
-    products = session.get(sandbox.api_url + "/products", timeout=5).json()["data"]
-    product = next(p for p in products if p["availableDeploy"])
-    ids = []
-    for name in names:
-        body = {
-            "name": name,
-            "productId": product["id"],
-            "gpuNum": 1,
-            "rootfsSize": 20,
-            "imageUrl": "nvidia/cuda:12.4.0-base-ubuntu22.04",
-            "kind": "gpu",
-        }
-        answer = session.post(sandbox.api_url + "/gpu/instance/create", json=body, timeout=5)
-        assert answer.status_code == 200, answer.text
-        ids.append(answer.json()["id"])
-    session.close()
-    return ids
 
 
 def statuses(report) -> dict[str, str]:
