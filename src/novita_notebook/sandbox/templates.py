@@ -129,6 +129,11 @@ def _template_body(world: World, body: Any, *, updating: bool) -> dict[str, Any]
     return result
 
 
+def public(template: dict[str, Any]) -> dict[str, Any]:
+    """A stored template as answered: internal keys (``_user``) left out."""
+    return {k: v for k, v in template.items() if not k.startswith("_")}
+
+
 def list_templates(world: World, query: Query, body: Any) -> Any:
     """``channel`` (one value; repeated or comma-joined also accepted) and ``isMyCommunity``
     (true: only the caller's own templates) as the newest docs ask; both may be omitted."""
@@ -146,9 +151,9 @@ def list_templates(world: World, query: Query, body: Any) -> Any:
         if (not name or name in t["name"].lower())
         and (not kind or t["type"] == kind)
         and (not channels or t["channel"] in channels)
-        and (not mine or t.get("user") == CALLER)
+        and (not mine or t.get("_user") == CALLER)
     ]
-    page = matches[first : first + page_size]
+    page = [public(t) for t in matches[first : first + page_size]]
     return {"template": page, "pageSize": page_size, "pageNum": page_num, "total": len(matches)}
 
 
@@ -167,14 +172,14 @@ def get_template(world: World, query: Query, body: Any) -> Any:
     template_id = query_str(query, "templateId")
     if not template_id:
         raise invalid("templateId", "is required")
-    return {"template": _find_template(world, template_id, "templateId")}
+    return {"template": public(_find_template(world, template_id, "templateId"))}
 
 
 def create_template(world: World, query: Query, body: Any) -> Any:
     template = _template_body(world, body, updating=False)
     template["Id"] = world.new_template_id()
     template["createdAt"] = str(int(world.clock()))
-    template["user"] = CALLER
+    template["_user"] = CALLER
     world.templates[template["Id"]] = template
     return {"templateId": template["Id"]}
 
@@ -195,7 +200,7 @@ def update_template(world: World, query: Query, body: Any) -> Any:
     template = _template_body(world, body, updating=True)
     existing = _own_template(world, template["Id"], "template.Id")
     template["createdAt"] = existing["createdAt"]
-    template["user"] = existing.get("user", CALLER)
+    template["_user"] = existing.get("_user", CALLER)
     world.templates[template["Id"]] = template
     return {"templateId": template["Id"]}
 

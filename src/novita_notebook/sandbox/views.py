@@ -231,7 +231,6 @@ class ViewsMixin:
                 "lastStoppedAt": str(int(record.last_stopped_at or 0)),
                 "spotStatus": record.spot_status,
                 "spotReclaimTime": str(int(record.spot_reclaim_time or 0)),
-                "minCudaVersion": record.min_cuda_version,
             }
         )
         return item

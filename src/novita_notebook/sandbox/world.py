@@ -124,7 +124,8 @@ class World(ViewsMixin):
             for template in catalog.OFFICIAL_TEMPLATES:
                 item = copy.deepcopy(template)
                 item["createdAt"] = catalog.OFFICIAL_TEMPLATE_CREATED_AT
-                item.setdefault("user", "novita")
+                # The owner is kept out of the answers (newest docs list no "user").
+                item["_user"] = item.pop("user", "novita")
                 self.templates[item["Id"]] = item
             self.next_ssh_port = 30000
             self._clusters_cache: list[dict[str, Any]] | None = None
