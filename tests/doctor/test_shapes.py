@@ -142,3 +142,67 @@ def test_masked_and_clear_registry_passwords(monkeypatch, sandbox):
     line = report.line("registry passwords")
     assert line.status == DIFFERS and line.detail == "1 of 1 listed unmasked"
     assert "hunter2-registry" not in report.text() + report.bug_report()
+
+
+def page_edit(monkeypatch, change: Callable[[int, Any], Any]) -> None:
+    """Let ``change(pageNum, reply)`` edit or replace the instance pages the sandbox answers."""
+    original = Probe._get_once
+
+    def edited(self, path, params):
+        reply = original(self, path, params)
+        if path == "/gpu/instances":
+            reply = change(int((params or {})["pageNum"]), reply) or reply
+        return reply
+
+    monkeypatch.setattr(Probe, "_get_once", edited)
+
+
+def test_strictly_one_based_paging_is_reported(monkeypatch, sandbox):
+    make_instances(sandbox, ["page-a", "page-b"])
+
+    def shift(number, reply):
+        if number == 0:
+            reply.data = {"instances": [], "total": reply.data["total"]}
+
+    page_edit(monkeypatch, shift)
+    line = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5).line("paging base")
+    assert line.status == DIFFERS and "1-based: page 0 is empty" in line.detail
+
+
+def test_page_zero_refused_is_reported(monkeypatch, sandbox):
+    make_instances(sandbox, ["page-a"])
+
+    def refuse(number, reply):
+        if number == 0:
+            reply.status, reply.data = 400, {"code": 400, "reason": "VALIDATOR_PARAM"}
+
+    page_edit(monkeypatch, refuse)
+    line = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5).line("paging base")
+    assert line.status == DIFFERS
+    assert (
+        line.detail
+        == "instances: pageNum=0 answered HTTP 400 VALIDATOR_PARAM; page 1 holds 0 item(s)"
+    )
+
+
+def test_a_listing_that_changes_while_read_is_unknown(monkeypatch, sandbox):
+    """Page 0 read twice gives other items (someone created an instance meanwhile)."""
+    make_instances(sandbox, ["page-a", "page-b"])
+    calls = []
+
+    def moving(number, reply):
+        calls.append(number)
+        # Pages 0 and 1 both hold "first", as under a 1-based API, but page 0 read a second
+        # time holds the sandbox's real newest instance: the list moved under the doctor.
+        if number == 1 or len(calls) == 1:
+            reply.data = {"instances": [{"id": "first"}], "total": 2}
+
+    page_edit(monkeypatch, moving)
+    line = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5).line("paging base")
+    assert line.status == "unknown" and "changed while it was read" in line.detail
+
+
+def test_zero_based_with_a_single_instance(sandbox):
+    make_instances(sandbox, ["only-one"])
+    line = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5).line("paging base")
+    assert line.status == OK and line.detail.endswith("page 0 holds the only item, page 1 is empty")

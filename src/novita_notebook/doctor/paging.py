@@ -7,7 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from .context import Context, describe, item_id, items
+from .probe import Reply
 from .report import DIFFERS, OK, UNKNOWN
+
+Listing = tuple[str, str, dict[str, Any]]  # (path, key of the item list, extra parameters)
+Page = tuple[Reply, list[str]]  # the answer and the de-duplicated ids it holds
 
 NAME = "paging base"
 HOW_TO_TELL = (
@@ -16,16 +20,17 @@ HOW_TO_TELL = (
 )
 
 
-def _page(ctx: Context, path: str, key: str, params: dict[str, Any], number: int):
+def _page(ctx: Context, path: str, key: str, params: dict[str, Any], number: int) -> Page:
     reply = ctx.get(path, {**params, "pageNum": number, "pageSize": 1})
     found = items(reply.data, key) if reply.status == 200 else []
     ids = [i for i in (item_id(item) for item in found) if i is not None]
     return reply, list(dict.fromkeys(ids))  # de-duplicated, in order
 
 
-def _source(ctx: Context):  # noqa: ANN202 - (listing, what, first reply, its ids) or None
-    """The first listing that holds an item (or refuses page 0, which is news too)."""
-    sources = [
+def _source(ctx: Context) -> tuple[Listing, str, Reply, list[str]] | None:
+    """(listing, what it lists, page 0's answer and ids) of the first listing that holds an
+    item (or refuses page 0, which is news too)."""
+    sources: list[tuple[Listing, str]] = [
         (("/gpu/instances", "instances", {}), "instances"),
         (
             ("/templates", "template", {"channel": "official", "isMyCommunity": "false"}),
@@ -35,11 +40,11 @@ def _source(ctx: Context):  # noqa: ANN202 - (listing, what, first reply, its id
     ]
     for listing, what in sources:
         reply, ids = _page(ctx, *listing, 0)
-        total = reply.data.get("total") if isinstance(reply.data, dict) else None
+        total = _total(reply)
         # Instances come first and take no extra parameter: any refusal there is news. A
         # template listing may refuse for its parameters, so only its items count.
         refused = what == "instances" and reply.status != 200
-        if ids or (isinstance(total, int) and total > 0) or refused:
+        if ids or (total or 0) > 0 or refused:
             return listing, what, reply, ids
     return None
 
@@ -58,7 +63,9 @@ def check_paging(ctx: Context) -> str | None:
     return instance_id
 
 
-def _verdict(ctx, listing, first, ids0, second, ids1) -> tuple[str, str]:  # noqa: ANN001
+def _verdict(
+    ctx: Context, listing: Listing, first: Reply, ids0: list[str], second: Reply, ids1: list[str]
+) -> tuple[str, str]:
     path, key, params = listing
     if first.status != 200:
         return DIFFERS, f"pageNum=0 answered {describe(first)}; page 1 holds {len(ids1)} item(s)"
@@ -80,8 +87,18 @@ def _verdict(ctx, listing, first, ids0, second, ids1) -> tuple[str, str]:  # noq
             "client de-duplicates by id, so it lists correctly)"
         )
     if ids0:
-        total = first.data.get("total") if isinstance(first.data, dict) else None
-        if not ids1 and isinstance(total, int) and total > 1:
+        total = _total(first)
+        if not ids1 and (total or 0) > 1:
             return DIFFERS, f"page 1 is empty although total={total}"
+        if not ids1:
+            return OK, "0-based: page 0 holds the only item, page 1 is empty"
         return OK, "0-based: page 0 holds the first item, page 1 the next"
     return UNKNOWN, HOW_TO_TELL
+
+
+def _total(reply: Reply) -> int | None:
+    """The answer's ``total`` (a number or a digit string), if it has one."""
+    total = reply.data.get("total") if isinstance(reply.data, dict) else None
+    if isinstance(total, str) and total.isdigit():
+        return int(total)
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
