@@ -96,3 +96,12 @@ def test_the_doctor_only_reads(sandbox):
     log = requests.get(sandbox.url + "/_sandbox/requests", timeout=5).json()["requests"]
     assert log and {entry["method"] for entry in log} == {"GET"}
     assert len(log) == report.calls
+
+
+def test_a_proxy_in_the_environment_is_not_used_for_loopback(monkeypatch, sandbox):
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    report = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5)
+    assert report.line("key").status == OK

@@ -93,6 +93,8 @@ def test_text_is_aligned_and_html_is_an_escaped_table():
     "kwargs, field",
     [
         ({"api_url": "api.novita.ai", "api_key": "sk_x"}, "api_url"),
+        ({"api_url": "http://api.novita.ai", "api_key": "sk_x"}, "api_url"),
+        ({"api_url": 42, "api_key": "sk_x"}, "api_url"),
         ({"api_url": "https://api.novita.ai", "api_key": ""}, "api_key"),
         ({"api_url": "https://api.novita.ai", "api_key": "sk x"}, "api_key"),
         ({"api_url": "https://api.novita.ai", "api_key": "sk_x", "timeout": 0}, "timeout"),

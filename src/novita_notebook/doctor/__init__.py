@@ -25,6 +25,7 @@ Wiring (for the helper who connects it; nothing else needs to change here):
 from __future__ import annotations
 
 import statistics
+from urllib.parse import urlsplit
 
 from .account_checks import (
     check_instance_detail,
@@ -52,12 +53,18 @@ LINE_ORDER = (
 
 
 def _check_input(api_url: object, api_key: object, timeout: object) -> None:
+    from ..config import is_loopback_host
     from ..errors import ValidationError
 
-    if not isinstance(api_url, str) or not api_url.strip().lower().startswith(
-        ("http://", "https://")
-    ):
+    parts = urlsplit(api_url.strip()) if isinstance(api_url, str) else None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValidationError("api_url: must be an http(s) URL", field="api_url")
+    if parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname):
+        raise ValidationError(
+            "api_url: plain http:// is allowed only for loopback hosts (the key would travel "
+            "unencrypted); use https://",
+            field="api_url",
+        )
     if not isinstance(api_key, str) or not api_key.strip() or any(c.isspace() for c in api_key):
         raise ValidationError("api_key: must be a non-empty string without spaces", field="api_key")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 120:

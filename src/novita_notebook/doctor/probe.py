@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..config import is_loopback_host
+
 API_PREFIX = "/gpu-instance/openapi/v1"
 MAX_RETRY_AFTER = 5.0  # a 429 is retried once, waiting at most this long
 
@@ -58,7 +60,10 @@ class Probe:
         self.durations: list[float] = []
         self.timeouts = 0
         self._session = requests.Session()
-        self._session.trust_env = False  # no proxies or .netrc credentials from the environment
+        # As the client's transport: no .netrc credentials, but a corporate proxy still applies.
+        self._session.trust_env = False
+        if not is_loopback_host(urlsplit(self.base).hostname):
+            self._session.proxies.update(requests.utils.get_environ_proxies(self.base))
         self._session.headers.update(
             {
                 "Authorization": f"Bearer {api_key}",
