@@ -206,3 +206,15 @@ def test_zero_based_with_a_single_instance(sandbox):
     make_instances(sandbox, ["only-one"])
     line = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5).line("paging base")
     assert line.status == OK and line.detail.endswith("page 0 holds the only item, page 1 is empty")
+
+
+def test_an_answer_no_check_foresaw_is_a_finding_not_a_crash(monkeypatch, sandbox):
+    def regions_as_number(data):
+        for product in data["data"]:
+            product["regions"] = 3
+
+    reshape(monkeypatch, "/products", regions_as_number)
+    report = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5)
+    line = report.line("catalog shape")
+    assert line.status == DIFFERS and "cannot read (TypeError" in line.detail
+    assert report.line("paging base").status == OK  # the other checks still ran

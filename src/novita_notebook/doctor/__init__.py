@@ -116,15 +116,31 @@ def _check_key(ctx: Context) -> bool:
 
 def _run_checks(ctx: Context) -> None:
     clusters = items((ctx.answers.get("GET /clusters") or [None])[0], "data")
-    check_catalog(ctx, clusters)
-    instance_id = check_paging(ctx)
-    check_template_params(ctx)
-    check_instance_detail(ctx, instance_id)
-    check_not_found(ctx)
-    check_registry_passwords(ctx)
-    check_storages(ctx)
-    _check_endpoints(ctx)
-    _check_fields(ctx)
+    found: dict[str, str | None] = {"instance": None}
+
+    def paging() -> None:
+        found["instance"] = check_paging(ctx)
+
+    steps = [
+        ("catalog shape", lambda: check_catalog(ctx, clusters)),
+        ("paging base", paging),
+        ("template params", lambda: check_template_params(ctx)),
+        ("node", lambda: check_instance_detail(ctx, found["instance"])),
+        ("not-found status", lambda: check_not_found(ctx)),
+        ("registry passwords", lambda: check_registry_passwords(ctx)),
+        ("endpoints", lambda: check_storages(ctx)),
+        ("endpoints", lambda: _check_endpoints(ctx)),
+        ("fields", lambda: _check_fields(ctx)),
+    ]
+    for name, step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - an answer no check foresaw is a finding
+            ctx.add(
+                name,
+                DIFFERS,
+                f"an answer has a shape the doctor cannot read ({type(exc).__name__}: {exc})",
+            )
 
 
 def _check_latency(ctx: Context) -> None:
