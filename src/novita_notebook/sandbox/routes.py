@@ -98,7 +98,20 @@ def _network_storages(body: dict[str, Any]) -> list[dict[str, str]]:
     return storages
 
 
-def create_instance(world: World, query: Query, body: Any) -> Any:
+def _billing(body: dict[str, Any]) -> tuple[str, int]:
+    month = get_int(body, "month", minimum=0, maximum=36, default=0)
+    billing = get_str(body, "billingMode", choices=BILLING_MODES, default="onDemand")
+    if month > 0:
+        billing = "monthly"  # documented: month > 0 forces monthly billing
+    if billing == "monthly" and month == 0:
+        raise invalid("month", "must be at least 1 for monthly billing")
+    get_bool(body, "autoRenew")
+    get_int(body, "autoRenewMonth", minimum=1, maximum=12)
+    return billing, month
+
+
+def _create_spec(world: World, body: Any) -> dict[str, Any]:
+    """The validated create body, as the fields of an InstanceRecord (plus product/cluster)."""
     check_object(body, CREATE_FIELDS)
     kind = get_str(body, "kind", required=True, choices=("gpu", "cpu"))
     if kind == "cpu":
@@ -109,7 +122,6 @@ def create_instance(world: World, query: Query, body: Any) -> Any:
     product_id = get_str(body, "productId", required=True, min_len=1, max_len=255)
     gpu_num = get_int(body, "gpuNum", required=True, minimum=1, maximum=8)
     rootfs = get_int(body, "rootfsSize", required=True, maximum=6144)
-    rootfs = max(rootfs, 10)  # documented: values below 10 become 10
     image_url = get_str(body, "imageUrl", required=True, min_len=1, max_len=500)
     image_auth = get_str(body, "imageAuth", max_len=10239, default="")
     image_auth_id = get_str(body, "imageAuthId", max_len=255, default="")
@@ -119,8 +131,7 @@ def create_instance(world: World, query: Query, body: Any) -> Any:
             f"imageAuthId: registry auth {image_auth_id!r} not found",
             metadata={"field": "imageAuthId"},
         )
-    ports_spec = get_str(body, "ports", max_len=4095, default="")
-    ports = parse_port_spec(ports_spec)
+    ports = parse_port_spec(get_str(body, "ports", max_len=4095, default=""))
     tools = _tools(body)
     if len({p for p, _ in ports} | {int(t["port"]) for t in tools}) > 15:
         raise invalid("ports", "ports plus tools must be at most 15")
@@ -130,24 +141,43 @@ def create_instance(world: World, query: Query, body: Any) -> Any:
     cluster_id = get_str(body, "clusterId", max_len=255, default="")
     storages = _network_storages(body)
     network_id = get_str(body, "networkId", max_len=255, default="")
-    month = get_int(body, "month", minimum=0, maximum=36, default=0)
-    billing = get_str(body, "billingMode", choices=BILLING_MODES, default="onDemand")
-    if month > 0:
-        billing = "monthly"  # documented: month > 0 forces monthly billing
-    if billing == "monthly" and month == 0:
-        raise invalid("month", "must be at least 1 for monthly billing")
-    get_bool(body, "autoRenew")
-    get_int(body, "autoRenewMonth", minimum=1, maximum=12)
+    billing, month = _billing(body)
     min_cuda = get_str(body, "minCudaVersion", max_len=16, default="")
     if min_cuda and not re.match(r"^\d+(\.\d+)*$", min_cuda):
         raise invalid("minCudaVersion", "must look like '12.4'")
     get_str(body, "localStorageMountPoint", max_len=4095)
+    user, _, password = image_auth.partition(":")
+    return {
+        "product_id": product_id,
+        "cluster_id": cluster_id,
+        "name": name,
+        "gpu_num": gpu_num,
+        "rootfs_size": max(rootfs, 10),  # documented: values below 10 become 10
+        "image_url": image_url,
+        "image_auth_id": image_auth_id,
+        "image_auth_ok": bool(user and password),
+        "ports": ports,
+        "envs": envs,
+        "tools": tools,
+        "command": command,
+        "entrypoint": entrypoint,
+        "billing_mode": billing,
+        "month": month,
+        "network_storages": storages,
+        "network_id": network_id,
+        "min_cuda_version": min_cuda,
+    }
 
+
+def create_instance(world: World, query: Query, body: Any) -> Any:
+    spec = _create_spec(world, body)
+    product_id, cluster_id = spec.pop("product_id"), spec.pop("cluster_id")
     product = catalog.PRODUCTS_BY_ID.get(product_id)
-    if product is not None and rootfs > product.max_rootfs:
+    if product is not None and spec["rootfs_size"] > product.max_rootfs:
         raise invalid("rootfsSize", f"must be at most the product's maxRootFS {product.max_rootfs}")
-    if storages:
-        cluster_id = storages_cluster(world, storages, cluster_id or "")
+    if spec["network_storages"]:
+        # Volumes live in one cluster: they decide (or must agree with) the instance's cluster.
+        cluster_id = storages_cluster(world, spec["network_storages"], cluster_id)
         cluster = catalog.CLUSTERS_BY_ID.get(cluster_id)
         if cluster is not None and not cluster.support_network_storage:
             raise ApiError(
@@ -155,36 +185,14 @@ def create_instance(world: World, query: Query, body: Any) -> Any:
                 f"networkStorages: cluster {cluster_id} does not support network storage",
                 metadata={"field": "networkStorages"},
             )
-    if product is not None and billing not in product.billing_methods:
+    if product is not None and spec["billing_mode"] not in product.billing_methods:
         raise ApiError(
             "UNSUPPORTED_BILLING_MODE",
-            f"billingMode: {product_id} does not support {billing}",
+            f"billingMode: {product_id} does not support {spec['billing_mode']}",
             metadata={"field": "billingMode"},
         )
-    offer = world.pick_offer(product_id, cluster_id, gpu_num)
-    user, _, password = image_auth.partition(":")
-    record = world.add_instance(
-        {
-            "name": name,
-            "gpu_num": gpu_num,
-            "rootfs_size": rootfs,
-            "image_url": image_url,
-            "image_auth_id": image_auth_id,
-            "image_auth_ok": bool(user and password),
-            "ports": ports,
-            "envs": envs,
-            "tools": tools,
-            "command": command,
-            "entrypoint": entrypoint,
-            "billing_mode": billing,
-            "month": month,
-            "network_storages": storages,
-            "network_id": network_id,
-            "min_cuda_version": min_cuda,
-        },
-        offer,
-    )
-    return {"id": record.id}
+    offer = world.pick_offer(product_id, cluster_id, spec["gpu_num"])
+    return {"id": world.add_instance(spec, offer).id}
 
 
 def get_instance(world: World, query: Query, body: Any) -> Any:

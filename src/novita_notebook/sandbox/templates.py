@@ -34,6 +34,58 @@ TEMPLATE_FIELDS = {
 }  # fmt: skip
 
 
+def _port_groups(template: dict[str, Any]) -> list[dict[str, Any]]:
+    groups = []
+    for i, group in enumerate(get_list(template, "ports", field="template.ports", max_items=2)):
+        where = f"template.ports[{i}]"
+        check_object(group, {"type", "ports"}, where)
+        kind = get_str(group, "type", field=f"{where}.type", required=True, choices=("http", "tcp"))
+        numbers = []
+        for j, value in enumerate(get_list(group, "ports", field=f"{where}.ports", max_items=10)):
+            # Older docs sent these as strings ("8888"): accepted as the number they spell.
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise invalid(f"{where}.ports[{j}]", "must be an integer")
+            numbers.append(check_port(value, kind, f"{where}.ports[{j}]")[0])
+        groups.append({"type": kind, "ports": numbers})
+    return groups
+
+
+def _template_tools(template: dict[str, Any]) -> list[dict[str, Any]]:
+    tools = []
+    for i, item in enumerate(get_list(template, "tools", field="template.tools", max_items=15)):
+        where = f"template.tools[{i}]"
+        check_object(item, {"name", "describe", "port", "type"}, where)
+        port = get_int(item, "port", field=f"{where}.port", required=True)
+        kind = get_str(item, "type", field=f"{where}.type", default="http", choices=("http", "tcp"))
+        tools.append(
+            {
+                "name": get_str(item, "name", field=f"{where}.name", required=True, max_len=255),
+                "describe": get_str(item, "describe", field=f"{where}.describe", default=""),
+                "port": check_port(port, kind or "http", f"{where}.port")[0],
+                "type": kind,
+            }
+        )
+    return tools
+
+
+def _cards(template: dict[str, Any]) -> list[dict[str, Any]]:
+    cards = []
+    for i, item in enumerate(get_list(template, "recommendCards", field="template.recommendCards")):
+        where = f"template.recommendCards[{i}]"
+        check_object(item, {"gpuSpecId", "cardNum"}, where)
+        cards.append(
+            {
+                "gpuSpecId": get_str(item, "gpuSpecId", field=f"{where}.gpuSpecId", required=True),
+                "cardNum": get_int(
+                    item, "cardNum", field=f"{where}.cardNum", minimum=1, maximum=8, default=1
+                ),
+            }
+        )
+    return cards
+
+
 def _template_body(world: World, body: Any, *, updating: bool) -> dict[str, Any]:
     check_object(body, {"template"})
     template = body.get("template")
@@ -79,53 +131,13 @@ def _template_body(world: World, body: Any, *, updating: bool) -> dict[str, Any]
         template, "rootfsSize", field="template.rootfsSize", required=True, minimum=0, maximum=6144
     )
     result["rootfsSize"] = max(rootfs, 10)
-    groups = []
-    for i, group in enumerate(get_list(template, "ports", field="template.ports", max_items=2)):
-        where = f"template.ports[{i}]"
-        check_object(group, {"type", "ports"}, where)
-        kind = get_str(group, "type", field=f"{where}.type", required=True, choices=("http", "tcp"))
-        numbers = []
-        for j, value in enumerate(get_list(group, "ports", field=f"{where}.ports", max_items=10)):
-            # Older docs sent these as strings ("8888"): accepted as the number they spell.
-            if isinstance(value, str) and value.strip().isdigit():
-                value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise invalid(f"{where}.ports[{j}]", "must be an integer")
-            numbers.append(check_port(value, kind, f"{where}.ports[{j}]")[0])
-        groups.append({"type": kind, "ports": numbers})
-    result["ports"] = groups
+    result["ports"] = _port_groups(template)
     result["envs"] = read_envs(template, "envs")
-    tools = []
-    for i, item in enumerate(get_list(template, "tools", field="template.tools", max_items=15)):
-        where = f"template.tools[{i}]"
-        check_object(item, {"name", "describe", "port", "type"}, where)
-        port = get_int(item, "port", field=f"{where}.port", required=True)
-        kind = get_str(item, "type", field=f"{where}.type", default="http", choices=("http", "tcp"))
-        tools.append(
-            {
-                "name": get_str(item, "name", field=f"{where}.name", required=True, max_len=255),
-                "describe": get_str(item, "describe", field=f"{where}.describe", default=""),
-                "port": check_port(port, kind or "http", f"{where}.port")[0],
-                "type": kind,
-            }
-        )
-    result["tools"] = tools
+    result["tools"] = _template_tools(template)
     result["minCudaVersion"] = get_str(
         template, "minCudaVersion", field="template.minCudaVersion", max_len=16, default=""
     )
-    cards = []
-    for i, item in enumerate(get_list(template, "recommendCards", field="template.recommendCards")):
-        where = f"template.recommendCards[{i}]"
-        check_object(item, {"gpuSpecId", "cardNum"}, where)
-        cards.append(
-            {
-                "gpuSpecId": get_str(item, "gpuSpecId", field=f"{where}.gpuSpecId", required=True),
-                "cardNum": get_int(
-                    item, "cardNum", field=f"{where}.cardNum", minimum=1, maximum=8, default=1
-                ),
-            }
-        )
-    result["recommendCards"] = cards
+    result["recommendCards"] = _cards(template)
     return result
 
 
