@@ -113,7 +113,11 @@ class DoctorReport:
             f"api host {self.api_host}, {self.calls} read-only calls",
         ]
         for line in self.lines:
-            lines.append(f"- {line.name}: {line.status}: {self._anonymise(line.detail)}")
+            if line.status != OK:
+                lines.append(f"- {line.name}: {line.status}: {self._anonymise(line.detail)}")
+        as_assumed = [line.name for line in self.lines if line.status == OK]
+        if as_assumed:
+            lines.append(f"- as assumed: {', '.join(as_assumed)}")
         return "\n".join(lines) + "\n"
 
     def _anonymise(self, text: str) -> str:
