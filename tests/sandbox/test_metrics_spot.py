@@ -103,6 +103,12 @@ def test_forced_notice_reclaims_then_terminates(sandbox, api):
     final = api.instance(instance_id)
     assert "reclaiming" in seen and final["spotStatus"] == "terminated"
     assert final["statusError"]["state"] == "spotReclaimed"
+    assert api.post("/gpu/instance/start", {"instanceId": instance_id}).ok
+    api.wait_for(instance_id, "running")
+    assert api.instance(instance_id)["spotStatus"] == "running"
+    assert api.instance(instance_id)["spotReclaimTime"] == "0"
+    api.post("/gpu/instance/stop", {"instanceId": instance_id})
+    assert api.instance(instance_id)["spotStatus"] == ""
 
 
 def test_reclaim_control_errors(sandbox, api):

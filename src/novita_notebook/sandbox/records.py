@@ -153,6 +153,7 @@ class InstanceRecord:
             self.status_error = {"state": "", "message": ""}
             if self.is_spot:
                 self.spot_status = "running"
+                self.spot_reclaim_time = None
                 self.notice_drawn = False
         elif self.status == "exited":
             self.last_stopped_at = at

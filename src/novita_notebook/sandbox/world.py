@@ -330,6 +330,8 @@ class World(ViewsMixin):
             raise self._invalid_change(record, "stop")
         record.running_since = None
         record.clear_spot_notice()
+        if record.is_spot:
+            record.spot_status = ""  # a stopped spot instance is not being reclaimed
         stages = [
             ("toStop", self.phase(QUEUE_SECONDS)),
             ("stopping", self.phase(STOPPING_SECONDS)),
