@@ -191,3 +191,23 @@ def test_pull_time_grows_with_image_size():
             return _stage_lengths(sb)[-1]
 
     assert pulling("ubuntu:22.04") < pulling("pytorch/pytorch:2.4.0-cuda12.4-cudnn9-devel")
+
+
+def test_fields_of_older_docs_are_never_a_400(sandbox, api):
+    sandbox.clear_requests()
+    old_create = {
+        **BASIC_INSTANCE,
+        "cpuNum": "16",
+        "memory": "62",
+        "diskSize": 50,
+        "networkStorageId": "x",
+        "networkStorageMountPoint": "/data",
+    }
+    assert api.post("/gpu/instance/create", old_create).status_code == 200
+    assert sandbox.requests()[-1]["ignored"] == [
+        "cpuNum",
+        "diskSize",
+        "memory",
+        "networkStorageId",
+        "networkStorageMountPoint",
+    ]
