@@ -4,7 +4,7 @@ signals and determinism of the seeded catalog.
 
 from __future__ import annotations
 
-from sandbox_helpers import Api, assert_error
+from sandbox_helpers import BASIC_INSTANCE, Api, assert_error
 
 from novita_notebook.sandbox import Sandbox
 
@@ -29,28 +29,54 @@ def test_clusters_have_every_documented_field(api):
     assert "RTX 4090" in by_name["AS-SGP-02"]["availableGpuType"]
 
 
-def test_products_without_cluster_are_one_entry_per_product_and_region(api):
+def test_unfiltered_products_list_each_id_once_with_every_region(api):
     data = api.get("/products").json()["data"]
-    assert len({p["id"] for p in data}) >= 10
-    pairs = [(p["id"], p["regions"][0]) for p in data]
-    assert len(pairs) == len(set(pairs))
+    ids = [p["id"] for p in data]
+    assert len(ids) == len(set(ids)) >= 10
     for product in data:
-        assert len(product["regions"]) == 1
-        assert product["regions"][0].endswith(")") and " (" in product["regions"][0]
+        assert product["regions"] and len(set(product["regions"])) == len(product["regions"])
+        assert all(r.endswith(")") and " (" in r for r in product["regions"])
         assert product["price"].isdigit()
-        assert isinstance(product["spotPrice"], str)
+        assert product["spotPrice"] is None or product["spotPrice"].isdigit()
         assert product["inventoryState"] in {"none", "low", "normal", "high"}
-        assert product["availableDeploy"] == (product["inventoryState"] != "none")
-        assert "onDemand" in product["billingMethods"]
+        assert "onDemand" in product["billingMethods"]  # the default billingMethod filter
         for key in ("cpuPerGpu", "memoryPerGpu", "diskPerGpu", "minRootFS", "maxRootFS"):
             assert isinstance(product[key], int)
-    rtx4090 = [p for p in data if p["id"] == "4090.16c62g"]
-    regions = {p["regions"][0].split(" ")[0] for p in rtx4090}
-    assert {"AS-SGP-02", "CN-HK-01", "AS-IN-01"} <= regions
-    assert len(regions) >= 5
-    prices = {int(p["price"]) / 100000 for p in rtx4090}
-    assert len(prices) > 1, "prices should differ by region"
-    assert all(0.30 <= price <= 0.42 for price in prices), prices
+    by_id = {p["id"]: p for p in data}
+    # The live examples: one GPU under several ids, one price per id, regions listed together.
+    assert by_id["4090.16c62g"]["price"] == "35000"
+    assert by_id["4090.16c62g"]["regions"] == ["AS-SGP-02 (Singapore)", "CN-HK-01 (Hong Kong)"]
+    assert by_id["26"]["name"] == "RTX 4090 24GB" and by_id["26"]["price"] == "67000"
+    assert len(by_id["26"]["regions"]) == 1 and by_id["26"]["spotPrice"] is None
+    rtx4090 = [p for p in data if p["name"] == "RTX 4090 24GB"]
+    assert len(rtx4090) >= 3 and len({p["price"] for p in rtx4090}) == len(rtx4090)
+    regions = {r for p in rtx4090 for r in p["regions"]}
+    assert len(regions) == 8, "the 4090 is sold in every cluster under one id or another"
+
+
+def test_a_region_can_run_out_while_the_product_stays_available(sandbox, api):
+    sandbox.set_stock(0, cluster_id="as-sgp-2", product_id="4090.16c62g")
+    anywhere = next(p for p in api.get("/products").json()["data"] if p["id"] == "4090.16c62g")
+    assert anywhere["availableDeploy"] is True and "AS-SGP-02 (Singapore)" in anywhere["regions"]
+    there = api.get("/products", clusterId="as-sgp-2").json()["data"]
+    row = next(p for p in there if p["id"] == "4090.16c62g")
+    assert row["regions"] == ["AS-SGP-02 (Singapore)"]
+    assert row["availableDeploy"] is False and row["inventoryState"] == "none"
+    body = {**BASIC_INSTANCE, "clusterId": "as-sgp-2"}
+    assert_error(api.post("/gpu/instance/create", body), 400, "INSUFFICIENT_RESOURCE", "as-sgp-2")
+    sandbox.set_stock(0, product_id="4090.16c62g")
+    gone = next(p for p in api.get("/products").json()["data"] if p["id"] == "4090.16c62g")
+    assert gone["availableDeploy"] is False and gone["inventoryState"] == "none"
+
+
+def test_billing_method_filters_and_defaults_to_on_demand(api):
+    default = {p["id"] for p in api.get("/products").json()["data"]}
+    on_demand = {p["id"] for p in api.get("/products", billingMethod="onDemand").json()["data"]}
+    spot = api.get("/products", billingMethod="spot").json()["data"]
+    assert default == on_demand
+    assert "A100-80GB.spot" in {p["id"] for p in spot} and "A100-80GB.spot" not in default
+    assert all(p["spotPrice"].isdigit() and "spot" in p["billingMethods"] for p in spot)
+    assert "26" not in {p["id"] for p in spot}
 
 
 def test_products_include_the_expected_gpu_range(api):
@@ -88,6 +114,7 @@ def test_product_filters(api):
     assert big_disk and all(p["maxRootFS"] >= 5000 for p in big_disk)
     spot = api.get("/products", billingMethod="spot").json()["data"]
     assert spot and all("spot" in p["billingMethods"] and p["spotPrice"] for p in spot)
+    assert all(p["regions"] == ["AS-SGP-02 (Singapore)"] for p in sgp)
     assert not any(p["id"] == "H200.16c240g" for p in spot)
     monthly = api.get("/products", billingMethod="monthly").json()["data"]
     assert monthly and all(p["monthlyPrice"] for p in monthly)
@@ -117,7 +144,9 @@ def test_catalog_is_deterministic_for_a_seed_and_varies_across_seeds():
     def snapshot(seed: int) -> list:
         with Sandbox(seed=seed) as sb:
             rows = Api(sb).get("/products").json()["data"]
-        return [(p["id"], p["regions"][0], p["price"], p["inventoryState"]) for p in rows]
+        with Sandbox(seed=seed) as sb:
+            regional = Api(sb).get("/products", clusterId="us-west-1").json()["data"]
+        return [(p["id"], p["price"], p["inventoryState"]) for p in rows + regional]
 
     assert snapshot(3) == snapshot(3)
     assert snapshot(3) != snapshot(4)

@@ -44,9 +44,9 @@ def test_without_cluster_any_cluster_with_stock_is_used(sandbox, api):
         "INSUFFICIENT_RESOURCE",
         "any cluster",
     )
-    sandbox.set_stock(1, cluster_id="oc-au-1", product_id="4090.16c62g")
+    sandbox.set_stock(1, cluster_id="cn-hongkong-1", product_id="4090.16c62g")
     instance_id = api.create(productId="4090.16c62g")
-    assert api.instance(instance_id)["clusterId"] == "oc-au-1"
+    assert api.instance(instance_id)["clusterId"] == "cn-hongkong-1"
 
 
 def test_stock_control_endpoint_and_validation(sandbox, api):

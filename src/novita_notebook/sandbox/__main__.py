@@ -22,6 +22,28 @@ def _speed(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--phase-jitter must be a number, got {text!r}") from None
+    if not 0 <= value <= 0.9:
+        raise argparse.ArgumentTypeError("--phase-jitter must be between 0 and 0.9")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--spot-notice-rate must be a number, got {text!r}"
+        ) from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("--spot-notice-rate must be >= 0")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -44,13 +66,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=_speed, default=1.0, help="clock speed-up factor (default 1 = real time)"
     )
     parser.add_argument("--seed", type=int, default=0, help="catalog and stock seed (default 0)")
+    parser.add_argument(
+        "--page-base",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="first pageNum: 0 (default, as live) or 1 (then 0 also means the first page)",
+    )
+    parser.add_argument(
+        "--not-found-status",
+        type=int,
+        choices=(404, 400),
+        default=404,
+        help="GET /gpu/instance for an unknown id: 404 (default) or the documented 400",
+    )
+    parser.add_argument(
+        "--phase-jitter",
+        type=_fraction,
+        default=0.0,
+        help="seeded ±fraction on every provisioning phase's duration (default 0, e.g. 0.2)",
+    )
+    parser.add_argument(
+        "--spot-notice-rate",
+        type=_non_negative,
+        default=0.0,
+        help="random reclaim notices per running spot instance-hour (default 0 = none)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     sandbox = Sandbox(
-        speed=args.speed, seed=args.seed, api_key=args.api_key, host=args.host, port=args.port
+        speed=args.speed,
+        seed=args.seed,
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        page_base=args.page_base,
+        not_found_status=args.not_found_status,
+        phase_jitter=args.phase_jitter,
+        spot_notice_rate=args.spot_notice_rate,
     )
     try:
         sandbox.start()
@@ -67,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"API URL: {sandbox.api_url}", flush=True)
     print(f"API key: {sandbox.api_key}", flush=True)
     print(f"speed x{sandbox.speed:g}, seed {sandbox.seed}. Press Ctrl-C to stop.", flush=True)
+    print(f"switches: {sandbox.config}", flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -1,12 +1,12 @@
-"""The sandbox's seeded catalog: clusters, GPU products, per-region prices and stock, official
-templates and known public images. Everything derived from the seed is deterministic.
+"""The sandbox's seeded catalog: clusters, GPU products (one price per product id), per-cluster
+stock, official templates and known public images. Everything derived from the seed is fixed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PRICE_UNIT = 100_000  # API prices are integers in 1/100000 USD per hour
 HOURS_PER_MONTH = 730
@@ -42,6 +42,9 @@ _ALL = tuple(c.id for c in CLUSTERS)
 
 @dataclass(frozen=True)
 class ProductSpec:
+    """One product id as the live catalog sells it: ONE price (and spot price) for every
+    cluster that offers it. The same GPU is sold under other ids elsewhere at other prices."""
+
     id: str
     name: str
     gpu_type: str  # what /clusters lists in availableGpuType
@@ -49,60 +52,96 @@ class ProductSpec:
     memory_per_gpu: int
     disk_per_gpu: int
     max_rootfs: int
-    usd_per_hour: float  # on-demand base price per GPU, before the regional factor
-    spot_ratio: float | None  # spot price / on-demand price; None = no spot offer
+    price: int  # 1/100000 USD per GPU-hour, on demand
+    spot_price: int | None  # None = no spot offer
     clusters: tuple[str, ...]
     monthly: bool = True
+    on_demand: bool = True  # False = a spot-only product
     max_local_storage: int = 0
+
+    @property
+    def billing_methods(self) -> list[str]:
+        methods = ["onDemand"] if self.on_demand else []
+        if self.monthly:
+            methods.append("monthly")
+        if self.spot_price is not None:
+            methods.append("spot")
+        return methods
+
+    @property
+    def monthly_prices(self) -> list[tuple[int, int]]:
+        """(months, price per GPU-month) with the usual longer-term discounts."""
+        if not self.monthly:
+            return []
+        return [
+            (months, int(self.price * HOURS_PER_MONTH * discount) // 100 * 100)
+            for months, discount in ((1, 0.85), (3, 0.8), (6, 0.75), (12, 0.7))
+        ]
 
 
 PRODUCTS: tuple[ProductSpec, ...] = (
+    # RTX 4090 under four ids, as live: "4090.16c62g" at 35000 in two regions, the older
+    # numeric id "26" at 67000 in one region (both seen live), two more elsewhere.
     ProductSpec(
-        "4090.16c62g", "RTX 4090 24GB", "RTX 4090", 16, 62, 100, 1000, 0.35, 0.5,
-        ("as-sgp-2", "cn-hongkong-1", "as-in-1", "us-ca-nas-6", "us-west-1", "eu-de-1", "oc-au-1"),
+        "4090.16c62g", "RTX 4090 24GB", "RTX 4090", 16, 62, 100, 1000, 35000, 17500,
+        ("as-sgp-2", "cn-hongkong-1"),
     ),
     ProductSpec(
-        "4090.16c96g.v2", "RTX 4090 24GB", "RTX 4090", 16, 96, 200, 2000, 0.39, 0.5,
+        "4090.16c96g.v2", "RTX 4090 24GB", "RTX 4090", 16, 96, 200, 2000, 39000, 19500,
         ("as-sgp-2", "us-ca-nas-6", "eu-de-1"),
     ),
+    ProductSpec("26", "RTX 4090 24GB", "RTX 4090", 12, 46, 80, 500, 67000, None, ("us-west-1",)),
     ProductSpec(
-        "5090.16c90g", "RTX 5090 32GB", "RTX 5090", 16, 90, 200, 2000, 0.69, 0.5,
+        "4090.12c48g", "RTX 4090 24GB", "RTX 4090", 12, 48, 80, 500, 42000, 21000,
+        ("as-in-1", "eu-west-1", "oc-au-1"),
+    ),
+    ProductSpec(
+        "5090.16c90g", "RTX 5090 32GB", "RTX 5090", 16, 90, 200, 2000, 69000, 34500,
         ("as-sgp-2", "us-ca-nas-6", "eu-west-1"),
     ),
     ProductSpec(
-        "3090.12c46g", "RTX 3090 24GB", "RTX 3090", 12, 46, 80, 500, 0.21, 0.55,
+        "5090.24c120g", "RTX 5090 32GB", "RTX 5090", 24, 120, 250, 2000, 79000, None,
+        ("us-west-1", "eu-de-1"),
+    ),
+    ProductSpec(
+        "3090.12c46g", "RTX 3090 24GB", "RTX 3090", 12, 46, 80, 500, 21000, 11500,
         ("as-sgp-2", "cn-hongkong-1", "as-in-1", "us-west-1", "eu-west-1"),
     ),
     ProductSpec(
-        "4080S.12c46g", "RTX 4080 SUPER 16GB", "RTX 4080", 12, 46, 80, 500, 0.18, 0.55,
+        "4080S.12c46g", "RTX 4080 SUPER 16GB", "RTX 4080", 12, 46, 80, 500, 18000, 9900,
         ("cn-hongkong-1", "as-in-1", "us-west-1", "oc-au-1"),
     ),
     ProductSpec(
-        "L40S.16c125g", "L40S 48GB", "L40S", 16, 125, 250, 3000, 0.86, 0.6,
+        "L40S.16c125g", "L40S 48GB", "L40S", 16, 125, 250, 3000, 86000, 51600,
         ("as-sgp-2", "us-ca-nas-6", "eu-de-1", "eu-west-1"),
     ),
     ProductSpec(
-        "A100-80GB.14c240g", "A100 SXM 80GB", "A100", 14, 240, 400, 6144, 1.60, 0.6,
+        "A100-80GB.14c240g", "A100 SXM 80GB", "A100", 14, 240, 400, 6144, 160000, 96000,
         ("as-sgp-2", "us-ca-nas-6", "us-west-1", "eu-de-1"),
     ),
+    # Spot-only: invisible in the default (onDemand) listing, found with billingMethod=spot.
     ProductSpec(
-        "H100-80GB.16c240g", "H100 SXM 80GB", "H100", 16, 240, 400, 6144, 2.49, 0.65,
+        "A100-80GB.spot", "A100 SXM 80GB", "A100", 14, 240, 400, 6144, 90000, 90000,
+        ("as-in-1", "oc-au-1"), monthly=False, on_demand=False,
+    ),
+    ProductSpec(
+        "H100-80GB.16c240g", "H100 SXM 80GB", "H100", 16, 240, 400, 6144, 249000, 161900,
         ("us-ca-nas-6", "us-west-1", "eu-de-1", "as-sgp-2"),
     ),
     ProductSpec(
-        "H200.16c240g", "H200 141GB", "H200", 16, 240, 500, 6144, 3.49, None,
+        "H200.16c240g", "H200 141GB", "H200", 16, 240, 500, 6144, 349000, None,
         ("us-ca-nas-6", "eu-de-1"),
     ),
     ProductSpec(
-        "6000ADA.12c120g", "RTX 6000 Ada 48GB", "RTX 6000 Ada", 12, 120, 200, 2000, 0.70, 0.55,
+        "6000ADA.12c120g", "RTX 6000 Ada 48GB", "RTX 6000 Ada", 12, 120, 200, 2000, 70000, 38500,
         ("as-sgp-2", "us-west-1", "eu-west-1", "oc-au-1"),
     ),
     ProductSpec(
-        "A6000.10c60g", "RTX A6000 48GB", "A6000", 10, 60, 150, 1000, 0.49, 0.55,
+        "A6000.10c60g", "RTX A6000 48GB", "A6000", 10, 60, 150, 1000, 49000, 27000,
         ("as-sgp-2", "cn-hongkong-1", "us-ca-nas-6", "eu-west-1"),
     ),
     ProductSpec(
-        "L4.8c30g", "L4 24GB", "L4", 8, 30, 60, 500, 0.25, None,
+        "L4.8c30g", "L4 24GB", "L4", 8, 30, 60, 500, 25000, None,
         ("as-in-1", "us-west-1", "eu-de-1", "oc-au-1"),
         monthly=False,
     ),
@@ -122,51 +161,25 @@ _STOCK_CHOICES = (0, 0, 2, 3, 4, 8, 12, 16, 24, 32, 48, 64)
 
 @dataclass
 class Offer:
-    """One product in one cluster: region-specific prices and stock (mutable: stock)."""
+    """One product in one cluster: its stock (mutable). Prices belong to the product."""
 
     product: ProductSpec
     cluster: ClusterSpec
-    price: int  # 1/100000 USD per GPU-hour, on demand
-    spot_price: int | None
-    monthly_prices: list[tuple[int, int]] = field(default_factory=list)  # (months, per GPU-month)
     stock: int = 0
 
     @property
     def billing_methods(self) -> list[str]:
-        methods = ["onDemand"]
-        if self.product.monthly:
-            methods.append("monthly")
-        if self.spot_price is not None:
-            methods.append("spot")
-        return methods
-
-
-def _round_price(usd: float) -> int:
-    """Whole cents keep prices looking like the live catalog (e.g. 35000, 37000)."""
-    return int(round(usd * 100)) * (PRICE_UNIT // 100)
+        return self.product.billing_methods
 
 
 def build_offers(seed: int) -> dict[tuple[str, str], Offer]:
-    """Every (product id, cluster id) offer with seeded regional prices and stock."""
+    """Every (product id, cluster id) offer with seeded stock."""
     rng = random.Random(f"novita-sandbox-offers-{seed}")
     offers: dict[tuple[str, str], Offer] = {}
     for product in PRODUCTS:
         for cluster_id in product.clusters:
-            factor = rng.uniform(0.94, 1.14)
-            on_demand = _round_price(product.usd_per_hour * factor)
-            spot = None
-            if product.spot_ratio is not None:
-                spot = _round_price(product.usd_per_hour * factor * product.spot_ratio)
-            monthly = []
-            if product.monthly:
-                for months, discount in ((1, 0.85), (3, 0.8), (6, 0.75), (12, 0.7)):
-                    monthly.append(
-                        (months, int(on_demand * HOURS_PER_MONTH * discount) // 100 * 100)
-                    )
             stock = PINNED_STOCK.get((product.id, cluster_id), rng.choice(_STOCK_CHOICES))
-            offers[(product.id, cluster_id)] = Offer(
-                product, CLUSTERS_BY_ID[cluster_id], on_demand, spot, monthly, stock
-            )
+            offers[(product.id, cluster_id)] = Offer(product, CLUSTERS_BY_ID[cluster_id], stock)
     return offers
 
 
@@ -240,7 +253,7 @@ def is_private_image(image: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Official templates
+# Official templates (and one community template of another user)
 # ---------------------------------------------------------------------------------------------
 
 OFFICIAL_TEMPLATES: tuple[dict, ...] = (
@@ -315,6 +328,25 @@ OFFICIAL_TEMPLATES: tuple[dict, ...] = (
         "tools": [],
         "minCudaVersion": "12.4",
         "recommendCards": [{"gpuSpecId": "A100-80GB.14c240g", "cardNum": 1}],
+    },
+    {
+        "Id": "tpl-community-comfyui",
+        "name": "ComfyUI (community)",
+        "readme": "ComfyUI on port 8188, shared by another user.",
+        "logo": "",
+        "type": "instance",
+        "channel": "community",
+        "user": "community-user",
+        "image": "yanwk/comfyui-boot:latest",
+        "imageAuth": "",
+        "startCommand": "",
+        "entrypoint": "",
+        "rootfsSize": 80,
+        "ports": [{"type": "http", "ports": [8188]}],
+        "envs": [],
+        "tools": [],
+        "minCudaVersion": "12.1",
+        "recommendCards": [{"gpuSpecId": "4090.16c62g", "cardNum": 1}],
     },
 )
 

@@ -143,6 +143,7 @@ class RequestLog:
             "status": 0,
             "time": arrived,
             "body": redact_body(body),
+            "ignored": [],  # unknown body fields the sandbox discarded (Novita requests)
         }
         with self._lock:
             self._entries.append(entry)

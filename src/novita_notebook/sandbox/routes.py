@@ -9,6 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import catalog
+from .metrics import get_metrics
+from .storage import STORAGE_ROUTES, storages_cluster
+from .templates import TEMPLATE_ROUTES
 from .validate import (
     ApiError,
     check_object,
@@ -18,14 +21,16 @@ from .validate import (
     get_list,
     get_str,
     invalid,
+    page_window,
     parse_port_spec,
     query_int,
-    query_list,
     query_str,
+    read_envs,
 )
 from .world import World
 
 API_PREFIX = "/gpu-instance/openapi/v1"
+OPENAPI_PREFIX = "/openapi/v1"  # billing namespace, where instance metrics live
 BILLING_MODES = ("onDemand", "monthly", "spot")
 
 Query = dict[str, list[str]]
@@ -38,6 +43,7 @@ def get_clusters(world: World, query: Query, body: Any) -> Any:
 
 
 def get_products(world: World, query: Query, body: Any) -> Any:
+    # Documented default onDemand: an omitted billingMethod lists onDemand-capable products.
     billing = query_str(query, "billingMethod", default="onDemand")
     if billing not in BILLING_MODES:
         raise invalid("billingMethod", f"must be one of {', '.join(BILLING_MODES)}")
@@ -61,17 +67,6 @@ CREATE_FIELDS = {
     "localStorageMountPoint",
 }  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9-]*$")
-
-
-def _envs(body: dict[str, Any], key: str = "envs", limit: int = 100) -> list[dict[str, str]]:
-    envs = []
-    for i, item in enumerate(get_list(body, key, max_items=limit)):
-        where = f"{key}[{i}]"
-        check_object(item, {"key", "value"}, where)
-        name = get_str(item, "key", field=f"{where}.key", required=True, max_len=511)
-        value = get_str(item, "value", field=f"{where}.value", max_len=4095, default="")
-        envs.append({"key": name, "value": value})
-    return envs
 
 
 def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,7 +98,20 @@ def _network_storages(body: dict[str, Any]) -> list[dict[str, str]]:
     return storages
 
 
-def create_instance(world: World, query: Query, body: Any) -> Any:
+def _billing(body: dict[str, Any]) -> tuple[str, int]:
+    month = get_int(body, "month", minimum=0, maximum=36, default=0)
+    billing = get_str(body, "billingMode", choices=BILLING_MODES, default="onDemand")
+    if month > 0:
+        billing = "monthly"  # documented: month > 0 forces monthly billing
+    if billing == "monthly" and month == 0:
+        raise invalid("month", "must be at least 1 for monthly billing")
+    get_bool(body, "autoRenew")
+    get_int(body, "autoRenewMonth", minimum=1, maximum=12)
+    return billing, month
+
+
+def _create_spec(world: World, body: Any) -> dict[str, Any]:
+    """The validated create body, as the fields of an InstanceRecord (plus product/cluster)."""
     check_object(body, CREATE_FIELDS)
     kind = get_str(body, "kind", required=True, choices=("gpu", "cpu"))
     if kind == "cpu":
@@ -114,7 +122,6 @@ def create_instance(world: World, query: Query, body: Any) -> Any:
     product_id = get_str(body, "productId", required=True, min_len=1, max_len=255)
     gpu_num = get_int(body, "gpuNum", required=True, minimum=1, maximum=8)
     rootfs = get_int(body, "rootfsSize", required=True, maximum=6144)
-    rootfs = max(rootfs, 10)  # documented: values below 10 become 10
     image_url = get_str(body, "imageUrl", required=True, min_len=1, max_len=500)
     image_auth = get_str(body, "imageAuth", max_len=10239, default="")
     image_auth_id = get_str(body, "imageAuthId", max_len=255, default="")
@@ -124,82 +131,80 @@ def create_instance(world: World, query: Query, body: Any) -> Any:
             f"imageAuthId: registry auth {image_auth_id!r} not found",
             metadata={"field": "imageAuthId"},
         )
-    ports_spec = get_str(body, "ports", max_len=4095, default="")
-    ports = parse_port_spec(ports_spec)
+    ports = parse_port_spec(get_str(body, "ports", max_len=4095, default=""))
     tools = _tools(body)
     if len({p for p, _ in ports} | {int(t["port"]) for t in tools}) > 15:
         raise invalid("ports", "ports plus tools must be at most 15")
-    envs = _envs(body)
+    envs = read_envs(body)
     command = get_str(body, "command", max_len=2047, default="")
     entrypoint = get_str(body, "entrypoint", max_len=2047, default="")
     cluster_id = get_str(body, "clusterId", max_len=255, default="")
     storages = _network_storages(body)
     network_id = get_str(body, "networkId", max_len=255, default="")
-    month = get_int(body, "month", minimum=0, maximum=36, default=0)
-    billing = get_str(body, "billingMode", choices=BILLING_MODES, default="onDemand")
-    if month > 0:
-        billing = "monthly"  # documented: month > 0 forces monthly billing
-    if billing == "monthly" and month == 0:
-        raise invalid("month", "must be at least 1 for monthly billing")
-    get_bool(body, "autoRenew")
-    get_int(body, "autoRenewMonth", minimum=1, maximum=12)
+    billing, month = _billing(body)
     min_cuda = get_str(body, "minCudaVersion", max_len=16, default="")
     if min_cuda and not re.match(r"^\d+(\.\d+)*$", min_cuda):
         raise invalid("minCudaVersion", "must look like '12.4'")
     get_str(body, "localStorageMountPoint", max_len=4095)
+    user, _, password = image_auth.partition(":")
+    return {
+        "product_id": product_id,
+        "cluster_id": cluster_id,
+        "name": name,
+        "gpu_num": gpu_num,
+        "rootfs_size": max(rootfs, 10),  # documented: values below 10 become 10
+        "image_url": image_url,
+        "image_auth_id": image_auth_id,
+        "image_auth_ok": bool(user and password),
+        "ports": ports,
+        "envs": envs,
+        "tools": tools,
+        "command": command,
+        "entrypoint": entrypoint,
+        "billing_mode": billing,
+        "month": month,
+        "network_storages": storages,
+        "network_id": network_id,
+        "min_cuda_version": min_cuda,
+    }
 
+
+def create_instance(world: World, query: Query, body: Any) -> Any:
+    spec = _create_spec(world, body)
+    product_id, cluster_id = spec.pop("product_id"), spec.pop("cluster_id")
     product = catalog.PRODUCTS_BY_ID.get(product_id)
-    if product is not None and rootfs > product.max_rootfs:
+    if product is not None and spec["rootfs_size"] > product.max_rootfs:
         raise invalid("rootfsSize", f"must be at most the product's maxRootFS {product.max_rootfs}")
-    offer = world.pick_offer(product_id, cluster_id, gpu_num)
-    if billing not in offer.billing_methods:
+    if spec["network_storages"]:
+        # Volumes live in one cluster: they decide (or must agree with) the instance's cluster.
+        cluster_id = storages_cluster(world, spec["network_storages"], cluster_id)
+        cluster = catalog.CLUSTERS_BY_ID.get(cluster_id)
+        if cluster is not None and not cluster.support_network_storage:
+            raise ApiError(
+                "CUR_CLUSTER_NETWORK_STORAGE_NOT_SUPPORT",
+                f"networkStorages: cluster {cluster_id} does not support network storage",
+                metadata={"field": "networkStorages"},
+            )
+    if product is not None and spec["billing_mode"] not in product.billing_methods:
         raise ApiError(
             "UNSUPPORTED_BILLING_MODE",
-            f"billingMode: {product_id} in {offer.cluster.id} does not support {billing}",
+            f"billingMode: {product_id} does not support {spec['billing_mode']}",
             metadata={"field": "billingMode"},
         )
-    if storages and not offer.cluster.support_network_storage:
-        raise ApiError(
-            "CUR_CLUSTER_NETWORK_STORAGE_NOT_SUPPORT",
-            f"networkStorages: cluster {offer.cluster.id} does not support network storage",
-            metadata={"field": "networkStorages"},
-        )
-    user, _, password = image_auth.partition(":")
-    record = world.add_instance(
-        {
-            "name": name,
-            "gpu_num": gpu_num,
-            "rootfs_size": rootfs,
-            "image_url": image_url,
-            "image_auth_id": image_auth_id,
-            "image_auth_ok": bool(user and password),
-            "ports": ports,
-            "envs": envs,
-            "tools": tools,
-            "command": command,
-            "entrypoint": entrypoint,
-            "billing_mode": billing,
-            "month": month,
-            "network_storages": storages,
-            "network_id": network_id,
-            "min_cuda_version": min_cuda,
-        },
-        offer,
-    )
-    return {"id": record.id}
+    offer = world.pick_offer(product_id, cluster_id, spec["gpu_num"])
+    return {"id": world.add_instance(spec, offer).id}
 
 
 def get_instance(world: World, query: Query, body: Any) -> Any:
     instance_id = query_str(query, "instanceId")
     if not instance_id:
         raise invalid("instanceId", "is required")
-    # 404 here (not the documented 400): clients treat 404 from get as "gone".
-    return world.detail(world.find(instance_id, status=404))
+    # 404 by default (three live clients treat 404 as "gone"); the documented 400 is a switch.
+    return world.detail(world.find(instance_id, status=world.switches.notFoundStatus))
 
 
 def list_instances(world: World, query: Query, body: Any) -> Any:
-    page_size = query_int(query, "pageSize", minimum=1, maximum=100, default=10)
-    page_num = query_int(query, "pageNum", minimum=0, default=1)
+    _, first, page_size = page_window(query, world.switches.pageBase)
     name = (query_str(query, "name") or "").lower()
     product_name = (query_str(query, "productName") or "").lower()
     status = query_str(query, "status", max_len=63)
@@ -211,8 +216,7 @@ def list_instances(world: World, query: Query, body: Any) -> Any:
         and (not product_name or product_name in record.product.name.lower())
         and (not status or record.status == status)
     ]
-    first = max(page_num, 1) - 1  # pageNum 0 and 1 both mean the first page
-    page = matches[first * page_size : (first + 1) * page_size]
+    page = matches[first : first + page_size]
     return {"instances": [world.list_item(r) for r in page], "total": len(matches)}
 
 
@@ -259,210 +263,8 @@ def edit_instance(world: World, query: Query, body: Any) -> Any:
     return {}
 
 
-# -- templates ----------------------------------------------------------------------------------
-TEMPLATE_FIELDS = {
-    "Id", "name", "readme", "logo", "type", "channel", "image", "imageAuth", "startCommand",
-    "entrypoint", "rootfsSize", "ports", "envs", "tools", "minCudaVersion", "recommendCards",
-}  # fmt: skip
-
-
-def _template_body(world: World, body: Any, *, updating: bool) -> dict[str, Any]:
-    check_object(body, {"template"})
-    template = body.get("template")
-    if template is None:
-        raise invalid("template", "is required")
-    check_object(template, TEMPLATE_FIELDS, "template")
-    result: dict[str, Any] = {}
-    if updating:
-        result["Id"] = get_str(template, "Id", field="template.Id", required=True, min_len=1)
-    elif "Id" in template:
-        raise invalid("template.Id", "must not be set on create")
-    result["name"] = get_str(
-        template, "name", field="template.name", required=True, min_len=1, max_len=255
-    )
-    result["readme"] = get_str(
-        template, "readme", field="template.readme", max_len=102400, default=""
-    )
-    result["logo"] = get_str(template, "logo", field="template.logo", max_len=2047, default="")
-    result["type"] = get_str(
-        template, "type", field="template.type", required=True, choices=("instance", "serverless")
-    )
-    result["channel"] = get_str(
-        template, "channel", field="template.channel", required=True, choices=("private",)
-    )
-    result["image"] = get_str(
-        template, "image", field="template.image", required=True, min_len=1, max_len=500
-    )
-    image_auth = get_str(template, "imageAuth", field="template.imageAuth", default="")
-    if image_auth and image_auth not in world.auths:
-        raise ApiError(
-            "RESOURCE_NOT_FOUND",
-            f"template.imageAuth: registry auth {image_auth!r} not found",
-            metadata={"field": "template.imageAuth"},
-        )
-    result["imageAuth"] = image_auth
-    result["startCommand"] = get_str(
-        template, "startCommand", field="template.startCommand", max_len=2047, default=""
-    )
-    result["entrypoint"] = get_str(
-        template, "entrypoint", field="template.entrypoint", max_len=2047, default=""
-    )
-    rootfs = get_int(
-        template, "rootfsSize", field="template.rootfsSize", required=True, minimum=0, maximum=6144
-    )
-    result["rootfsSize"] = max(rootfs, 10)
-    groups = []
-    for i, group in enumerate(get_list(template, "ports", field="template.ports", max_items=2)):
-        where = f"template.ports[{i}]"
-        check_object(group, {"type", "ports"}, where)
-        kind = get_str(group, "type", field=f"{where}.type", required=True, choices=("http", "tcp"))
-        numbers = []
-        for j, value in enumerate(get_list(group, "ports", field=f"{where}.ports", max_items=10)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise invalid(f"{where}.ports[{j}]", "must be an integer")
-            numbers.append(check_port(value, kind, f"{where}.ports[{j}]")[0])
-        groups.append({"type": kind, "ports": numbers})
-    result["ports"] = groups
-    result["envs"] = _envs(template, "envs")
-    tools = []
-    for i, item in enumerate(get_list(template, "tools", field="template.tools", max_items=15)):
-        where = f"template.tools[{i}]"
-        check_object(item, {"name", "describe", "port", "type"}, where)
-        port = get_int(item, "port", field=f"{where}.port", required=True)
-        kind = get_str(item, "type", field=f"{where}.type", default="http", choices=("http", "tcp"))
-        tools.append(
-            {
-                "name": get_str(item, "name", field=f"{where}.name", required=True, max_len=255),
-                "describe": get_str(item, "describe", field=f"{where}.describe", default=""),
-                "port": check_port(port, kind or "http", f"{where}.port")[0],
-                "type": kind,
-            }
-        )
-    result["tools"] = tools
-    result["minCudaVersion"] = get_str(
-        template, "minCudaVersion", field="template.minCudaVersion", max_len=16, default=""
-    )
-    cards = []
-    for i, item in enumerate(get_list(template, "recommendCards", field="template.recommendCards")):
-        where = f"template.recommendCards[{i}]"
-        check_object(item, {"gpuSpecId", "cardNum"}, where)
-        cards.append(
-            {
-                "gpuSpecId": get_str(item, "gpuSpecId", field=f"{where}.gpuSpecId", required=True),
-                "cardNum": get_int(
-                    item, "cardNum", field=f"{where}.cardNum", minimum=1, maximum=8, default=1
-                ),
-            }
-        )
-    result["recommendCards"] = cards
-    return result
-
-
-def list_templates(world: World, query: Query, body: Any) -> Any:
-    page_size = query_int(query, "pageSize", minimum=1, maximum=100, default=10)
-    page_num = query_int(query, "pageNum", minimum=0, default=1)
-    name = (query_str(query, "name") or "").lower()
-    kind = query_str(query, "type")
-    channels = query_list(query, "channel")
-    for channel in channels:
-        if channel not in ("private", "official", "community"):
-            raise invalid("channel", "must be private, official or community")
-    matches = [
-        t
-        for t in world.templates.values()
-        if (not name or name in t["name"].lower())
-        and (not kind or t["type"] == kind)
-        and (not channels or t["channel"] in channels)
-    ]
-    first = max(page_num, 1) - 1
-    page = matches[first * page_size : (first + 1) * page_size]
-    return {"template": page, "pageSize": page_size, "pageNum": page_num, "total": len(matches)}
-
-
-def _find_template(world: World, template_id: str, field: str) -> dict[str, Any]:
-    template = world.templates.get(template_id)
-    if template is None:
-        raise ApiError(
-            "TEMPLATE_NOT_FOUND",
-            f"{field}: template {template_id!r} not found",
-            metadata={"field": field},
-        )
-    return template
-
-
-def get_template(world: World, query: Query, body: Any) -> Any:
-    template_id = query_str(query, "templateId")
-    if not template_id:
-        raise invalid("templateId", "is required")
-    return {"template": _find_template(world, template_id, "templateId")}
-
-
-def create_template(world: World, query: Query, body: Any) -> Any:
-    template = _template_body(world, body, updating=False)
-    template["Id"] = world.new_template_id()
-    template["createdAt"] = str(int(world.clock()))
-    template["user"] = "sandbox-user"
-    world.templates[template["Id"]] = template
-    return {"templateId": template["Id"]}
-
-
-def _own_template(world: World, template_id: str, field: str) -> dict[str, Any]:
-    existing = _find_template(world, template_id, field)
-    if existing["channel"] != "private":
-        raise ApiError(
-            "FORBIDDEN",
-            f"{field}: template {template_id!r} is {existing['channel']}; only your private "
-            "templates can be changed",
-            metadata={"field": field},
-        )
-    return existing
-
-
-def update_template(world: World, query: Query, body: Any) -> Any:
-    template = _template_body(world, body, updating=True)
-    existing = _own_template(world, template["Id"], "template.Id")
-    template["createdAt"] = existing["createdAt"]
-    template["user"] = existing.get("user", "sandbox-user")
-    world.templates[template["Id"]] = template
-    return {"templateId": template["Id"]}
-
-
-def delete_template(world: World, query: Query, body: Any) -> Any:
-    check_object(body, {"templateId"})
-    template_id = get_str(body, "templateId", required=True, min_len=1, max_len=255)
-    _own_template(world, template_id, "templateId")
-    del world.templates[template_id]
-    return {"templateId": template_id}
-
-
-# -- registry auths -----------------------------------------------------------------------------
-def list_auths(world: World, query: Query, body: Any) -> Any:
-    return {"data": [dict(a) for a in world.auths.values()]}
-
-
-def save_auth(world: World, query: Query, body: Any) -> Any:
-    check_object(body, {"name", "username", "password"})
-    name = get_str(body, "name", required=True, min_len=1, max_len=255)
-    username = get_str(body, "username", required=True, min_len=1, max_len=511)
-    password = get_str(body, "password", required=True, min_len=1, max_len=1024)
-    auth_id = world.new_auth_id()
-    world.auths[auth_id] = {"id": auth_id, "name": name, "username": username, "password": password}
-    return {}
-
-
-def delete_auth(world: World, query: Query, body: Any) -> Any:
-    check_object(body, {"id"})
-    auth_id = get_str(body, "id", required=True, min_len=1, max_len=255)
-    if auth_id not in world.auths:
-        raise ApiError(
-            "RESOURCE_NOT_FOUND",
-            f"id: registry auth {auth_id!r} not found",
-            metadata={"field": "id"},
-        )
-    user = world.auth_in_use(auth_id)
-    if user:
-        raise ApiError("IMAGE_AUTH_IN_USE", f"id: registry auth {auth_id!r} is used by {user}")
-    del world.auths[auth_id]
+def migrate_instance(world: World, query: Query, body: Any) -> Any:
+    world.migrate(_instance_id(body))
     return {}
 
 
@@ -478,13 +280,13 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/gpu/instance/restart"): restart_instance,
     ("POST", "/gpu/instance/delete"): delete_instance,
     ("POST", "/gpu/instance/edit"): edit_instance,
-    ("GET", "/templates"): list_templates,
-    ("GET", "/template"): get_template,
-    ("POST", "/template/create"): create_template,
-    ("POST", "/template/update"): update_template,
-    ("POST", "/template/delete"): delete_template,
-    ("GET", "/repository/auths"): list_auths,
-    ("POST", "/repository/auth/save"): save_auth,
-    ("POST", "/repository/auth/delete"): delete_auth,
+    ("POST", "/gpu/instance/migrate"): migrate_instance,
+    **TEMPLATE_ROUTES,
+    **STORAGE_ROUTES,
 }
 PATHS: frozenset[str] = frozenset(path for _, path in ROUTES)
+#: Routes under /openapi/v1 (same host and auth).
+OPENAPI_ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/metrics/gpu/instance"): get_metrics,
+}
+OPENAPI_PATHS: frozenset[str] = frozenset(path for _, path in OPENAPI_ROUTES)

@@ -1,10 +1,28 @@
 """Request validation for the sandbox: typed field readers that raise ApiError (400
-VALIDATOR_PARAM) with a message naming the field and the rule, like the live API.
+VALIDATOR_PARAM) naming the field and the rule; unknown fields are collected, not rejected.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
+
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def collecting_ignored() -> Iterator[list[str]]:
+    """While active (one Novita request), unknown body fields are ignored and their paths
+    collected here, as the live backend (protojson) discards them. Outside: rejected."""
+    previous = getattr(_STATE, "ignored", None)
+    _STATE.ignored = sink = []
+    try:
+        yield sink
+    finally:
+        _STATE.ignored = previous
+
 
 # The documented HTTP status of each error reason; anything not listed is a 400.
 REASON_STATUS: dict[str, int] = {
@@ -57,13 +75,17 @@ _TYPE_NAMES = {
 
 
 def check_object(body: Any, allowed: set[str], where: str = "body") -> dict[str, Any]:
-    """The body must be a JSON object with no unknown fields."""
+    """The body must be a JSON object; unknown fields are ignored (and collected) inside a
+    Novita request, rejected elsewhere (the sandbox's own control endpoints)."""
     if not isinstance(body, dict):
         raise invalid(where, "must be a JSON object")
     unknown = sorted(set(body) - allowed)
     if unknown:
         prefix = "" if where == "body" else f"{where}."
-        raise invalid(f"{prefix}{unknown[0]}", "unknown field")
+        sink = getattr(_STATE, "ignored", None)
+        if sink is None:
+            raise invalid(f"{prefix}{unknown[0]}", "unknown field")
+        sink.extend(f"{prefix}{key}" for key in unknown)
     return body
 
 
@@ -179,6 +201,19 @@ def query_str(
     return value
 
 
+def query_bool(query: dict[str, list[str]], key: str) -> bool | None:
+    """A boolean query parameter: true/false (1/0 also accepted); absent → None."""
+    values = query.get(key)
+    if not values or values[-1] == "":
+        return None
+    raw = values[-1].strip().lower()
+    if raw in ("true", "1"):
+        return True
+    if raw in ("false", "0"):
+        return False
+    raise invalid(key, "must be true or false")
+
+
 def query_list(query: dict[str, list[str]], key: str) -> list[str]:
     """A string[] parameter sent repeated (``channel=a&channel=b``) or comma-joined."""
     items: list[str] = []
@@ -218,3 +253,26 @@ def check_port(port: int, kind: str, field: str) -> tuple[int, str]:
     if kind not in ("tcp", "http"):
         raise invalid(field, f"type {kind!r} must be tcp or http")
     return port, kind
+
+
+def read_envs(body: dict[str, Any], key: str = "envs", limit: int = 100) -> list[dict[str, str]]:
+    """``[{key, value}]`` environment variables with the documented limits."""
+    envs = []
+    for i, item in enumerate(get_list(body, key, max_items=limit)):
+        where = f"{key}[{i}]"
+        check_object(item, {"key", "value"}, where)
+        name = get_str(item, "key", field=f"{where}.key", required=True, max_len=511)
+        value = get_str(item, "value", field=f"{where}.value", max_len=4095, default="")
+        envs.append({"key": name, "value": value})
+    return envs
+
+
+def page_window(
+    query: dict[str, list[str]], base: int, key: str = "pageNum", default_size: int = 10
+) -> tuple[int, int, int]:
+    """(page number as asked, first index, page size) for a paged listing. ``base`` 0: page 0
+    is the first; base 1: page 1 is, and 0 also means the first page."""
+    size = query_int(query, "pageSize", minimum=1, maximum=100, default=default_size)
+    number = query_int(query, key, minimum=0, default=base)
+    index = number if base == 0 else max(number, 1) - 1
+    return number, index * size, size
