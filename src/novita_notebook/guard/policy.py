@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import BILLED_STATUSES, GONE_STATUSES, parse_time
@@ -319,8 +319,11 @@ def _spend_since(state: InstanceState, record: GuardRecord, now: datetime) -> fl
 
 
 def _newest_first(pool: list[tuple[InstanceState, GuardRecord]]) -> list:
-    oldest = datetime.min.replace(tzinfo=UTC)
-    return sorted(pool, key=lambda p: p[0].created_at or p[1].rules.set_at or oldest, reverse=True)
+    def created(pair: tuple[InstanceState, GuardRecord]) -> datetime:
+        state, record = pair
+        return state.created_at or record.created_at or record.rules.set_at
+
+    return sorted(pool, key=created, reverse=True)
 
 
 def _budgets(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -> None:
