@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..config import API_PREFIX
 from ..errors import ValidationError
 from ..ledger import ledger_dir
 from .rules import GuardRules
 
-__all__ = ["GuardStore", "GuardRecord", "STORE_FILE", "LOG_FILE"]
+__all__ = ["GuardStore", "GuardRecord", "STORE_FILE", "LOG_FILE", "scope_url"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,15 @@ DONE_CLAIM_KEEP = 7 * 86400
 
 
 def _url(url: str | None) -> str | None:
-    return url.rstrip("/") if isinstance(url, str) and url else None
+    """The scope of an API URL: without a trailing slash, with the v1 prefix (the same
+    scope whether a caller passes ``https://api.novita.ai`` or the client's ``api_url``)."""
+    if not isinstance(url, str) or not url:
+        return None
+    url = url.rstrip("/")
+    return url if url.endswith(API_PREFIX) else url + API_PREFIX
+
+
+scope_url = _url
 
 
 def _iso(moment: datetime | None) -> str | None:
