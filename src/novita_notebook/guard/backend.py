@@ -4,6 +4,7 @@ GPU metrics from ``/openapi/v1/metrics/gpu/instance`` with requests, events as s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -153,7 +154,11 @@ class HttpGuardBackend:
         )
 
     def recreate(self, instance_id: str) -> str:
+        """A fresh instance like ``instance_id`` (same name, product, image); the old one is
+        deleted first, as it is being reclaimed and names are unique among live instances."""
         detail = self.api.get_instance(instance_id)
+        with contextlib.suppress(NotFoundError):  # already reclaimed
+            self.api.delete_instance(instance_id)
         return self.api.create_instance(recreate_body(detail))
 
     def metrics(self, instance_id: str, start: datetime, end: datetime) -> dict[str, Any]:
