@@ -326,7 +326,8 @@ def _newest_first(pool: list[tuple[InstanceState, GuardRecord]]) -> list:
     return sorted(pool, key=created, reverse=True)
 
 
-def _budgets(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -> None:
+def _hourly_budget(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -> None:
+    """Hourly spend over the cap: warn, then stop the newest until under it."""
     hourly = [p for p in pairs if p[1].rules.budget_per_hour is not None]
     hourly = [p for p in hourly if p[0].status in BILLED_STATUSES | PROVISIONING_STATUSES]
     for state, _ in hourly:
@@ -350,6 +351,10 @@ def _budgets(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -> Non
                     b.grace * 3 + timedelta(minutes=1),
                     b.grace,
                 )
+
+
+def _total_budget(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -> None:
+    """Warn ahead of the moment total spend reaches the cap; stop all, newest first, then."""
     total = [p for p in pairs if p[1].rules.budget_total is not None]
     total = [p for p in total if p[0].status in BILLED_STATUSES]
     if not total:
@@ -423,7 +428,8 @@ def decide(
         _deadlines(b, state, record)
         _idle(b, state, record, metrics_stale_after)
         _spot(b, state, record)
-    _budgets(b, pairs)
+    _hourly_budget(b, pairs)
+    _total_budget(b, pairs)
     actions = sorted(b.actions, key=lambda a: (a.due, KIND_ORDER.get(a.kind, 9)))
     return Plan(
         now=now,
