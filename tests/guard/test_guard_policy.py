@@ -101,8 +101,15 @@ def test_stop_after_and_later_delete_both_act():
 
 def test_gone_instances_are_reported_for_forgetting():
     rec = record(stop_after="1h")
-    plan = decide(at(10), [rec], {})
+    plan = decide(at(600), [rec], {})
     assert plan.gone == ("i1",) and plan.actions == () and plan.live == ()
+
+
+def test_a_just_guarded_instance_missing_from_the_listing_is_not_yet_gone():
+    rec = record(stop_after="1h")
+    plan = decide(at(10), [rec], {})
+    assert plan.gone == () and plan.live == ("i1",)
+    assert plan.notes == ("i1: not listed yet",) and plan.next_wake == at(10) + GRACE
 
 
 def test_provisioning_past_deadline_waits_and_says_so():

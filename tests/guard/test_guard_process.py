@@ -12,14 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from novita_notebook.guard.process import ensure_guard_running, guard_paths, guard_status
 from novita_notebook.guard.rules import GuardRules
 from novita_notebook.guard.store import GuardStore
 
-INTERVAL = 0.5
-DEADLINE_SECONDS = 4.0
+INTERVAL = 1.0
+DEADLINE_SECONDS = 6.0
 
 KERNEL = r"""
 import json, sys, time
@@ -36,7 +36,7 @@ for name in ("kernel-a", "kernel-b"):
     rules = GuardRules.parse(stop_after=float(sys.argv[1]))
     store.set_rules(inst.id, rules, name=name, price_per_hour=inst.price_per_hour)
     ids.append((inst.id, rules.stop_after.timestamp()))
-status = ensure_guard_running(client.config.api_url, interval=float(sys.argv[2]))
+status = ensure_guard_running(client.config.api_url, interval=float(sys.argv[2]), wait=15)
 print(json.dumps({"ids": ids, "guard_pid": status.get("pid"), "running": status["running"]}),
       flush=True)
 time.sleep(600)
@@ -138,7 +138,8 @@ def test_one_guard_per_ledger_and_the_opt_out(sandbox, monkeypatch):
 
 def test_guard_once_forgets_gone_instances_and_never_writes_the_key(sandbox, tmp_path):
     store = GuardStore(api_url=sandbox.api_url)
-    store.set_rules("gone-instance", GuardRules.parse(stop_after="1h"))
+    set_earlier = datetime.now(UTC) - timedelta(minutes=5)  # past the not-listed-yet grace
+    store.set_rules("gone-instance", GuardRules.parse(stop_after="1h", now=set_earlier))
     env = {**os.environ, "NOVITA_API_KEY": sandbox.api_key, "NOVITA_API_URL": sandbox.url}
     done = subprocess.run(
         [sys.executable, "-m", "novita_notebook.guard", "--once"],

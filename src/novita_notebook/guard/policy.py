@@ -32,6 +32,8 @@ STOPPABLE_STATUSES = frozenset(
 #: Statuses that will bill soon: an hourly budget counts them already.
 PROVISIONING_STATUSES = frozenset({"pending", "toCreate", "creating"})
 SPOT_NOTICE_STATUSES = frozenset({"notified", "reclaiming"})
+#: A guarded id missing from the listing this soon after its rules were set is not yet gone.
+UNLISTED_GRACE = timedelta(minutes=2)
 #: Order in which actions due at the same moment run: announcements before acts.
 KIND_ORDER = {"notify": 0, "warn": 1, "migrate": 2, "stop": 3, "delete": 4, "recreate": 5}
 
@@ -393,6 +395,10 @@ def _total_budget(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -
         b.wake(crossing)
 
 
+def _guarded_since(record: GuardRecord) -> datetime:
+    return max(filter(None, (record.rules.set_at, record.created_at)))
+
+
 def _needs_guard(state: InstanceState, record: GuardRecord) -> bool:
     if state.status in GONE_STATUSES:
         return False
@@ -417,6 +423,12 @@ def decide(
     pairs: list[tuple[InstanceState, GuardRecord]] = []
     for record in records:
         state = states.get(record.id)
+        if state is None and now - _guarded_since(record) < UNLISTED_GRACE:
+            # A just-created instance may not be listed yet: keep it, do not forget its rules.
+            live.append(record.id)
+            b.notes.append(f"{record.id}: not listed yet")
+            b.wake(now + grace)
+            continue
         if state is None or state.status == "removed":
             gone.append(record.id)
             continue

@@ -215,6 +215,7 @@ def run_guard(
     guard = _Guard(store, enforcer, paths, interval)
     previous = _install_signals(guard.stopping)
     try:
+        guard.status("running")  # visible to ensure_guard_running before the first tick
         if once:
             guard.status("running", guard.tick())
             reason = "one tick"
