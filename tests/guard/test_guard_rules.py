@@ -13,8 +13,10 @@ from novita_notebook.errors import ValidationError
 from novita_notebook.guard.rules import (
     GuardRules,
     autostart_enabled,
+    extend,
     parse_duration,
     rules_from_env,
+    without,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -164,3 +166,12 @@ def test_env_defaults_and_opt_out(tmp_path):
     assert autostart_enabled({}, env_file=dotenv) is False
     assert autostart_enabled({"NOVITA_GUARD_AUTOSTART": "1"}, env_file=dotenv) is True
     assert autostart_enabled({}, env_file=False) is True
+
+
+def test_module_level_extend_and_without():
+    rules = GuardRules.parse(stop_after="1h", idle_stop="5m", now=NOW)
+    assert extend(rules, "1h").stop_after == NOW + timedelta(hours=2)
+    assert without(rules, "idle").idle_stop is None
+    with pytest.raises(ValidationError) as info:
+        extend({"stop_after": "1h"}, "1h")
+    assert info.value.field == "rules"

@@ -25,6 +25,8 @@ __all__ = [
     "parse_deadline",
     "rules_from_env",
     "autostart_enabled",
+    "extend",
+    "without",
 ]
 
 ON_RECLAIM = ("notify", "migrate", "recreate")
@@ -322,6 +324,20 @@ class GuardRules:
         if self.on_reclaim != "notify":
             parts.append(f"on reclaim: {self.on_reclaim}")
         return "; ".join(parts) or "no rule"
+
+
+def extend(rules: GuardRules, duration: Any, rule: str | None = None) -> GuardRules:
+    """``rules`` with their deadlines pushed back by ``duration`` (see GuardRules.extend)."""
+    if not isinstance(rules, GuardRules):
+        raise ValidationError("rules must be a GuardRules", field="rules")
+    return rules.extend(duration, rule)
+
+
+def without(rules: GuardRules, *names: str) -> GuardRules:
+    """``rules`` with the named rules removed (see GuardRules.without)."""
+    if not isinstance(rules, GuardRules):
+        raise ValidationError("rules must be a GuardRules", field="rules")
+    return rules.without(*names)
 
 
 def _number_input(value: Any, field: str, unit: str) -> float:
