@@ -295,7 +295,7 @@ class GuardStore:
             )
             won.append(True)
 
-        self._update(change)
+        self._update(change, now=moment)
         return won[0]
 
     def complete(self, instance_id: str, action: str, holder: str) -> None:
@@ -401,18 +401,17 @@ class GuardStore:
         with self._thread_lock, self._file_lock():
             return self._read()
 
-    def _update(self, change: Callable[[dict[str, Any]], None]) -> None:
+    def _update(self, change: Callable[[dict[str, Any]], None], now: float | None = None) -> None:
         with self._thread_lock, self._file_lock():
             data = self._read()
             change(data)
-            self._prune(data)
+            self._prune(data, time.time() if now is None else now)
             payload = {"version": STORE_VERSION, **data}
             self._atomic_write(self.path, json.dumps(payload, indent=1, sort_keys=True))
 
     @staticmethod
-    def _prune(data: dict[str, Any]) -> None:
+    def _prune(data: dict[str, Any], now: float) -> None:
         """Drop expired claims and old finished claims of instances no longer guarded."""
-        now = time.time()
         guarded = {(i.get("id"), _url(i.get("api_url"))) for i in data["instances"]}
         kept = []
         for claim in data["claims"]:
