@@ -68,13 +68,15 @@ def test_guard_outlives_a_sigkilled_kernel_and_stops_every_instance_on_time(sand
         env=env,
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, as a Jupyter kernel has
     )
     guard_pid = None
     try:
         report = json.loads(kernel.stdout.readline())
         assert report["running"], report
         guard_pid = report["guard_pid"]
-        kernel.send_signal(signal.SIGKILL)  # the kernel dies without any cleanup
+        # the kernel and its whole process group die without any cleanup (a kernel restart)
+        os.killpg(kernel.pid, signal.SIGKILL)
         kernel.wait(timeout=5)
         deadlines = dict(report["ids"])
         for instance_id in deadlines:
