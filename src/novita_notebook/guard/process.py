@@ -154,9 +154,10 @@ class _Guard:
         while not self.stopping.is_set():
             try:
                 plan = self.tick()
-            except NovitaError as error:  # the API or network failed: try again next interval
-                log.warning("guard tick failed: %s", error.message)
-                self.status("running", error=error.message)
+            except Exception as error:  # the API, network or disk failed: retry next interval
+                message = error.message if isinstance(error, NovitaError) else repr(error)
+                log.warning("guard tick failed: %s", message)
+                self.status("running", error=message)
                 self.stopping.wait(self.interval)
                 continue
             if plan is None or (not plan.live and not plan.upcoming()):
@@ -251,9 +252,14 @@ def _read_status(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+#: Guards this process spawned: polled so that finished ones are reaped, not left as zombies.
+_CHILDREN: list[subprocess.Popen] = []
+
+
 def guard_status(api_url: str) -> dict[str, Any]:
     """The guard of ``api_url``: ``running``, its pid, last tick, next action and time,
     and the stored rules (what ``%novita guard status`` shows)."""
+    _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]
     paths = guard_paths(api_url)
     status = _read_status(paths["status"])
     running = status.get("state") == "running" and _pid_alive(status.get("pid"))
@@ -301,6 +307,7 @@ def ensure_guard_running(
             start_new_session=True,
             close_fds=True,
         )
+    _CHILDREN.append(child)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and child.poll() is None:
         status = guard_status(api_url)
