@@ -1,0 +1,221 @@
+"""HttpGuardBackend: the GuardBackend over HTTP. Instances through NovitaAPI and its Transport,
+GPU metrics from ``/openapi/v1/metrics/gpu/instance`` with requests, events as signed webhooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from ..config import API_PREFIX
+from ..errors import APIError, AuthenticationError, NetworkError, NotFoundError, ValidationError
+
+__all__ = ["HttpGuardBackend", "METRICS_PATH", "recreate_body"]
+
+log = logging.getLogger(__name__)
+
+METRICS_PATH = "/openapi/v1/metrics/gpu/instance"
+#: Seconds between metric points asked for (the API aggregates to it).
+METRICS_STEP = 60
+#: Fields of an instance that a recreated twin copies.
+_RESERVED_PORTS = {2222, 2223, 2224}
+
+
+def _base_url(api_url: str) -> str:
+    url = api_url.rstrip("/")
+    return url[: -len(API_PREFIX)] if url.endswith(API_PREFIX) else url
+
+
+def recreate_body(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """A create body for a fresh instance like ``detail`` (a get-instance object), same name.
+    The cluster is left to the API: the old one is reclaiming capacity."""
+    ports = []
+    for item in detail.get("portMappings") or ():
+        if isinstance(item, Mapping):
+            try:
+                port = int(item.get("port"))
+            except (TypeError, ValueError):
+                continue
+            kind = item.get("type") if item.get("type") in ("tcp", "http") else "tcp"
+            if port not in _RESERVED_PORTS:
+                ports.append(f"{port}/{kind}")
+    body: dict[str, Any] = {
+        "name": str(detail.get("name") or ""),
+        "productId": str(detail.get("productId") or ""),
+        "gpuNum": int(float(detail.get("gpuNum") or 1)),
+        "rootfsSize": int(float(detail.get("rootfsSize") or 10)),
+        "imageUrl": str(detail.get("imageUrl") or ""),
+        "kind": "gpu",
+        "billingMode": detail.get("billingMode") or "spot",
+    }
+    optional = {
+        "imageAuthId": detail.get("imageAuthId"),
+        "command": detail.get("command"),
+        "entrypoint": detail.get("entrypoint"),
+        "ports": ", ".join(dict.fromkeys(ports)) or None,
+        "envs": [
+            {"key": str(e.get("key")), "value": str(e.get("value", ""))}
+            for e in detail.get("envs") or ()
+            if isinstance(e, Mapping) and e.get("key")
+        ]
+        or None,
+    }
+    body.update({k: v for k, v in optional.items() if v})
+    if not body["productId"] or not body["imageUrl"]:
+        raise ValidationError("the instance to recreate has no product or image", field="instance")
+    return body
+
+
+class HttpGuardBackend:
+    """GuardBackend for one API URL. ``api_key_loader`` is called once, when first needed;
+    the key then lives only in the HTTP sessions' headers (never in repr, logs or files).
+
+    ``webhook_url``/``webhook_secret``: events are POSTed signed (as the Notifier signs);
+    ``on_event``: also called with each event (the kernel shows it). The last events are
+    kept in ``events``.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key_loader: Callable[[], str],
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+    ) -> None:
+        if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
+            raise ValidationError("api_url must be an http(s) URL", field="api_url")
+        if not callable(api_key_loader):
+            raise ValidationError("api_key_loader must be callable", field="api_key_loader")
+        self.base_url = _base_url(api_url)
+        self.api_url = self.base_url + API_PREFIX
+        self._load_key = api_key_loader
+        self._webhook_url = webhook_url
+        self._webhook_secret = webhook_secret
+        self._on_event = on_event
+        self.timeout = timeout
+        self.events: deque[dict[str, Any]] = deque(maxlen=100)
+        self._lock = threading.Lock()
+        self._api: Any = None
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"<HttpGuardBackend {self.base_url}>"
+
+    # -- connections ---------------------------------------------------------------------------
+    @property
+    def api(self) -> Any:
+        """The NovitaAPI used for instance calls (built on first use)."""
+        with self._lock:
+            if self._api is None:
+                from ..api import NovitaAPI
+                from ..http import Transport
+
+                key = self._load_key()
+                self._api = NovitaAPI(Transport(self.api_url, key, timeout=self.timeout))
+                session = requests.Session()
+                session.trust_env = False
+                session.headers.update(
+                    {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+                )
+                self._session = session
+            return self._api
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.transport.close()
+        if self._session is not None:
+            self._session.close()
+
+    # -- GuardBackend --------------------------------------------------------------------------
+    def list_instances(self) -> list[dict[str, Any]]:
+        return self.api.list_instances()
+
+    def stop(self, instance_id: str) -> None:
+        self.api.stop_instance(instance_id)
+
+    def delete(self, instance_id: str) -> None:
+        self.api.delete_instance(instance_id)
+
+    def migrate(self, instance_id: str) -> None:
+        self.api.transport.request(
+            "POST", "/gpu/instance/migrate", json={"instanceId": instance_id}, idempotent=False
+        )
+
+    def recreate(self, instance_id: str) -> str:
+        """A fresh instance like ``instance_id`` (same name, product, image); the old one is
+        deleted first, as it is being reclaimed and names are unique among live instances."""
+        detail = self.api.get_instance(instance_id)
+        with contextlib.suppress(NotFoundError):  # already reclaimed
+            self.api.delete_instance(instance_id)
+        return self.api.create_instance(recreate_body(detail))
+
+    def metrics(self, instance_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+        """GET the instance's metrics between ``start`` and ``end`` (unix seconds)."""
+        self.api  # noqa: B018 - builds the session with the key
+        assert self._session is not None
+        params = {
+            "instanceId": instance_id,
+            "startTime": int(start.timestamp()),
+            "endTime": int(end.timestamp()),
+            "interval": METRICS_STEP,
+        }
+        call = {"method": "GET", "path": METRICS_PATH}
+        try:
+            response = self._session.get(
+                self.base_url + METRICS_PATH, params=params, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise NetworkError(f"metrics call failed: {type(exc).__name__}", **call) from None
+        if response.status_code >= 400:
+            raise _metrics_error(response, call)
+        try:
+            return response.json()
+        except ValueError:
+            raise APIError("the metrics response is not JSON", **call) from None
+
+    def notify(self, event_type: str, data: Mapping[str, Any]) -> None:
+        payload = {
+            "id": uuid.uuid4().hex,
+            "event": event_type,
+            "timestamp": datetime.now(UTC).isoformat(),
+            **dict(data),
+        }
+        self.events.append(payload)
+        log.info("guard event %s %s", event_type, data.get("instanceId"))
+        if self._on_event is not None:
+            self._on_event(event_type, payload)
+        if self._webhook_url and self._webhook_secret:
+            from ..webhooks import sign
+
+            body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+            headers = {"Content-Type": "application/json", **sign(body, self._webhook_secret)}
+            response = requests.post(self._webhook_url, data=body, headers=headers, timeout=10)
+            response.raise_for_status()
+
+
+def _metrics_error(response: requests.Response, call: dict[str, str]) -> Exception:
+    try:
+        envelope = response.json()
+    except ValueError:
+        envelope = {}
+    envelope = envelope if isinstance(envelope, dict) else {}
+    reason = envelope.get("reason") or None
+    message = str(envelope.get("message") or f"metrics unavailable (HTTP {response.status_code})")
+    common = {"status": response.status_code, "reason": reason, **call}
+    if response.status_code in (401, 403):
+        return AuthenticationError(message, **common)
+    if response.status_code == 404 or str(reason or "").endswith("_NOT_FOUND"):
+        return NotFoundError(message, **common)
+    return APIError(message, **common)

@@ -1,0 +1,317 @@
+"""The guard process (``python -m novita_notebook.guard``): one per ledger and API URL, holding a
+lock, enforcing the stored rules until no guarded live instance remains; started detached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import NovitaError, ValidationError
+from ..ledger import HOME_ENV, ledger_dir
+from .enforcer import Enforcer, gather
+from .policy import Plan, decide
+from .rules import autostart_enabled
+from .store import GuardStore, scope_url
+
+__all__ = [
+    "run_guard",
+    "ensure_guard_running",
+    "guard_status",
+    "guard_paths",
+    "DEFAULT_INTERVAL",
+    "INTERVAL_ENV",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 30.0
+INTERVAL_ENV = "NOVITA_GUARD_INTERVAL"
+#: Never sleep less than this between ticks (a due time in the past must not spin).
+MIN_SLEEP = 0.2
+EXIT_ALREADY_RUNNING = 0
+
+
+def _scope(api_url: str) -> str:
+    return hashlib.sha256(str(scope_url(api_url)).encode("utf-8")).hexdigest()[:10]
+
+
+def guard_paths(api_url: str, directory: Path | None = None) -> dict[str, Path]:
+    """Lock, status and log file of the guard of ``api_url`` in the ledger directory."""
+    base = directory or ledger_dir()
+    scope = _scope(api_url)
+    return {
+        "lock": base / f"guard-{scope}.lock",
+        "status": base / f"guard-{scope}.status.json",
+        "log": base / f"guard-{scope}.log",
+    }
+
+
+def interval_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """``NOVITA_GUARD_INTERVAL`` seconds (default 30); a bad value is a ValidationError."""
+    raw = (os.environ if environ is None else environ).get(INTERVAL_ENV)
+    if raw is None or not str(raw).strip():
+        return DEFAULT_INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValidationError(
+            f"{INTERVAL_ENV} must be a positive number of seconds, got {raw!r}", field=INTERVAL_ENV
+        )
+    return value
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=1, sort_keys=True)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not running
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class _Guard:
+    """One running guard: the loop and its status file."""
+
+    def __init__(self, store: GuardStore, enforcer: Enforcer, paths: dict[str, Path],
+                 interval: float) -> None:  # fmt: skip
+        self.store = store
+        self.enforcer = enforcer
+        self.paths = paths
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.started = datetime.now(UTC)
+        self.ticks = 0
+
+    def status(self, state: str, plan: Plan | None = None, error: str | None = None) -> None:
+        upcoming = plan.actions if plan is not None else ()
+        nxt = min(upcoming, key=lambda a: a.due, default=None)
+        _write_json(
+            self.paths["status"],
+            {
+                "pid": os.getpid(),
+                "state": state,
+                "api_url": self.store.api_url,
+                "started": self.started.isoformat(),
+                "last_tick": datetime.now(UTC).isoformat(),
+                "ticks": self.ticks,
+                "interval": self.interval,
+                "guarded": len(plan.live) if plan is not None else None,
+                "next_action": nxt.to_dict() if nxt is not None else None,
+                "next_wake": plan.next_wake.isoformat() if plan and plan.next_wake else None,
+                "notes": list(plan.notes) if plan is not None else [],
+                "error": error,
+            },
+        )
+
+    def tick(self) -> Plan | None:
+        """One pass; None when nothing is guarded any more."""
+        now = datetime.now(UTC)
+        records = self.store.records()
+        if not records:
+            return None
+        states = gather(self.enforcer.backend, records, now, grace=self.enforcer.grace)
+        plan = decide(now, records, states, grace=self.enforcer.grace)
+        self.enforcer.execute(plan)
+        self.ticks += 1
+        return plan
+
+    def run(self) -> str:
+        """Loop until nothing guarded is live (or a signal); returns why it ended."""
+        while not self.stopping.is_set():
+            try:
+                plan = self.tick()
+            except Exception as error:  # the API, network or disk failed: retry next interval
+                message = error.message if isinstance(error, NovitaError) else repr(error)
+                log.warning("guard tick failed: %s", message)
+                self.status("running", error=message)
+                self.stopping.wait(self.interval)
+                continue
+            if plan is None or (not plan.live and not plan.upcoming()):
+                self.status("exited", plan)
+                return "no guarded live instance remains"
+            self.status("running", plan)
+            pause = self.interval
+            if plan.next_wake is not None:
+                pause = min(pause, (plan.next_wake - datetime.now(UTC)).total_seconds())
+            self.stopping.wait(max(pause, MIN_SLEEP))
+        self.status("exited")
+        return "stopped by a signal"
+
+
+def run_guard(
+    *,
+    interval: float | None = None,
+    env_file: str | os.PathLike[str] | bool | None = None,
+    once: bool = False,
+) -> int:
+    """Run the guard in this process until it has nothing left to guard. The API key and URL
+    come from the environment or .env (``load_config``), never from arguments on a command
+    line. Returns the exit code (0; also 0 when another guard already holds the lock)."""
+    from filelock import FileLock, Timeout
+
+    from ..config import load_config
+    from .backend import HttpGuardBackend
+
+    config, key = load_config(env_file=env_file)
+    interval = interval_from_env() if interval is None else interval
+    paths = guard_paths(config.api_url)
+    paths["lock"].parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(paths["lock"]), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = _read_status(paths["status"])
+        print(
+            f"novita-notebook guard: already running for {config.api_url} "
+            f"(pid {holder.get('pid')}, started {holder.get('started')}); exiting",
+            file=sys.stderr,
+        )
+        return EXIT_ALREADY_RUNNING
+    backend = HttpGuardBackend(
+        config.api_url,
+        lambda: key,
+        webhook_url=config.webhook_url,
+        webhook_secret=config.webhook_secret,
+    )
+    store = GuardStore(api_url=config.api_url)
+    grace = timedelta(seconds=interval)
+    enforcer = Enforcer(
+        backend, store, actor=f"guard pid {os.getpid()}", grace=grace,
+        claim_ttl=max(120.0, 4 * interval),
+    )  # fmt: skip
+    guard = _Guard(store, enforcer, paths, interval)
+    previous = _install_signals(guard.stopping)
+    try:
+        guard.status("running")  # visible to ensure_guard_running before the first tick
+        if once:
+            guard.status("running", guard.tick())
+            reason = "one tick"
+        else:
+            reason = guard.run()
+        print(f"novita-notebook guard: exiting: {reason}", file=sys.stderr)
+        return 0
+    finally:
+        _restore_signals(previous)
+        backend.close()
+        lock.release()
+
+
+def _install_signals(stopping: threading.Event) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, lambda *_: stopping.set())
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _read_status(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+#: Guards this process spawned: polled so that finished ones are reaped, not left as zombies.
+_CHILDREN: list[subprocess.Popen] = []
+
+
+def guard_status(api_url: str) -> dict[str, Any]:
+    """The guard of ``api_url``: ``running``, its pid, last tick, next action and time,
+    and the stored rules (what ``%novita guard status`` shows)."""
+    _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]
+    paths = guard_paths(api_url)
+    status = _read_status(paths["status"])
+    running = status.get("state") == "running" and _pid_alive(status.get("pid"))
+    store = GuardStore(api_url=api_url)
+    return {
+        **status,
+        "running": running,
+        "log_file": str(paths["log"]),
+        "rules": {r.id: r.rules.describe() for r in store.records()},
+    }
+
+
+def ensure_guard_running(
+    api_url: str,
+    api_key: str | None = None,
+    *,
+    interval: float | None = None,
+    environ: Mapping[str, str] | None = None,
+    wait: float = 2.0,
+) -> dict[str, Any]:
+    """Start the guard process for ``api_url`` detached, unless it runs already or the user
+    opted out (``NOVITA_GUARD_AUTOSTART=0``). The key reaches the child only through its
+    environment. Returns :func:`guard_status` (with ``started``: whether this call spawned it)."""
+    environ = os.environ if environ is None else environ
+    if not autostart_enabled(environ):
+        return {"running": False, "started_now": False, "reason": "NOVITA_GUARD_AUTOSTART=0"}
+    current = guard_status(api_url)
+    if current["running"]:
+        return {**current, "started_now": False}
+    paths = guard_paths(api_url)
+    child_env = dict(environ)
+    child_env.update({"NOVITA_API_URL": str(scope_url(api_url)), HOME_ENV: str(ledger_dir())})
+    if api_key is not None:
+        child_env["NOVITA_API_KEY"] = api_key
+    if interval is not None:
+        child_env[INTERVAL_ENV] = str(interval)
+    paths["log"].parent.mkdir(parents=True, exist_ok=True)
+    with open(paths["log"], "ab") as log_file:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "novita_notebook.guard"],
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _CHILDREN.append(child)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and child.poll() is None:
+        status = guard_status(api_url)
+        if status["running"]:
+            return {**status, "started_now": True}
+        time.sleep(0.05)
+    return {**guard_status(api_url), "started_now": child.poll() is None, "spawned_pid": child.pid}
