@@ -270,7 +270,7 @@ def _jitter_stages(box: Any, instance_id: str, factors: tuple[float, ...]) -> No
 def _sandbox_wait(
     speed: float,
     factors: tuple[float, ...],
-    schedule_for: Callable[[Any], Any],
+    schedule_for: Callable[[Any, float], Any],
     refresh: float = 0.1,
 ) -> dict[str, Any]:
     from novita_notebook import Novita
@@ -282,9 +282,11 @@ def _sandbox_wait(
         try:
             client.cached_products()
             client.cached_clusters()
+            started = time.monotonic()
             inst = client.create("learned", gpu="RTX 3090", image=IMAGE)
             _jitter_stages(box, inst.id, factors)
-            outcome = _poll_until_running(client, inst.id, schedule_for(inst), refresh)
+            schedule = schedule_for(inst, started)
+            outcome = _poll_until_running(client, inst.id, schedule, refresh)
             record = box.world.instances[inst.id]
         finally:
             client.close()
@@ -303,13 +305,14 @@ def _sandbox_side_by_side(
     nominal = sum(seconds for _, seconds in NOMINAL)
     history = PhaseHistory(Path(tempfile.mkdtemp()) / "history.json")
 
-    def learned(inst: Any) -> LearnedSchedule:
+    def learned(inst: Any, started: float) -> LearnedSchedule:
         return LearnedSchedule.for_instance(
             inst,
             history,
             fallback=Backoff().scaled(1 / scale),
             scale=1 / scale,
             record=with_history,
+            started_at=started,  # when create() was called
         )
 
     speed = scale * nominal / provisioning
@@ -321,10 +324,10 @@ def _sandbox_side_by_side(
     if with_history:
         for _ in range(HISTORY_RUNS):
             _sandbox_wait(speed, factors(), learned, refresh)
-    makers: dict[str, Callable[[Any], Any]] = {
+    makers: dict[str, Callable[[Any, float], Any]] = {
         "learned": learned,
-        "today": lambda _inst: Backoff().scaled(1 / scale),
-        "fixed": lambda _inst: Backoff.fixed(1.0 / scale),
+        "today": lambda _inst, _started: Backoff().scaled(1 / scale),
+        "fixed": lambda _inst, _started: Backoff.fixed(1.0 / scale),
     }
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in makers}
     lock = threading.Lock()

@@ -250,3 +250,18 @@ def test_for_instance_keys_by_product_region_and_image(history):
         id="i-1", name="x", status="toCreate", region=KEY[1], product_id=KEY[0], image_url=KEY[2]
     )
     assert LearnedSchedule.for_instance(inst, history).key == KEY
+
+
+def test_started_at_places_a_first_sighting_mid_way(history):
+    fill(history, 30.0)
+    clock = Clock()
+    clock.now = 3.0  # the wait's first poll, 3 s after create(): already creating
+    schedule = learned(history, clock, started_at=0.0, record=False)
+    schedule.observe("creating")
+    assert [status for status, _ in schedule.timeline] == ["toCreate", "creating"]
+    low, median, high, _ = schedule._window()
+    assert median == pytest.approx(30.0, rel=0.15)
+    without = learned(history, Clock(), record=False)
+    without.clock.now = 3.0
+    without.observe("creating")
+    assert without._window() is None  # its phase's start is unknown: the fallback decides

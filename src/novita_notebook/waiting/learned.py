@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .backoff import Backoff, positive_number
-from .history import Estimate, PhaseHistory, path_for, prior_estimate, step_of
+from .history import PATHS, Estimate, PhaseHistory, path_for, prior_estimate, step_of
 
 __all__ = ["LearnedSchedule", "format_eta"]
 
@@ -34,6 +34,8 @@ class LearnedSchedule:
     phases seen; ``finish`` (or observing the target) records it into the history once, where
     a surprise widens that key's next estimate. ``next_delay(not_before=...)`` never returns
     a pause ending before ``not_before`` (a Retry-After or an open breaker, on ``clock``).
+    ``started_at`` (on ``clock``): when the transition began (the create or start call), so a
+    wait whose first poll already sees ``creating`` or ``pulling`` still knows where it is.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class LearnedSchedule:
         image_gb: float | None = None,
         scale: float = 1.0,
         record: bool = True,
+        started_at: float | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if history is not None and not isinstance(history, PhaseHistory):
@@ -71,6 +74,7 @@ class LearnedSchedule:
         self.image_gb = image_gb
         self.scale = positive_number(scale, "scale")
         self.record = bool(record)
+        self.started_at = started_at
         self._estimates: dict[str, Estimate] | None = None
         self._timeline: list[tuple[str, float]] = []
         # per timeline entry: how far its estimated start may be off (before, after)
@@ -102,6 +106,7 @@ class LearnedSchedule:
             "image_gb": self.image_gb,
             "scale": self.scale,
             "record": self.record,
+            "started_at": self.started_at,
             "clock": self.clock,
         }
 
@@ -140,14 +145,21 @@ class LearnedSchedule:
         self, status: str | None, *, urgent: bool = False, elapsed: float | None = None
     ) -> bool:
         """Tell the schedule what the instance reports (as ``Backoff.observe``). ``elapsed``:
-        seconds it has already spent in this status, when known (e.g. from ``created_at`` for
-        a fresh create); without it, a first sighting outside ``queued`` is not taken as the
+        seconds it has already spent in this status, when known. Without it (or ``started_at``
+        given to the constructor), a first sighting outside ``queued`` is not taken as the
         phase's start. Reaching ``target`` records the timeline (see ``finish``)."""
         changed = self.fallback.observe(status, urgent=urgent)
         self._urgent = urgent
         now = self.clock()
         if status is None:
             return changed
+        if not self._timeline and self.started_at is not None and elapsed is None:
+            # the transition began at started_at: its first phase, whatever is seen now
+            first = "toStart" if path_for(status) == PATHS["start"] else "toCreate"
+            self._timeline.append((first, min(self.started_at, now)))
+            self._spread.append((0.0, 0.0))
+            self._first_is_entry = True
+            self._status, self._last_seen = first, min(self.started_at, now)
         if not self._timeline:
             entry = now - max(0.0, elapsed) if elapsed is not None else now
             self._first_is_entry = elapsed is not None or step_of(status) == "queued"
