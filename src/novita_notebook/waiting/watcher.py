@@ -120,6 +120,9 @@ class Watcher:
         self.calls = 0
         self.started_at: datetime | None = None
         self.stopped_reason: str | None = None
+        #: called after each successful tick with that tick's raw listing (the guard's
+        #: in-kernel enforcement uses it: no extra list call); failures go to ``errors``
+        self.tick_hooks: list[Callable[[list[dict[str, Any]]], Any]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Watcher:
@@ -375,6 +378,23 @@ class Watcher:
             with self._changed:
                 self._delivering = False
                 self._changed.notify_all()
+        self._run_tick_hooks(listing)
+
+    def _run_tick_hooks(self, listing: list[dict[str, Any]]) -> None:
+        for hook in list(self.tick_hooks):
+            try:
+                hook(listing)
+            except Exception as exc:  # noqa: BLE001 - a hook must not stop the watcher
+                logger.exception("watcher tick hook %s failed", _callable_name(hook))
+                with self._lock:
+                    self.errors.append(
+                        {
+                            "time": datetime.now(UTC),
+                            "source": _callable_name(hook),
+                            "event": None,
+                            "error": exc,
+                        }
+                    )
 
     def _record(self, instance: Instance, now: datetime) -> StatusChange | None:
         """Store the latest ``instance``; the status change it makes, if any (lock held)."""
