@@ -265,3 +265,13 @@ def test_started_at_places_a_first_sighting_mid_way(history):
     without.clock.now = 3.0
     without.observe("creating")
     assert without._window() is None  # its phase's start is unknown: the fallback decides
+
+
+def test_a_history_that_cannot_be_written_never_breaks_a_wait(tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    history = PhaseHistory(blocker / "history.json")
+    clock = Clock()
+    polls = run(learned(history, clock), clock, timeline(10.0))
+    assert polls[-1][1] == "running"
+    assert "not recorded" in caplog.text

@@ -4,6 +4,7 @@ Sparse while the expected arrival is far, dense around it, then today's proporti
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from .backoff import Backoff, positive_number
 from .history import PATHS, Estimate, PhaseHistory, path_for, prior_estimate, step_of
 
 __all__ = ["LearnedSchedule", "format_eta"]
+
+log = logging.getLogger(__name__)
 
 #: Share of the expected provisioning time between two polls past the expected arrival. Tuned
 #: in benchmarks/figures_learned.py (+-20 % phase jitter, 5 earlier runs): 0.10-0.18 all give
@@ -211,9 +214,7 @@ class LearnedSchedule:
                     expected=medians,
                 )
             except (OSError, TimeoutError) as error:  # a full disk never breaks a wait
-                import logging
-
-                logging.getLogger(__name__).warning("phase history not recorded: %s", error)
+                log.warning("phase history not recorded: %s", error)
         return self._recorded
 
     @property
