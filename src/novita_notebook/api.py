@@ -5,7 +5,7 @@ Arguments are checked before any HTTP call; the transport decides what may be re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import errors
@@ -13,10 +13,16 @@ from .http import Transport
 from .models import Cluster, Product, RegistryAuth, Template
 from .validation import BILLING_METHODS, normalise_billing
 
-__all__ = ["NovitaAPI", "BILLING_METHODS", "MAX_PAGES"]
+__all__ = ["NovitaAPI", "BILLING_METHODS", "MAX_PAGES", "FIRST_PAGE", "collect_pages"]
 
 #: Safety stop for pagination against a server that never reports the end.
 MAX_PAGES = 10_000
+#: The page asked first. The live API counts pages from 0; some servers count from 1 and
+#: also answer 0 with the first page, so asking 0 first is right under both.
+FIRST_PAGE = 0
+
+#: ``fetch(page_number) -> (items, total or None)``: one page of a listing.
+PageFetch = Callable[[int], tuple[list[dict[str, Any]], int | None]]
 
 
 def _require_id(value: Any, field: str) -> str:
@@ -78,6 +84,47 @@ def _total(data: Any) -> int | None:
         return int(total) if total is not None and total != "" else None
     except (TypeError, ValueError):
         return None
+
+
+def _item_key(item: dict[str, Any]) -> str:
+    return str(item.get("id") or item.get("Id") or item.get("storageId") or "")
+
+
+def collect_pages(
+    fetch: PageFetch, *, on_call: Callable[[], None] | None = None, max_pages: int = MAX_PAGES
+) -> list[dict[str, Any]]:
+    """Every item of a paged listing, whatever the server's first page number.
+
+    Pages are asked from 0 up. Items are de-duplicated by id (items without one are kept).
+    The listing ends at ``total`` items, at an empty page, or after two pages in a row that
+    brought nothing new: ONE such page is normal on a 1-based server, where 0 and 1 both
+    answer the first page. A short page does not end it (a server may cap ``pageSize``
+    below what was asked). ``on_call`` runs before each request (call counters).
+    """
+    collected: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    stale = 0
+    for page in range(FIRST_PAGE, FIRST_PAGE + max_pages):
+        if on_call is not None:
+            on_call()
+        items, total = fetch(page)
+        if not items:
+            break
+        fresh = 0
+        for item in items:
+            key = _item_key(item)
+            if key and key in seen:
+                continue  # the repeated first page, or items shifting while we page
+            if key:
+                seen.add(key)
+            collected.append(item)
+            fresh += 1
+        if total is not None and len(collected) >= total:
+            break
+        stale = 0 if fresh else stale + 1
+        if stale >= 2:
+            break
+    return collected
 
 
 class NovitaAPI:
@@ -171,10 +218,10 @@ class NovitaAPI:
         return wrapped if isinstance(wrapped, dict) and "id" not in data else data
 
     def list_instances_page(
-        self, page_num: int = 1, page_size: int = 100, **filters: Any
+        self, page_num: int = FIRST_PAGE, page_size: int = 100, **filters: Any
     ) -> tuple[list[dict[str, Any]], int | None]:
         """One page of GET /gpu/instances: (items, total or None when not reported)."""
-        _optional_int(page_num, "page_num", 1)
+        _optional_int(page_num, "page_num", 0)
         size = _page_size(page_size)
         params = self._instance_filters(filters)
         params.update({"pageNum": page_num, "pageSize": size})
@@ -193,7 +240,7 @@ class NovitaAPI:
         size = _page_size(page_size)
         filters = {"name": name, "product_name": product_name, "status": status}
         self._instance_filters(filters)  # validate before the first call
-        return self._all_pages(lambda page: self.list_instances_page(page, size, **filters), size)
+        return collect_pages(lambda page: self.list_instances_page(page, size, **filters))
 
     @staticmethod
     def _instance_filters(filters: dict[str, Any]) -> dict[str, Any]:
@@ -207,27 +254,6 @@ class NovitaAPI:
             if value is not None:
                 params[names[key]] = _optional_str(value, key)
         return params
-
-    @staticmethod
-    def _all_pages(fetch: Any, page_size: int) -> list[dict[str, Any]]:
-        """Pages from 1 until a short page, an empty page or ``total`` reached."""
-        collected: list[dict[str, Any]] = []
-        seen_ids: set[str] = set()
-        for page in range(1, MAX_PAGES + 1):
-            items, total = fetch(page)
-            fresh = []
-            for item in items:
-                # Items shifting between pages while paging (creates/deletes) would repeat.
-                key = str(item.get("id") or item.get("Id") or "")
-                if key and key in seen_ids:
-                    continue
-                if key:
-                    seen_ids.add(key)
-                fresh.append(item)
-            collected.extend(fresh)
-            if len(items) < page_size or (total is not None and len(collected) >= total):
-                break
-        return collected
 
     def _lifecycle(self, action: str, instance_id: str) -> None:
         instance_id = _require_id(instance_id, "instance_id")
@@ -311,7 +337,7 @@ class NovitaAPI:
             )
             return _items(data, "template", "GET", "/templates"), _total(data)
 
-        return [Template.from_api(item) for item in self._all_pages(fetch, size)]
+        return [Template.from_api(item) for item in collect_pages(fetch)]
 
     def template(self, template_id: str) -> Template:
         template_id = _require_id(template_id, "template_id")

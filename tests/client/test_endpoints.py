@@ -62,10 +62,10 @@ def test_instances_page_through_everything(client, sandbox):
     raws = client.api.list_instances(page_size=3)
     assert {r["id"] for r in raws} >= ids and len(raws) == len({r["id"] for r in raws})
     pages = api_requests(sandbox, "/gpu/instances")
-    assert len(pages) == 3  # 3 + 3 + 1: stops on the short page
-    assert "pageNum=1" in pages[0]["query"] and "pageSize=3" in pages[0]["query"]
-    assert "pageNum=3" in pages[2]["query"]
-    items, total = client.api.list_instances_page(2, 3)
+    assert len(pages) == 3  # 3 + 3 + 1: the reported total ends the listing
+    assert "pageNum=0" in pages[0]["query"] and "pageSize=3" in pages[0]["query"]
+    assert "pageNum=2" in pages[2]["query"]
+    items, total = client.api.list_instances_page(1, 3)  # the second page (0-based)
     assert len(items) == 3 and total == 7
 
 

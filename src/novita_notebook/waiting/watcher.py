@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..api import collect_pages
 from ..errors import InvalidStateError, ValidationError, requested_delay
 from ..errors import TimeoutError as NovitaTimeoutError
 from ..models import (
@@ -306,27 +307,15 @@ class Watcher:
         return delay
 
     def _list_all(self) -> list[dict[str, Any]]:
-        """Every instance, one paginated listing (ceil(total / page_size) calls)."""
-        items: dict[str, dict[str, Any]] = {}
-        page = 1
-        while True:
+        """Every instance, one paginated listing (api.collect_pages: whatever the page base)."""
+
+        def count() -> None:
             self.calls += 1  # counted when made, failed ones too
-            page_items, total = self._api.list_instances_page(
-                page_num=page, page_size=self.page_size
-            )
-            for raw in page_items:
-                raw_id = str(raw.get("id") or raw.get("Id") or "")
-                if raw_id:
-                    items[raw_id] = raw
-            fetched = (page - 1) * self.page_size + len(page_items)
-            # A short page ends the listing; so does the reported total (None: not reported).
-            if len(page_items) < self.page_size or (total is not None and fetched >= total):
-                break
-            if page >= _MAX_PAGES:
-                logger.warning("instance listing stopped at %d pages", _MAX_PAGES)
-                break
-            page += 1
-        return list(items.values())
+
+        def fetch(page: int) -> tuple[list[dict[str, Any]], int | None]:
+            return self._api.list_instances_page(page_num=page, page_size=self.page_size)
+
+        return collect_pages(fetch, on_call=count, max_pages=_MAX_PAGES)
 
     def _parse(self, raw: dict[str, Any]) -> Instance:
         if self._to_instance is not None:
