@@ -1,24 +1,67 @@
-"""The catalog: cached listings (products, clusters, templates) with a TTL, the price index
-that prices instances, and region lookup by name or cluster id.
+"""The catalog: cached listings (products, clusters, templates) with a TTL, per-region stock
+from ``clusterId`` listings fetched concurrently, the price index, and region lookup.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from cachetools import TTLCache
 
 from .api import NovitaAPI
-from .errors import ValidationError
+from .errors import NovitaError, ValidationError
 from .models import Cluster, Instance, Product, Template
 from .money import format_money
 from .validation import BILLING_METHODS, check_bool
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "Selection", "REGION_TTL", "REGION_CONCURRENCY", "merge_entries"]
 
 T = TypeVar("T")
+
+#: Seconds a region's ``clusterId`` listing stays fresh: long enough for a batch or a retry to
+#: share it, short enough that stock (which moves by the minute) is not trusted for long.
+REGION_TTL = 15.0
+#: Region listings fetched at once. The API knows 8 clusters: one wave covers them all, so a
+#: fallback over every region costs one round trip; the transport's own pool still bounds it.
+REGION_CONCURRENCY = 8
+
+
+def merge_entries(products: Iterable[Product]) -> list[Product]:
+    """One entry per product id with every region, as the live unfiltered listing has it
+    (undoes a split into per-region copies; first-seen order)."""
+    merged: dict[str, Product] = {}
+    for product in products:
+        seen = merged.get(product.id)
+        if seen is None:
+            merged[product.id] = product
+        else:
+            regions = tuple(dict.fromkeys(seen.regions + product.regions))
+            merged[product.id] = dataclasses.replace(seen, regions=regions)
+    return list(merged.values())
+
+
+def _method(billing: str | None) -> str | None:
+    """``billingMethod`` to send: None for on demand (the API's default), else the method."""
+    return None if billing in (None, "onDemand") else billing
+
+
+@dataclasses.dataclass
+class Selection:
+    """What ``products()`` shows: the rows, whether their availability is each region's own
+    (``per_region``), and the unfiltered entry of each product id (the aggregate)."""
+
+    items: list[Product]
+    per_region: bool
+    aggregate: dict[str, Product]
+
+
+def _offers_in(product: Product, cluster: Cluster) -> bool:
+    codes = {code.upper() for code in product.regions}
+    return cluster.name.upper() in codes or cluster.id.upper() in codes
 
 
 class Catalog:
@@ -28,38 +71,94 @@ class Catalog:
     def __init__(self, api: NovitaAPI, ttl: float) -> None:
         self.api = api
         self._cache: TTLCache | None = TTLCache(maxsize=64, ttl=ttl) if ttl > 0 else None
+        self._region_cache: TTLCache | None = (
+            TTLCache(maxsize=256, ttl=min(ttl, REGION_TTL)) if ttl > 0 else None
+        )
         self._lock = threading.Lock()
         self._fetch_locks: dict[Any, threading.Lock] = {}
         self._index_memo: tuple[Any, Any, dict[Any, Product]] | None = None
 
     # -- the cache ---------------------------------------------------------------------------
-    def cached(self, key: Any, load: Callable[[], T], refresh: bool = False) -> T:
-        """``load()`` through the TTL cache; one loader per key at a time."""
+    def cached(
+        self, key: Any, load: Callable[[], T], refresh: bool = False, cache: Any = None
+    ) -> T:
+        """``load()`` through the TTL cache (or ``cache``); one loader per key at a time."""
         check_bool(refresh, "refresh")
-        if self._cache is None:
+        cache = self._cache if cache is None else cache
+        if cache is None:
             return load()
         with self._lock:
-            if not refresh and key in self._cache:
-                return self._cache[key]
+            if not refresh and key in cache:
+                return cache[key]
             fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
         with fetch_lock:
             if not refresh:
                 with self._lock:
-                    if key in self._cache:
-                        return self._cache[key]
+                    if key in cache:
+                        return cache[key]
             value = load()
             with self._lock:
-                self._cache[key] = value
+                cache[key] = value
             return value
 
     def products(self, refresh: bool = False) -> list[Product]:
-        """The full GPU product listing (all regions, one entry per product × region)."""
-        return list(self.cached("products", self.api.products, refresh))
+        """The unfiltered on-demand listing as the API layer parsed it. Its ``available`` is
+        the API's aggregate ("offered somewhere with stock"), never one region's."""
+        return list(self._raw_listing(None, refresh))
+
+    def _raw_listing(self, method: str | None, refresh: bool = False) -> list[Product]:
+        key = "products" if method is None else ("products", method)
+        return self.cached(key, lambda: self.api.products(billing_method=method), refresh)
+
+    def listing(self, billing: str = "onDemand", refresh: bool = False) -> list[Product]:
+        """The unfiltered listing for ``billing`` (``billingMethod`` sent for spot and monthly,
+        so spot-only offers appear and prices are that method's): candidates and prices."""
+        return merge_entries(self._raw_listing(_method(billing), refresh))
+
+    def region_listing(
+        self, cluster_id: str, billing: str = "onDemand", gpu_num: int = 1, refresh: bool = False
+    ) -> list[Product]:
+        """One region's listing (``clusterId``): only its products, with ITS availability for
+        ``gpu_num`` GPUs; kept ``REGION_TTL`` seconds."""
+        method = _method(billing)
+        count = gpu_num if gpu_num > 1 else None
+
+        def load() -> list[Product]:
+            return self.api.products(cluster_id=cluster_id, billing_method=method, gpu_num=count)
+
+        key = ("region", cluster_id, method, count)
+        return list(self.cached(key, load, refresh, cache=self._region_cache))
+
+    def region_listings(
+        self,
+        cluster_ids: Sequence[str],
+        billing: str = "onDemand",
+        gpu_num: int = 1,
+        refresh: bool = False,
+    ) -> dict[str, list[Product] | NovitaError]:
+        """Several regions' listings at once (at most ``REGION_CONCURRENCY`` in flight); a
+        region whose listing failed maps to the error, so one bad answer spoils no other."""
+        ids = list(dict.fromkeys(cluster_ids))
+
+        def one(cluster_id: str) -> list[Product] | NovitaError:
+            try:
+                return self.region_listing(cluster_id, billing, gpu_num, refresh)
+            except NovitaError as error:
+                return error
+
+        if len(ids) <= 1:
+            return {cluster_id: one(cluster_id) for cluster_id in ids}
+        with ThreadPoolExecutor(max_workers=min(REGION_CONCURRENCY, len(ids))) as pool:
+            return dict(zip(ids, pool.map(one, ids), strict=True))
 
     def products_for(self, gpu_num: int, refresh: bool = False) -> list[Product]:
         """The API's listing for ``gpu_num`` GPUs (its availability means "has that many")."""
         return list(
-            self.cached(("products", gpu_num), lambda: self.api.products(gpu_num=gpu_num), refresh)
+            self.cached(
+                ("products", gpu_num),
+                lambda: self.api.products(gpu_num=gpu_num),
+                refresh,
+            )
         )
 
     def clusters(self, refresh: bool = False) -> list[Cluster]:
@@ -70,9 +169,10 @@ class Catalog:
 
     def clear(self) -> None:
         """Forget every cached listing (the next call fetches it)."""
-        if self._cache is not None:
-            with self._lock:
-                self._cache.clear()
+        with self._lock:
+            for cache in (self._cache, self._region_cache):
+                if cache is not None:
+                    cache.clear()
 
     def select(
         self,
@@ -83,17 +183,26 @@ class Catalog:
         billing: str | None = None,
         max_price: float | None = None,
         available: bool | None = None,
+        detail: bool = False,
         refresh: bool = False,
-    ) -> list[Product]:
+    ) -> Selection:
         """The products ``Novita.products()`` shows, from checked arguments: ``gpu`` loosely
         or as a product id, ``region`` by name or cluster id, ``max_price`` per GPU-hour at
-        ``billing`` (default onDemand)."""
+        ``billing`` (default onDemand). With ``region``, ``detail`` or ``available`` the rows
+        come from each region's own listing (its stock); otherwise from the unfiltered
+        listing, whose availability is the aggregate and is labelled so."""
         from .frames import gpu_matches  # pandas: only when products are filtered
 
-        items = self.products(refresh) if gpu_num is None else self.products_for(gpu_num, refresh)
-        self.clusters(refresh)
+        method = _method(billing)
+        count = gpu_num if gpu_num and gpu_num > 1 else None
+        if count is not None and method is None:
+            items = merge_entries(self.products_for(count, refresh))
+        else:
+            items = self.listing(billing or "onDemand", refresh)
+        clusters = self.clusters(refresh)
         if region is not None:
             cluster = self.find_region(region)
+            clusters = [cluster]
             items = [p for p in items if cluster.name.upper() in {r.upper() for r in p.regions}]
         if gpu is not None:
             matching = [p for p in items if p.id.lower() == gpu.lower()]  # a product id
@@ -103,23 +212,37 @@ class Catalog:
                 raise ValidationError(
                     f"no product matches gpu={gpu!r}"
                     + (f" in {region}" if region else "")
-                    + f". Available now: {cheapest_by_model(items) or 'nothing'}",
+                    + f". Offered: {cheapest_by_model(items) or 'nothing'}",
                     field="gpu",
                     hint='Try a model number such as gpu="4090", or see Novita.products().',
                 )
             items = matching
         if billing is not None:
             items = [p for p in items if not p.billing_methods or billing in p.billing_methods]
-        if available is not None:
-            items = [p for p in items if p.available is available]
         if max_price is not None:
-            method = billing or "onDemand"
+            method_name = billing or "onDemand"
             items = [
                 p
                 for p in items
-                if p.price_for(method) is not None and (p.price_for(method) or 0.0) <= max_price
+                if p.price_for(method_name) is not None
+                and (p.price_for(method_name) or 0.0) <= max_price
             ]
-        return items
+        aggregate = {p.id: p for p in items}
+        if not (region is not None or detail or available is not None):
+            return Selection(items, False, aggregate)
+        offering = [c for c in clusters if any(_offers_in(p, c) for p in items)]
+        # A table is read now: fetch each region fresh (a create after it reuses them).
+        listings = self.region_listings(
+            [c.id for c in offering], billing or "onDemand", gpu_num or 1, refresh=True
+        )
+        rows: list[Product] = []
+        for listing in listings.values():
+            if isinstance(listing, NovitaError):
+                raise listing
+            rows.extend(p for p in listing if p.id in aggregate)
+        if available is not None:
+            rows = [p for p in rows if p.available is available]
+        return Selection(rows, True, aggregate)
 
     # -- regions -------------------------------------------------------------------------------
     def find_region(self, region: str, field: str = "region") -> Cluster:
@@ -138,7 +261,7 @@ class Catalog:
     def price_index(self) -> dict[Any, Product]:
         """(product_id, REGION NAME) and (product_id, cluster id) → Product, memoized per
         listing; (product_id, None) when a product costs the same everywhere."""
-        products = self.cached("products", self.api.products)
+        products = self._raw_listing(None)
         clusters = self.cached("clusters", self.api.clusters)
         memo = self._index_memo
         if memo is not None and memo[0] is products and memo[1] is clusters:

@@ -5,7 +5,7 @@ categorical statuses, string ids), plus fuzzy GPU matching and cost estimates us
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,8 @@ PRODUCT_COLUMNS = (
     "disk_per_gpu",
     "available",
     "stock",
+    "available_somewhere",
+    "stock_somewhere",
     "min_rootfs",
     "max_rootfs",
     "billing_methods",
@@ -146,6 +148,11 @@ def _floats(values: Sequence[float | None]) -> pd.Series:
     return pd.Series([float("nan") if v is None else v for v in values], dtype="float64")
 
 
+def _flags(values: Sequence[bool | None]) -> pd.Series:
+    """Nullable booleans: <NA> where the fact is not known (never a guessed False)."""
+    return pd.Series(values, dtype="boolean")
+
+
 def _ints(values: Sequence[int | None]) -> pd.Series:
     return pd.Series(values, dtype="Int64")
 
@@ -169,11 +176,16 @@ def products_frame(
     clusters: Sequence[Cluster],
     *,
     billing: str | None = None,
+    per_region: bool = False,
+    aggregate: Mapping[str, Product] | None = None,
 ) -> pd.DataFrame:
     """One row per product × region, cheapest first (by ``billing``'s price, default on-demand).
 
-    Prices are USD per GPU-hour; ``stock`` is the API's inventory state; ``cluster_id`` is
-    joined from the cluster listing by region name.
+    Prices are USD per GPU-hour. ``available``/``stock`` are ONE region's (from its own
+    listing) when ``per_region``, else <NA>: the unfiltered listing only knows
+    ``available_somewhere``/``stock_somewhere``, the aggregate over every region offering the
+    product (from ``aggregate`` by product id, else the row itself when not per-region).
+    ``cluster_id`` is joined from the cluster listing by region name.
     """
     by_name = {c.name.upper(): c.id for c in clusters}
     rows: list[tuple[Product, str | None, float | None]] = []
@@ -181,7 +193,7 @@ def products_frame(
         regions = product.regions or (None,)
         for region in regions:
             rows.append((product, region, product.price_for(billing or "onDemand")))
-    # Cheapest first; unknown prices last; then more stock, then stable names.
+    # Cheapest first; unknown prices last; then in stock, then stable names.
     stock_rank = {"high": 0, "normal": 1, "low": 2, "none": 3}
     rows.sort(
         key=lambda r: (
@@ -193,6 +205,11 @@ def products_frame(
             r[1] or "",
         )
     )
+    overall = dict(aggregate or {})
+    if not per_region:
+        overall.update({p.id: p for p, _, _ in rows})
+    somewhere = [overall.get(p.id) for p, _, _ in rows]
+    here = [p if per_region else None for p, _, _ in rows]
     frame = pd.DataFrame(
         {
             "product_id": _strings([p.id for p, _, _ in rows]),
@@ -207,8 +224,10 @@ def products_frame(
             "cpu_per_gpu": _ints([p.cpu_per_gpu for p, _, _ in rows]),
             "mem_per_gpu": _ints([p.memory_per_gpu for p, _, _ in rows]),
             "disk_per_gpu": _ints([p.disk_per_gpu for p, _, _ in rows]),
-            "available": pd.Series([p.available for p, _, _ in rows], dtype="bool"),
-            "stock": _strings([p.inventory_state for p, _, _ in rows]),
+            "available": _flags([p.available if p else None for p in here]),
+            "stock": _strings([p.inventory_state if p else None for p in here]),
+            "available_somewhere": _flags([p.available if p else None for p in somewhere]),
+            "stock_somewhere": _strings([p.inventory_state if p else None for p in somewhere]),
             "min_rootfs": _ints([p.min_rootfs for p, _, _ in rows]),
             "max_rootfs": _ints([p.max_rootfs for p, _, _ in rows]),
             "billing_methods": _strings([", ".join(p.billing_methods) for p, _, _ in rows]),
@@ -218,41 +237,50 @@ def products_frame(
     return frame
 
 
-def regions_frame(clusters: Sequence[Cluster], products: Sequence[Product]) -> pd.DataFrame:
-    """One row per region (cluster): its GPU types, how many products it lists and has
-    available, and the cheapest available on-demand GPU there."""
-    ids, names, types, listed, available, cheapest_gpu, cheapest, storage = (
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-    )
+def regions_frame(
+    clusters: Sequence[Cluster],
+    products: Sequence[Product],
+    listings: Mapping[str, Sequence[Product]] | None = None,
+) -> pd.DataFrame:
+    """One row per region (cluster): its GPU types, how many products it lists, and from
+    ``listings`` (cluster id → that region's own ``clusterId`` listing) how many it has in
+    stock and its cheapest GPU in stock. A region without its listing gets <NA> there and its
+    cheapest LISTED GPU: the unfiltered listing's stock flag is an aggregate, never a region's."""
+    rows: list[tuple[Any, ...]] = []
     for cluster in sorted(clusters, key=lambda c: c.name):
-        here = [p for p in products if cluster.name.upper() in {r.upper() for r in p.regions}]
-        ready = [p for p in here if p.available and p.price is not None]
+        own = None if listings is None else listings.get(cluster.id)
+        if own is not None:
+            here = list(own)
+            ready = [p for p in here if p.available and p.price is not None]
+            count: int | None = len([p for p in here if p.available])
+        else:
+            here = [p for p in products if cluster.name.upper() in {r.upper() for r in p.regions}]
+            ready = [p for p in here if p.price is not None]
+            count = None
         best = min(ready, key=lambda p: p.price or 0.0) if ready else None
-        ids.append(cluster.id)
-        names.append(cluster.name)
-        types.append(", ".join(cluster.available_gpu_types))
-        listed.append(len(here))
-        available.append(len([p for p in here if p.available]))
-        cheapest_gpu.append(best.name if best else None)
-        cheapest.append(best.price if best else None)
-        storage.append(cluster.support_network_storage)
+        rows.append(
+            (
+                cluster.id,
+                cluster.name,
+                ", ".join(cluster.available_gpu_types),
+                len(here),
+                count,
+                best.name if best else None,
+                best.price if best else None,
+                cluster.support_network_storage,
+            )
+        )
+    column = list(zip(*rows, strict=True)) if rows else [()] * 8
     return pd.DataFrame(
         {
-            "id": _strings(ids),
-            "name": _strings(names),
-            "gpu_types": _strings(types),
-            "products": pd.Series(listed, dtype="int64"),
-            "products_available": pd.Series(available, dtype="int64"),
-            "cheapest_gpu": _strings(cheapest_gpu),
-            "cheapest_per_hour": _floats(cheapest),
-            "network_storage": pd.Series(storage, dtype="bool"),
+            "id": _strings(column[0]),
+            "name": _strings(column[1]),
+            "gpu_types": _strings(column[2]),
+            "products": pd.Series(column[3], dtype="int64"),
+            "products_available": _ints(column[4]),
+            "cheapest_gpu": _strings(column[5]),
+            "cheapest_per_hour": _floats(column[6]),
+            "network_storage": pd.Series(column[7], dtype="bool"),
         },
         columns=list(REGION_COLUMNS),
     )
