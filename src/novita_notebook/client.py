@@ -362,14 +362,20 @@ class Novita:
         max_price: float | None = None,
         available: bool | None = None,
         refresh: bool = False,
+        detail: bool = False,
     ) -> pd.DataFrame:
         """GPU products, one row per product × region, cheapest first.
 
         ``gpu`` matches loosely (``"4090"``, ``"rtx 4090"``, ``"RTX 4090 24GB"``) or is a
-        product id; ``region``
-        is a region name or id; ``billing`` (onDemand, spot, monthly) keeps products sold that
-        way and sorts/filters by that price; ``max_price`` is USD per GPU-hour; ``gpu_num``
-        asks the API which products can serve that many GPUs.
+        product id; ``region`` is a region name or id; ``billing`` (onDemand, spot, monthly)
+        lists that method's offers and sorts/filters by its price; ``max_price`` is USD per
+        GPU-hour; ``gpu_num`` asks which products can serve that many GPUs.
+
+        Stock is known per region only from that region's own listing. With ``region``,
+        ``available`` or ``detail=True`` each row's ``available``/``stock`` are its region's
+        (one listing per region offering a match, fetched concurrently). Otherwise they are
+        <NA>, and ``available_somewhere``/``stock_somewhere`` hold the API's aggregate (in
+        stock in at least one region offering the product).
         """
         gpu = require_text(gpu, "gpu")
         region = require_text(region, "region")
@@ -382,23 +388,43 @@ class Novita:
         if available is not None:
             check_bool(available, "available")
         check_bool(refresh, "refresh")
+        check_bool(detail, "detail")
 
-        items = self.catalog.select(
+        selection = self.catalog.select(
             gpu=gpu,
             region=region,
             gpu_num=gpu_num,
             billing=billing,
             max_price=max_price,
             available=available,
+            detail=detail,
             refresh=refresh,
         )
-        clusters = self.catalog.clusters()
-        return _frames().products_frame(items, clusters, billing=billing)
+        return _frames().products_frame(
+            selection.items,
+            self.catalog.clusters(),
+            billing=billing,
+            per_region=selection.per_region,
+            aggregate=selection.aggregate,
+        )
 
-    def regions(self, refresh: bool = False) -> pd.DataFrame:
-        """Regions (clusters) with their GPU types, product counts and cheapest available GPU."""
+    def regions(self, refresh: bool = False, detail: bool = True) -> pd.DataFrame:
+        """Regions (clusters) with their GPU types, product counts, products in stock and the
+        cheapest GPU in stock. Stock comes from each region's own listing (all fetched
+        concurrently); ``detail=False`` skips them: ``products_available`` is then <NA> and
+        ``cheapest_gpu`` is the cheapest listed there, in stock or not."""
         check_bool(refresh, "refresh")
-        return _frames().regions_frame(self.cached_clusters(refresh), self.cached_products(refresh))
+        check_bool(detail, "detail")
+        clusters = self.cached_clusters(refresh)
+        products = self.catalog.listing("onDemand", refresh)
+        listings = None
+        if detail:
+            fetched = self.catalog.region_listings([c.id for c in clusters], refresh=True)
+            for value in fetched.values():
+                if isinstance(value, NovitaError):
+                    raise value
+            listings = {key: value for key, value in fetched.items() if isinstance(value, list)}
+        return _frames().regions_frame(clusters, products, listings)
 
     def instances(
         self, status: str | Iterable[str] | None = None, refresh: bool = False
