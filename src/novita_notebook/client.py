@@ -17,6 +17,8 @@ from .api import NovitaAPI
 from .catalog import Catalog
 from .config import Config, load_config
 from .errors import NotFoundError, NovitaError, ValidationError
+from .guard import GuardRules
+from .guard.service import GuardService
 from .http import RateLimiter, Transport
 from .ledger import Ledger, LedgerService
 from .models import (
@@ -152,7 +154,9 @@ class Novita:
         )
         self.resources = Resources(self.api, self.catalog)
         self.budget = Budget(self.api, config, self.to_instance)
-        claims = NameClaims(self.api, read_timeout=lambda: float(self.config.timeout[1]))
+        claims = NameClaims(
+            self.api, read_timeout=lambda: float(self.config.timeout[1]), ledger=self._ledger
+        )
         self.provisioner = Provisioner(
             api=self.api,
             catalog=self.catalog,
@@ -167,6 +171,7 @@ class Novita:
         )
         self.batch = Batch(self.provisioner, self.max_concurrency)
         self.ledger_service = LedgerService(self._ledger, self.api, self.catalog.price_of)
+        self.guards = GuardService(self)
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
@@ -218,6 +223,7 @@ class Novita:
             return
         self._closed = True
         try:
+            self.guards.close()
             self.transport.close()
         finally:
             if self.sandbox_server is not None:
@@ -509,6 +515,15 @@ class Novita:
         wait_until: str = "running",
         timeout: float | None = None,
         progress: Callable[..., Any] | str | None = None,
+        guard: bool | GuardRules | None = None,
+        stop_after: Any = None,
+        delete_after: Any = None,
+        idle_stop: Any = None,
+        idle_threshold: float | None = None,
+        budget: float | None = None,
+        budget_per_hour: float | None = None,
+        warn_before: Any = None,
+        on_reclaim: str | None = None,
     ) -> Instance:
         """Create an instance on the cheapest available offer, falling back across regions.
 
@@ -532,7 +547,28 @@ class Novita:
         Raises ``CapacityError`` (with ``attempts`` and ``alternatives``) when no region can
         serve the request; every error raised after the search began carries
         ``fallback_report``.
+
+        Guard rules bound the instance's life even after the kernel dies (docs/guard.md):
+        ``stop_after``/``delete_after`` (a duration such as "2h" or a time), ``idle_stop`` (stop
+        when GPU use stays below ``idle_threshold`` %, default 5, this long), ``budget`` (USD
+        total) and ``budget_per_hour`` (USD/h; the newest guarded instances stop first),
+        ``warn_before`` and ``on_reclaim`` ("notify", "migrate", "recreate"; spot). They add to
+        the user's NOVITA_GUARD_* defaults; ``guard=False`` sets none. Bad rules fail before any
+        request; the guard process starts by itself (NOVITA_GUARD_AUTOSTART=0 opts out).
         """
+        rules = self.guards.rules_for_create(
+            guard,
+            dict(
+                stop_after=stop_after,
+                delete_after=delete_after,
+                idle_stop=idle_stop,
+                idle_threshold=idle_threshold,
+                budget_total=budget,
+                budget_per_hour=budget_per_hour,
+                warn_before=warn_before,
+                on_reclaim=on_reclaim,
+            ),
+        )
         request = prepare_request(
             name,
             gpu,
@@ -556,7 +592,9 @@ class Novita:
             timeout=timeout,
             progress=progress,
         )
-        return self.provisioner.provision(request)
+        instance = self.provisioner.provision(request)
+        self.guards.protect(instance, rules)
+        return instance
 
     def create_many(
         self,
@@ -740,3 +778,36 @@ class Novita:
             page_size=page_size,
             error_backoff=error_backoff,
         )
+
+    # -- the guard (guard/) --------------------------------------------------------------------
+    def guard(self, instance: Instance | str, *, replace: bool = False, **rules: Any) -> Any:
+        """Guard a running instance (Instance, id or name): ``stop_after``, ``delete_after``,
+        ``idle_stop``, ``idle_threshold``, ``budget_per_hour``, ``budget_total``,
+        ``warn_before``, ``on_reclaim`` as for ``create``. Merged into its current rules
+        (``replace=True`` replaces them). Returns the stored record; starts the guard."""
+        return self.guards.guard(instance, replace=replace, **rules)
+
+    def unguard(self, instance: Instance | str, *rules: str) -> Any:
+        """Remove an instance's guard rules: all, or the named ones ("stop_after", "idle",
+        "budget", ...). Returns what remains (None: no longer guarded)."""
+        return self.guards.unguard(instance, *rules)
+
+    def extend(
+        self, instance: Instance | str, duration: Any = "1h", rule: str | None = None
+    ) -> Any:
+        """Push a guarded instance's deadlines back by ``duration`` ("1h", "30m", seconds);
+        ``rule`` "stop_after" or "delete_after" moves only that one."""
+        return self.guards.extend(instance, duration, rule)
+
+    def guard_status(self) -> Any:
+        """The guard process (running, pid, last tick), the rules per instance, the next
+        action with its time and the latest actions (what ``%novita guard status`` shows)."""
+        return self.guards.status()
+
+    def classroom(self, n: int, gpu: str | None = None, **options: Any) -> Any:
+        """Teaching mode: ``n`` guarded instances named ``<prefix>-1..n`` with one deadline
+        for all, returned as a ``Handout`` (name, Jupyter link, SSH command; ``to_csv()``,
+        ``to_html()``). See ``teaching.classroom`` for the options."""
+        from .teaching import classroom
+
+        return classroom(self, n, gpu, **options)

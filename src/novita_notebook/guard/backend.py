@@ -5,7 +5,6 @@ GPU metrics from ``/openapi/v1/metrics/gpu/instance`` with requests, events as s
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import uuid
@@ -109,6 +108,7 @@ class HttpGuardBackend:
         self._lock = threading.Lock()
         self._api: Any = None
         self._session: requests.Session | None = None
+        self._webhook: Any = None
 
     def __repr__(self) -> str:
         return f"<HttpGuardBackend {self.base_url}>"
@@ -133,6 +133,8 @@ class HttpGuardBackend:
             return self._api
 
     def close(self) -> None:
+        if self._webhook is not None:
+            self._webhook.close()
         if self._api is not None:
             self._api.transport.close()
         if self._session is not None:
@@ -140,7 +142,9 @@ class HttpGuardBackend:
 
     # -- GuardBackend --------------------------------------------------------------------------
     def list_instances(self) -> list[dict[str, Any]]:
-        return self.api.list_instances()
+        from .spot import with_spot_details
+
+        return with_spot_details(self.api, self.api.list_instances())
 
     def stop(self, instance_id: str) -> None:
         self.api.stop_instance(instance_id)
@@ -197,12 +201,21 @@ class HttpGuardBackend:
         if self._on_event is not None:
             self._on_event(event_type, payload)
         if self._webhook_url and self._webhook_secret:
-            from ..webhooks import sign
+            self._notifier().send_event(
+                event_type,
+                instance_id=data.get("instanceId"),
+                name=data.get("name"),
+                data={k: v for k, v in payload.items() if k not in ("instanceId", "name")},
+            )
 
-            body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
-            headers = {"Content-Type": "application/json", **sign(body, self._webhook_secret)}
-            response = requests.post(self._webhook_url, data=body, headers=headers, timeout=10)
-            response.raise_for_status()
+    def _notifier(self) -> Any:
+        """The webhooks' Notifier (signed, retried like status events), built once."""
+        with self._lock:
+            if self._webhook is None:
+                from ..webhooks import Notifier
+
+                self._webhook = Notifier(self._webhook_url, self._webhook_secret, max_attempts=2)
+            return self._webhook
 
 
 def _metrics_error(response: requests.Response, call: dict[str, str]) -> Exception:

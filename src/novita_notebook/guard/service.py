@@ -1,0 +1,333 @@
+"""The guard as the client composes it: rules at create and on running instances, extend and
+unguard, the guard process started by itself, and in-kernel enforcement through a watcher hook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..errors import NovitaError, ValidationError
+from .events import event_text
+from .rules import GuardRules, autostart_enabled, rules_from_env
+from .spot import SpotWatch
+from .store import GuardRecord, GuardStore
+
+__all__ = ["GuardService", "RULE_ARGS", "GuardStatus"]
+
+log = logging.getLogger(__name__)
+
+#: The rule keywords create(), guard() and the magics take.
+RULE_ARGS = (
+    "stop_after",
+    "delete_after",
+    "idle_stop",
+    "idle_threshold",
+    "budget_per_hour",
+    "budget_total",
+    "warn_before",
+    "on_reclaim",
+)
+#: Seconds between the in-kernel guard's ticks when the client has no poll_interval.
+KERNEL_INTERVAL = 15.0
+
+
+def rule_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The rule arguments that were given (None means not given)."""
+    return {k: values[k] for k in RULE_ARGS if values.get(k) is not None}
+
+
+class GuardStatus(dict):
+    """``guard_status()``: the process, the rules per instance, the next action with its
+    time and the latest actions; a dict with a readable text and HTML form."""
+
+    def lines(self) -> list[str]:
+        process = "running" if self.get("running") else "not running"
+        if self.get("pid") and self.get("running"):
+            process += f" (pid {self['pid']}, last tick {self.get('last_tick') or '-'})"
+        elif self.get("reason"):
+            process += f" ({self['reason']})"
+        out = [f"guard process: {process}"]
+        kernel = self.get("kernel")
+        out.append(f"in-kernel guard: {kernel or 'off'}")
+        rules = self.get("rules") or {}
+        names = self.get("names") or {}
+        out.append(f"guarded instances: {len(rules)}")
+        for instance_id, text in rules.items():
+            out.append(f"  {names.get(instance_id) or '?'} ({instance_id}): {text}")
+        nxt = self.get("next_action")
+        if nxt:
+            out.append(
+                f"next action: {nxt.get('kind')} {nxt.get('name') or nxt.get('instance_id')} "
+                f"at {nxt.get('due')} ({nxt.get('reason')})"
+            )
+        else:
+            out.append("next action: none planned")
+        for note in self.get("notes") or ():
+            out.append(f"note: {note}")
+        for entry in self.get("actions") or ():
+            out.append(
+                f"  {entry.get('time')} {entry.get('action')} {entry.get('name') or ''} "
+                f"{entry.get('instance_id')}: {entry.get('result')} ({entry.get('reason')}) "
+                f"by {entry.get('actor')}"
+            )
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+class GuardService:
+    """The guard for one client. ``session_defaults`` (rule keywords, set by
+    ``%config NovitaMagics.guard_*``) sit between the user's env defaults and the arguments.
+    ``listeners`` receive every guard or spot event as ``(event_type, payload)``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.session_defaults: dict[str, Any] = {}
+        self.autostart: bool | None = None  # None: NOVITA_GUARD_AUTOSTART decides
+        self.listeners: list[Callable[[str, dict[str, Any]], Any]] = []
+        self.events: deque[dict[str, Any]] = deque(maxlen=200)
+        self.process: dict[str, Any] | None = None
+        self._kernel: Any = None
+        self._spot: SpotWatch | None = None
+        self._watcher: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<GuardService {self.client.config.api_url} events={len(self.events)}>"
+
+    @property
+    def store(self) -> GuardStore:
+        return GuardStore(api_url=self.client.config.api_url)
+
+    # -- rules ---------------------------------------------------------------------------------
+    def rules_for_create(self, guard: Any, given: Mapping[str, Any]) -> GuardRules | None:
+        """The rules a new instance gets: env defaults, then session defaults, then ``guard``
+        (GuardRules) and the keywords. ``guard=False`` means none. Validates (no HTTP)."""
+        if guard is not None and not isinstance(guard, bool | GuardRules):
+            raise ValidationError("guard must be True, False or a GuardRules", field="guard")
+        given = rule_kwargs(given)
+        if guard is False:
+            if given:
+                raise ValidationError(f"guard=False contradicts {', '.join(given)}", field="guard")
+            return None
+        rules = rules_from_env()
+        layers = [GuardRules.parse(**self.session_defaults)] if self.session_defaults else []
+        if isinstance(guard, GuardRules):
+            layers.append(guard)
+        if given:
+            layers.append(GuardRules.parse(**given))
+        for layer in layers:
+            rules = rules.merged(layer) if rules is not None else layer
+        return rules if rules is not None and rules.active else None
+
+    def protect(self, instance: Any, rules: GuardRules | None) -> GuardRecord | None:
+        """Store ``rules`` for a just-created instance and start enforcing them."""
+        if rules is None:
+            return None
+        record = self.store.set_rules(
+            instance.id,
+            rules,
+            name=instance.name,
+            created_at=getattr(instance, "created_at", None),
+            price_per_hour=getattr(instance, "price_per_hour", None),
+        )
+        self.start()
+        return record
+
+    def guard(self, target: Any, *, replace: bool = False, **rules: Any) -> GuardRecord:
+        """Set (merge) rules on an existing instance; see ``Novita.guard``."""
+        unknown = sorted(set(rules) - set(RULE_ARGS))
+        if unknown:
+            raise ValidationError(
+                f"unknown guard rule {unknown[0]!r}; rules: {', '.join(RULE_ARGS)}",
+                field=unknown[0],
+            )
+        given = rule_kwargs(rules)
+        if not given:
+            raise ValidationError(f"give at least one rule ({', '.join(RULE_ARGS)})", field="rules")
+        parsed = GuardRules.parse(**given)  # validated before any HTTP call
+        instance = self._instance(target)
+        record = self.store.set_rules(
+            instance.id,
+            parsed,
+            name=instance.name,
+            created_at=instance.created_at,
+            price_per_hour=instance.price_per_hour,
+            replace=replace,
+        )
+        self.start()
+        return record
+
+    def unguard(self, target: Any, *rules: str) -> GuardRecord | None:
+        """Remove all rules (none named) or the named ones (``"idle"``, ``"budget"``,
+        ``"stop_after"``…). Returns the remaining record, None when unguarded."""
+        instance_id, _ = self._guarded(target)
+        if not rules:
+            self.store.remove(instance_id)
+            return None
+        GuardRules.parse().without(*rules)  # unknown names fail before the store changes
+        record = self.store.update_rules(instance_id, lambda r: r.without(*rules))
+        if not record.rules.active:
+            self.store.remove(instance_id)
+            return None
+        return record
+
+    def extend(self, target: Any, duration: Any, rule: str | None = None) -> GuardRecord:
+        """Push the deadlines of a guarded instance back by ``duration``."""
+        instance_id, _ = self._guarded(target)
+        return self.store.extend(instance_id, duration, rule)
+
+    def _guarded(self, target: Any) -> tuple[str, str]:
+        """(id, name) of a guarded instance given an Instance, id or name: the store first
+        (no HTTP), the API only for a name the store does not know."""
+        if hasattr(target, "id"):
+            target = target.id
+        if not isinstance(target, str) or not target.strip():
+            raise ValidationError("give an instance, its id or its name", field="instance")
+        records = self.store.records()
+        for record in records:
+            if target in (record.id, record.name):
+                return record.id, record.name
+        instance = self._instance(target)
+        if not any(r.id == instance.id for r in records):
+            raise ValidationError(f"{target} has no guard rules", field="instance")
+        return instance.id, instance.name
+
+    def _instance(self, target: Any) -> Any:
+        if hasattr(target, "id") and getattr(target, "id", None):
+            target = target.id
+        return self.client.instance(target)
+
+    # -- running -------------------------------------------------------------------------------
+    def child_key(self) -> str | None:
+        """The key for the guard process's environment: the transport's accessor when it has
+        one; else None when the child finds it itself (environment or .env)."""
+        key = getattr(self.client.transport, "api_key", None)
+        if isinstance(key, str) and key:
+            return key
+        source = (getattr(self.client.config, "sources", None) or {}).get("api_key")
+        if source in ("environment", ".env"):
+            return None
+        legacy = getattr(self.client.transport, "_key", None)  # until the accessor lands
+        return legacy if isinstance(legacy, str) else None
+
+    def autostart_enabled(self) -> bool:
+        return autostart_enabled() if self.autostart is None else bool(self.autostart)
+
+    def start(self) -> dict[str, Any] | None:
+        """Make sure the rules are enforced: the guard process (unless opted out) and the
+        in-kernel guard on a watcher of this client."""
+        self.ensure_kernel_guard()
+        if not self.autostart_enabled():
+            self.process = {"running": False, "reason": "autostart is off"}
+            return self.process
+        from .process import ensure_guard_running
+
+        self.process = ensure_guard_running(self.client.config.api_url, api_key=self.child_key())
+        return self.process
+
+    def ensure_kernel_guard(self, interval: float | None = None) -> Any:
+        """The in-kernel guard: a hook on a watcher of all instances (started if needed)."""
+        with self._lock:
+            if self._watcher is not None and self._watcher.running:
+                return self._watcher
+            interval = interval or getattr(self.client.config, "poll_interval", None)
+            watcher = self.client.watch(None, interval or KERNEL_INTERVAL)
+            self.attach(watcher)
+            self._watcher = watcher
+            return watcher
+
+    def attach(self, watcher: Any) -> Callable[[list[dict[str, Any]]], None]:
+        """Enforce the rules and surface spot notices on each tick of ``watcher``."""
+        hook = self.kernel_hook(grace=getattr(watcher, "interval", None))
+        watcher.tick_hooks.append(hook)
+        return hook
+
+    def kernel_hook(self, grace: float | None = None) -> Callable[[list[dict[str, Any]]], None]:
+        """A watcher tick hook: spot notices as events, then one enforcement pass."""
+        from .kernel import ClientGuardBackend, KernelGuard
+
+        current: dict[str, list[dict[str, Any]]] = {"raw": []}
+        backend = ClientGuardBackend(
+            self.client, self._metrics_key, listing=lambda: current["raw"], on_event=self.emit
+        )
+        spacing = timedelta(seconds=grace or KERNEL_INTERVAL)
+        kernel = KernelGuard(backend, self.client.config.api_url, grace=spacing)
+        spot = SpotWatch(self.client.api, kernel.store, emit=backend.notify)
+        self._kernel, self._spot = kernel, spot
+
+        def guard_tick(listing: list[dict[str, Any]]) -> None:
+            current["raw"] = spot.enrich(listing)
+            spot.announce(current["raw"], kernel.enforcer.actor)
+            kernel.tick()
+
+        return guard_tick
+
+    def _metrics_key(self) -> str:
+        key = getattr(self.client.transport, "api_key", None) or getattr(
+            self.client.transport, "_key", None
+        )
+        if not isinstance(key, str):
+            raise ValidationError("no API key for the metrics call", field="api_key")
+        return key
+
+    def emit(self, event_type: str, payload: dict[str, Any]) -> None:
+        """An event for the notebook and panel (the backend posts the webhook)."""
+        self.events.append({"event": event_type, **payload})
+        for listener in list(self.listeners):
+            try:
+                listener(event_type, payload)
+            except Exception:  # noqa: BLE001 - a display failing must not stop the guard
+                log.exception("guard event listener failed")
+
+    def say(self, event_type: str, payload: Mapping[str, Any]) -> str:
+        return event_text(event_type, payload)
+
+    def status(self) -> GuardStatus:
+        from .process import guard_status
+
+        status = GuardStatus(guard_status(self.client.config.api_url))
+        if self.process and not status.get("running") and self.process.get("reason"):
+            status["reason"] = self.process["reason"]
+        store = self.store
+        records = store.records()
+        status["names"] = {r.id: r.name for r in records}
+        watcher = self._watcher
+        if watcher is not None and watcher.running:
+            status["kernel"] = f"watching every {watcher.interval:g} s ({watcher.ticks} ticks)"
+        status["actions"] = store.actions(limit=5)
+        if not status.get("next_action") and self._kernel is not None and records:
+            with contextlib.suppress(NovitaError, ValueError, OSError):
+                status["next_action"] = self._next_from_kernel()
+        return status
+
+    def _next_from_kernel(self) -> dict[str, Any] | None:
+        """The next action as the in-kernel guard sees it (when no process reports one)."""
+        from .enforcer import gather
+        from .policy import decide
+
+        kernel = self._kernel
+        now = datetime.now(UTC)
+        records = kernel.store.records()
+        states = gather(kernel.enforcer.backend, records, now, grace=kernel.enforcer.grace)
+        plan = decide(now, records, states, grace=kernel.enforcer.grace)
+        action = plan.next_action()
+        return action.to_dict() if action is not None else None
+
+    def close(self) -> None:
+        """Stop the in-kernel guard's watcher (the guard process keeps running)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop(timeout=5)
+        if self._kernel is not None:
+            self._kernel.enforcer.backend.close()

@@ -1,0 +1,172 @@
+"""Teaching mode: one call creates a class's guarded GPU instances under one deadline and
+returns a handout (name, Jupyter link, SSH command) exportable to CSV and HTML.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .errors import ValidationError
+from .guard.rules import GuardRules
+from .guard.service import RULE_ARGS, rule_kwargs
+
+__all__ = ["Handout", "Seat", "classroom"]
+
+_COLUMNS = ("name", "status", "jupyter_url", "ssh_command", "instance_id", "error")
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One student's instance on the handout (``error`` when it could not be created)."""
+
+    name: str
+    instance_id: str | None = None
+    status: str | None = None
+    jupyter_url: str | None = None
+    ssh_command: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Handout:
+    """The class list: one ``Seat`` per student, the shared deadline and the spend cap.
+    Iterable; ``to_frame()``, ``to_csv(path=None)``, ``to_html()`` and a notebook table."""
+
+    seats: list[Seat] = field(default_factory=list)
+    deadline: datetime | None = None
+    budget_total: float | None = None
+    price_per_hour: float | None = None
+
+    def __iter__(self) -> Iterator[Seat]:
+        return iter(self.seats)
+
+    def __len__(self) -> int:
+        return len(self.seats)
+
+    @property
+    def ok(self) -> list[Seat]:
+        return [s for s in self.seats if s.error is None]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{c: getattr(seat, c) for c in _COLUMNS} for seat in self.seats]
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows(), columns=list(_COLUMNS))
+
+    def to_csv(self, path: str | None = None) -> str:
+        """The handout as CSV text (also written to ``path`` when given)."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in self.rows())
+        text = buffer.getvalue()
+        if path is not None:
+            with open(path, "w", encoding="utf-8", newline="") as file:
+                file.write(text)
+        return text
+
+    def summary(self) -> str:
+        deadline = f"{self.deadline:%Y-%m-%d %H:%M}Z" if self.deadline else "none"
+        cap = f", budget {self.budget_total:g} USD" if self.budget_total else ""
+        failed = len(self.seats) - len(self.ok)
+        fail = f", {failed} failed" if failed else ""
+        return f"{len(self.ok)} instances{fail}; all stop at {deadline}{cap}"
+
+    def to_html(self) -> str:
+        """A standalone table: links clickable, SSH commands in code."""
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ("name", "Jupyter", "SSH", "status"))
+        body = []
+        for seat in self.seats:
+            link = (
+                f'<a href="{html.escape(seat.jupyter_url)}" target="_blank">open</a>'
+                if seat.jupyter_url
+                else html.escape(seat.error or "-")
+            )
+            ssh = f"<code>{html.escape(seat.ssh_command)}</code>" if seat.ssh_command else "-"
+            body.append(
+                f"<tr><td>{html.escape(seat.name)}</td><td>{link}</td><td>{ssh}</td>"
+                f"<td>{html.escape(seat.status or '-')}</td></tr>"
+            )
+        return (
+            f"<table><caption>{html.escape(self.summary())}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __repr__(self) -> str:
+        lines = [f"<Handout {self.summary()}>"]
+        lines += [f"  {s.name}: {s.jupyter_url or s.error or '-'}" for s in self.seats]
+        return "\n".join(lines)
+
+
+def classroom(
+    client: Any,
+    n: int,
+    gpu: str | None = None,
+    *,
+    prefix: str = "student",
+    stop_after: Any = "3h",
+    budget: float | None = None,
+    concurrency: int = 4,
+    wait: bool = True,
+    all_or_nothing: bool = False,
+    **options: Any,
+) -> Handout:
+    """Create ``n`` instances ``<prefix>-1``..``<prefix>-n`` (a batch), guard them all with
+    ONE deadline (``stop_after``, fixed now) and an optional total ``budget`` (USD for the
+    class), and return the handout. Other rule keywords (``idle_stop``...) apply to every
+    seat; the rest (``image``, ``template``, ``region``...) go to each create."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 200:
+        raise ValidationError(f"n must be an integer from 1 to 200, got {n!r}", field="n")
+    extra = {k: options.pop(k) for k in list(options) if k in RULE_ARGS}
+    # One parse: every seat gets the same absolute deadline, validated before any request.
+    rules = GuardRules.parse(**rule_kwargs({"stop_after": stop_after, **extra}),
+                             budget_total=budget)  # fmt: skip
+    if not rules.active:
+        raise ValidationError("a class needs a deadline or a budget", field="stop_after")
+    frame = client.create_many(
+        n,
+        name_prefix=prefix,
+        gpu=gpu,
+        concurrency=concurrency,
+        all_or_nothing=all_or_nothing,
+        wait=wait,
+        **options,
+    )
+    seats, prices = [], []
+    for row in frame.to_dict("records"):
+        instance_id, error = row.get("instance_id"), row.get("error")
+        if not instance_id or (isinstance(error, str) and error):
+            seats.append(Seat(str(row.get("name")), instance_id or None, error=str(error)))
+            continue
+        instance = client.instance(instance_id)
+        client.guards.store.set_rules(
+            instance.id,
+            rules,
+            name=instance.name,
+            created_at=instance.created_at,
+            price_per_hour=row.get("price_per_hour") or instance.price_per_hour,
+        )
+        prices.append(row.get("price_per_hour") or instance.price_per_hour or 0.0)
+        seats.append(
+            Seat(
+                instance.name,
+                instance.id,
+                instance.status,
+                instance.jupyter_url,
+                instance.ssh_command,
+            )
+        )
+    if any(s.error is None for s in seats):
+        client.guards.start()
+    return Handout(seats, rules.stop_after, rules.budget_total, sum(prices) or None)
