@@ -21,6 +21,9 @@ MAX_PAGES = 10_000
 #: also answer 0 with the first page, so asking 0 first is right under both.
 FIRST_PAGE = 0
 
+#: Template channels, in the order ``templates()`` lists them.
+TEMPLATE_CHANNELS = ("official", "community", "private")
+
 #: ``fetch(page_number) -> (items, total or None)``: one page of a listing.
 PageFetch = Callable[[int], tuple[list[dict[str, Any]], int | None]]
 
@@ -310,34 +313,49 @@ class NovitaAPI:
         channel: str | Iterable[str] | None = None,
         page_size: int = 100,
     ) -> list[Template]:
+        """GET /templates, all pages, one listing per channel (the newest docs take ONE
+        ``channel`` and a required ``isMyCommunity``): ``private`` is asked with
+        ``isMyCommunity=true`` (the caller's own; how private templates are found live),
+        ``official`` and ``community`` with ``false``. ``channel`` None means all three, in
+        that order (official, community, private); templates are de-duplicated by id."""
         _optional_str(name, "name")
         _optional_str(type, "type")
         size = _page_size(page_size)
-        channels: list[str] | None = None
-        if channel is not None:
+        if channel is None:
+            channels = list(TEMPLATE_CHANNELS)
+        else:
             channels = [channel] if isinstance(channel, str) else list(channel)
-            allowed = ("private", "official", "community")
-            for value in channels:
-                if value not in allowed:
-                    raise errors.ValidationError(
-                        f"channel must be one of {', '.join(allowed)}, got {value!r}",
-                        field="channel",
-                    )
+        for value in channels:
+            if value not in TEMPLATE_CHANNELS:
+                raise errors.ValidationError(
+                    f"channel must be one of {', '.join(TEMPLATE_CHANNELS)}, got {value!r}",
+                    field="channel",
+                )
+        found: dict[str, Template] = {}
+        for value in dict.fromkeys(channels):
+            for item in self._template_pages(value, name, type, size):
+                template = Template.from_api(item)
+                found.setdefault(template.id or f"#{len(found)}", template)
+        return list(found.values())
 
+    def _template_pages(
+        self, channel: str, name: str | None, kind: str | None, size: int
+    ) -> list[dict[str, Any]]:
         def fetch(page: int) -> tuple[list[dict[str, Any]], int | None]:
             data = self._get(
                 "/templates",
                 {
+                    "channel": channel,
+                    "isMyCommunity": "true" if channel == "private" else "false",
                     "pageNum": page,
                     "pageSize": size,
                     "name": name,
-                    "type": type,
-                    "channel": channels,
+                    "type": kind,
                 },
             )
             return _items(data, "template", "GET", "/templates"), _total(data)
 
-        return [Template.from_api(item) for item in collect_pages(fetch)]
+        return collect_pages(fetch)
 
     def template(self, template_id: str) -> Template:
         template_id = _require_id(template_id, "template_id")
