@@ -329,7 +329,9 @@ class Instance:
     created_at: datetime | None = None
     started_at: datetime | None = None
     stopped_at: datetime | None = None
-    spot_status: str | None = None
+    spot_status: str | None = None  # "" / running / notified / reclaiming / terminated
+    spot_reclaim_time: datetime | None = None  # when reclaiming starts; None: no notice
+    max_rootfs_size: int | None = None  # GB the root disk may grow to (get-instance's node)
     price_per_hour: float | None = None  # USD for the whole instance (all GPUs); filled by client
     fallback_report: Any = None  # provisioning.FallbackReport when created by Novita.create
     ssh_password: str | None = field(default=None, repr=False, compare=False)
@@ -397,6 +399,8 @@ class Instance:
             started_at=parse_time(data.get("lastStartedAt")),
             stopped_at=parse_time(data.get("lastStoppedAt")),
             spot_status=data.get("spotStatus") or None,
+            spot_reclaim_time=parse_time(data.get("spotReclaimTime")),
+            max_rootfs_size=_node_max_rootfs(data.get("node")),
             ssh_password=ssh.get("password") or data.get("sshPassword") or None,
             raw=safe_raw,
             _client=client,
@@ -451,17 +455,20 @@ class Instance:
         fresh.fallback_report = self.fallback_report
         return fresh
 
-    def start(self) -> None:
-        self._require_client().start(self.id)
+    def start(self) -> Instance:
+        """Start it (nothing to do when already running); returns the client's answer."""
+        return self._require_client().start(self.id)
 
-    def stop(self) -> None:
-        self._require_client().stop(self.id)
+    def stop(self) -> Instance:
+        """Stop it (nothing to do when already stopped); returns the client's answer."""
+        return self._require_client().stop(self.id)
 
-    def restart(self) -> None:
-        self._require_client().restart(self.id)
+    def restart(self) -> Instance:
+        return self._require_client().restart(self.id)
 
-    def delete(self) -> None:
-        self._require_client().delete(self.id)
+    def delete(self) -> Instance:
+        """Delete it, as ``Novita.delete``: the Instance, ``removed`` once gone (idempotent)."""
+        return self._require_client().delete(self.id)
 
     def wait(self, until: str = "running", **kwargs: Any) -> Instance:
         return self._require_client().wait(self, until=until, **kwargs)
@@ -479,6 +486,13 @@ def _without_secrets(data: Any) -> Any:
     if isinstance(data, list):
         return [_without_secrets(v) for v in data]
     return data
+
+
+def _node_max_rootfs(node: Any) -> int | None:
+    """``node`` is an array ``[{maxRootfsSize}]`` in the docs and an object in one SDK."""
+    if isinstance(node, list):
+        node = next((item for item in node if isinstance(item, dict)), None)
+    return parse_int(node.get("maxRootfsSize")) if isinstance(node, dict) else None
 
 
 def _parse_ssh_command(command: str | None) -> tuple[str | None, int | None]:
