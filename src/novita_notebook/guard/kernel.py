@@ -66,6 +66,10 @@ class ClientGuardBackend:
         self.client.api.delete_instance(instance_id)
 
     def migrate(self, instance_id: str) -> None:
+        migrate = getattr(self.client.api, "migrate_instance", None)
+        if migrate is not None:
+            migrate(instance_id)
+            return
         self.client.api.transport.request(
             "POST", "/gpu/instance/migrate", json={"instanceId": instance_id}, idempotent=False
         )
@@ -84,6 +88,7 @@ class ClientGuardBackend:
             gpu_num=int(float(detail.get("gpuNum") or 1)),
             image=detail.get("imageUrl"),
             billing=detail.get("billingMode") or "spot",
+            guard=False,  # the enforcer moves the old rules to the new id
         )
         return str(fresh.id)
 

@@ -20,6 +20,7 @@ from ..errors import ConfigError, NovitaError, ValidationError
 from ..models import Instance
 from . import spec as specs
 from .commands import COMMANDS
+from .commands import guard as guard_commands
 from .commands.common import accepted
 from .commands.create import create_from_cell
 from .parser import ParserExit, build_cell_parser, build_parser
@@ -64,6 +65,21 @@ class NovitaMagics(Magics, Configurable):
     sandbox_speed = Float(
         50.0, help="Clock speed-up of the sandbox started by %novita sandbox start."
     ).tag(config=True)
+    guard_stop_after = Unicode(
+        None, allow_none=True, help="Guard: stop each created instance after this, e.g. 2h."
+    ).tag(config=True)
+    guard_idle_stop = Unicode(
+        None, allow_none=True, help="Guard: stop a created instance idle this long, e.g. 30m."
+    ).tag(config=True)
+    guard_budget_total = Float(
+        None, allow_none=True, help="Guard: USD cap on the guarded instances' total spend."
+    ).tag(config=True)
+    guard_on_reclaim = Unicode(
+        None, allow_none=True, help="Guard: spot reclaim policy: notify, migrate or recreate."
+    ).tag(config=True)
+    guard_autostart = Bool(
+        True, help="Guard: start the guard process by itself when an instance is guarded."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -99,7 +115,11 @@ class NovitaMagics(Magics, Configurable):
             raise TraitError(f"NovitaMagics.{name} must be greater than 0, got {value}")
         return value
 
-    @observe("default_region", "budget_per_hour", "poll_interval")
+    @validate("guard_stop_after", "guard_idle_stop", "guard_budget_total", "guard_on_reclaim")
+    def _check_guard(self, proposal: Any) -> Any:
+        return guard_commands.check_default(proposal["trait"].name, proposal["value"])
+
+    @observe("default_region", "budget_per_hour", "poll_interval", *guard_commands.TRAITS)
     def _options_changed(self, change: Any) -> None:
         # %config takes effect at once on the session client, not only on the next one.
         client = getattr(self, "_client", None)  # options may arrive during __init__
@@ -122,6 +142,7 @@ class NovitaMagics(Magics, Configurable):
         config = getattr(client, "config", None)
         if config is None or not dataclasses.is_dataclass(config):
             return
+        guard_commands.apply_session(self, client)
         base = self._base_configs.setdefault(id(client), config)
         overrides = {k: v for k, v in self.client_options().items() if v is not None}
         client.config = dataclasses.replace(base, **overrides)

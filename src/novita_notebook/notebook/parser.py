@@ -12,6 +12,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..validation import WAIT_TARGETS
+from .commands import guard as guard_commands
 from .spec import CREATE_OPTIONS, parse_seconds
 
 
@@ -103,6 +104,7 @@ def build_parser() -> MagicArgumentParser:
     _add_catalog(sub)
     _add_instance_commands(sub)
     _add_session_commands(sub)
+    guard_commands.add_parsers(sub)
     parser.commands = dict(sub.choices)
     return parser
 

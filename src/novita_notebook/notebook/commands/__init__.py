@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, create, ledger, lifecycle, session
+from . import catalog, create, guard, ledger, lifecycle, session
 
 Command = Callable[[Any, Any], Any]
 
@@ -17,6 +17,7 @@ COMMANDS: dict[str, Command] = {
     **lifecycle.COMMANDS,
     **ledger.COMMANDS,
     **session.COMMANDS,
+    **guard.COMMANDS,
 }
 
 __all__ = ["COMMANDS", "Command"]
