@@ -7,6 +7,7 @@ signature and docstring (what help() and the IDE show); the logic lives in the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -50,8 +51,21 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from .models import RegistryAuth
+    from .provisioning.storages import NetworkStorage
 
 __all__ = ["Novita"]
+
+# Statuses where start() and stop() have nothing left to do.
+_STARTED = frozenset({"running", "toStart", "starting", "restarting", "toRestart"})
+_STOPPED = frozenset({"exited", "toStop", "stopping"})
+
+
+def _removed(instance: Instance) -> Instance:
+    """A copy of ``instance`` marked ``removed`` (what deleting leaves)."""
+    import dataclasses
+
+    return dataclasses.replace(instance, status="removed")
+
 
 logger = logging.getLogger("novita_notebook")
 
@@ -136,6 +150,7 @@ class Novita:
         self.catalog = Catalog(self.api, config.cache_ttl)
         self._ledger = Ledger(api_url=config.api_url)
         self._closed = False
+        self._deleted: dict[str, Instance] = {}  # name -> what this client deleted
         self._compose()
 
     def _compose(self) -> None:
@@ -218,10 +233,16 @@ class Novita:
         return self.api.requests_made
 
     def close(self) -> None:
-        """Release connections (and stop the sandbox this client started). Idempotent."""
+        """Stop every watcher (and close every notifier bound to this client) it started,
+        release connections and stop the sandbox this client started. Idempotent; any later
+        API call raises ``ClientClosedError`` at once."""
         if self._closed:
             return
         self._closed = True
+        try:
+            self.waiting.stop_all()
+        except Exception:  # closing must still release the connections
+            logger.warning("could not stop every watcher", exc_info=True)
         try:
             self.guards.close()
             self.transport.close()
@@ -302,34 +323,84 @@ class Novita:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, id_or_name: str) -> Instance:
-        """Start a stopped instance; returns it refreshed (typically ``toStart``)."""
+        """Start a stopped instance; returns it refreshed (typically ``toStart``). Starting
+        one that is already running or starting succeeds and says so (an INFO log line)."""
         target = self.resolve(id_or_name)
+        if target.status in _STARTED:
+            logger.info(
+                "%s (%s) is already %s; nothing to start", target.name, target.id, target.status
+            )
+            return target
         self.api.start_instance(target.id)
         return self.instance(target.id)
 
     def stop(self, id_or_name: str) -> Instance:
-        """Stop an instance (billing stops once exited); returns it refreshed."""
+        """Stop an instance (billing stops once exited); returns it refreshed. Stopping one
+        that is already stopped or stopping succeeds and says so (an INFO log line)."""
         target = self.resolve(id_or_name)
+        if target.status in _STOPPED:
+            logger.info(
+                "%s (%s) is already %s; nothing to stop", target.name, target.id, target.status
+            )
+            return target
         self.api.stop_instance(target.id)
         return self.instance(target.id)
 
     def restart(self, id_or_name: str) -> Instance:
+        """Restart an instance; returns it refreshed."""
         target = self.resolve(id_or_name)
         self.api.restart_instance(target.id)
         return self.instance(target.id)
 
-    def delete(self, id_or_name: str) -> Instance | None:
-        """Delete an instance; returns it refreshed, or None once the API forgot it."""
-        target = self.resolve(id_or_name)
-        self.api.delete_instance(target.id)
+    def delete(self, id_or_name: str) -> Instance:
+        """Delete an instance; returns it refreshed (``removing``), or with status ``removed``
+        once the API forgot it. Idempotent: deleting what is already gone (an id, or a name
+        the ledger or this client knows) returns it as ``removed`` and says so (INFO log);
+        a name nothing ever knew still raises ``NotFoundError``."""
+        try:
+            target = self.resolve(id_or_name)
+        except NotFoundError:
+            gone = self._already_gone(id_or_name)
+            if gone is None:
+                raise
+            logger.info("%s (%s) is already deleted; nothing to do", gone.name, gone.id)
+            return gone
+        if target.status in GONE_STATUSES:
+            logger.info("%s (%s) is already deleted; nothing to do", target.name, target.id)
+            self._forget_deleted(target)
+            return target
+        with contextlib.suppress(NotFoundError):  # gone between the lookup and the delete
+            self.api.delete_instance(target.id)
+        self._forget_deleted(target)
+        try:
+            return self.instance(target.id)
+        except NotFoundError:
+            return _removed(target)
+
+    def _forget_deleted(self, target: Instance) -> None:
+        """The ledger forgets a deleted instance; this client remembers its name, so a second
+        delete by name still knows what it meant."""
+        self._deleted[target.name or target.id] = _removed(target)
         try:
             self.ledger.forget(target.id)
         except (OSError, NovitaError) as exc:  # the delete itself succeeded
             logger.warning("could not update the ledger for %s: %s", target.id, exc)
-        try:
-            return self.instance(target.id)
-        except NotFoundError:
+
+    def _already_gone(self, ref: str) -> Instance | None:
+        """What a delete of an unknown id or name meant, if it is known to be gone: an id or
+        name in the ledger (checked against the API) or deleted earlier by this client."""
+        if not isinstance(ref, str):
             return None
+        for entry in reversed(self.ledger.entries()):
+            if ref in (entry.get("id"), entry.get("name")):
+                try:
+                    live = self.to_instance(self.api.get_instance(str(entry["id"])))
+                except NotFoundError:
+                    self.ledger.forget(str(entry["id"]))
+                    name = str(entry.get("name") or "")
+                    return Instance(id=str(entry["id"]), name=name, status="removed", _client=self)
+                return live if live.status in GONE_STATUSES else None
+        return self._deleted.get(ref)
 
     def edit(
         self,
@@ -510,6 +581,8 @@ class Novita:
         entrypoint: str | None = None,
         image_auth_id: str | None = None,
         network_storages: Any = None,
+        volumes: Any = None,
+        prefer: str = "price",
         unique_name: bool = False,
         wait: bool = False,
         wait_until: str = "running",
@@ -525,15 +598,26 @@ class Novita:
         warn_before: Any = None,
         on_reclaim: str | None = None,
     ) -> Instance:
-        """Create an instance on the cheapest available offer, falling back across regions.
+        """Create an instance, falling back across regions; by default on the cheapest offer
+        in stock in any region.
 
         ``gpu`` is matched fuzzily ("4090", "rtx 4090", "RTX 4090 24GB" or a product id; None
-        means any GPU). Regions are tried in order (``region`` first; default AS-SGP-02,
-        CN-HK-01, AS-IN-01, then the rest; ``regions`` replaces that list) and in each the
-        cheapest available product is taken (ties: more memory, then CPU per GPU); if its
-        stock races away the next candidate is tried. ``max_price`` is USD per GPU-hour, the
-        unit of ``products()``. The result carries ``fallback_report``; with ``wait=True`` it
-        is returned once ``wait_until`` is reached (``progress`` is passed to ``wait``).
+        means any GPU). Offers and prices come from one cached catalog listing, each candidate
+        region's stock from its own listing (fetched at once). ``prefer`` orders the offers:
+        ``"price"`` (the default) cheapest per GPU-hour first across regions, the region order
+        breaking ties; ``"region"`` the regions in order (``region`` or ``default_region``
+        first, then AS-SGP-02, CN-HK-01, AS-IN-01 and the rest; ``regions`` replaces that
+        list), cheapest first within each (ties: more memory, then CPU per GPU). When stock
+        races away (the create answers INSUFFICIENT_RESOURCE) the next offer is tried.
+        ``max_price`` is USD per GPU-hour, the unit of ``products()``. The result carries
+        ``fallback_report`` (the policy, and which answer decided each region); with
+        ``wait=True`` it is returned once ``wait_until`` is reached (``progress`` is passed
+        to ``wait``).
+
+        ``volumes``: network volumes to mount, by name or id (``"my-data"``, ``("my-data",
+        "/data")`` or ``"my-data:/data"``; default mount point ``/network``). A volume is
+        mountable only in its own region, so the create is pinned there and the report says
+        so (``network_storages`` takes the same entries).
 
         ``template`` (id or name) supplies image, ports, envs, rootfs, command, entrypoint and
         registry auth (sent as ``imageAuthId``, never a password); ``envs``/``ports`` given here
@@ -586,6 +670,8 @@ class Novita:
             entrypoint=entrypoint,
             image_auth_id=image_auth_id,
             network_storages=network_storages,
+            volumes=volumes,
+            prefer=prefer,
             unique_name=unique_name,
             wait=wait,
             wait_until=wait_until,
@@ -625,6 +711,20 @@ class Novita:
             progress=progress,
             **common,
         )
+
+    def storages(self) -> pd.DataFrame:
+        """Network volumes: name, id, region, cluster_id, size_gb, price_per_hour (USD per
+        hour for the whole volume, as the API lists it) and price_per_month (x 730 h)."""
+        return self.provisioner.storages.frame()
+
+    def create_storage(self, name: str, region: str, size_gb: int) -> NetworkStorage:
+        """Create a network volume of ``size_gb`` GB (10-10240) in ``region`` (one with network
+        storage) and return it; ``create(..., volumes=[name])`` mounts it."""
+        return self.provisioner.storages.create(name, region, size_gb)
+
+    def delete_storage(self, name_or_id: str) -> NetworkStorage:
+        """Delete a network volume by id or exact name; returns what was deleted."""
+        return self.provisioner.storages.delete(name_or_id)
 
     def current_spend_per_hour(self) -> float:
         """USD per hour of this account's live instances that are billed or about to be."""
@@ -697,11 +797,18 @@ class Novita:
         dry_run: bool = True,
         older_than: Any = None,
         names: Any = None,
+        forget_gone: bool = False,
     ) -> pd.DataFrame:
         """Find the ledger's forgotten instances and stop or delete them (a dry run by
-        default). See ``LedgerService.cleanup``."""
+        default); ``forget_gone=True`` forgets gone ones at once. See
+        ``LedgerService.cleanup``."""
         return self.ledger_service.cleanup(
-            stop=stop, delete=delete, dry_run=dry_run, older_than=older_than, names=names
+            stop=stop,
+            delete=delete,
+            dry_run=dry_run,
+            older_than=older_than,
+            names=names,
+            forget_gone=forget_gone,
         )
 
     # -- waiting (waiting/) --------------------------------------------------------------------

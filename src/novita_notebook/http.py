@@ -52,11 +52,30 @@ from . import errors
 from .config import is_loopback_host
 from .waiting.backoff import retry_delay
 
-__all__ = ["Transport", "RateLimiter", "parse_retry_after", "error_from_response", "USER_AGENT"]
+__all__ = [
+    "Transport",
+    "RateLimiter",
+    "ClientClosedError",
+    "parse_retry_after",
+    "error_from_response",
+    "USER_AGENT",
+    "DEFAULT_CALL_DEADLINE",
+]
 
 logger = logging.getLogger("novita_notebook")
 
 USER_AGENT = "novita-notebook/0.1"
+
+#: Seconds one ``Transport.request`` may take in all, retries and waits included.
+DEFAULT_CALL_DEADLINE = 60.0
+#: Attempts at most when the API cannot even be connected to (refused, unresolvable, connect
+#: timeout): nothing was sent, and an unreachable host rarely comes back within seconds.
+CONNECT_ATTEMPTS = 3
+
+
+class ClientClosedError(errors.NovitaError):
+    """The client was closed (``Novita.close()``); create a new one to talk to the API."""
+
 
 # Novita reasons (all HTTP 400 on the real API) that mean "the resource is in the wrong state".
 _STATE_REASONS = frozenset(
@@ -228,6 +247,19 @@ def error_from_response(
     return errors.APIError(message, hint=hint, **common)
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """True when the failure happened before a connection existed, so nothing was sent."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return isinstance(exc, requests.exceptions.ConnectionError) and (
+        "NewConnectionError" in text
+        or "Connection refused" in text
+        or "NameResolution" in text
+        or "Name or service not known" in text
+    )
+
+
 def _network_reason(exc: BaseException) -> str:
     """A short human reason for a connection failure, without URLs or query strings."""
     text = repr(exc)
@@ -275,6 +307,7 @@ class Transport:
         breaker_threshold: int = 5,
         breaker_reset_timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        call_deadline: float = DEFAULT_CALL_DEADLINE,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         parts = urlsplit(self.api_url)
@@ -286,7 +319,11 @@ class Transport:
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self._sleep = sleep
+        self.call_deadline = float(call_deadline)
         self._key = api_key  # the only place the raw key lives
+        self._closed = False
+        # Why the API could not be reached (e.g. "connection refused"), until it answers again.
+        self._unreachable: str | None = None
         self._count_lock = threading.Lock()
         self._requests_made = 0
 
@@ -333,7 +370,23 @@ class Transport:
         """``closed``, ``open`` or ``half-open``."""
         return self.breaker.current_state
 
+    @property
+    def api_key(self) -> str:
+        """The API key this transport sends (read-only; never shown in a repr or log)."""
+        return self._key
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the API could not be connected to at the last attempt, or None."""
+        return self._unreachable
+
     def close(self) -> None:
+        """Close the connections; every later ``request`` raises ``ClientClosedError``."""
+        self._closed = True
         self._session.close()
 
     def __repr__(self) -> str:
@@ -353,6 +406,12 @@ class Transport:
         ``path`` is relative to the API URL (``/gpu/instances``). ``idempotent`` defaults to
         True for GET only; only idempotent calls are retried.
         """
+        if self._closed:
+            raise ClientClosedError(
+                "the client is closed; create a new Novita() to talk to the API",
+                method=method.upper(),
+                path=self._path_prefix + path,
+            )
         method = method.upper()
         if idempotent is None:
             idempotent = method == "GET"
@@ -362,6 +421,7 @@ class Transport:
         scrub = self._scrubber(json)
         attempts = 1 + (self.max_retries if idempotent else 0)
         last_error: errors.NovitaError | None = None
+        deadline = time.monotonic() + self.call_deadline
 
         for attempt in range(attempts):
             self._honour_retry_after(method, shown_path)
@@ -371,19 +431,25 @@ class Transport:
             started = time.perf_counter()
             try:
                 response = self._session.request(
-                    method, url, params=params, data=body, timeout=self.timeout
+                    method, url, params=params, data=body, timeout=self._timeout_until(deadline)
                 )
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 self._count()
                 error = self._transport_error(exc, method, shown_path, idempotent)
                 self._record(failed=True, probe=probe)
                 retry_after = None
+                if _never_connected(exc):
+                    self._unreachable = _network_reason(exc)
+                    error.unreachable = True  # nothing was sent: callers need not look for it
+                    if attempt + 1 >= min(attempts, CONNECT_ATTEMPTS):
+                        raise self._unreachable_error(error, attempt + 1) from None
             except BaseException:
                 # Ctrl-C or a bug mid-request: never leave the half-open probe slot taken.
                 self._record(failed=None, probe=probe)
                 raise
             else:
                 self._count()
+                self._unreachable = None
                 status = response.status_code
                 if status < 400:
                     self._record(failed=False, probe=probe)
@@ -429,6 +495,15 @@ class Transport:
                 cap=self.retry_backoff_max,
                 retry_after=retry_after,
             )
+            if time.monotonic() + delay >= deadline:
+                logger.info(
+                    "%s %s: giving up after %d attempt(s); the call deadline is %.0f s",
+                    method,
+                    shown_path,
+                    attempt + 1,
+                    self.call_deadline,
+                )
+                break
             logger.info(
                 "retrying %s %s in %.2f s after %s (attempt %d of %d)",
                 method,
@@ -445,6 +520,25 @@ class Transport:
         raise last_error
 
     # -- internals ---------------------------------------------------------------------------
+    def _timeout_until(self, deadline: float) -> tuple[float, float]:
+        """The (connect, read) timeouts of one attempt, cut so the call ends by ``deadline``."""
+        left = max(0.5, deadline - time.monotonic())
+        connect, read = self.timeout
+        return (min(float(connect), left), min(float(read), left))
+
+    def _unreachable_error(self, cause: errors.NovitaError, tries: int) -> errors.NovitaError:
+        """One clear error for an API that cannot be connected to at all."""
+        cause.message = (
+            f"cannot reach the Novita API at {self._host}: {self._unreachable} "
+            f"({tries} attempt(s); nothing was sent)"
+        )
+        cause.hint = (
+            "Check the network and api_url (for the sandbox: is it running?); "
+            "nothing was created or changed."
+        )
+        cause.args = (cause.message,)
+        return cause
+
     def _honour_retry_after(self, method: str, path: str) -> None:
         """Wait out a Retry-After another call (or thread) received; fail fast with
         RateLimitError when that wait is longer than the retry cap."""
@@ -498,13 +592,18 @@ class Transport:
     ) -> errors.CircuitBreakerError:
         wait = max(0.0, retry_at - time.time())
         when = time.strftime("%H:%M:%S UTC", time.gmtime(retry_at))
+        why = (
+            f"is unreachable ({self._unreachable})"
+            if self._unreachable
+            else (f"failed {self.breaker.fail_max} times in a row")
+        )
         error = errors.CircuitBreakerError(
-            f"the Novita API at {self._host} failed {self.breaker.fail_max} times in a row; "
-            f"failing fast until {when} (in {wait:.1f} s)",
+            f"the Novita API at {self._host} {why}; failing fast until {when} (in {wait:.1f} s)",
             retry_at=retry_at,
             method=method,
             path=path,
             hint="Wait for the API to recover; the next call after retry_at probes it.",
+            unreachable=self._unreachable is not None,
         )
         if last_error is not None:
             error.__cause__ = last_error
@@ -518,7 +617,10 @@ class Transport:
                 self.breaker.call(_fail if failed else _succeed)
             after = self.breaker.current_state
             if after != before:
-                log = logger.warning if after == pybreaker.STATE_OPEN else logger.info
+                # One warning when the API starts failing; a failed probe re-opening the
+                # breaker every reset_timeout is the same outage, not news.
+                first = after == pybreaker.STATE_OPEN and before == pybreaker.STATE_CLOSED
+                log = logger.warning if first else logger.debug
                 log("circuit breaker for %s: %s -> %s", self._host, before, after)
         if probe:
             with self._gate_lock:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import money
+from .config import is_loopback_host
 from .errors import NotFoundError, NovitaError, ValidationError
 from .files import atomic_write_text
 from .models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time, phase_of
+from .pending import PendingCreates, resolve_from_listing
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -37,6 +39,8 @@ LEDGER_VERSION = 1
 HOME_ENV = "NOVITA_NOTEBOOK_HOME"
 LOCK_TIMEOUT = 30.0  # seconds; a kernel holding the lock longer than this is stuck
 GONE = "gone"  # status shown for ledger instances the API no longer knows
+#: mine() leaves out a sandbox's ``gone`` entries older than this (they only pile up).
+HIDE_GONE_SANDBOX_AFTER = timedelta(hours=1)
 
 #: The only keys a ledger entry holds: identifiers and prices, never credentials.
 ENTRY_FIELDS = (
@@ -120,6 +124,15 @@ def _entry_from(instance: Any, api_url: str | None) -> dict[str, Any]:
     }
 
 
+def _stated_created_at(instance: Any) -> bool:
+    """Does what is recorded carry its own creation time (not just "now")?"""
+    if isinstance(instance, Instance):
+        return instance.created_at is not None
+    if isinstance(instance, Mapping):
+        return parse_time(instance.get("createdAt") or instance.get("created_at")) is not None
+    return False
+
+
 class Ledger:
     """Instances created through this package, in ``<config dir>/ledger.json``.
 
@@ -135,6 +148,7 @@ class Ledger:
         self.api_url = _normalise_url(api_url)
         # The file lock is per process; the thread lock keeps this object's threads in line.
         self._thread_lock = threading.RLock()
+        self._pending: list[dict[str, Any]] = []
 
     @property
     def path(self) -> Path:
@@ -149,12 +163,14 @@ class Ledger:
     def record(self, instance: Any) -> dict[str, Any]:
         """Add (or update) an instance; returns the stored entry."""
         entry = _entry_from(instance, self.api_url)
+        stated = _stated_created_at(instance)
 
         def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kept = [e for e in entries if not self._same(e, entry["id"], entry["api_url"])]
             previous = [e for e in entries if self._same(e, entry["id"], entry["api_url"])]
             if previous:  # keep who created it and when; refresh what may have been unknown
-                entry["created_at"] = previous[0].get("created_at") or entry["created_at"]
+                if not stated:  # the API's creation time beats the one noted at the POST
+                    entry["created_at"] = previous[0].get("created_at") or entry["created_at"]
                 entry["created_by"] = previous[0].get("created_by") or entry["created_by"]
                 for key in ("region", "product", "gpu_num", "price_per_hour", "name"):
                     if entry.get(key) in (None, ""):
@@ -163,6 +179,10 @@ class Ledger:
 
         self._update(change)
         return dict(entry)
+
+    def entry_for(self, instance: Any) -> dict[str, Any]:
+        """The entry ``record`` would store for ``instance`` (nothing is written)."""
+        return _entry_from(instance, self.api_url)
 
     def forget(self, instance_id: str, api_url: str | None = None) -> bool:
         """Remove an instance (of this ledger's api_url); True if it was there."""
@@ -231,12 +251,27 @@ class Ledger:
         return FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT)
 
     def _update(self, change: Any) -> None:
+        self.update_document(lambda entries, pending: (change(entries), pending))
+
+    def update_document(self, change: Callable[[list, list], tuple[list, list]]) -> None:
+        """Read-modify-write the instances AND the pending creates (name claims and create
+        intents, see ``pending.py``) under the lock: ``change(entries, pending)`` returns both."""
         with self._thread_lock, self._file_lock():
             entries = self._read()
-            self._write(change(entries))
+            pending = self._pending
+            entries, pending = change(entries, pending)
+            self._write(entries, pending)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The pending creates on disk (all api_urls)."""
+        with self._thread_lock, self._file_lock():
+            self._read()
+            return [dict(p) for p in self._pending]
 
     def _read(self) -> list[dict[str, Any]]:
-        """The entries on disk (caller holds the lock); a broken file is moved aside."""
+        """The entries on disk (caller holds the lock); a broken file is moved aside. The
+        pending creates read along land in ``self._pending``."""
+        self._pending: list[dict[str, Any]] = []
         path = self.path
         try:
             text = path.read_text(encoding="utf-8")
@@ -263,11 +298,18 @@ class Ledger:
             log.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=4)
             return []
+        pending = data.get("pending")
+        if isinstance(pending, list):
+            self._pending = [p for p in pending if isinstance(p, dict) and p.get("name")]
         return [{key: e.get(key) for key in ENTRY_FIELDS} for e in entries]
 
-    def _write(self, entries: list[dict[str, Any]]) -> None:
+    def _write(
+        self, entries: list[dict[str, Any]], pending: list[dict[str, Any]] | None = None
+    ) -> None:
         """Atomic replace: readers see the old file or the new one, never half of one."""
-        data = {"version": LEDGER_VERSION, "instances": entries}
+        data: dict[str, Any] = {"version": LEDGER_VERSION, "instances": entries}
+        if pending:
+            data["pending"] = pending
         atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
 
 
@@ -372,6 +414,41 @@ def _name_filter(names: Any) -> set[str] | None:
     return chosen
 
 
+def _is_sandbox_url(url: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    return bool(url) and is_loopback_host(urlsplit(str(url)).hostname)
+
+
+def _hide_stale_gone(
+    rows: list[dict[str, Any]], api_url: str | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A sandbox's instances vanish with it: its ``gone`` entries older than
+    HIDE_GONE_SANDBOX_AFTER are left out of mine() (``cleanup(forget_gone=True)`` forgets
+    them). Real API entries always show: a vanished billed instance is news."""
+    if not _is_sandbox_url(api_url):
+        return rows, []
+    limit = HIDE_GONE_SANDBOX_AFTER.total_seconds() / 3600.0
+    kept, hidden = [], []
+    for row in rows:
+        stale = row["status"] == GONE and (row["age_hours"] or 0.0) > limit
+        (hidden if stale else kept).append(row["id"] if stale else row)
+    return kept, hidden
+
+
+def _sandbox_answers(url: str, timeout: float = 0.3) -> bool:
+    """Does anything listen at this (loopback) URL's port?"""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 class LedgerService:
     """mine() and cleanup() over the ledger: ``ledger`` holds what was made, ``api`` lists and
     acts, ``price_of`` prices a live instance from the cached catalog (no extra call)."""
@@ -387,11 +464,16 @@ class LedgerService:
         return self.ledger.entries(self.ledger.api_url)
 
     def _rows(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        """This api_url's ledger entries and, from ONE list call, the live raw instances."""
+        """This api_url's ledger entries and, from ONE list call, the live raw instances.
+        Interrupted creates (intents in the ledger) found in that listing become entries."""
         entries = self._entries()
-        if not entries:
+        waiting = PendingCreates(self.ledger).waiting()
+        if not entries and not waiting:
             return entries, {}
-        live = {str(raw.get("id")): raw for raw in self.api.list_instances()}
+        raws = self.api.list_instances()
+        if waiting and resolve_from_listing(self.ledger, raws):
+            entries = self._entries()
+        live = {str(raw.get("id")): raw for raw in raws}
         return entries, live
 
     def _price(self, entry: Mapping[str, Any], raw: dict[str, Any] | None) -> float | None:
@@ -465,7 +547,10 @@ class LedgerService:
             )
         if prune and gone:
             self.ledger.forget_many(gone, self.ledger.api_url)
+        rows, hidden = _hide_stale_gone(rows, self.ledger.api_url)
         frame = pd.DataFrame(rows, columns=list(MINE_COLUMNS))
+        frame.attrs["hidden_gone"] = hidden
+        frame.attrs["pending"] = [p["name"] for p in PendingCreates(self.ledger).waiting()]
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
         frame.attrs["pruned"] = list(gone) if prune else []
         return frame
@@ -478,8 +563,13 @@ class LedgerService:
         dry_run: bool = True,
         older_than: Any = None,
         names: Any = None,
+        forget_gone: bool = False,
     ) -> pd.DataFrame:
         """Find the ledger's forgotten instances and stop or delete them.
+
+        ``forget_gone=True`` forgets entries whose instance is gone right away, even in a dry
+        run (only the local file changes), and the entries of sandboxes that no longer answer
+        (``frame.attrs["forgotten_elsewhere"]`` counts those).
 
         Dry run (the default) only previews: ``action`` says what would happen (``stop`` for
         running ones unless ``delete=True``, ``delete`` for every live one with it, ``forget``
@@ -489,12 +579,13 @@ class LedgerService:
         """
         import pandas as pd
 
-        for field, value in (("stop", stop), ("delete", delete), ("dry_run", dry_run)):
+        checks = (("stop", stop), ("delete", delete), ("dry_run", dry_run))
+        for field, value in (*checks, ("forget_gone", forget_gone)):
             if not isinstance(value, bool):
                 raise ValidationError(f"{field} must be True or False", field=field)
         if stop and delete:
             raise ValidationError("give stop=True or delete=True, not both", field="stop")
-        if not dry_run and not (stop or delete):
+        if not dry_run and not (stop or delete or forget_gone):
             raise ValidationError(
                 "cleanup(dry_run=False) needs stop=True or delete=True: say what to do",
                 field="dry_run",
@@ -512,15 +603,40 @@ class LedgerService:
             age = row["age_hours"]
             if min_age is not None and (age is None or age * 3600 < min_age.total_seconds()):
                 continue
-            row["result"] = "dry run" if dry_run else self._cleanup_one(row, to_forget)
+            if forget_gone and row["action"] == "forget":
+                row["result"] = self._cleanup_one(row, to_forget)
+            else:
+                row["result"] = "dry run" if dry_run else self._cleanup_one(row, to_forget)
             rows.append(row)
         if to_forget:
             self.ledger.forget_many(to_forget, self.ledger.api_url)
+        elsewhere = self._forget_dead_sandboxes() if forget_gone else 0
         frame = pd.DataFrame(rows, columns=list(CLEANUP_COLUMNS))
+        frame.attrs["forgotten_elsewhere"] = elsewhere
         done = frame if dry_run else frame[frame["result"].isin(["stopped", "deleted"])]
         frame.attrs["dry_run"] = dry_run
         frame.attrs["saves_per_hour"] = round(float(done["saves_per_hour"].sum()), 4)
         return frame
+
+    def _forget_dead_sandboxes(self) -> int:
+        """Forget the entries of other sandbox URLs that no longer answer; how many."""
+        urls = {
+            _normalise_url(e.get("api_url"))
+            for e in self.ledger.entries(all_urls=True)
+            if _normalise_url(e.get("api_url")) != self.ledger.api_url
+        }
+        dead = {u for u in urls if u and _is_sandbox_url(u) and not _sandbox_answers(u)}
+        if not dead:
+            return 0
+        removed: list[int] = []
+
+        def change(entries: list, pending: list) -> tuple[list, list]:
+            kept = [e for e in entries if _normalise_url(e.get("api_url")) not in dead]
+            removed.append(len(entries) - len(kept))
+            return kept, [p for p in pending if _normalise_url(p.get("api_url")) not in dead]
+
+        self.ledger.update_document(change)
+        return removed[0]
 
     def _cleanup_row(
         self, entry: Mapping[str, Any], raw: dict[str, Any] | None, now: datetime, delete: bool

@@ -63,11 +63,12 @@ def test_stop_start_restart_delete_by_name(client, sandbox):
         client.instance("cycle")
 
 
-def test_start_running_instance_is_invalid_state(client):
+def test_api_start_running_instance_is_invalid_state(client):
+    # The API refuses it (Novita.start itself sees "running" and does nothing: issue 15 #19).
     new_id = create_raw(client, "busy")
     wait_status(client, new_id, "running")
     with pytest.raises(InvalidStateError) as info:
-        client.start(new_id)
+        client.api.start_instance(new_id)
     assert info.value.status == 400 and info.value.path.endswith("/gpu/instance/start")
     assert info.value.hint
 

@@ -25,7 +25,9 @@ from ..errors import (
     may_have_applied,
     requested_delay,
 )
+from ..ledger import Ledger
 from ..models import GONE_STATUSES
+from ..pending import PendingCreates, match_intent
 from ..waiting.backoff import retry_delay
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,10 @@ SETTLE_AFTER_TIMEOUT_MAX = 90.0
 MAX_NOT_SENT_RETRIES = 8
 MAX_NOT_SENT_WAIT = 30.0
 NOT_SENT_BASE = 0.25
+# Seconds the Ctrl-C handler of a create spends looking the instance up by name.
+INTERRUPT_LOOKUP_SECONDS = 3.0
+# Waiting out transient failures of one read (patiently) stops after this many seconds.
+PATIENT_DEADLINE = 60.0
 
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -72,14 +78,24 @@ def wait_or_raise(error: NovitaError, attempt: int) -> None:
     time.sleep(delay)
 
 
-def patiently(call: Callable[[], T]) -> T:
+def unreachable(error: BaseException) -> bool:
+    """True when the API could not be connected to at all (the transport marks it): waiting
+    and asking again would only make the caller hang, so the error goes up at once."""
+    return bool(getattr(error, "unreachable", False))
+
+
+def patiently(call: Callable[[], T], deadline: float = PATIENT_DEADLINE) -> T:
     """Run a read, waiting out 429 storms, an open breaker and transient failures a bounded
-    number of times (the transport already retried it; reads are safe to repeat)."""
+    number of times and at most ``deadline`` seconds in all (the transport already retried
+    it; reads are safe to repeat). An unreachable API fails at once."""
+    ends = time.monotonic() + deadline
     for attempt in range(1, MAX_NOT_SENT_RETRIES + 1):
         try:
             return call()
         except NovitaError as error:
-            if not is_transient(error) or attempt == MAX_NOT_SENT_RETRIES:
+            if not is_transient(error) or attempt == MAX_NOT_SENT_RETRIES or unreachable(error):
+                raise
+            if time.monotonic() + resend_delay(error, attempt) > ends:
                 raise
             wait_or_raise(error, attempt)
     raise AssertionError("unreachable")
@@ -91,13 +107,21 @@ def _is_live(raw: Mapping[str, Any]) -> bool:
 
 class NameClaims:
     """Names are kept as given and unique among live instances: checked against the API, and
-    held in this process while a create of that name is in flight."""
+    held while a create of that name is in flight: in this process, and with a ``ledger``
+    across the clients and processes of this user on this machine (see ``pending.py``; two
+    machines can still race on a name). With a ledger every create is also an intent recorded
+    before the POST, so an interrupted create is found later (``mine()``, ``cleanup()``)."""
 
-    def __init__(self, api: NovitaAPI, read_timeout: Callable[[], float]) -> None:
+    def __init__(
+        self, api: NovitaAPI, read_timeout: Callable[[], float], ledger: Ledger | None = None
+    ) -> None:
         self.api = api
         self.read_timeout = read_timeout
         self._lock = threading.Lock()
         self._names: set[str] = set()
+        self.pending = PendingCreates(ledger) if ledger is not None else None
+        self._tokens: dict[str, str] = {}
+        self._keep: set[str] = set()  # tokens whose intent must outlive the create call
 
     def live_named(self, name: str) -> list[dict[str, Any]]:
         """Live instances whose name is exactly ``name`` (the API's name filter is fuzzy)."""
@@ -119,11 +143,26 @@ class NameClaims:
                     field="name",
                 )
             self._names.add(name)
+        token = None
         try:
+            if self.pending is not None:
+                token = self.pending.claim(name)
+                self._tokens[name] = token
             yield
         finally:
             with self._lock:
                 self._names.discard(name)
+                self._tokens.pop(name, None)
+            if token is not None and token not in self._keep:
+                self._release(token)
+            self._keep.discard(token or "")
+
+    def _release(self, token: str) -> None:
+        assert self.pending is not None
+        try:
+            self.pending.release(token)
+        except Exception:  # the ledger is a convenience; the claim expires by itself
+            logger.warning("could not release a name claim in the ledger", exc_info=True)
 
     def claim(self, name: str, *, unique: bool) -> str:
         """``name`` if no live instance has it (else a ValidationError); with ``unique`` a
@@ -149,7 +188,65 @@ class NameClaims:
 
     def send_create(self, body: dict[str, Any], name: str) -> tuple[str, bool]:
         """POST the create; after an ambiguous failure, adopt the instance if it exists by
-        name, else send again (bounded). Returns (instance id, adopted)."""
+        name, else send again (bounded). Returns (instance id, adopted).
+
+        The intent is in the ledger before the POST. On Ctrl-C the instance is looked up by
+        name once (briefly) and the KeyboardInterrupt says what exists; the intent stays until
+        found, so ``mine()`` and ``cleanup()`` show the instance even if it appears later."""
+        token = self._tokens.get(name)
+        if token is not None and self.pending is not None:
+            self.pending.mark_sent(token)
+        try:
+            instance_id, adopted = self._send(body, name)
+        except KeyboardInterrupt:
+            if token is None:
+                raise
+            self._keep.add(token)
+            raise self._interrupted(name, token) from None
+        except NovitaError as error:
+            if token is not None and may_have_applied(error) and not unreachable(error):
+                self._keep.add(token)  # it may exist: let mine()/cleanup() find it
+            raise
+        if token is not None and self.pending is not None:
+            try:
+                self.pending.resolved(token, instance_id, name)
+            except Exception:
+                logger.warning("could not record %s in the ledger", instance_id, exc_info=True)
+        return instance_id, adopted
+
+    def _interrupted(self, name: str, token: str) -> KeyboardInterrupt:
+        """Look for the interrupted create's instance (one list call, a few seconds at most)
+        and build the KeyboardInterrupt that says what exists."""
+        assert self.pending is not None
+        pending = self.pending
+        found: list[dict[str, Any]] = []
+
+        def look() -> None:
+            claim = {"name": name, "sent_at": pending.sent_at(token)}
+            raws = self.api.list_instances(name=name)
+            chosen = match_intent(claim, raws)
+            found.extend(raw for raw in raws if str(raw.get("id")) == chosen)
+
+        looker = threading.Thread(target=look, name="novita-interrupt-lookup", daemon=True)
+        looker.start()
+        looker.join(INTERRUPT_LOOKUP_SECONDS)
+        if found:
+            raw = found[0]
+            instance_id = str(raw.get("id"))
+            with contextlib.suppress(Exception):
+                pending.resolved(token, instance_id, name)
+            return KeyboardInterrupt(
+                f"create interrupted: {name} (id {instance_id}) exists in "
+                f"{raw.get('status') or 'creating'}; it is in your ledger: "
+                f"novita.delete({name!r}) or %novita cleanup"
+            )
+        return KeyboardInterrupt(
+            f"create interrupted after the request for {name!r} was sent: the instance may "
+            "exist. The create is in your ledger; novita.mine() and %novita cleanup will show "
+            f"it once the API lists it (or novita.delete({name!r}))."
+        )
+
+    def _send(self, body: dict[str, Any], name: str) -> tuple[str, bool]:
         sends = 0
         not_sent = 0
         while True:
@@ -158,13 +255,15 @@ class NameClaims:
                 return self.api.create_instance(body), False
             except (RateLimitError, CircuitBreakerError) as error:
                 # Refused before processing: resending cannot duplicate.
+                if unreachable(error):
+                    raise
                 sends -= 1
                 not_sent += 1
                 if not_sent > MAX_NOT_SENT_RETRIES:
                     raise
                 wait_or_raise(error, not_sent)
             except NovitaError as error:
-                if not may_have_applied(error):
+                if not may_have_applied(error) or unreachable(error):
                     raise
                 found = self.find_after_ambiguous(name, error)
                 if found is not None:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,6 +15,8 @@ from .backoff import Backoff, positive_number
 from .probes import Probe
 from .wait import run_async, run_blocking, wait_steps
 from .watcher import EventCallback, Watcher
+
+logger = logging.getLogger(__name__)
 
 #: The watcher's pace when neither ``interval`` nor the client's ``poll_interval`` is set.
 DEFAULT_WATCH_INTERVAL = 5.0
@@ -38,6 +42,31 @@ class Waiting:
         self.to_instance = to_instance
         self.resolve = resolve
         self.owner = owner
+        # Every watcher started here, so the client's close() can stop them all.
+        self._watchers: list[Watcher] = []
+        self._watchers_lock = threading.Lock()
+
+    def stop_all(self, timeout: float = 5.0) -> int:
+        """Stop every watcher this service started, and close the notifiers bound to the same
+        client (``Notifier.from_client``); returns how many watchers were still running."""
+        with self._watchers_lock:
+            watchers, self._watchers = self._watchers, []
+        running = 0
+        for watcher in watchers:
+            running += 1 if watcher.running else 0
+            try:
+                watcher.stop(timeout=timeout)
+            except Exception:  # noqa: BLE001 - closing must reach every watcher
+                logger.warning("could not stop %r", watcher, exc_info=True)
+            notify = watcher.notify
+            if notify is not None and getattr(notify, "_client", None) is self.owner:
+                close = getattr(notify, "close", None)
+                if callable(close):
+                    try:
+                        close(timeout=timeout)
+                    except Exception:  # noqa: BLE001
+                        logger.warning("could not close %r", notify, exc_info=True)
+        return running
 
     def poll_interval(self) -> float | None:
         """The client's ``poll_interval`` now (None: adaptive waits, 5-s watchers)."""
@@ -144,6 +173,9 @@ class Waiting:
             to_instance=self.to_instance,
             owner=self.owner,
         )
+        with self._watchers_lock:
+            self._watchers = [w for w in self._watchers if w.running]
+            self._watchers.append(watcher)
         return watcher.start()
 
     def watch_ids(self, instances: Iterable[Instance | str] | Instance | str) -> list[str]:
