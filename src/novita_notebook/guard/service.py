@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import NovitaError, ValidationError
 from .events import event_text
 from .rules import GuardRules, autostart_enabled, rules_from_env
-from .spot import SpotWatch
+from .spot import SpotWatch, with_spot_details
 from .store import GuardRecord, GuardStore
 
 __all__ = ["GuardService", "RULE_ARGS", "GuardStatus"]
@@ -306,22 +306,28 @@ class GuardService:
         if watcher is not None and watcher.running:
             status["kernel"] = f"watching every {watcher.interval:g} s ({watcher.ticks} ticks)"
         status["actions"] = store.actions(limit=5)
-        if not status.get("next_action") and self._kernel is not None and records:
+        if not status.get("next_action") and records:
             with contextlib.suppress(NovitaError, ValueError, OSError):
-                status["next_action"] = self._next_from_kernel()
+                status["next_action"] = self._next_action(records)
         return status
 
-    def _next_from_kernel(self) -> dict[str, Any] | None:
-        """The next action as the in-kernel guard sees it (when no process reports one)."""
+    def _next_action(self, records: list[GuardRecord]) -> dict[str, Any] | None:
+        """The next action as a guard would plan it now (one list call; when no process
+        reports one)."""
         from .enforcer import gather
+        from .kernel import ClientGuardBackend
         from .policy import decide
 
-        kernel = self._kernel
-        now = datetime.now(UTC)
-        records = kernel.store.records()
-        states = gather(kernel.enforcer.backend, records, now, grace=kernel.enforcer.grace)
-        plan = decide(now, records, states, grace=kernel.enforcer.grace)
-        action = plan.next_action()
+        backend = ClientGuardBackend(self.client, self._metrics_key)
+        backend.list_instances = lambda: with_spot_details(  # type: ignore[method-assign]
+            self.client.api, self.client.api.list_instances()
+        )
+        try:
+            now = datetime.now(UTC)
+            states = gather(backend, records, now)
+            action = decide(now, records, states).next_action()
+        finally:
+            backend.close()
         return action.to_dict() if action is not None else None
 
     def close(self) -> None:

@@ -1,0 +1,61 @@
+"""``%novita guard``, ``%novita extend``, ``%novita guard status`` and the session defaults
+``%config NovitaMagics.guard_*``, on a real IPython shell bound to the sandbox.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("IPython")
+
+from tests.notebook.conftest import ip, magics, shell  # noqa: E402,F401 - shared fixtures
+
+
+@pytest.fixture(autouse=True)
+def no_process(monkeypatch):
+    monkeypatch.setenv("NOVITA_GUARD_AUTOSTART", "0")
+
+
+@pytest.fixture
+def reset_guard_traits(magics):
+    yield
+    for name in ("guard_stop_after", "guard_idle_stop", "guard_budget_total", "guard_on_reclaim"):
+        setattr(magics, name, None)
+
+
+def test_guard_extend_no_guard_and_status(ip, client, capsys):
+    inst = client.create("magic-1", gpu="RTX 3090", image="ubuntu:22.04", wait=True)
+    ip.run_line_magic("novita", "guard magic-1 --stop-after 2h --idle 30m --on-reclaim migrate")
+    out = capsys.readouterr().out
+    assert f"Guarding magic-1 ({inst.id})" in out and "idle stop after 30 min" in out
+    first = client.guards.store.get(inst.id).rules.stop_after
+    ip.run_line_magic("novita", "extend magic-1 1h")
+    assert (client.guards.store.get(inst.id).rules.stop_after - first).total_seconds() == 3600
+    ip.run_line_magic("novita", "guard status")
+    out = capsys.readouterr().out
+    assert "guard process: not running" in out and f"magic-1 ({inst.id})" in out
+    assert "next action: warn magic-1" in out
+    ip.run_line_magic("novita", "guard magic-1 --no-guard idle")
+    assert client.guards.store.get(inst.id).rules.idle_stop is None
+    ip.run_line_magic("novita", "guard magic-1 --no-guard")
+    assert "no longer guarded" in capsys.readouterr().out
+    assert client.guards.store.get(inst.id) is None
+
+
+def test_a_bad_rule_is_one_short_message(ip, client, capsys):
+    client.create("magic-2", gpu="RTX 3090", image="ubuntu:22.04")
+    ip.run_line_magic("novita", "guard magic-2 --idle soon")
+    err = capsys.readouterr().err
+    assert err.startswith("ValidationError: idle_stop")
+
+
+def test_session_defaults_reach_create(ip, client, magics, reset_guard_traits):
+    from traitlets import TraitError
+
+    ip.run_line_magic("config", "NovitaMagics.guard_stop_after = '3h'")
+    ip.run_line_magic("config", "NovitaMagics.guard_on_reclaim = 'recreate'")
+    with pytest.raises(TraitError):
+        magics.guard_idle_stop = "whenever"
+    inst = client.create("magic-3", gpu="RTX 3090", image="ubuntu:22.04")
+    rules = client.guards.store.get(inst.id).rules
+    assert rules.stop_after is not None and rules.on_reclaim == "recreate"
