@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..config import load_config
     from ..errors import ValidationError
-    from . import run_doctor
+    from .run import run_doctor
 
     try:
         config, key = load_config(api_url=args.api_url)
