@@ -1,4 +1,4 @@
-"""The ``novita-notebook`` command: ``sandbox``, ``demo`` and ``webhook-receiver``.
+"""The ``novita-notebook`` command: ``sandbox``, ``demo``, ``webhook-receiver`` and ``doctor``.
 Each subcommand's module is imported only when that subcommand runs.
 """
 
@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: novita-notebook {sandbox,demo,webhook-receiver} [options]
+USAGE = """usage: novita-notebook {sandbox,demo,webhook-receiver,doctor} [options]
 
   sandbox            run the offline Novita GPU cloud on loopback (see --help)
   demo               run the quickstart against an embedded sandbox and print what it did
   webhook-receiver   run a verifying webhook receiver on loopback (see --help)
+  doctor             check the client's assumptions against the API your key reaches (read-only)
 """
 
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as run
     elif command == "webhook-receiver":
         from .webhooks.cli import main as run
+    elif command == "doctor":
+        from .doctor import main as run
     else:
         print(f"novita-notebook: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2

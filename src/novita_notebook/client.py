@@ -50,6 +50,7 @@ from .waiting.watcher import EventCallback, Watcher
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from .doctor import DoctorReport
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
 
@@ -231,6 +232,15 @@ class Novita:
     def requests_made(self) -> int:
         """HTTP requests this client has sent (every retry counts)."""
         return self.api.requests_made
+
+    def doctor(self, timeout: float = 10.0) -> DoctorReport:
+        """Check this client's assumptions against its API with read-only calls: the key,
+        latency, paging base, catalog shape, template parameters, field shapes, unknown
+        fields (see ``novita_notebook.doctor``). Show the report; if a line differs, paste
+        ``report.bug_report()`` (values only, never the key) into a bug report."""
+        from .doctor import run_doctor
+
+        return run_doctor(self.config.api_url, self.transport.api_key, timeout=timeout)
 
     def close(self) -> None:
         """Stop every watcher (and close every notifier bound to this client) it started,

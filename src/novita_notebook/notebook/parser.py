@@ -178,6 +178,9 @@ def _add_session_commands(sub: Any) -> None:
     p.add_argument("--speed", type=float, help="clock speed-up (default from config)")
     p.add_argument("--seed", type=int, help="catalog seed")
 
+    p = sub.add_parser("doctor", help="check the client's assumptions against the API (read-only)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per call (10)")
+
 
 def build_cell_parser() -> MagicArgumentParser:
     """The first line of ``%%novita create``: the same options as the line magic; the cell

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, create, guard, ledger, lifecycle, session
+from . import catalog, create, doctor, guard, ledger, lifecycle, session
 
 Command = Callable[[Any, Any], Any]
 
@@ -18,6 +18,7 @@ COMMANDS: dict[str, Command] = {
     **ledger.COMMANDS,
     **session.COMMANDS,
     **guard.COMMANDS,
+    **doctor.COMMANDS,
 }
 
 __all__ = ["COMMANDS", "Command"]
