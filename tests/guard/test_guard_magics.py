@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("IPython")
-
-from tests.notebook.conftest import ip, magics, shell  # noqa: E402,F401 - shared fixtures
-
 
 @pytest.fixture(autouse=True)
 def no_process(monkeypatch):

@@ -24,19 +24,15 @@ DEADLINE_SECONDS = 6.0
 KERNEL = r"""
 import json, sys, time
 from novita_notebook import Novita
-from novita_notebook.guard.process import ensure_guard_running
-from novita_notebook.guard.rules import GuardRules
-from novita_notebook.guard.store import GuardStore
 
 client = Novita()  # key and URL from the environment, as a notebook would
-store = GuardStore(api_url=client.config.api_url)
 ids = []
 for name in ("kernel-a", "kernel-b"):
-    inst = client.create(name, gpu="RTX 3090", image="ubuntu:22.04", wait=True)
-    rules = GuardRules.parse(stop_after=float(sys.argv[1]))
-    store.set_rules(inst.id, rules, name=name, price_per_hour=inst.price_per_hour)
-    ids.append((inst.id, rules.stop_after.timestamp()))
-status = ensure_guard_running(client.config.api_url, interval=float(sys.argv[2]), wait=15)
+    # the rules go with create; the first guarded create starts the guard process
+    inst = client.create(name, gpu="RTX 3090", image="ubuntu:22.04", wait=True,
+                         stop_after=float(sys.argv[1]))
+    ids.append((inst.id, client.guards.store.get(inst.id).rules.stop_after.timestamp()))
+status = client.guard_status()
 print(json.dumps({"ids": ids, "guard_pid": status.get("pid"), "running": status["running"]}),
       flush=True)
 time.sleep(600)
@@ -62,9 +58,14 @@ def _alive(pid: int) -> bool:
 
 
 def test_guard_outlives_a_sigkilled_kernel_and_stops_every_instance_on_time(sandbox, tmp_path):
-    env = {**os.environ, "NOVITA_API_KEY": sandbox.api_key, "NOVITA_API_URL": sandbox.url}
+    env = {
+        **os.environ,
+        "NOVITA_API_KEY": sandbox.api_key,
+        "NOVITA_API_URL": sandbox.url,
+        "NOVITA_GUARD_INTERVAL": str(INTERVAL),
+    }
     kernel = subprocess.Popen(
-        [sys.executable, "-c", KERNEL, str(DEADLINE_SECONDS), str(INTERVAL)],
+        [sys.executable, "-c", KERNEL, str(DEADLINE_SECONDS)],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
