@@ -1,4 +1,4 @@
-"""The ``novita-notebook`` command: ``sandbox``, ``demo``, ``webhook-receiver`` and ``doctor``.
+"""The ``novita-notebook`` command: sandbox, demo, webhook-receiver, guard and doctor.
 Each subcommand's module is imported only when that subcommand runs.
 """
 
@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: novita-notebook {sandbox,demo,webhook-receiver,doctor} [options]
+USAGE = """usage: novita-notebook {sandbox,demo,webhook-receiver,guard,doctor} [options]
 
   sandbox            run the offline Novita GPU cloud on loopback (see --help)
   demo               run the quickstart against an embedded sandbox and print what it did
   webhook-receiver   run a verifying webhook receiver on loopback (see --help)
+  guard              enforce the guard rules (deadlines, idle stop, budgets, spot) until
+                     none is left; --status, --once, --interval S (key from env/.env only)
   doctor             check the client's assumptions against the API your key reaches (read-only)
 """
 
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as run
     elif command == "webhook-receiver":
         from .webhooks.cli import main as run
+    elif command == "guard":
+        from .guard.__main__ import main as run
     elif command == "doctor":
         from .doctor import main as run
     else:
