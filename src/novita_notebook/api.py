@@ -416,3 +416,63 @@ class NovitaAPI:
     def delete_registry_auth(self, auth_id: str) -> None:
         auth_id = _require_id(auth_id, "auth_id")
         self._post("/repository/auth/delete", {"id": auth_id}, idempotent=True)
+
+    # -- network storage (volumes) -------------------------------------------------------------
+    def list_network_storages(
+        self,
+        *,
+        storage_name: str | None = None,
+        storage_id: str | None = None,
+        page_size: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Every network volume (all pages; this endpoint pages with ``pageNo``) as raw dicts:
+        storageId, storageName, storageSize (GB), clusterId, clusterName, price."""
+        _optional_str(storage_name, "storage_name")
+        _optional_str(storage_id, "storage_id")
+        size = _page_size(page_size)
+        path = "/networkstorages/list"
+
+        def fetch(page: int) -> tuple[list[dict[str, Any]], int | None]:
+            params = {
+                "pageNo": page,
+                "pageSize": size,
+                "storageName": storage_name,
+                "storageId": storage_id,
+            }
+            data = self._get(path, params)
+            return _items(data, "data", "GET", path), _total(data)
+
+        return collect_pages(fetch)
+
+    def create_network_storage(self, cluster_id: str, name: str, size_gb: int) -> str:
+        """POST /networkstorage/create (sent once); the API answers the new id as a bare
+        JSON string (an object with storageId/id is accepted too)."""
+        cluster_id = _require_id(cluster_id, "cluster_id")
+        name = _require_id(name, "name")
+        _optional_int(size_gb, "size_gb", 1)
+        body = {"clusterId": cluster_id, "storageName": name, "storageSize": size_gb}
+        data = self._post("/networkstorage/create", body, idempotent=False)
+        if isinstance(data, dict):
+            data = data.get("storageId") or data.get("id") or data.get("Id")
+        if not isinstance(data, str) or not data:
+            raise errors.APIError(
+                "the API accepted the volume but returned no id",
+                method="POST",
+                path="/networkstorage/create",
+            )
+        return data
+
+    def update_network_storage(
+        self, storage_id: str, *, name: str | None = None, size_gb: int | None = None
+    ) -> None:
+        """Rename a volume and/or grow it (its size can only grow)."""
+        body: dict[str, Any] = {"storageId": _require_id(storage_id, "storage_id")}
+        if name is not None:
+            body["storageName"] = _require_id(name, "name")
+        if size_gb is not None:
+            body["storageSize"] = _optional_int(size_gb, "size_gb", 1)
+        self._post("/networkstorage/update", body, idempotent=True)
+
+    def delete_network_storage(self, storage_id: str) -> None:
+        storage_id = _require_id(storage_id, "storage_id")
+        self._post("/networkstorage/delete", {"storageId": storage_id}, idempotent=True)

@@ -25,8 +25,8 @@ def calls(sandbox: Any, path: str, method: str | None = None) -> list[dict[str, 
 def live_instances(sandbox: Any, name: str | None = None) -> list[dict[str, Any]]:
     """Ground truth straight from the sandbox's API (its own HTTP, not the client under test,
     whose breaker or caches could still be reacting to faults): live instances, exact name."""
-    items: list[dict[str, Any]] = []
-    for page in range(1, 50):
+    items: dict[str, dict[str, Any]] = {}
+    for page in range(0, 50):  # 0 first; dedupe by id in case the server is 1-based
         response = requests.get(
             f"{sandbox.api_url}/gpu/instances",
             params={"pageNum": page, "pageSize": 100},
@@ -34,13 +34,14 @@ def live_instances(sandbox: Any, name: str | None = None) -> list[dict[str, Any]
             timeout=10,
         )
         response.raise_for_status()
-        batch = response.json().get("instances") or []
-        items.extend(batch)
-        if len(batch) < 100:
+        data = response.json()
+        batch = data.get("instances") or []
+        items.update({raw["id"]: raw for raw in batch})
+        if not batch or len(items) >= int(data.get("total") or 0):
             break
     return [
         raw
-        for raw in items
+        for raw in items.values()
         if raw.get("status") not in GONE and (name is None or raw.get("name") == name)
     ]
 

@@ -21,7 +21,7 @@ def all_instances(sandbox: Any) -> list[dict[str, Any]]:
     """Every instance the sandbox holds, all pages, via a bare GET (faults must be cleared)."""
     headers = {"Authorization": f"Bearer {sandbox.api_key}", "Content-Type": "application/json"}
     items: list[dict[str, Any]] = []
-    page = 1
+    page = 0  # the first page is 0 (docs, live clients; the sandbox default)
     while True:
         response = requests.get(
             f"{sandbox.api_url}/gpu/instances",

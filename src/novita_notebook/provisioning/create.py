@@ -1,5 +1,6 @@
-"""The create pipeline: validate, claim the name, walk the regions in order over one fresh
-listing, create on the cheapest offer (next one when stock races away), record, wait if asked.
+"""The create pipeline: validate, claim the name, judge the regions from one cached listing
+and their own stock listings (fetched at once), create on the offers in the policy's order
+(the next one when stock races away), record, wait if asked.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from ..money import format_money
 from .budget import Budget
 from .idempotency import NameClaims, patiently
 from .offers import (
+    Offer,
+    RegionVerdict,
     capacity_failure,
     describe_alternatives,
     find_alternatives,
     judge_region,
+    judge_stock,
     match_gpu,
+    order_offers,
     order_regions,
     unknown_gpu_error,
 )
@@ -33,12 +38,18 @@ from .report import (
     OUTCOME_NO_PRODUCT,
     OUTCOME_NO_STORAGE,
     OUTCOME_ROOTFS,
+    OUTCOME_VOLUME,
+    SIGNAL_CATALOG,
+    SIGNAL_CREATE,
+    SIGNAL_REGION,
+    SIGNAL_VOLUME,
     Attempt,
     FallbackReport,
     describe_request,
 )
 from .request import CreateRequest, LaunchPlan, create_body, launch_plan
 from .resources import Resources
+from .storages import Mount, Storages, volume_cluster
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +74,7 @@ class Provisioner:
         fetch: Callable[[str], Instance],
         wait: Callable[..., Any],
         owner: InstanceActions | None = None,
+        storages: Storages | None = None,
     ) -> None:
         self.api = api
         self.catalog = catalog
@@ -74,17 +86,26 @@ class Provisioner:
         self.fetch = fetch
         self.wait = wait
         self.owner = owner
+        self.storages = storages or Storages(api, catalog)
 
     # -- create ----------------------------------------------------------------------------------
     def provision(self, request: CreateRequest, listing: list[Product] | None = None) -> Instance:
         """Create what ``request`` asks for (see ``Novita.create``); ``listing`` is a batch's
-        shared product listing (else a fresh one is read)."""
+        shared on-demand listing (else the catalog's cached one for the billing method)."""
         clusters = patiently(self.catalog.clusters)
         region = request.region
         if region is None and request.regions is None:
             region = self.config().default_region
         ordered = order_regions(clusters, region=region, regions=request.regions)
         plan = launch_plan(request, self.resources)
+        mounts = patiently(lambda: self.storages.resolve(request.network_storages))
+        pinned = volume_cluster(mounts, clusters)
+        if pinned is not None and all(c.id != pinned.id for c in ordered):
+            raise ValidationError(
+                f"volumes: {mounts[0].storage.name!r} is in {pinned.name}, which regions= "
+                "leaves out; an instance mounts a volume only in the volume's region",
+                field="volumes",
+            )
         name = request.name
         if request.unique_name:
             name = patiently(lambda: self.claims.claim(request.name, unique=True))
@@ -93,7 +114,7 @@ class Provisioner:
         with self.claims.in_flight(name):
             if not request.unique_name:
                 patiently(lambda: self.claims.claim(name, unique=False))
-            return self._search_and_create(request, plan, name, ordered, listing)
+            return self._search_and_create(request, plan, name, ordered, listing, mounts)
 
     def _search_and_create(
         self,
@@ -102,26 +123,66 @@ class Provisioner:
         name: str,
         ordered: list[Cluster],
         listing: list[Product] | None,
+        mounts: Sequence[Mount] = (),
     ) -> Instance:
-        # One listing for the whole decision, refreshed so stock is current (a batch shares one).
-        products = listing if listing is not None else self.fresh_listing(request.gpu_num)
+        products = self._listing(request, listing)
         matches = match_gpu(products, request.gpu)
         if request.gpu and not matches:
             raise unknown_gpu_error(request.gpu, products, request.billing)
-        report = FallbackReport(request.gpu, request.gpu_num, request.billing)
+        report = FallbackReport(request.gpu, request.gpu_num, request.billing, request.prefer)
         try:
-            for cluster in ordered:
-                if request.network_storages and not cluster.support_network_storage:
-                    report.add(
-                        Attempt(
-                            cluster.name,
-                            OUTCOME_NO_STORAGE,
-                            "no network storage: this region cannot mount network volumes",
-                            cluster.id,
-                        )
+            offers = self._plan(request, plan, ordered, matches, mounts, report)
+            for offer in offers:
+                instance = self._try_candidate(
+                    request, plan, name, offer.cluster, offer.product, report, mounts, offer
+                )
+                if instance is not None:
+                    return self._finish(instance, request, report)
+        except NovitaError as error:
+            # Whatever stopped the search, the regions already tried stay inspectable.
+            error.fallback_report = report
+            raise
+        raise self._capacity_error(request, report, products, ordered)
+
+    def _plan(
+        self,
+        request: CreateRequest,
+        plan: LaunchPlan,
+        ordered: list[Cluster],
+        matches: list[Product],
+        mounts: Sequence[Mount],
+        report: FallbackReport,
+    ) -> list[Offer]:
+        """Judge every region: offers and prices from the listing, then the stock of the
+        regions still in the running from their own listings, fetched at once. Regions
+        decided here are reported; the offers left come back in the policy's order."""
+        pinned = volume_cluster(mounts, ordered)
+        if pinned is not None:
+            volume = mounts[0].storage
+            report.restriction = (
+                f"only {pinned.name}: volume {volume.name!r} ({volume.id}) is there, and an "
+                "instance mounts a volume only in the volume's region"
+            )
+        verdicts: list[RegionVerdict] = []
+        for cluster in ordered:
+            if pinned is not None and cluster.id != pinned.id:
+                detail = (
+                    f"volume is in {pinned.name} ({mounts[0].storage.name}): not mountable here"
+                )
+                report.add(
+                    Attempt(cluster.name, OUTCOME_VOLUME, detail, cluster.id, signal=SIGNAL_VOLUME)
+                )
+                continue
+            if mounts and not cluster.support_network_storage:
+                detail = "no network storage: this region cannot mount network volumes"
+                report.add(
+                    Attempt(
+                        cluster.name, OUTCOME_NO_STORAGE, detail, cluster.id, signal=SIGNAL_CATALOG
                     )
-                    continue
-                verdict = judge_region(
+                )
+                continue
+            verdicts.append(
+                judge_region(
                     cluster,
                     matches,
                     gpu=request.gpu,
@@ -129,22 +190,40 @@ class Provisioner:
                     max_price=request.max_price,
                     rootfs_gb=plan.rootfs_gb,
                 )
-                if not verdict.candidates:
-                    report.add(
-                        Attempt(
-                            cluster.name, verdict.outcome or "", verdict.detail or "", cluster.id
-                        )
+            )
+        open_ids = [v.cluster.id for v in verdicts if v.candidates]
+        stock = self.catalog.region_listings(open_ids, request.billing, request.gpu_num)
+        judged: list[RegionVerdict] = []
+        for verdict in verdicts:
+            listed = stock.get(verdict.cluster.id)
+            final = judge_stock(verdict, listed)
+            if not final.candidates:
+                signal = SIGNAL_REGION if final is not verdict else SIGNAL_CATALOG
+                report.add(
+                    Attempt(
+                        final.cluster.name,
+                        final.outcome or "",
+                        final.detail or "",
+                        final.cluster.id,
+                        signal=signal,
                     )
-                    continue
-                for product in verdict.candidates:
-                    instance = self._try_candidate(request, plan, name, cluster, product, report)
-                    if instance is not None:
-                        return self._finish(instance, request, report)
-        except NovitaError as error:
-            # Whatever stopped the search, the regions already tried stay inspectable.
-            error.fallback_report = report
-            raise
-        raise self._capacity_error(request, report, products, ordered)
+                )
+                continue
+            if isinstance(listed, NovitaError):
+                logger.info(
+                    "no stock listing for %s (%s): the create will tell",
+                    verdict.cluster.name,
+                    listed.message,
+                )
+            judged.append(final)
+        return order_offers(judged, request.prefer, request.billing)
+
+    def _listing(self, request: CreateRequest, listing: list[Product] | None) -> list[Product]:
+        """Candidates and prices: a batch's shared on-demand listing, else the catalog's cached
+        unfiltered listing for the billing method (stock comes from the region listings)."""
+        if listing is not None and request.billing == "onDemand":
+            return listing
+        return patiently(lambda: self.catalog.listing(request.billing))
 
     def _try_candidate(
         self,
@@ -154,11 +233,15 @@ class Provisioner:
         cluster: Cluster,
         product: Product,
         report: FallbackReport,
+        mounts: Sequence[Mount] = (),
+        offer: Offer | None = None,
     ) -> Instance | None:
         """Create on one offer; None (and a report line) when its stock raced away."""
         per_gpu = product.price_for(request.billing) or 0.0
         price = round(per_gpu * request.gpu_num, 6)
         body = create_body(request, plan, name, cluster, product)
+        if mounts:
+            body["networkStorages"] = [mount.body() for mount in mounts]
         with self.budget.reserve(name, price):
             try:
                 instance_id, adopted = self.claims.send_create(body, name)
@@ -170,28 +253,35 @@ class Provisioner:
                     Attempt(
                         cluster.name,
                         OUTCOME_CREATE_FAILED,
-                        f"create failed: {reason} for {product.name} ({error.message})",
+                        f"create: {reason} for {product.name} ({error.message})",
                         cluster.id,
                         product.id,
                         product.name,
                         per_gpu,
                         price,
+                        signal=SIGNAL_CREATE,
                     )
                 )
                 return None
         label = BILLING_LABELS.get(request.billing, request.billing)
         adopted_note = " (adopted after an ambiguous create)" if adopted else ""
+        vouched = (
+            "in stock by its region listing"
+            if offer is None or offer.signal == SIGNAL_REGION
+            else "stock unknown, the create succeeded"
+        )
         report.add(
             Attempt(
                 cluster.name,
                 OUTCOME_CHOSEN,
-                f"chosen: {product.name} at {format_money(price, per_hour=True)} ({label})"
-                f"{adopted_note}",
+                f"chosen: {product.name} at {format_money(price, per_hour=True)} ({label}); "
+                f"{vouched}{adopted_note}",
                 cluster.id,
                 product.id,
                 product.name,
                 per_gpu,
                 price,
+                signal=offer.signal if offer is not None else SIGNAL_REGION,
             )
         )
         return Instance(
@@ -264,7 +354,7 @@ class Provisioner:
         alternatives = find_alternatives(
             products, gpu=request.gpu, billing=request.billing, tried=ordered
         )
-        lines = "\n".join(f"  {line}" for line in report.lines())
+        lines = "\n".join(f"  {line}" for line in [*report.header(), *report.lines()])
         message = (
             f"no region could serve {describe_request(request.gpu, request.gpu_num, request.billing)}:\n"
             f"{lines}"
@@ -282,8 +372,8 @@ class Provisioner:
         )
 
     def fresh_listing(self, gpu_num: int) -> list[Product]:
-        """ONE current products listing: the shared cache refreshed, or for several GPUs the
-        API's own listing for that count (its availability means "has that many GPUs")."""
-        if gpu_num == 1:
-            return patiently(lambda: self.catalog.products(refresh=True))
-        return patiently(lambda: self.api.products(gpu_num=gpu_num))
+        """The current unfiltered on-demand listing (refreshed once, e.g. by a batch): offers
+        and prices. ``gpu_num`` is kept for callers: stock per GPU count comes from the region
+        listings each create reads."""
+        del gpu_num
+        return patiently(lambda: self.catalog.listing("onDemand", refresh=True))

@@ -1,5 +1,5 @@
-"""Offers: which products match a GPU, how each region's offers are judged and ranked
-(cheapest first), the order regions are tried in, and what else could be created instead.
+"""Offers: which products match a GPU, how each region's offers are judged (listing, then the
+region's own stock) and ordered by the policy, and what else could be created instead.
 """
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ from .report import (
     OUTCOME_OVER_PRICE,
     OUTCOME_ROOTFS,
     OUTCOME_UNAVAILABLE,
+    SIGNAL_CREATE,
+    SIGNAL_REGION,
 )
+
+#: Offer-ordering policies of create(prefer=...); "price" is the default.
+PREFER = ("price", "region")
 
 #: Regions tried first (lower first); every other cluster the API lists follows in API order.
 DEFAULT_REGION_PRIORITY: dict[str, int] = {"AS-SGP-02": 1, "CN-HK-01": 2, "AS-IN-01": 3}
@@ -90,6 +95,17 @@ class RegionVerdict:
     candidates: list[Product]
     outcome: str | None = None
     detail: str | None = None
+    in_stock: bool = False  # the region's own listing said so (else only create will tell)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One product in one region, to be created on; ``signal`` says what vouched for its
+    stock (the region's listing, or nothing yet: the create will tell)."""
+
+    cluster: Cluster
+    product: Product
+    signal: str
 
 
 def judge_region(
@@ -101,11 +117,12 @@ def judge_region(
     max_price: float | None,
     rootfs_gb: int | None,
 ) -> RegionVerdict:
-    """Filter the matching products of one region: billing, rootfs, stock, then max_price."""
+    """Filter the matching products of one region from the unfiltered listing: offered,
+    billing, rootfs, then max_price. Stock is the region listing's answer (judge_stock)."""
     what = gpu or "GPU"
     here = [p for p in matches if _in_region(p, cluster)]
     if not here:
-        return RegionVerdict(cluster, [], OUTCOME_NO_PRODUCT, f"no such product: no {what} here")
+        return RegionVerdict(cluster, [], OUTCOME_NO_PRODUCT, f"not offered: no {what} here")
     billed = [p for p in here if _offers_billing(p, billing)]
     if not billed:
         label = BILLING_LABELS.get(billing, billing)
@@ -113,7 +130,7 @@ def judge_region(
             cluster,
             [],
             OUTCOME_NO_PRODUCT,
-            f"no such product: no {label} billing for {_names(here)}",
+            f"not offered: no {label} billing for {_names(here)}",
         )
     sized = [
         p for p in billed if rootfs_gb is None or not p.max_rootfs or rootfs_gb <= p.max_rootfs
@@ -126,14 +143,11 @@ def judge_region(
             OUTCOME_ROOTFS,
             f"rootfs too large: {_names(billed)} allows at most {largest} GB, asked {rootfs_gb} GB",
         )
-    available = [p for p in sized if p.available]
-    if not available:
-        return RegionVerdict(cluster, [], OUTCOME_UNAVAILABLE, f"out of stock: {_names(sized)}")
     affordable = [
-        p for p in available if max_price is None or (p.price_for(billing) or 0) <= max_price + 1e-9
+        p for p in sized if max_price is None or (p.price_for(billing) or 0) <= max_price + 1e-9
     ]
     if not affordable:
-        cheapest = min(available, key=lambda p: _rank_key(p, billing))
+        cheapest = min(sized, key=lambda p: _rank_key(p, billing))
         return RegionVerdict(
             cluster,
             [],
@@ -142,6 +156,53 @@ def judge_region(
             f"{format_money(cheapest.price_for(billing))}/GPU-h > {format_money(max_price)}/GPU-h",
         )
     return RegionVerdict(cluster, sorted(affordable, key=lambda p: _rank_key(p, billing)))
+
+
+def judge_stock(
+    verdict: RegionVerdict, listing: Sequence[Product] | Exception | None
+) -> RegionVerdict:
+    """Keep the candidates the region's own listing has in stock. Without that listing (it
+    failed) the candidates stand unverified: the create answers INSUFFICIENT_RESOURCE if not."""
+    if not verdict.candidates or listing is None or isinstance(listing, Exception):
+        return verdict
+    stock = {p.id: p for p in listing}
+    offered = [p for p in verdict.candidates if p.id in stock]
+    if not offered:
+        return RegionVerdict(
+            verdict.cluster,
+            [],
+            OUTCOME_NO_PRODUCT,
+            f"not offered: the region's listing has no {_names(verdict.candidates)}",
+        )
+    ready = [p for p in offered if stock[p.id].available]
+    if not ready:
+        return RegionVerdict(
+            verdict.cluster,
+            [],
+            OUTCOME_UNAVAILABLE,
+            f"region listing: none in stock ({_names(offered)})",
+        )
+    return RegionVerdict(verdict.cluster, ready, in_stock=True)
+
+
+def order_offers(verdicts: Sequence[RegionVerdict], prefer: str, billing: str) -> list[Offer]:
+    """Every offer to try, in the policy's order. ``"price"``: cheapest per GPU-hour first
+    across regions (ties: the regions' order, then more memory and CPU). ``"region"``: the
+    regions' order, cheapest first within each. Offers vouched for by a region listing come
+    before unverified ones of the same price."""
+    offers: list[tuple[Any, Offer]] = []
+    for position, verdict in enumerate(verdicts):
+        signal = SIGNAL_REGION if verdict.in_stock else SIGNAL_CREATE
+        for product in verdict.candidates:
+            rank = _rank_key(product, billing)
+            key = (
+                (rank[0], not verdict.in_stock, position, rank)
+                if prefer == "price"
+                else (position, rank)
+            )
+            offers.append((key, Offer(verdict.cluster, product, signal)))
+    offers.sort(key=lambda item: item[0])
+    return [offer for _, offer in offers]
 
 
 def order_regions(
@@ -217,7 +278,7 @@ def find_alternatives(
     for product in products:
         if not product.available:
             continue
-        region = product.regions[0] if product.regions else ""
+        region = "/".join(product.regions)
         for method in ("onDemand", "spot", "monthly"):
             if not _offers_billing(product, method):
                 continue

@@ -21,7 +21,22 @@ OUTCOME_OVER_PRICE = "over max_price"
 OUTCOME_ROOTFS = "rootfs too large"
 OUTCOME_CREATE_FAILED = "create failed"
 OUTCOME_NO_STORAGE = "no network storage"
+OUTCOME_VOLUME = "volume elsewhere"
 OUTCOME_CHOSEN = "chosen"
+
+#: Which answer decided a region: the unfiltered listing (offers, prices), the region's own
+#: clusterId listing (its stock), the create call itself, or the volumes asked for.
+SIGNAL_CATALOG = "listing"
+SIGNAL_REGION = "region listing"
+SIGNAL_CREATE = "create"
+SIGNAL_VOLUME = "volume"
+
+POLICIES = {
+    "price": 'prefer="price": the cheapest offer in stock first, across regions '
+    "(ties: region order)",
+    "region": 'prefer="region": regions in order (region= or default_region first), '
+    "the cheapest offer in stock within each",
+}
 
 
 @dataclass(frozen=True)
@@ -36,11 +51,13 @@ class Attempt:
     product_name: str | None = None
     price_per_gpu_hour: float | None = None
     price_per_hour: float | None = None  # the whole instance (all GPUs)
+    signal: str | None = None  # SIGNAL_*: which answer decided it
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "region": self.region,
             "outcome": self.outcome,
+            "signal": self.signal,
             "detail": self.detail,
             "product_id": self.product_id,
             "product": self.product_name,
@@ -51,11 +68,18 @@ class Attempt:
 class FallbackReport:
     """Every region tried, in order, with its outcome, and the offer chosen (if one was)."""
 
-    def __init__(self, gpu: str | None, gpu_num: int, billing: str) -> None:
+    def __init__(self, gpu: str | None, gpu_num: int, billing: str, prefer: str = "price") -> None:
         self.gpu = gpu
         self.gpu_num = gpu_num
         self.billing = billing
+        self.prefer = prefer
+        self.restriction: str | None = None  # e.g. why only one region could be used
         self.attempts: list[Attempt] = []
+
+    @property
+    def policy(self) -> str:
+        """Which policy ordered the offers, in words."""
+        return POLICIES.get(self.prefer, self.prefer)
 
     def add(self, attempt: Attempt) -> None:
         self.attempts.append(attempt)
@@ -84,17 +108,32 @@ class FallbackReport:
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
-        columns = ["region", "outcome", "detail", "product_id", "product", "price_per_hour"]
+        columns = [
+            "region",
+            "outcome",
+            "signal",
+            "detail",
+            "product_id",
+            "product",
+            "price_per_hour",
+        ]
         return pd.DataFrame([a.as_dict() for a in self.attempts], columns=columns)
 
     def lines(self) -> list[str]:
         width = max((len(a.region) for a in self.attempts), default=0) + 2
         return [f"{a.region:<{width}}{a.detail}" for a in self.attempts]
 
+    def header(self) -> list[str]:
+        """The policy that ordered the offers and any restriction on the regions."""
+        lines = [f"policy: {self.policy}"]
+        if self.restriction:
+            lines.append(f"regions: {self.restriction}")
+        return lines
+
     def __repr__(self) -> str:
         if not self.attempts:
-            return "FallbackReport: no region tried"
-        return "\n".join(self.lines())
+            return "\n".join(["FallbackReport: no region tried", *self.header()])
+        return "\n".join([*self.header(), *self.lines()])
 
     def _repr_html_(self) -> str:
         rows = []
@@ -115,6 +154,7 @@ class FallbackReport:
                 )
             )
         title = f"<b>{html.text(describe_request(self.gpu, self.gpu_num, self.billing))}</b>"
+        title += "".join(f"<div>{html.text(line)}</div>" for line in self.header())
         columns = ["region", "outcome", "detail", "product", "price"]
         return title + html.table(columns, rows, raw_columns=["outcome"])
 

@@ -4,7 +4,7 @@ its template into a LaunchPlan, and turned into the API's body for one offer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from ..validation import (
     parse_network_storages,
     parse_ports,
 )
+from .offers import PREFER
 
 if TYPE_CHECKING:  # pragma: no cover
     from .resources import Resources
@@ -60,12 +61,47 @@ class CreateRequest:
     command: str | None
     entrypoint: str | None
     image_auth_id: str | None
-    network_storages: list[dict[str, str]]
+    network_storages: list[dict[str, str]]  # {"Id": volume id OR name, "mountPoint"}
     unique_name: bool
     wait: bool
     wait_until: str
     timeout: float | None
     progress: Callable[..., Any] | str | None = None
+    prefer: str = "price"
+
+
+def parse_volumes(value: Any, problems: Problems) -> list[dict[str, str]]:
+    """``volumes=``: names or ids, ``(volume, mount_point)`` pairs, ``"volume:/path"`` or dicts
+    with name/id and mount_point; the mount point defaults to ``/network``."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str | Mapping | tuple) else value
+    if not isinstance(items, Iterable):
+        problems.add("volumes", f"must be a list of volume names or ids, got {value!r}")
+        return []
+    result: list[dict[str, str]] = []
+    for item in items:
+        if isinstance(item, str) and ":/" in item:
+            ref, mount = item.split(":", 1)
+        elif isinstance(item, str):
+            ref, mount = item, "/network"
+        elif isinstance(item, tuple | list) and len(item) == 2:
+            ref, mount = item
+        elif isinstance(item, Mapping):
+            ref = item.get("name") or item.get("id") or item.get("Id")
+            mount = item.get("mount_point") or item.get("mountPoint") or "/network"
+        else:
+            problems.add("volumes", f"entry {item!r} must be a name or id, or (volume, path)")
+            continue
+        if not isinstance(ref, str) or not ref.strip():
+            problems.add("volumes", f"entry {item!r} names no volume")
+        elif not isinstance(mount, str) or not mount.startswith("/") or len(mount) > 4095:
+            problems.add(
+                "volumes", f"mount point of {ref!r} must be an absolute path, got {mount!r}"
+            )
+        else:
+            result.append({"Id": ref.strip(), "mountPoint": mount})
+    return result
 
 
 def prepare_request(
@@ -91,6 +127,8 @@ def prepare_request(
     wait_until: str = "running",
     timeout: float | None = None,
     progress: Callable[..., Any] | str | None = None,
+    prefer: Any = "price",
+    volumes: Any = None,
 ) -> CreateRequest:
     """Check every rule that needs no API call; raise one ValidationError listing them all."""
     problems = Problems()
@@ -114,7 +152,9 @@ def prepare_request(
     checked_price = check_max_price(max_price, problems)
     if image_auth_id is not None and (not isinstance(image_auth_id, str) or not image_auth_id):
         problems.add("image_auth_id", "must be a registry auth id or name")
-    storages = parse_network_storages(network_storages, problems)
+    storages = parse_network_storages(network_storages, problems) + parse_volumes(volumes, problems)
+    if prefer not in PREFER:
+        problems.add("prefer", f"must be one of {', '.join(map(repr, PREFER))}, got {prefer!r}")
     if region is not None and (not isinstance(region, str) or not region.strip()):
         problems.add("region", f"must be a region name like 'AS-SGP-02', got {region!r}")
     check_regions(regions, problems)
@@ -154,6 +194,7 @@ def prepare_request(
         wait_until=wait_until,
         timeout=timeout,
         progress=progress,
+        prefer=prefer if prefer in PREFER else "price",
     )
 
 
