@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,39 @@ def print_transcript(notebook: Any, out: Any = sys.stdout) -> None:
                 print(_clip(text), file=out)
 
 
+#: What ipykernel logs at start on TCP (the kernel and the demo share loopback only); it is
+#: the one kernel stderr line the demo drops, everything else is passed through.
+KERNEL_NOISE = ("Kernel is running over TCP without encryption",)
+
+
+class KernelStderr:
+    """A pipe for the kernel's stderr that forwards every line to ``out`` except
+    ``KERNEL_NOISE`` (``with KernelStderr() as fd: start the kernel with stderr=fd``)."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> int:
+        read_fd, self._write_fd = os.pipe()
+        self._reader = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
+        self._thread = threading.Thread(target=self._pump, name="demo-kernel-stderr", daemon=True)
+        self._thread.start()
+        return self._write_fd
+
+    def _pump(self) -> None:
+        out = self.out or sys.stderr
+        for line in self._reader:
+            if not any(noise in line for noise in KERNEL_NOISE):
+                out.write(line)
+                out.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._write_fd)  # the kernel's copy closes when it exits: then EOF
+        if self._thread is not None:
+            self._thread.join(5)
+
+
 def run_notebook(path: Path, kernel: str, timeout: float) -> int:
     """Execute the notebook in a fresh kernel, print the transcript; 0 on success."""
     import nbformat
@@ -86,7 +121,8 @@ def run_notebook(path: Path, kernel: str, timeout: float) -> int:
         )
         started = time.monotonic()
         try:
-            client.execute()
+            with KernelStderr() as kernel_stderr:
+                client.execute(stderr=kernel_stderr)
         except CellExecutionError as error:
             print_transcript(notebook)
             print(f"\ndemo failed: a cell raised\n{_clip(str(error))}", file=sys.stderr)

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 DELETE_ATTEMPTS = 5
 
 
+#: Characters at most in a batch frame's ``error`` cell.
+ERROR_CELL_MAX = 120
+
+
 class Batch:
     """create_many over a Provisioner, never more threads than ``max_concurrency``."""
 
@@ -137,14 +141,16 @@ class Batch:
             error = _delete_with_retries(self.provisioner.api, instance_id)
             if error is None:
                 reason = own_failure or "another create of the batch failed"
-                row.update(status="deleted", error=f"rolled back: {reason}")
+                row.update(status="deleted", error=_one_line(f"rolled back: {reason}"))
                 try:
                     self.provisioner.ledger.forget(instance_id)
                 except Exception:  # the ledger is a convenience; the instance is gone anyway
                     logger.exception("could not forget %s in the ledger", instance_id)
             else:
                 row.update(
-                    status="rollback failed", error=f"delete it by hand: {_short_error(error)}"
+                    status="rollback failed",
+                    error=_one_line(f"delete it by hand: {_short_error(error)}"),
+                    error_detail=str(error),
                 )
 
 
@@ -187,13 +193,17 @@ class _Run:
                 instance = self.provisioner.provision(request, listing=listing)
             except NovitaError as error:
                 self.failed.set()
-                row.update(status="failed", error=_short_error(error))
+                row.update(status="failed", error=_short_error(error), error_detail=str(error))
                 created = getattr(error, "created_instance", None)
                 if isinstance(created, Instance):  # made, then its wait failed
                     row.update(_row_of(created), status="failed")
             except Exception as error:  # a bug must not hide the created siblings
                 self.failed.set()
-                row.update(status="failed", error=f"{type(error).__name__}: {error}")
+                row.update(
+                    status="failed",
+                    error=_one_line(f"{type(error).__name__}: {error}"),
+                    error_detail=f"{type(error).__name__}: {error}",
+                )
             else:
                 row.update(_row_of(instance))
         with self._lock:
@@ -222,10 +232,17 @@ def _delete_with_retries(api: NovitaAPI, instance_id: str) -> NovitaError | None
     return last
 
 
+def _one_line(text: str, limit: int = ERROR_CELL_MAX) -> str:
+    """The first line of ``text``, at most ``limit`` characters (a table cell)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 def _short_error(error: NovitaError) -> str:
+    """One short line for the ``error`` cell; the full text goes to ``attrs["errors"]``."""
     kind = type(error).__name__
     reason = f" {error.reason}" if error.reason else ""
-    return f"{kind}{reason}: {error.message}"
+    return _one_line(f"{kind}{reason}: {error.message}")
 
 
 def _row_of(instance: Instance) -> dict[str, Any]:
@@ -255,6 +272,12 @@ BATCH_COLUMNS = ["name", "instance_id", "region", "product", "price_per_hour", "
 
 
 def _batch_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The outcome table; ``frame.attrs["errors"]`` maps each failed name to its full error
+    (the ``error`` cells hold one short line each)."""
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+    frame = pd.DataFrame(rows, columns=BATCH_COLUMNS)
+    frame.attrs["errors"] = {
+        row["name"]: row["error_detail"] for row in rows if row.get("error_detail")
+    }
+    return frame
