@@ -4,6 +4,8 @@ No HTTP: these run on hand-made Products and Clusters.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +25,7 @@ from novita_notebook.provisioning import (
     order_regions,
     prepare_request,
 )
+from novita_notebook.provisioning.offers import judge_stock, order_offers
 from novita_notebook.validation import Problems, format_ports, parse_envs, parse_ports
 
 CLUSTERS = [
@@ -178,7 +181,11 @@ def test_region_outcomes_explain_why_nothing_fits():
     matches = match_gpu(CATALOG, "4090")
     common = {"gpu": "4090", "billing": "onDemand", "rootfs_gb": None}
     hk = judge_region(CLUSTERS[3], matches, max_price=None, **common)
-    assert hk.outcome == OUTCOME_UNAVAILABLE and "RTX 4090 24GB" in hk.detail
+    assert hk.candidates and hk.outcome is None  # the listing offers it; stock is not its call
+    sold_out = [dataclasses.replace(p, available=False) for p in hk.candidates]
+    hk = judge_stock(hk, sold_out)  # the region's own listing says none in stock
+    assert hk.outcome == OUTCOME_UNAVAILABLE and "none in stock" in hk.detail
+    assert "RTX 4090 24GB" in hk.detail
     india = judge_region(CLUSTERS[1], matches, max_price=None, **common)
     assert india.outcome == OUTCOME_NO_PRODUCT
     cheap = judge_region(CLUSTERS[4], matches, max_price=0.30, **common)
@@ -187,6 +194,20 @@ def test_region_outcomes_explain_why_nothing_fits():
         CLUSTERS[4], matches, gpu="4090", billing="spot", max_price=None, rootfs_gb=None
     )
     assert [p.id for p in spot.candidates] == ["4090.a"]
+
+
+def test_policies_order_offers_by_price_or_by_region():
+    matches = match_gpu(CATALOG, "4090")
+    common = {"gpu": "4090", "billing": "onDemand", "rootfs_gb": None, "max_price": None}
+    verdicts = [judge_region(c, matches, **common) for c in CLUSTERS]
+    open_ = [v for v in verdicts if v.candidates]
+    by_price = order_offers(open_, "price", "onDemand")
+    prices = [o.product.price for o in by_price]
+    assert prices == sorted(prices)
+    by_region = order_offers(open_, "region", "onDemand")
+    regions = [o.cluster.name for o in by_region]
+    assert regions == sorted(regions, key=[v.cluster.name for v in open_].index)
+    assert {o.product.id for o in by_price} == {o.product.id for o in by_region}
 
 
 def test_alternatives_offer_other_billing_and_other_models_with_prices():
@@ -208,6 +229,8 @@ def test_report_reads_like_the_storyboard():
         )
     )
     assert repr(report).splitlines() == [
+        'policy: prefer="price": the cheapest offer in stock first, across regions '
+        "(ties: region order)",
         "AS-SGP-02  out of stock: RTX 4090 24GB",
         "CN-HK-01   chosen: RTX 4090 24GB at $0.35/h (on demand)",
     ]

@@ -160,7 +160,9 @@ def test_one_boundary_refuses_before_sending_a_create(client, sandbox, call, fie
 def test_region_may_be_a_cluster_id_and_regions_a_bare_string(client):
     clusters = client.cached_clusters()
     target = clusters[-1]
-    by_id = client.create("by-cluster-id", gpu="4090", region=target.id, image="ubuntu:22.04")
+    by_id = client.create(
+        "by-cluster-id", gpu="4090", region=target.id, image="ubuntu:22.04", prefer="region"
+    )
     assert by_id.cluster_id == target.id or by_id.region == target.name
     bare = client.create("bare-regions", gpu="4090", regions=target.name, image="ubuntu:22.04")
     assert bare.cluster_id == target.id or bare.region == target.name
