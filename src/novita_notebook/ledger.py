@@ -118,7 +118,7 @@ def _entry_from(instance: Any, api_url: str | None) -> dict[str, Any]:
         "region": fields.get("region"),
         "product": fields.get("product"),
         "gpu_num": fields.get("gpu_num"),
-        "price_per_hour": float(price) if price is not None else None,
+        "price_per_hour": money.round_usd(float(price)) if price is not None else None,
         "created_at": _iso(created if isinstance(created, datetime) else datetime.now(UTC)),
         "created_by": _created_by(),
     }
@@ -477,14 +477,16 @@ class LedgerService:
         return entries, live
 
     def _price(self, entry: Mapping[str, Any], raw: dict[str, Any] | None) -> float | None:
+        """USD per hour, float noise dropped (shown as is in mine() and cleanup())."""
         if entry.get("price_per_hour") is not None:
-            return float(entry["price_per_hour"])
+            return money.round_usd(float(entry["price_per_hour"]))
         if raw is None:
             return None
         try:
-            return self.price_of(Instance.from_api(raw))
+            price = self.price_of(Instance.from_api(raw))
         except NovitaError:
             return None
+        return money.round_usd(price) if price is not None else None
 
     def live_ids(self) -> list[str]:
         """Ids of the ledger's instances that are still live (for watch_mine)."""
@@ -517,7 +519,7 @@ class LedgerService:
         for entry in entries:
             raw = live.get(entry["id"])
             inst = Instance.from_api(raw) if raw is not None else None
-            price = self._price(entry, raw) if refresh else entry.get("price_per_hour")
+            price = self._price(entry, raw if refresh else None)
             created = parse_time(entry.get("created_at"))
             if not refresh:
                 status, phase = None, "unknown"

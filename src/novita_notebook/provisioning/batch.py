@@ -150,7 +150,7 @@ class Batch:
                 row.update(
                     status="rollback failed",
                     error=_one_line(f"delete it by hand: {_short_error(error)}"),
-                    error_detail=str(error),
+                    error_detail=_detail(error),
                 )
 
 
@@ -193,7 +193,7 @@ class _Run:
                 instance = self.provisioner.provision(request, listing=listing)
             except NovitaError as error:
                 self.failed.set()
-                row.update(status="failed", error=_short_error(error), error_detail=str(error))
+                row.update(status="failed", error=_short_error(error), error_detail=_detail(error))
                 created = getattr(error, "created_instance", None)
                 if isinstance(created, Instance):  # made, then its wait failed
                     row.update(_row_of(created), status="failed")
@@ -236,6 +236,11 @@ def _one_line(text: str, limit: int = ERROR_CELL_MAX) -> str:
     """The first line of ``text``, at most ``limit`` characters (a table cell)."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _detail(error: NovitaError) -> str:
+    """The whole error, for ``frame.attrs["errors"]``."""
+    return f"{type(error).__name__}: {error}"
 
 
 def _short_error(error: NovitaError) -> str:
