@@ -18,6 +18,7 @@ EXPECTED = (
     "03-templates-and-private-registry.ipynb",
     "04-watch-and-webhooks.ipynb",
     "05-batches-and-cost.ipynb",
+    "06-guards-and-teaching.ipynb",
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -95,6 +96,8 @@ class GuardService:
         self.session_defaults: dict[str, Any] = {}
         self.autostart: bool | None = None  # None: NOVITA_GUARD_AUTOSTART decides
         self.listeners: list[Callable[[str, dict[str, Any]], Any]] = []
+        #: print each event in words (a warning with the call that extends or cancels it)
+        self.show = True
         self.events: deque[dict[str, Any]] = deque(maxlen=200)
         self.process: dict[str, Any] | None = None
         self._kernel: Any = None
@@ -284,6 +287,9 @@ class GuardService:
     def emit(self, event_type: str, payload: dict[str, Any]) -> None:
         """An event for the notebook and panel (the backend posts the webhook)."""
         self.events.append({"event": event_type, **payload})
+        if self.show:
+            stream = sys.stderr if event_type == "guard.warning" else sys.stdout
+            print(event_text(event_type, payload), file=stream, flush=True)
         for listener in list(self.listeners):
             try:
                 listener(event_type, payload)

@@ -1,11 +1,10 @@
-"""``%novita guard`` (set rules, ``--no-guard``, ``status``) and ``%novita extend``; the
-session's guard defaults from ``%config NovitaMagics.guard_*`` and warnings shown in the cell.
+"""``%novita guard`` (set rules, ``--no-guard``, ``status``) and ``%novita extend``, and the
+session's guard defaults from ``%config NovitaMagics.guard_*``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from ...errors import ValidationError
@@ -122,17 +121,6 @@ def apply_session(magics: Any, client: Any) -> None:
         if getattr(magics, trait, None) is not None
     }
     guards.autostart = None if getattr(magics, "guard_autostart", True) else False
-    if not any(getattr(f, "_novita_magics", False) for f in guards.listeners):
-        guards.listeners.append(_shower(guards))
-
-
-def _shower(guards: Any) -> Any:
-    def show(event_type: str, payload: dict[str, Any]) -> None:
-        stream = sys.stderr if event_type == "guard.warning" else sys.stdout
-        print(guards.say(event_type, payload), file=stream)
-
-    show._novita_magics = True  # type: ignore[attr-defined]
-    return show
 
 
 COMMANDS = {"guard": guard, "extend": extend}
