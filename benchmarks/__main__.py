@@ -32,6 +32,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("5,000 instances into a DataFrame", "figures_sandbox", "many_instances_frame"),
     ("extension load time", "figures_extension", "extension_load_time"),
     ("watcher CPU", "figures_wait", "watcher_cpu"),
+    ("guard process CPU", "figures_guard", "guard_cpu"),
 )
 
 
