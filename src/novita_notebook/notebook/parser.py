@@ -82,6 +82,9 @@ def add_create_options(parser: argparse.ArgumentParser, *, name_required: bool =
         target = mode if option.key in {"wait", "background"} else parser
         if option.kind == "flag":
             target.add_argument(flag, dest=option.key, action="store_true", help=option.help)
+        elif option.kind == "list":
+            aliases = ["--" + alias.replace("_", "-") for alias in option.aliases]
+            target.add_argument(*aliases, flag, dest=option.key, action="append", help=option.help)
         else:
             target.add_argument(flag, dest=option.key, choices=option.choices, help=option.help)
 
@@ -130,6 +133,8 @@ def _add_catalog(sub: Any) -> None:
     p.add_argument("--status", help="only this status, e.g. running")
 
     sub.add_parser("templates", help="templates you can create from")
+
+    sub.add_parser("storages", help="network volumes: name, id, region, size, price")
 
 
 def _add_instance_commands(sub: Any) -> None:

@@ -22,7 +22,7 @@ class CreateOption:
 
     key: str  #: keyword of Novita.create (and the cell key)
     help: str
-    kind: str = "text"  #: text | flag (a yes/no switch)
+    kind: str = "text"  #: text | flag (a yes/no switch) | list (repeatable, comma-separated)
     aliases: tuple[str, ...] = ()  #: other cell keys meaning the same
     choices: tuple[str, ...] | None = None  #: the allowed values, where validation lists them
 
@@ -33,6 +33,18 @@ CREATE_OPTIONS: tuple[CreateOption, ...] = (
     CreateOption("template", "template id or name"),
     CreateOption("region", "preferred region, e.g. AS-SGP-02"),
     CreateOption("regions", "regions to try in order, comma-separated"),
+    CreateOption(
+        "prefer",
+        "offer order: price (cheapest in stock anywhere, the default) or region (region order)",
+        choices=("price", "region"),
+    ),
+    CreateOption(
+        "volumes",
+        "network volume to mount, name or id, NAME:/path for another mount point "
+        "(repeatable; pins the create to the volume's region)",
+        kind="list",
+        aliases=("volume",),
+    ),
     CreateOption("image", "container image (overrides the template's)"),
     CreateOption("billing", "onDemand, spot or monthly"),
     CreateOption("max_price", "USD per GPU-hour ceiling, e.g. 0.5"),
@@ -126,6 +138,15 @@ def parse_regions(value: Any) -> list[str] | None:
     return regions
 
 
+def parse_volumes(value: Any) -> list[str] | None:
+    """``"my-data, other:/data"`` or ``["my-data", "other:/data"]`` → volume entries."""
+    if value is None or value == "" or value == []:
+        return None
+    parts = value if isinstance(value, list | tuple) else [value]
+    volumes = [v.strip() for part in parts for v in str(part).split(",") if v.strip()]
+    return volumes or None
+
+
 def parse_bool(value: Any, field: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -144,6 +165,7 @@ _CONVERTERS: dict[str, Any] = {
     "envs": parse_envs,
     "ports": parse_ports,
     "regions": parse_regions,
+    "volumes": parse_volumes,
     "wait": lambda value: parse_bool(value, "wait"),
     "background": lambda value: parse_bool(value, "background"),
     "unique_name": lambda value: parse_bool(value, "unique_name"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, create, doctor, guard, ledger, lifecycle, session
+from . import catalog, create, doctor, guard, ledger, lifecycle, session, storages
 
 Command = Callable[[Any, Any], Any]
 
@@ -19,6 +19,7 @@ COMMANDS: dict[str, Command] = {
     **session.COMMANDS,
     **guard.COMMANDS,
     **doctor.COMMANDS,
+    **storages.COMMANDS,
 }
 
 __all__ = ["COMMANDS", "Command"]
