@@ -289,10 +289,12 @@ def _sandbox_wait(
         try:
             client.cached_products()
             client.cached_clusters()
-            started = time.monotonic()
             inst = client.create("learned", gpu="RTX 3090", image=IMAGE)
             _jitter_stages(box, inst.id, factors)
-            schedule = schedule_for(inst, started)
+            # the instance's createdAt on the monotonic clock (what wait() can read from
+            # Instance.created_at; under a dozen concurrent creates the call itself is slow)
+            created = box.world.instances[inst.id].created_at
+            schedule = schedule_for(inst, time.monotonic() - (time.time() - created))
             outcome = _poll_until_running(client, inst.id, schedule, refresh)
             record = box.world.instances[inst.id]
         finally:
