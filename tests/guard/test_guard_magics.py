@@ -55,3 +55,15 @@ def test_session_defaults_reach_create(ip, client, magics, reset_guard_traits):
     inst = client.create("magic-3", gpu="RTX 3090", image="ubuntu:22.04")
     rules = client.guards.store.get(inst.id).rules
     assert rules.stop_after is not None and rules.on_reclaim == "recreate"
+
+
+def test_create_takes_guard_options_and_no_guard(ip, client, reset_guard_traits):
+    ip.run_line_magic("novita", "create magic-4 --gpu 3090 --image ubuntu:22.04 --stop-after 2h")
+    first = client.instance("magic-4")
+    assert client.guards.store.get(first.id).rules.stop_after is not None
+    ip.run_line_magic("config", "NovitaMagics.guard_stop_after = '3h'")
+    ip.run_line_magic("novita", "create magic-5 --gpu 3090 --image ubuntu:22.04 --no-guard")
+    assert client.guards.store.get(client.instance("magic-5").id) is None
+    ip.run_cell_magic("novita", "create", "name: magic-6\ngpu: 3090\nidle_stop: 30m\n")
+    rules = client.guards.store.get(client.instance("magic-6").id).rules
+    assert rules.idle_stop.total_seconds() == 1800 and rules.stop_after is not None

@@ -56,6 +56,13 @@ CREATE_OPTIONS: tuple[CreateOption, ...] = (
     CreateOption("entrypoint", "container entrypoint"),
     CreateOption("image_auth_id", "registry auth id or name for a private image"),
     CreateOption("unique_name", "append a random suffix to the name", kind="flag"),
+    CreateOption("stop_after", "guard: stop at a deadline, e.g. 2h or 18:00Z"),
+    CreateOption("idle_stop", "guard: stop once the GPU is idle this long, e.g. 30m"),
+    CreateOption("budget", "guard: USD cap on the total spend"),
+    CreateOption(
+        "on_reclaim", "guard: spot reclaim policy", choices=("notify", "migrate", "recreate")
+    ),
+    CreateOption("no_guard", "guard: no rules, not even the defaults", kind="flag"),
     CreateOption(
         "wait_until",
         "what --wait waits for (default running)",
@@ -169,6 +176,7 @@ _CONVERTERS: dict[str, Any] = {
     "wait": lambda value: parse_bool(value, "wait"),
     "background": lambda value: parse_bool(value, "background"),
     "unique_name": lambda value: parse_bool(value, "unique_name"),
+    "no_guard": lambda value: parse_bool(value, "no_guard"),
     "gpu_num": lambda value: _raise_problems(validation.check_gpu_num, _whole(value)),
     "rootfs_gb": lambda value: _raise_problems(validation.check_rootfs, _whole(value)),
     "timeout": parse_seconds,

@@ -136,6 +136,8 @@ def create_instance(magics: Any, kwargs: dict[str, Any]) -> Any:
 
     wait = bool(kwargs.pop("wait", False))
     background = bool(kwargs.pop("background", False))
+    if kwargs.pop("no_guard", False):
+        kwargs["guard"] = False
     if wait and background:
         raise ValidationError("give wait or background, not both", field="background")
     client = magics.get_client()
