@@ -561,7 +561,9 @@ class Novita:
         channel: str | Iterable[str] | None = None,
         refresh: bool = False,
     ) -> pd.DataFrame:
-        """Templates as a DataFrame (all pages); without filters from the cache."""
+        """Templates as a DataFrame (all pages); without filters from the cache. Without
+        ``channel``: official, community and your private templates, one listing per channel
+        (``channel`` + ``isMyCommunity``, true for private, as the newest docs ask)."""
         require_text(name, "name")
         require_text(type, "type")
         check_bool(refresh, "refresh")
