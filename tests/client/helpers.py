@@ -9,6 +9,16 @@ from typing import Any
 
 API_PATH = "/gpu-instance/openapi/v1"
 
+#: A private template body as the docs give it (add a ``name``).
+PRIVATE_TEMPLATE = {
+    "type": "instance",
+    "channel": "private",
+    "image": "python:3.11",
+    "rootfsSize": 20,
+    "ports": [{"type": "http", "ports": [8888]}],
+    "envs": [],
+}
+
 
 def create_raw(
     client: Any,

@@ -7,7 +7,7 @@ import pytest
 from novita_notebook.errors import NotFoundError, ValidationError
 from novita_notebook.models import Cluster, Product, RegistryAuth, Template
 
-from .helpers import api_requests, create_raw
+from .helpers import PRIVATE_TEMPLATE, api_requests, create_raw
 
 
 def test_clusters(client):
@@ -109,15 +109,7 @@ def test_templates_and_template(client):
 
 
 def test_template_create_update_delete(client, sandbox):
-    body = {
-        "name": "mine",
-        "type": "instance",
-        "channel": "private",
-        "image": "python:3.11",
-        "rootfsSize": 20,
-        "ports": [{"type": "http", "ports": [8888]}],
-        "envs": [],
-    }
+    body = {**PRIVATE_TEMPLATE, "name": "mine"}
     new_id = client.api.create_template(body)
     assert client.api.template(new_id).name == "mine"
     assert client.api.update_template({**body, "Id": new_id, "name": "mine-2"}) == new_id

@@ -7,16 +7,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from .helpers import api_requests
-
-PRIVATE_BODY = {
-    "type": "instance",
-    "channel": "private",
-    "image": "python:3.11",
-    "rootfsSize": 20,
-    "ports": [{"type": "http", "ports": [8888]}],
-    "envs": [],
-}
+from .helpers import PRIVATE_TEMPLATE, api_requests
 
 
 def listing_params(sandbox) -> list[dict[str, list[str]]]:
@@ -37,7 +28,7 @@ def test_every_listing_names_one_channel_and_is_my_community(client, sandbox):
 
 
 def test_private_templates_are_found_by_name(client, sandbox):
-    new_id = client.api.create_template({**PRIVATE_BODY, "name": "my-trainer"})
+    new_id = client.api.create_template({**PRIVATE_TEMPLATE, "name": "my-trainer"})
     sandbox.clear_requests()
     found = client.api.templates(name="my-trainer", channel="private")
     assert [(t.id, t.channel) for t in found] == [(new_id, "private")]
@@ -59,7 +50,7 @@ def test_several_channels_are_listed_one_at_a_time(client, sandbox):
 @pytest.mark.parametrize("base", [0, 1])
 def test_private_templates_page_under_both_bases(client, sandbox, base):
     sandbox.configure(page_base=base)
-    made = {client.api.create_template({**PRIVATE_BODY, "name": f"t-{i}"}) for i in range(5)}
+    made = {client.api.create_template({**PRIVATE_TEMPLATE, "name": f"t-{i}"}) for i in range(5)}
     sandbox.clear_requests()
     found = client.api.templates(channel="private", page_size=2)
     assert {t.id for t in found} == made and len(found) == 5
