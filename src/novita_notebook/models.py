@@ -1,5 +1,6 @@
 """Typed models of what the Novita v1 API returns, and the one place its quirks are parsed.
 Prices become float USD/hour, unix-second strings become aware UTC datetimes, numbers-as-strings ints.
+Over 500 lines on purpose: every shape the live API sends is parsed in this one leaf.
 """
 
 from __future__ import annotations
