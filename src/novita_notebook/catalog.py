@@ -4,6 +4,7 @@ from ``clusterId`` listings fetched concurrently, the price index, and region lo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -150,6 +151,24 @@ class Catalog:
             return {cluster_id: one(cluster_id) for cluster_id in ids}
         with ThreadPoolExecutor(max_workers=min(REGION_CONCURRENCY, len(ids))) as pool:
             return dict(zip(ids, pool.map(one, ids), strict=True))
+
+    def prefetch(
+        self, billing: str, cluster_ids: Sequence[str], gpu_num: int = 1
+    ) -> threading.Thread:
+        """Start the unfiltered listing and these regions' listings in the background, all at
+        once, so a create's other reads (the name check) overlap them. Failures are left for
+        the caller's own reads to meet again; a caller reading a key in flight waits for it."""
+
+        def run() -> None:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                listing = pool.submit(self._raw_listing, _method(billing))
+                self.region_listings(cluster_ids, billing, gpu_num)
+                with contextlib.suppress(NovitaError):
+                    listing.result()
+
+        thread = threading.Thread(target=run, name="novita-catalog-prefetch", daemon=True)
+        thread.start()
+        return thread
 
     def products_for(self, gpu_num: int, refresh: bool = False) -> list[Product]:
         """The API's listing for ``gpu_num`` GPUs (its availability means "has that many")."""

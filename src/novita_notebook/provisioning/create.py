@@ -54,6 +54,24 @@ from .storages import Mount, Storages, volume_cluster
 logger = logging.getLogger(__name__)
 
 
+def likely_regions(
+    ordered: Sequence[Cluster], pinned: Cluster | None, gpu: str | None
+) -> list[str]:
+    """Cluster ids whose stock a create will ask for: the clusters listing names the GPU
+    types each region sells, so the candidates are known before the products listing."""
+    if pinned is not None:
+        return [pinned.id]
+    from ..frames import gpu_matches
+
+    return [
+        c.id
+        for c in ordered
+        if gpu is None
+        or not c.available_gpu_types
+        or any(gpu_matches(gpu, kind) for kind in c.available_gpu_types)
+    ]
+
+
 class Provisioner:
     """Creates instances. Collaborators: ``api`` sends, ``catalog`` lists offers and regions,
     ``config()`` gives default_region and budget, ``ledger`` remembers what was made,
@@ -106,6 +124,10 @@ class Provisioner:
                 "leaves out; an instance mounts a volume only in the volume's region",
                 field="volumes",
             )
+        # The listings the decision needs go out now, all at once, while the name is checked.
+        self.catalog.prefetch(
+            request.billing, likely_regions(ordered, pinned, request.gpu), request.gpu_num
+        )
         name = request.name
         if request.unique_name:
             name = patiently(lambda: self.claims.claim(request.name, unique=True))
