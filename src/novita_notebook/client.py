@@ -887,8 +887,10 @@ class Novita:
         GET per instance. Status changes go to ``callbacks``, to ``notify`` (e.g. a
         ``webhooks.Notifier``) and to ``watcher.events``; first sightings are events too
         (``old_status`` None). ``interval`` None uses ``poll_interval`` (else 5 s).
+        Each tick also enforces the guard rules and announces spot reclaim notices
+        (``spot.reclaim_notice``), with no extra list call.
         """
-        return self.waiting.watch(
+        watcher = self.waiting.watch(
             instances,
             interval,
             callbacks=callbacks,
@@ -897,6 +899,8 @@ class Novita:
             page_size=page_size,
             error_backoff=error_backoff,
         )
+        self.guards.attach(watcher)
+        return watcher
 
     # -- the guard (guard/) --------------------------------------------------------------------
     def guard(self, instance: Instance | str, *, replace: bool = False, **rules: Any) -> Any:

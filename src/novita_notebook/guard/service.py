@@ -234,6 +234,10 @@ class GuardService:
         if not self.autostart_enabled():
             self.process = {"running": False, "reason": "autostart is off"}
             return self.process
+        if getattr(self.client, "sandbox_server", None) is not None:
+            # an in-process sandbox ends with this kernel: a process outliving it guards nothing
+            self.process = {"running": False, "reason": "the sandbox lives in this kernel"}
+            return self.process
         from .process import ensure_guard_running
 
         self.process = ensure_guard_running(self.client.config.api_url, api_key=self.child_key())
@@ -245,8 +249,7 @@ class GuardService:
             if self._watcher is not None and self._watcher.running:
                 return self._watcher
             interval = interval or getattr(self.client.config, "poll_interval", None)
-            watcher = self.client.watch(None, interval or KERNEL_INTERVAL)
-            self.attach(watcher)
+            watcher = self.client.watch(None, interval or KERNEL_INTERVAL)  # hook attached
             self._watcher = watcher
             return watcher
 
