@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from novita_notebook.demo import KernelStderr
 from novita_notebook.ledger import HIDE_GONE_SANDBOX_AFTER, Ledger
@@ -82,3 +86,27 @@ def test_money_in_the_ledger_frames_is_rounded(sandbox, client):
     assert cost == round(cost, 6)
     preview = client.cleanup(delete=True)
     assert preview["price_per_hour"].item() == 0.2975
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_demo_output_has_no_kernel_tcp_warning(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells.append(nbformat.v4.new_code_cell("print('hello from the kernel')"))
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(notebook, path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOVITA_", "WEBHOOK_"))}
+    env["NOVITA_NOTEBOOK_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "novita_notebook.cli", "demo", "--notebook", str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "hello from the kernel" in result.stdout
+    assert "without encryption" not in result.stdout + result.stderr
