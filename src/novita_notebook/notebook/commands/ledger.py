@@ -58,8 +58,12 @@ def explained_when_empty(frame: Any, sentence: str) -> Any:
 
 def cleanup(magics: Any, args: argparse.Namespace) -> Any:
     client = magics.get_client()
-    if args.stop or args.delete:
+    # --forget-gone (parser: store_true) forgets entries whose instance is gone, at once.
+    forget_gone = bool(getattr(args, "forget_gone", False))
+    if args.stop or args.delete or forget_gone:
         kwargs = {"stop": args.stop, "delete": args.delete, "dry_run": args.dry_run}
+        if forget_gone:
+            kwargs["forget_gone"] = True
         return client.cleanup(**accepted(client.cleanup, kwargs, "cleanup()"))
     return _preview(client)
 
