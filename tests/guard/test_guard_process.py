@@ -14,6 +14,8 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+from tests.guard.polling import wait_for
+
 from novita_notebook.guard.process import ensure_guard_running, guard_paths, guard_status
 from novita_notebook.guard.rules import GuardRules
 from novita_notebook.guard.store import GuardStore
@@ -37,16 +39,6 @@ print(json.dumps({"ids": ids, "guard_pid": status.get("pid"), "running": status[
       flush=True)
 time.sleep(600)
 """
-
-
-def _wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def _alive(pid: int) -> bool:
@@ -81,7 +73,7 @@ def test_guard_outlives_a_sigkilled_kernel_and_stops_every_instance_on_time(sand
         kernel.wait(timeout=5)
         deadlines = dict(report["ids"])
         for instance_id in deadlines:
-            _wait_for(
+            wait_for(
                 lambda i=instance_id: sandbox.world.instances[i].status == "exited",
                 DEADLINE_SECONDS + 5,
             )
@@ -96,7 +88,7 @@ def test_guard_outlives_a_sigkilled_kernel_and_stops_every_instance_on_time(sand
             assert len(stops[instance_id]) == 1
             assert deadline <= stops[instance_id][0] <= deadline + INTERVAL
         # nothing guarded is live any more: the guard exits by itself
-        assert _wait_for(lambda: not _alive(guard_pid), 5 * INTERVAL + 3)
+        assert wait_for(lambda: not _alive(guard_pid), 5 * INTERVAL + 3)
         store = GuardStore(api_url=sandbox.api_url)
         logged = [a for a in store.actions() if a["action"] == "stop"]
         assert len(logged) == 2 and all(a["actor"] == f"guard pid {guard_pid}" for a in logged)

@@ -13,22 +13,13 @@ import time
 from datetime import timedelta
 
 import pytest
+from tests.guard.polling import wait_for
 
 from novita_notebook import Novita
 from novita_notebook.guard.process import ensure_guard_running, guard_status
 
 INTERVAL = 0.5  # the guard process's interval in these tests
 IDLE = 2.0  # seconds of low GPU use before the idle rule stops
-
-
-def _wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def _posts(sandbox, path: str) -> dict[str, list[float]]:
@@ -75,7 +66,7 @@ def test_idle_instance_is_stopped_by_the_process_after_a_warning_busy_one_never(
             client.config.api_url, sandbox.api_key, interval=INTERVAL, environ=environ
         )
         assert started["running"], started
-        stops = _wait_for(lambda: _posts(sandbox, "/gpu/instance/stop").get(idle.id), 10)
+        stops = wait_for(lambda: _posts(sandbox, "/gpu/instance/stop").get(idle.id), 10)
         assert stops and len(stops) == 1
         assert stops[0] <= set_at + IDLE + 2 * INTERVAL + 0.5  # 0.5: process start and HTTP
         time.sleep(3 * INTERVAL)  # the busy one stays up for several more ticks
@@ -102,7 +93,7 @@ def test_two_kernels_and_the_guard_process_act_once(sandbox, monkeypatch):
                                  wait=True, stop_after=2)  # fmt: skip
         kernels[1].guards.ensure_kernel_guard()
         assert guard_status(sandbox.api_url)["running"]
-        assert _wait_for(lambda: _posts(sandbox, "/gpu/instance/stop").get(inst.id), 8)
+        assert wait_for(lambda: _posts(sandbox, "/gpu/instance/stop").get(inst.id), 8)
         time.sleep(1.0)  # every actor has ticked past the deadline several times
         assert len(_posts(sandbox, "/gpu/instance/stop")[inst.id]) == 1
         logged = kernels[0].guards.store.actions(inst.id)
@@ -121,14 +112,14 @@ def _spot(novita, name: str, **rules):
     else:
         novita.guards.ensure_kernel_guard()
     watcher = novita.guards._watcher
-    _wait_for(lambda: watcher.ticks >= 1, 5)
+    wait_for(lambda: watcher.ticks >= 1, 5)
     return inst, watcher
 
 
 def _notice(novita, sandbox, inst, watcher, notice_seconds: float = 3600) -> dict:
     ticks = watcher.ticks
     sandbox.spot_reclaim(inst.id, notice_seconds=notice_seconds)
-    found = _wait_for(
+    found = wait_for(
         lambda: [
             (data, watcher.ticks)
             for event, data in novita.events
@@ -148,7 +139,7 @@ def test_notify_announces_once_and_does_nothing_else(kernel, sandbox):
     data = _notice(kernel, sandbox, inst, watcher)
     assert data["on_reclaim"] == "notify" and data["reclaim_time"] != "unknown"
     ticks = watcher.ticks
-    _wait_for(lambda: watcher.ticks >= ticks + 3, 5)
+    wait_for(lambda: watcher.ticks >= ticks + 3, 5)
     assert [e for e, _ in kernel.events].count("spot.reclaim_notice") == 1
     for path in ("/migrate", "/stop", "/delete"):
         assert inst.id not in _posts(sandbox, "/gpu/instance" + path)
@@ -160,9 +151,9 @@ def test_migrate_moves_the_instance_at_once(kernel, sandbox):
     inst, watcher = _spot(kernel, "spot-migrate", on_reclaim="migrate")
     before = kernel.api.get_instance(inst.id)["clusterId"]
     _notice(kernel, sandbox, inst, watcher)
-    assert _wait_for(lambda: any(e == "guard.migrated" for e, _ in kernel.events), 5)
+    assert wait_for(lambda: any(e == "guard.migrated" for e, _ in kernel.events), 5)
     assert len(_posts(sandbox, "/gpu/instance/migrate")[inst.id]) == 1
-    detail = _wait_for(
+    detail = wait_for(
         lambda: (
             (d := kernel.api.get_instance(inst.id))["status"] == "running"
             and d["spotStatus"] == "running"
@@ -177,7 +168,7 @@ def test_recreate_makes_a_twin_under_the_same_name_at_the_reclaim(kernel, sandbo
     inst, watcher = _spot(kernel, "spot-recreate", on_reclaim="recreate", stop_after="2h")
     data = _notice(kernel, sandbox, inst, watcher, notice_seconds=300)  # 1 s at speed 300
     assert data["on_reclaim"] == "recreate"
-    assert _wait_for(lambda: any(e == "guard.recreated" for e, _ in kernel.events), 8)
+    assert wait_for(lambda: any(e == "guard.recreated" for e, _ in kernel.events), 8)
     recreated = next(d for e, d in kernel.events if e == "guard.recreated")
     new_id = recreated["newInstanceId"]
     assert new_id != inst.id

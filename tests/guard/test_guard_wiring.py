@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 import os
 import signal
-import time
 
 import pytest
+from tests.guard.polling import wait_for
 
 from novita_notebook import Novita
 from novita_notebook.errors import ValidationError
@@ -22,16 +22,6 @@ from novita_notebook.guard.process import guard_status
 def quiet(monkeypatch):
     """No guard process: what the kernel does alone."""
     monkeypatch.setenv("NOVITA_GUARD_AUTOSTART", "0")
-
-
-def _wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.mark.parametrize(
@@ -67,7 +57,7 @@ def test_create_with_a_deadline_is_stopped_in_the_kernel_after_a_warning(
         assert not status["running"] and "autostart" in status["reason"]
         assert inst.id in status["rules"] and other.id not in status["rules"]
         assert "in-kernel guard: watching" in str(status)
-        assert _wait_for(lambda: any(e == "guard.stopped" for e, _ in seen), 10)
+        assert wait_for(lambda: any(e == "guard.stopped" for e, _ in seen), 10)
         assert [e for e, _ in seen] == ["guard.warning", "guard.stopped"]
         warning = event_text(*seen[0])
         assert "novita.extend('kernel-stop', '1h')" in warning
@@ -134,10 +124,10 @@ def test_the_first_guarded_create_starts_the_guard_process(sandbox, monkeypatch,
         for name in os.listdir(home):
             with open(os.path.join(home, name), "rb") as file:
                 assert sandbox.api_key.encode() not in file.read(), name
-        assert _wait_for(lambda: guard_status(client.config.api_url).get("ticks"), 5)
+        assert wait_for(lambda: guard_status(client.config.api_url).get("ticks"), 5)
         # nothing left to guard: the process exits by itself
         client.unguard(inst)
-        assert _wait_for(lambda: not guard_status(client.config.api_url)["running"], 5)
+        assert wait_for(lambda: not guard_status(client.config.api_url)["running"], 5)
         pid = None
     finally:
         if pid:
