@@ -21,7 +21,8 @@ from .errors import NotFoundError, NovitaError, ValidationError
 from .guard import GuardRules
 from .guard.service import GuardService
 from .http import RateLimiter, Transport
-from .ledger import Ledger, LedgerService
+from .ledger import Ledger
+from .ledger_views import LedgerService
 from .models import (
     GONE_STATUSES,
     Cluster,

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from novita_notebook.demo import KernelStderr
-from novita_notebook.ledger import HIDE_GONE_SANDBOX_AFTER, Ledger
+from novita_notebook.ledger import Ledger
+from novita_notebook.ledger_views import HIDE_GONE_SANDBOX_AFTER
 
 from .helpers15 import wait_until
 
