@@ -59,7 +59,7 @@ LINK = f"color:{_var('content-link-color', '#0d47a1')};text-decoration:underline
 CELL = f"padding:3px 8px;border-bottom:{BORDER};vertical-align:top"
 NUMERIC = "text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap"
 HEAD = f"{CELL};text-align:left;font-weight:600;color:{MUTED};white-space:nowrap"
-TABLE = f"border-collapse:collapse;{FONT}"
+TABLE = f"border-collapse:collapse;line-height:1.4;{FONT}"
 TABLE_STYLE = f"<style>.novita-table > table {{{TABLE}}}</style>"
 FRAME = (
     f"border:{BORDER};border-radius:4px;padding:8px 12px;{FONT};"
@@ -144,6 +144,12 @@ def format_money(amount: float | None, per_hour: bool = False) -> str:
     else:
         shown = f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
     return f"{shown}/h" if per_hour else shown
+
+
+def approx_money(amount: float) -> str:
+    """An estimate: ``≈$0.35``, or ``<$0.01`` (already a bound, so no ``≈``)."""
+    shown = format_money(amount)
+    return shown if shown.startswith("<") else f"\u2248{shown}"
 
 
 def money(amount: float | None, per_hour: bool = False) -> str:
@@ -238,7 +244,7 @@ def instance_card(instance: Instance, since: datetime | None = None) -> str:
         rows.append(("price", money(instance.price_per_hour, per_hour=True)))
         spent = spent_so_far(instance, since=since)
         if spent is not None:
-            rows.append(("spent so far", f"&asymp;{money(spent)}"))
+            rows.append(("spent so far", text(approx_money(spent))))
     if instance.jupyter_url:
         rows.append(("Jupyter", link(instance.jupyter_url)))
     if instance.web_terminal_url:

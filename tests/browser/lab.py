@@ -112,7 +112,7 @@ class Lab:
     # -- navigation ------------------------------------------------------------------------------
     def open(self, name: str, timeout: float = 60) -> None:
         """Open a notebook by URL and wait for its kernel to be idle (status bar)."""
-        self.page.goto(f"{self.server.url}/lab/tree/{name}")
+        self.page.goto(f"{self.server.url}/lab/tree/{name}?reset")  # no restored tabs
         self.page.wait_for_selector(".jp-Notebook", timeout=timeout * 1000)
         self.wait_idle(timeout=timeout, need_busy=False)
         self._collapse_left_sidebar()

@@ -36,6 +36,7 @@ _NOWRAP = "white-space:nowrap"
 _STOCK = {
     "none": ("\u25cb", "failed"),
     "low": ("\u25d1", "starting"),
+    "normal": ("\u25d5", "running"),
     "high": ("\u25cf", "running"),
 }
 
@@ -163,7 +164,11 @@ class ProductBrowser(Displayable):
         except NovitaError:
             everywhere = self.frame
         same = everywhere[everywhere["product"] == product]
-        items = [(str(r["region"]), float(r["price_per_hour"])) for _, r in same.iterrows()]
+        cheapest: dict[str, float] = {}
+        for _, r in same.iterrows():  # one bar per region: its cheapest offer of this product
+            region, price = str(r["region"]), float(r["price_per_hour"])
+            cheapest[region] = min(price, cheapest.get(region, price))
+        items = list(cheapest.items())
         title = (
             f"<div style='font-weight:600;margin:4px 0'>{html.text(product)}: $/h by region</div>"
         )
@@ -264,7 +269,7 @@ class ProductBrowser(Displayable):
             lambda change: setattr(self.columns.layout, "display", "" if change["new"] else "none"),
             names="value",
         )
-        self.table = widgets.HTML("", layout=widgets.Layout(width="100%"))
+        self.table = widgets.HTML("")
         self.count = widgets.HTML("")
         self.chart = widgets.HTML("")
         self.choice = widgets.Dropdown(
@@ -279,7 +284,7 @@ class ProductBrowser(Displayable):
             control.observe(lambda _change: self.refresh(), names="value")
         self.columns.observe(lambda _change: self._redraw_table(), names="value")
         self.choice.observe(lambda _change: self._redraw_chart(), names="value")
-        wrap = widgets.Layout(flex_flow="row wrap", align_items="center", width="100%")
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
         self.widget = widgets.VBox(
             [
                 widgets.HTML(f"<b style='{html.FONT}'>GPU products</b>"),
@@ -292,7 +297,6 @@ class ProductBrowser(Displayable):
                 self.chart,
                 self.form_box,
             ],
-            layout=widgets.Layout(width="100%", max_width="100%"),
         )
         self.widget.add_class("novita-widget")
 

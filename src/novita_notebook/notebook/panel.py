@@ -69,7 +69,7 @@ def summary_text(spend: Spend, live: int) -> str:
     if spend.so_far is None:
         so_far = "so far: unknown" if spend.unknown else "≈$0.00 so far"
     else:
-        so_far = f"≈{html.format_money(spend.so_far)} so far"
+        so_far = f"{html.approx_money(spend.so_far)} so far"
         if spend.unknown:
             so_far += f" (+ unknown for {', '.join(spend.unknown)})"
     return f"{live} live · {html.format_money(spend.per_hour)}/h now · {so_far}"
@@ -241,10 +241,13 @@ class InstancePanel(Displayable):
         widgets = _display.ipywidgets_module()
         if widgets is None:
             return
-        full = widgets.Layout(width="100%")
-        self.header = widgets.HTML(html.instance_table([]), layout=full)
-        self.rows_box = widgets.VBox([], layout=full)
-        self.summary = widgets.HTML(self._summary_html(), layout=full)
+
+        def flush() -> Any:  # no margins: header and rows start at the same x
+            return widgets.Layout(width="auto", margin="0")
+
+        self.header = widgets.HTML(html.instance_table([]), layout=flush())
+        self.rows_box = widgets.VBox([], layout=flush())
+        self.summary = widgets.HTML(self._summary_html(), layout=flush())
         self.selector = widgets.Dropdown(options=[], description="instance")
         self.start_button = widgets.Button(description="Start", icon="play")
         self.stop_button = widgets.Button(description="Stop", icon="stop")
@@ -286,7 +289,7 @@ class InstancePanel(Displayable):
             if instance_id == self.selector.value:
                 self._draw_card()
             return
-        row = widgets.HTML(markup, layout=widgets.Layout(width="100%", margin="0"))
+        row = widgets.HTML(markup, layout=widgets.Layout(width="auto", margin="0"))
         self.row_widgets[instance_id] = row
         self.rows_box.children = (*self.rows_box.children, row)
         options = [(f"{i.name} ({i.id})", i.id) for i in self.states.values()]

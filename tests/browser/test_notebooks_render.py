@@ -1,0 +1,55 @@
+"""Every notebook in notebooks/ run with Run All in a real JupyterLab: widgets render, no
+tracebacks, no widget errors, no console errors; the widget notebooks in light and dark theme.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import NOTEBOOKS
+from .lab import WIDGET_VIEW
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
+
+#: Widgets each notebook shows, by a text each one carries (a button or a label).
+EXPECTED_WIDGETS = {
+    "01-quickstart.ipynb": ["Create…", "Refresh"],
+    "04-watch-and-webhooks.ipynb": ["Confirm delete"],
+}
+
+CASES = [(path.name, LIGHT) for path in sorted(NOTEBOOKS.glob("*.ipynb"))] + [
+    (name, DARK) for name in EXPECTED_WIDGETS
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "theme"), CASES, ids=[f"{n[:2]}-{t.split()[-1]}" for n, t in CASES]
+)
+def test_notebook_runs_clean(lab, name, theme):
+    lab.server.set_theme(theme)
+    lab.open(name)
+    assert (
+        theme.split()[-1].lower()
+        in (lab.page.locator("body").get_attribute("data-jp-theme-name") or "").lower()
+    )
+    lab.run_all()
+    lab.shot("after-run-all")
+
+    assert lab.tracebacks() == []
+    assert lab.widget_failures() == []
+    views = lab.page.locator(WIDGET_VIEW)
+    for index in range(views.count()):
+        view = views.nth(index)
+        assert view.locator(".widget-box, .widget-html").count() > 0, view.inner_text()
+        lab.shot(f"widget-{index}", view)
+    for text in EXPECTED_WIDGETS.get(name, []):
+        assert lab.page.locator(f"{WIDGET_VIEW} .jupyter-widgets", has_text=text).count(), text
+    overflowing = lab.page.evaluate(
+        """() => [...document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets')]
+              .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible')
+              .map(e => e.className)"""
+    )
+    assert overflowing == [], "a widget scrolls sideways at 1,000 px"
+    assert lab.console_errors == []
