@@ -4,6 +4,7 @@ headless Chromium (the system one) driven by Playwright, with console errors col
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -159,5 +160,7 @@ def lab(jupyterlab, chromium, artifacts, request) -> Iterator[Lab]:
     try:
         yield driver
     finally:
+        with contextlib.suppress(Exception):  # the last view, also when the test failed
+            driver.shot("final")
         driver.shutdown_kernels()
         context.close()

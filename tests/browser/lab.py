@@ -161,6 +161,17 @@ class Lab:
             "() => !document.querySelector('.jp-mod-current.jp-mod-dirty')", timeout=15000
         )
 
+    def cell(self, index: int) -> Any:
+        """The output area of the index-th cell of the open notebook."""
+        return self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
+
+    def select_cell(self, index: int) -> None:
+        """Select a cell in command mode, as a click on its prompt does."""
+        cell = self.page.locator(".jp-Notebook .jp-Cell").nth(index)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").click()
+        self.page.keyboard.press("Escape")
+
     # -- looking -------------------------------------------------------------------------------
     def outputs_text(self) -> str:
         return self.page.locator(".jp-Notebook").inner_text()
