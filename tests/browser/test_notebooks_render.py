@@ -4,9 +4,11 @@ tracebacks, no widget errors, no console errors; the widget notebooks in light a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from .conftest import NOTEBOOKS
+from .conftest import NOTEBOOKS, REPO
 from .lab import WIDGET_VIEW
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -53,3 +55,35 @@ def test_notebook_runs_clean(lab, name, theme):
     )
     assert overflowing == [], "a widget scrolls sideways at 1,000 px"
     assert lab.console_errors == []
+
+
+SAVED = [
+    "%load_ext novita_notebook\n%novita sandbox start --speed 100 --seed 0",
+    "%novita browse --gpu 4090",
+]
+
+
+@pytest.mark.parametrize("save_state", [True, False], ids=["saveState", "default"])
+def test_saved_notebook_reopens_with_its_widgets(lab, save_state):
+    """With widget state saved in the notebook (the setting our binder ships), a reopened
+    notebook shows the widgets from their saved state; JupyterLab's default shows
+    "model not found" instead, which is why the README asks for the setting."""
+    lab.server.set_theme(LIGHT)
+    plugin = "@jupyter-widgets/jupyterlab-manager:plugin"
+    shipped = json.loads((REPO / "binder" / "overrides.json").read_text())[plugin]
+    lab.server.set_setting(plugin, shipped if save_state else {"saveState": False})
+    name = lab.server.write_notebook(f"saved-{save_state}.ipynb", SAVED)
+    lab.open(name)
+    lab.run_all()
+    lab.save()
+    lab.shutdown_kernels()  # a new day: the kernel that held the widget models is gone
+    lab.open(name)
+    lab.page.locator(WIDGET_VIEW).first.wait_for()
+    lab.page.wait_for_timeout(1500)  # let the widget manager restore what it can
+    lab.shot("reopened")
+    if save_state:
+        assert lab.widget_failures() == []
+        assert lab.page.locator(f"{WIDGET_VIEW} .widget-box", has_text="GPU products").count()
+        assert lab.console_errors == []
+    else:
+        assert "model not found" in " ".join(lab.widget_failures())

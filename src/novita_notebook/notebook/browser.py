@@ -285,9 +285,9 @@ class ProductBrowser(Displayable):
         self.columns.observe(lambda _change: self._redraw_table(), names="value")
         self.choice.observe(lambda _change: self._redraw_chart(), names="value")
         wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
-        self.widget = widgets.VBox(
+        self.widget = _display.framed(
+            widgets,
             [
-                widgets.HTML(f"<b style='{html.FONT}'>GPU products</b>"),
                 widgets.HBox(
                     [self.gpu, self.region, self.max_price, self.available, self.sort], layout=wrap
                 ),
@@ -297,8 +297,8 @@ class ProductBrowser(Displayable):
                 self.chart,
                 self.form_box,
             ],
+            title="GPU products",
         )
-        self.widget.add_class("novita-widget")
 
     def _all_columns(self) -> list[str]:
         """Every column the catalog has (asked once: the frame is not built yet)."""

@@ -55,3 +55,16 @@ def error_html(error: Exception) -> str:
 
 def problem_html(message: str) -> str:
     return f"<span style='{ERROR_STYLE}'>\u26a0 {html.text(message)}</span>"
+
+
+def framed(widgets: Any, children: list[Any], title: str | None = None) -> Any:
+    """The shared look of the panel, browser and form: a titled VBox with the theme's border."""
+    heading = [widgets.HTML(f"<b style='{html.FONT}'>{html.text(title)}</b>")] if title else []
+    box = widgets.VBox(
+        [*heading, *children],
+        layout=widgets.Layout(
+            border="1px solid var(--jp-border-color2, #e0e0e0)", padding="4px 8px", margin="2px 0"
+        ),
+    )
+    box.add_class("novita-widget")
+    return box

@@ -169,15 +169,16 @@ class CreateForm(Displayable):
         self.status = widgets.HTML("")
         self.progress_box = widgets.VBox([])
         self.result = widgets.HTML("")
-        self.widget = widgets.VBox(
+        self.widget = _display.framed(
+            widgets,
             [
-                widgets.HTML(f"<b style='{html.FONT}'>Create an instance</b>"),
                 *rows,
                 widgets.HBox([self.wait_box, self.create_button]),
                 self.status,
                 self.progress_box,
                 self.result,
-            ]
+            ],
+            title="Create an instance",
         )
 
     def shown_values(self) -> dict[str, Any]:

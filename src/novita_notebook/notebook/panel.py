@@ -67,7 +67,7 @@ def spend_detail(
 def summary_text(spend: Spend, live: int) -> str:
     """``2 live · $0.72/h now · ≈$0.05 so far`` (+ which costs are unknown)."""
     if spend.so_far is None:
-        so_far = "so far: unknown" if spend.unknown else "≈$0.00 so far"
+        so_far = "so far: unknown" if spend.unknown else "nothing billed now"
     else:
         so_far = f"{html.approx_money(spend.so_far)} so far"
         if spend.unknown:
@@ -269,7 +269,8 @@ class InstancePanel(Displayable):
         actions = widgets.HBox(
             [self.selector, self.start_button, self.stop_button, self.delete_button]
         )
-        self.widget = widgets.VBox(
+        self.widget = _display.framed(
+            widgets,
             [
                 self.header,
                 self.rows_box,
@@ -278,7 +279,8 @@ class InstancePanel(Displayable):
                 self.confirm_box,
                 self.message,
                 self.card,
-            ]
+            ],
+            title="Instances",
         )
 
     def _draw_row(self, instance_id: str, markup: str) -> None:
