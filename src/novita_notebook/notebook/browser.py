@@ -32,6 +32,7 @@ LABELS = {
 }
 _MONEY = ("price_per_hour", "spot_per_hour", "monthly_per_hour", "price")
 _NOWRAP = "white-space:nowrap"
+_NARROW = {"description_width": "56px"}  # short labels keep the filters on one line
 #: Stock levels as text with an icon (colour is not the only signal).
 _STOCK = {
     "none": ("\u25cb", "failed"),
@@ -132,6 +133,9 @@ class ProductBrowser(Displayable):
                 if column in row and row[column] is not None:
                     parts.append(str(row[column]))
                     break
+        price = row.get("price_per_hour")
+        if price is not None and price == price:  # one region can list a product twice
+            parts.append(html.format_money(float(price), per_hour=True))
         return " · ".join(parts) or str(row.name)
 
     def _table_html(self) -> str:
@@ -212,7 +216,12 @@ class ProductBrowser(Displayable):
             codes = _region_codes(regions)
         except NovitaError:
             codes = []
-        narrow = {"description_width": "56px"}
+        self._build_filters(widgets, codes)
+        self._build_table_controls(widgets)
+        self._assemble(widgets)
+
+    def _build_filters(self, widgets: Any, codes: list[str]) -> None:
+        narrow = _NARROW
         self.gpu = widgets.Text(
             value=self._filters["gpu"] or "",
             description="GPU",
@@ -250,6 +259,9 @@ class ProductBrowser(Displayable):
             style=narrow,
             layout=widgets.Layout(width="180px"),
         )
+
+    def _build_table_controls(self, widgets: Any) -> None:
+        narrow = _NARROW
         self.columns = widgets.SelectMultiple(
             options=[(LABELS.get(c, c), c) for c in self._all_columns()],
             value=[c for c in DEFAULT_COLUMNS if c in self._all_columns()],
@@ -273,13 +285,15 @@ class ProductBrowser(Displayable):
         self.count = widgets.HTML("")
         self.chart = widgets.HTML("")
         self.choice = widgets.Dropdown(
-            options=[], description="product", style=narrow, layout=widgets.Layout(width="340px")
+            options=[], description="product", style=narrow, layout=widgets.Layout(width="400px")
         )
         self.create_button = widgets.Button(
             description="Create…", icon="plus", button_style="primary"
         )
         self.create_button.on_click(lambda _: self._safe_open_form())
         self.form_box = widgets.VBox([])
+
+    def _assemble(self, widgets: Any) -> None:
         for control in (self.gpu, self.region, self.max_price, self.available, self.sort):
             control.observe(lambda _change: self.refresh(), names="value")
         self.columns.observe(lambda _change: self._redraw_table(), names="value")
