@@ -62,20 +62,29 @@ class Sandbox:
 def test_widgets_driven_by_hand(lab):
     name = lab.server.write_notebook("driven.ipynb", CELLS)
     lab.open(name)
-    page = lab.page
-    cell = lab.cell
     lab.select_cell(CARD_CELL)
     lab.menu("Run", "Run All Above Selected Cell")
     lab.wait_idle()
     assert lab.tracebacks() == [] and lab.widget_failures() == []
-    url = re.search(r"sandbox at (\S+)", cell(SETUP_CELL).inner_text()).group(1)
+    url = re.search(r"sandbox at (\S+)", lab.cell(SETUP_CELL).inner_text()).group(1)
     sandbox = Sandbox(url)
 
-    # -- product browser: filter, money formatted, a row preselected, create from it ---------
-    browser = cell(BROWSER_CELL)
+    _filter_and_create(lab)
+    instance_id = _panel_shows_the_new_instance(lab, sandbox)
+    _card_stop_and_refresh(lab, sandbox, instance_id)
+    _panel_follows_an_outside_stop(lab, sandbox, instance_id)
+    _form_validation(lab)
+    _delete_cancel_then_confirm(lab, sandbox, instance_id)
+    assert lab.tracebacks() == []
+    assert lab.console_errors == []
+
+
+def _filter_and_create(lab) -> None:
+    """Product browser: filter, money formatted, a row preselected, create from it."""
+    browser = lab.cell(BROWSER_CELL)
     everything = _count(browser)
     browser.locator("input[placeholder='4090, A100…']").fill("4090")
-    page.wait_for_function(
+    lab.page.wait_for_function(
         "([el, n]) => !el.innerText.includes(n + ' product(s)')",
         arg=[browser.element_handle(), everything],
     )
@@ -84,26 +93,28 @@ def test_widgets_driven_by_hand(lab):
     assert re.search(r"\$0\.\d\d/h", table) and "0.2975" not in table
     assert browser.locator("select").last.input_value() != ""  # preselected product row
     lab.shot("browser-filtered", browser)
-    browser.get_by_role("button", name="Create…").click()
+    _button(browser, "Create…").click()
     form = browser.locator(".widget-vbox", has_text="Create an instance").last
     form.locator("input[placeholder='my-gpu-box']").fill("drive-1")
     assert form.locator("input[placeholder='RTX 4090']").input_value() == "RTX 4090 24GB"
     _button(form, "Create").click()
-    page.wait_for_function(
+    lab.page.wait_for_function(
         "el => el.innerText.includes('drive-1 is running')",
         arg=browser.element_handle(),
         timeout=60000,
     )
     lab.shot("browser-created", browser)
 
-    # -- panel: the new row appears on its own, header aligned, spend from the ledger ---------
-    panel = cell(PANEL_CELL)
+
+def _panel_shows_the_new_instance(lab, sandbox: Sandbox) -> str:
+    """The new row appears on its own, aligned with the header; spend from the ledger."""
+    panel = lab.cell(PANEL_CELL)
     row = panel.locator(".novita-table tr", has_text="drive-1")
     row.wait_for(timeout=30000)
     instance_id = row.locator("code").inner_text().strip()
     assert sandbox.instance(instance_id)["status"] == "running"
     _assert_columns_aligned(panel)
-    page.wait_for_function(  # cost so far is computed from the ledger's creation time
+    lab.page.wait_for_function(  # cost so far is computed from the ledger's creation time
         "el => /1 live · \\$0\\.\\d\\d\\/h now · (<\\$0\\.01|≈\\$\\d)/.test(el.innerText)",
         arg=panel.element_handle(),
         timeout=15000,
@@ -111,29 +122,35 @@ def test_widgets_driven_by_hand(lab):
     assert "unknown" not in panel.locator(".novita-summary").inner_text()
     assert panel.locator("select").first.input_value() != ""  # first row preselected
     lab.shot("panel-running", panel)
+    return instance_id
 
-    # -- card: Stop, then Refresh shows the new status ---------------------------------------
+
+def _card_stop_and_refresh(lab, sandbox: Sandbox, instance_id: str) -> None:
     lab.select_cell(CARD_CELL)
-    page.keyboard.press("Shift+Enter")
-    card = cell(CARD_CELL)
-    card.get_by_role("button", name="Stop").wait_for(timeout=30000)
-    card.get_by_role("button", name="Stop").click()
+    lab.page.keyboard.press("Shift+Enter")
+    card = lab.cell(CARD_CELL)
+    _button(card, "Stop").wait_for(timeout=30000)
+    _button(card, "Stop").click()
     card.get_by_text("Stop requested for drive-1").wait_for(timeout=15000)
     _eventually(lambda: sandbox.instance(instance_id)["status"] == "exited")
-    card.get_by_role("button", name="Refresh").click()
+    _button(card, "Refresh").click()
     card.locator(".novita-status", has_text="exited").wait_for(timeout=15000)
     lab.shot("card-stopped", card)
 
-    # -- panel follows a start from its own button and a stop made outside the notebook -----
+
+def _panel_follows_an_outside_stop(lab, sandbox: Sandbox, instance_id: str) -> None:
+    """Start from the panel's own button, then a stop made outside the notebook shows up."""
+    panel = lab.cell(PANEL_CELL)
     panel.locator(".novita-table tr", has_text="exited").wait_for(timeout=30000)
-    panel.get_by_role("button", name="Start").click()
+    _button(panel, "Start").click()
     panel.locator(".novita-table tr", has_text="running").wait_for(timeout=30000)
     sandbox.stop(instance_id)  # nobody touches the notebook
     panel.locator(".novita-table tr", has_text="exited").wait_for(timeout=30000)
     lab.shot("panel-external-stop", panel)
 
-    # -- form validation ----------------------------------------------------------------------
-    form = cell(FORM_CELL)
+
+def _form_validation(lab) -> None:
+    form = lab.cell(FORM_CELL)
     form.locator("input[placeholder='my-gpu-box']").fill("bad name!")
     form.locator("input[placeholder='8888/http, 22/tcp']").fill("2222/tcp")
     _button(form, "Create").click()
@@ -142,23 +159,24 @@ def test_widgets_driven_by_hand(lab):
     assert "Fix the fields marked above." in form.inner_text()
     lab.shot("form-validation", form)
 
-    # -- delete: cancel keeps the instance, confirm removes it -------------------------------
-    card.get_by_role("button", name="Delete").click()
-    card.get_by_role("button", name="Confirm delete").wait_for()
+
+def _delete_cancel_then_confirm(lab, sandbox: Sandbox, instance_id: str) -> None:
+    card, panel = lab.cell(CARD_CELL), lab.cell(PANEL_CELL)
+    _button(card, "Delete").click()
+    _button(card, "Confirm delete").wait_for()
     lab.shot("card-delete-asked", card)
-    card.get_by_role("button", name="Cancel").click()
+    _button(card, "Cancel").click()
     card.get_by_text("Delete cancelled.").wait_for()
-    assert card.get_by_role("button", name="Confirm delete").is_hidden()
+    assert _button(card, "Confirm delete").is_hidden()
     assert sandbox.instance(instance_id)["status"] == "exited"
-    card.get_by_role("button", name="Delete").click()
-    card.get_by_role("button", name="Confirm delete").click()
+    _button(card, "Delete").click()
+    _button(card, "Confirm delete").click()
     card.get_by_text("Delete requested for drive-1").wait_for(timeout=15000)
     panel.locator(".novita-table tr", has_text=re.compile("removing|removed")).wait_for(
         timeout=30000
     )
+    _eventually(lambda: sandbox.instance(instance_id)["status"] in ("removing", "removed"))
     lab.shot("deleted", panel)
-    assert lab.tracebacks() == []
-    assert lab.console_errors == []
 
 
 def _button(widget, label: str):
