@@ -187,6 +187,22 @@ class Lab:
         text = self.outputs_text()
         return [failure for failure in WIDGET_FAILURES if failure in text]
 
+    def unstyled_links(self) -> list[str]:
+        """Links inside widgets drawn in the colour of the text around them."""
+        return self.page.evaluate(
+            """() => [...document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets a')]
+                  .filter(a => getComputedStyle(a).color === getComputedStyle(a.parentElement).color)
+                  .map(a => a.href)"""
+        )
+
+    def unpadded_cells(self) -> list[str]:
+        """Cells of our tables (fallback report, products, instances) without padding."""
+        return self.page.evaluate(
+            """() => [...document.querySelectorAll('.jp-OutputArea-output .novita-table td')]
+                  .filter(td => parseFloat(getComputedStyle(td).paddingLeft) < 4)
+                  .map(td => td.innerText)"""
+        )
+
     def widgets(self) -> Any:
         """Rendered ipywidgets views inside outputs."""
         return self.page.locator(f"{WIDGET_VIEW} > .jupyter-widgets.widget-box")

@@ -60,6 +60,7 @@ class Sandbox:
 
 
 def test_widgets_driven_by_hand(lab):
+    lab.server.set_theme("JupyterLab Dark")  # the render tests run these notebooks in light
     name = lab.server.write_notebook("driven.ipynb", CELLS)
     lab.open(name)
     lab.select_cell(CARD_CELL)
@@ -76,6 +77,7 @@ def test_widgets_driven_by_hand(lab):
     _form_validation(lab)
     _delete_cancel_then_confirm(lab, sandbox, instance_id)
     assert lab.tracebacks() == []
+    assert lab.unstyled_links() == [] and lab.unpadded_cells() == []
     assert lab.console_errors == []
 
 
@@ -154,8 +156,8 @@ def _form_validation(lab) -> None:
     form.locator("input[placeholder='my-gpu-box']").fill("bad name!")
     form.locator("input[placeholder='8888/http, 22/tcp']").fill("2222/tcp")
     _button(form, "Create").click()
-    form.get_by_text("letters, digits and hyphens").wait_for(timeout=15000)
-    assert "reserved" in form.inner_text() and "required" in form.inner_text()
+    for message in ("letters, digits and hyphens", "is reserved", "is required"):
+        form.get_by_text(message).wait_for(timeout=15000)
     assert "Fix the fields marked above." in form.inner_text()
     lab.shot("form-validation", form)
 
