@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 browser: $(STAMP)
-	$(BIN)/python -m pytest tests/browser
+	$(BIN)/python -m pytest -m browser
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

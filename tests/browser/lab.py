@@ -213,9 +213,12 @@ class Lab:
         path = self.shots / f"{self._step:02d}-{label}.png"
         if locator is not None:
             locator.scroll_into_view_if_needed()
-            locator.screenshot(path=str(path))
-        else:
-            self.page.screenshot(path=str(path))
+            box = locator.bounding_box()
+            if box is not None and box["height"] <= self.page.viewport_size["height"]:
+                locator.screenshot(path=str(path))
+                return path
+            locator.evaluate("el => el.scrollIntoView({block: 'start'})")  # tall: its top part
+        self.page.screenshot(path=str(path))
         return path
 
     def shutdown_kernels(self) -> None:
