@@ -1,10 +1,12 @@
 # The README's two commands: `make demo` and `make test`. Both build .venv from scratch if needed.
+# `make test` includes tests/browser (JupyterLab in headless Chromium); they skip with one line
+# when /usr/bin/chromium is missing. `make browser` runs only them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint format sandbox clean
+.PHONY: demo test browser bench lint format sandbox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -12,18 +12,59 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Instance
 
-#: Background colour per phase (models.PHASES), used by cards, tables and the instance panel.
-PHASE_COLOURS: dict[str, str] = {
-    "provisioning": "#fff3cd",
-    "starting": "#fff3cd",
-    "running": "#d1e7dd",
-    "stopping": "#e2e3e5",
-    "stopped": "#e2e3e5",
-    "removing": "#f8d7da",
-    "removed": "#f8d7da",
-    "failed": "#f5c2c7",
-    "unknown": "#ffffff",
+
+def _var(name: str, fallback: str) -> str:
+    return f"var(--jp-{name}, {fallback})"
+
+
+#: Ink colour per phase (models.PHASES): JupyterLab theme variables, so dark theme works.
+PHASE_INK: dict[str, str] = {
+    "provisioning": _var("warn-color1", "#f57c00"),
+    "starting": _var("warn-color1", "#f57c00"),
+    "running": _var("success-color1", "#388e3c"),
+    "stopping": _var("ui-font-color2", "#757575"),
+    "stopped": _var("ui-font-color2", "#757575"),
+    "removing": _var("error-color1", "#d32f2f"),
+    "removed": _var("ui-font-color3", "#9e9e9e"),
+    "failed": _var("error-color1", "#d32f2f"),
+    "unknown": _var("ui-font-color2", "#757575"),
 }
+
+#: Background tint per phase: the ink at low opacity, readable in light and dark themes.
+PHASE_COLOURS: dict[str, str] = {
+    phase: f"color-mix(in srgb, {ink} 18%, transparent)" for phase, ink in PHASE_INK.items()
+}
+
+#: A symbol per phase, so colour is never the only signal.
+PHASE_ICONS: dict[str, str] = {
+    "provisioning": "\u25d4",  # ◔
+    "starting": "\u25d1",  # ◑
+    "running": "\u25cf",  # ●
+    "stopping": "\u25a1",  # □
+    "stopped": "\u25a0",  # ■
+    "removing": "\u2715",  # ✕
+    "removed": "\u2715",
+    "failed": "\u26a0",  # ⚠
+    "unknown": "?",
+}
+
+#: The shared look of every table, card and panel: JupyterLab fonts, colours and borders.
+FONT = (
+    f"font-family:{_var('ui-font-family', 'system-ui, sans-serif')};"
+    f"font-size:{_var('ui-font-size1', '13px')};color:{_var('ui-font-color1', 'inherit')}"
+)
+BORDER = f"1px solid {_var('border-color2', '#e0e0e0')}"
+MUTED = _var("ui-font-color2", "#757575")
+LINK = f"color:{_var('content-link-color', '#0d47a1')};text-decoration:underline"
+CELL = f"padding:3px 8px;border-bottom:{BORDER};vertical-align:top"
+NUMERIC = "text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap"
+HEAD = f"{CELL};text-align:left;font-weight:600;color:{MUTED};white-space:nowrap"
+TABLE = f"border-collapse:collapse;line-height:1.4;{FONT}"
+TABLE_STYLE = f"<style>.novita-table > table {{{TABLE}}}</style>"
+FRAME = (
+    f"border:{BORDER};border-radius:4px;padding:8px 12px;{FONT};"
+    f"background:{_var('layout-color1', 'transparent')};max-width:100%;box-sizing:border-box"
+)
 
 
 def text(value: Any) -> str:
@@ -34,27 +75,52 @@ def text(value: Any) -> str:
 
 
 def badge(status: str, phase: str) -> str:
-    colour = PHASE_COLOURS.get(phase, "#ffffff")
+    """The status as text with its phase icon and tint (colour is not the only signal)."""
+    ink = PHASE_INK.get(phase, PHASE_INK["unknown"])
+    icon = PHASE_ICONS.get(phase, "?")
     return (
-        f'<span style="background:{colour};padding:1px 6px;border-radius:8px;'
-        f'font-family:monospace">{text(status)}</span>'
+        f"<span class='novita-status novita-{text(phase)}' title='{text(phase)}' "
+        f"style='background:{PHASE_COLOURS.get(phase, PHASE_COLOURS['unknown'])};"
+        f"border:1px solid {ink};padding:0 6px;border-radius:8px;white-space:nowrap'>"
+        f"<span style='color:{ink}' aria-hidden='true'>{icon}</span> {text(status)}</span>"
     )
 
 
 def table(
-    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, raw_columns: Iterable[str] = ()
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    raw_columns: Iterable[str] = (),
+    numeric: Iterable[str] = (),
+    widths: Sequence[str] | None = None,
+    header: bool = True,
 ) -> str:
-    """A small HTML table. Cells are escaped, except in ``raw_columns`` (already HTML)."""
-    raw = set(raw_columns)
-    head = "".join(f"<th style='text-align:left'>{text(c)}</th>" for c in columns)
+    """A small HTML table in the shared style. Cells are escaped, except in ``raw_columns``
+    (already HTML); ``numeric`` columns are right-aligned; ``widths`` fixes the layout so
+    separately drawn tables (a header and its rows) line up."""
+    raw, right = set(raw_columns), set(numeric)
+
+    def style(column: str, base: str) -> str:
+        return f"{base};{NUMERIC}" if column in right else base
+
+    head = ""
+    if header:
+        cells = "".join(f"<th style='{style(c, HEAD)}'>{text(c)}</th>" for c in columns)
+        head = f"<thead><tr>{cells}</tr></thead>"
     body = []
     for row in rows:
         cells = "".join(
-            f"<td>{cell if column in raw else text(cell)}</td>"
+            f"<td style='{style(column, CELL)}'>{cell if column in raw else text(cell)}</td>"
             for column, cell in zip(columns, row, strict=False)
         )
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    inner = f"{head}<tbody>{''.join(body)}</tbody></table>"
+    if widths is not None:
+        cols = "".join(f"<col style='width:{w}'>" for w in widths)
+        fixed = f"table-layout:fixed;width:100%;{TABLE}"
+        return f"<table class='novita-table' style='{fixed}'><colgroup>{cols}</colgroup>{inner}"
+    # A plain <table> tag (other code and tests look for it); the class rule collapses borders.
+    return f"<div class='novita-table'>{TABLE_STYLE}<table>{inner}</div>"
 
 
 def copyable(value: str) -> str:
@@ -67,61 +133,118 @@ def copyable(value: str) -> str:
     )
 
 
+def format_money(amount: float | None, per_hour: bool = False) -> str:
+    """Plain-text USD: ``0.2975`` → ``$0.30``, ``$0.30/h`` with ``per_hour``; a positive amount
+    under a cent is ``<$0.01`` (never a made-up ``$0.00``); None → ``—``.
+    A stand-in for ``money.format_money`` until both live in one tree."""
+    if amount is None:
+        return "\u2014"
+    if 0 < abs(amount) < 0.005:
+        shown = "<$0.01"
+    else:
+        shown = f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
+    return f"{shown}/h" if per_hour else shown
+
+
+def approx_money(amount: float) -> str:
+    """An estimate: ``≈$0.35``, or ``<$0.01`` (already a bound, so no ``≈``)."""
+    shown = format_money(amount)
+    return shown if shown.startswith("<") else f"\u2248{shown}"
+
+
 def money(amount: float | None, per_hour: bool = False) -> str:
-    """``0.35`` → ``$0.35`` (``$0.35/h`` with ``per_hour``); None → an em dash."""
+    """``0.35`` → ``$0.35`` (``$0.35/h`` with ``per_hour``), escaped for HTML."""
     if amount is None:
         return "&mdash;"
-    return f"${amount:,.2f}{'/h' if per_hour else ''}"
+    return text(format_money(amount, per_hour=per_hour))
 
 
-def spent_so_far(instance: Instance, now: datetime | None = None) -> float | None:
-    """USD spent since the last start, for a billed instance with a known price; else None."""
+def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
+    """``3 min ago``, ``2 h ago``, ``just now``; None → ``—``."""
+    if moment is None:
+        return "\u2014"
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    if seconds < 0:
+        return "in the future"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now" if seconds < 10 else f"{int(seconds)} s ago"
+
+
+def spent_so_far(
+    instance: Instance, now: datetime | None = None, since: datetime | None = None
+) -> float | None:
+    """USD spent since the last start (or ``since``, e.g. the ledger's creation time when the
+    API gives no start), for a billed instance with a known price; else None (unknown)."""
     from .models import BILLED_STATUSES
 
     if instance.price_per_hour is None or instance.status not in BILLED_STATUSES:
         return None
-    since = instance.started_at or instance.created_at
-    if since is None:
+    start = instance.started_at or instance.created_at or since
+    if start is None:
         return None
-    seconds = ((now or datetime.now(UTC)) - since).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - start).total_seconds()
     return instance.price_per_hour * max(0.0, seconds) / 3600.0
 
 
 def link(url: str | None) -> str:
+    """A link styled with the theme's link colour (widgets otherwise show it as plain text)."""
     if not url:
         return "&mdash;"
     safe = text(url)
-    return f"<a href='{safe}' target='_blank' rel='noopener'>{safe}</a>"
+    return f"<a href='{safe}' target='_blank' rel='noopener' style='{LINK}'>{safe}</a>"
 
 
 def key_value_table(rows: Iterable[tuple[str, str]]) -> str:
     """A two-column table of (label, already-escaped HTML value)."""
+    label = (
+        f"text-align:left;padding:2px 12px 2px 0;font-weight:600;color:{MUTED};white-space:nowrap"
+    )
     return (
-        "<table>"
+        f"<table style='{TABLE}'>"
         + "".join(
-            f"<tr><th style='text-align:left;padding-right:1em'>{text(k)}</th><td>{v}</td></tr>"
+            f"<tr><th style='{label}'>{text(k)}</th>"
+            f"<td style='padding:2px 0;overflow-wrap:anywhere'>{v}</td></tr>"
             for k, v in rows
         )
         + "</table>"
     )
 
 
-def instance_card(instance: Instance) -> str:
+def frame(title: str, body: str, *, subtitle: str = "") -> str:
+    """The shared container of cards and panels: a title line and a body."""
+    extra = f" <span style='color:{MUTED};font-weight:normal'>{subtitle}</span>" if subtitle else ""
+    return (
+        f"<div class='novita-frame' style='{FRAME}'>"
+        f"<div style='font-weight:600;margin-bottom:4px'>{title}{extra}</div>{body}</div>"
+    )
+
+
+def instance_card(instance: Instance, since: datetime | None = None) -> str:
     """The connection card of an instance: where, what, price, Jupyter link, SSH command.
     Never shows the SSH password or any credential."""
     rows: list[tuple[str, str]] = [
         ("status", badge(instance.status or "unknown", instance.phase)),
-        ("id", text(instance.id)),
+        ("id", f"<code>{text(instance.id)}</code>"),
         ("region", text(instance.region)),
         ("product", text(instance.product_name)),
         ("GPUs", text(instance.gpu_num)),
         ("image", text(instance.image_url)),
     ]
+    created = instance.created_at or since
+    if created is not None:
+        rows.append(
+            (
+                "created",
+                f"<span title='{text(created.isoformat())}'>{text(relative_time(created))}</span>",
+            )
+        )
     if instance.price_per_hour is not None:
         rows.append(("price", money(instance.price_per_hour, per_hour=True)))
-        spent = spent_so_far(instance)
+        spent = spent_so_far(instance, since=since)
         if spent is not None:
-            rows.append(("spent so far", f"&asymp;{money(spent)}"))
+            rows.append(("spent so far", text(approx_money(spent))))
     if instance.jupyter_url:
         rows.append(("Jupyter", link(instance.jupyter_url)))
     if instance.web_terminal_url:
@@ -136,10 +259,7 @@ def instance_card(instance: Instance) -> str:
         rows.append(
             ("error", text(f"{instance.status_error.state}: {instance.status_error.message}"))
         )
-    return (
-        "<div style='border:1px solid #ccc;border-radius:6px;padding:8px;display:inline-block'>"
-        f"<b>{text(instance.name)}</b>{key_value_table(rows)}</div>"
-    )
+    return frame(text(instance.name), key_value_table(rows))
 
 
 def instance_text(instance: Instance) -> str:
@@ -150,7 +270,9 @@ def instance_text(instance: Instance) -> str:
         ("product", instance.product_name),
         (
             "price",
-            f"${instance.price_per_hour:.2f}/h" if instance.price_per_hour is not None else None,
+            format_money(instance.price_per_hour, per_hour=True)
+            if instance.price_per_hour is not None
+            else None,
         ),
         ("Jupyter", instance.jupyter_url),
         ("SSH", instance.ssh_command),
@@ -160,8 +282,9 @@ def instance_text(instance: Instance) -> str:
     return "\n".join(lines)
 
 
-#: Columns of instance_table, in order.
+#: Columns of instance_table, in order, and their share of a fixed-layout table.
 INSTANCE_COLUMNS: tuple[str, ...] = ("name", "status", "region", "product", "$/h", "id")
+INSTANCE_WIDTHS: tuple[str, ...] = ("18%", "15%", "13%", "22%", "10%", "22%")
 
 
 def instance_cells(instance: Instance) -> list[str]:
@@ -172,14 +295,57 @@ def instance_cells(instance: Instance) -> list[str]:
         text(instance.region),
         text(instance.product_name),
         money(instance.price_per_hour),
-        f"<code>{text(instance.id)}</code>",
+        f"<code style='font-size:90%'>{text(instance.id)}</code>",
     ]
 
 
-def instance_table(instances: Iterable[Instance]) -> str:
-    """A table of instances, status coloured by phase; no secrets."""
+def instance_table(instances: Iterable[Instance], *, header: bool = True) -> str:
+    """A table of instances, status shown by icon, text and tint; no secrets. Fixed column
+    widths, so a header drawn alone lines up with rows drawn alone."""
     return table(
         INSTANCE_COLUMNS,
         (instance_cells(i) for i in instances),
         raw_columns=INSTANCE_COLUMNS,
+        numeric=("$/h",),
+        widths=INSTANCE_WIDTHS,
+        header=header,
     )
+
+
+def sparkline(
+    values: Sequence[float], *, width: int = 120, height: int = 24, label: str = ""
+) -> str:
+    """A small inline SVG line of ``values`` (oldest first), in the theme's brand colour."""
+    if len(values) < 2:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = width / (len(values) - 1)
+    points = " ".join(
+        f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}"
+        for i, v in enumerate(values)
+    )
+    ink = _var("brand-color1", "#1976d2")
+    return (
+        f"<svg class='novita-sparkline' width='{width}' height='{height}' role='img' "
+        f"aria-label='{text(label)}' style='vertical-align:middle'><title>{text(label)}</title>"
+        f"<polyline fill='none' stroke='{ink}' stroke-width='1.5' points='{points}'/></svg>"
+    )
+
+
+def bar_chart(items: Sequence[tuple[str, float]], *, unit: str = "/h", width: int = 160) -> str:
+    """Horizontal bars, one per (label, value), cheapest first; numbers right-aligned."""
+    if not items:
+        return ""
+    top = max(v for _, v in items) or 1.0
+    ink = _var("brand-color1", "#1976d2")
+    rows = []
+    for label, value in sorted(items, key=lambda item: item[1]):
+        bar = max(2, round(value / top * width))
+        rows.append(
+            f"<tr><td style='padding:1px 8px 1px 0;white-space:nowrap'>{text(label)}</td>"
+            f"<td style='padding:1px 0;width:{width}px'><div style='background:{ink};"
+            f"height:10px;width:{bar}px;border-radius:2px'></div></td>"
+            f"<td style='padding:1px 0 1px 8px;{NUMERIC}'>{money(value, per_hour=unit == '/h')}</td></tr>"
+        )
+    return f"<table class='novita-bars' style='{TABLE}'>{''.join(rows)}</table>"

@@ -3,6 +3,7 @@ state checked afterwards; HTML fallbacks and the no-secrets rule."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -333,3 +334,139 @@ def test_create_form_never_shows_env_values(client):
     for shown in (form._repr_html_(), repr(form)):
         assert "hf_very_secret" not in shown
         assert "HF_TOKEN=***" in shown
+
+
+# -- issue 13: what the browser showed wrong ------------------------------------------------------
+
+
+def test_panel_cost_so_far_uses_ledger_times_and_says_unknown_for_others(
+    client, sandbox, monkeypatch, tmp_path
+):
+    from datetime import timedelta
+
+    from novita_notebook import Novita
+    from novita_notebook.notebook.panel import spend_detail
+
+    ours = client.create("ours-1", gpu="RTX 4090", wait=True, progress="silent")
+    # Created by someone else: another ledger, so this client has no creation time for it.
+    home = os.environ["NOVITA_NOTEBOOK_HOME"]
+    monkeypatch.setenv("NOVITA_NOTEBOOK_HOME", str(tmp_path / "elsewhere"))
+    other_client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+    other_client.create("theirs-1", gpu="RTX 4090", wait=True, progress="silent")
+    other_client.close()
+    monkeypatch.setenv("NOVITA_NOTEBOOK_HOME", home)
+    panel = InstancePanel(client, interval=0.05)
+    try:
+        eventually(lambda: {i.name for i in panel.live} == {"ours-1", "theirs-1"})
+        listed = panel.states[ours.id]
+        assert listed.started_at is None and listed.created_at is None  # the list view's gap
+        starts = panel.starts()
+        assert set(starts) == {ours.id}
+        spend = spend_detail(panel.live, now=starts[ours.id] + timedelta(hours=2), starts=starts)
+        assert spend.so_far == pytest.approx(2 * listed.price_per_hour)
+        assert spend.unknown == ("theirs-1",)
+        eventually(lambda: "unknown for theirs-1" in panel.summary.value)
+        assert "$0.00 so far" not in panel.summary.value
+    finally:
+        panel.stop()
+
+
+def test_panel_summary_redraws_each_tick_without_row_changes(client):
+    client.create("tick-1", gpu="RTX 4090", wait=True, progress="silent")
+    panel = InstancePanel(client, interval=0.05)
+    try:
+        eventually(lambda: panel.row_widgets)
+        eventually(lambda: len(panel.history) >= 3)
+        redraws, summary = panel.redraws, panel.summary.value
+        eventually(lambda: panel.summary.value != summary)  # the sparkline moved on
+        assert panel.redraws == redraws  # no row changed
+        assert "<svg" in panel.summary.value
+    finally:
+        panel.stop()
+    assert panel._ticker is None
+
+
+def test_panel_header_and_rows_share_one_fixed_layout(client):
+    client.create("align-1", gpu="RTX 4090", wait=True, progress="silent")
+    panel = InstancePanel(client, interval=0.05)
+    try:
+        eventually(lambda: panel.row_widgets)
+        row = next(iter(panel.row_widgets.values())).value
+        header = panel.header.value
+        colgroup = header[header.index("<colgroup>") : header.index("</colgroup>")]
+        assert colgroup and colgroup in row
+        for markup in (header, row):
+            assert "table-layout:fixed;width:100%" in markup
+        assert panel.header.layout.margin == panel.rows_box.layout.margin == "0"
+    finally:
+        panel.stop()
+
+
+def test_dropdowns_preselect_the_first_row(client):
+    browser = ProductBrowser(client, gpu="4090")
+    assert browser.choice.value == browser.choice.options[0][1]
+    browser.create_button.click()  # straight away: no "choose a product row first"
+    assert browser.form is not None and "choose" not in browser.count.value
+    client.create("pre-1", gpu="RTX 4090", wait=True, progress="silent")
+    panel = InstancePanel(client, interval=0.05)
+    try:
+        eventually(lambda: panel.selector.value)
+        panel.stop_button.click()
+        assert "Stop requested for pre-1" in panel.message.value
+    finally:
+        panel.stop()
+
+
+def test_product_browser_is_compact_and_formats_money(client):
+    browser = ProductBrowser(client, gpu="4090")
+    table = browser.table.value
+    assert table.count("<th ") == 6  # the compact default set
+    assert "$/h</th>" in table and "monthly" not in table
+    assert "0.2975" not in table and "0.29750000000000004" not in browser._repr_html_()
+    assert "$0.36/h" in table
+    assert "white-space:nowrap'>RTX 4090 24GB" in table  # names stay on one line
+    browser.columns_button.value = True
+    assert browser.columns.layout.display == ""
+    browser.columns.value = (*browser.columns.value, "monthly_per_hour")
+    assert "monthly $/h" in browser.table.value
+    assert "0.2975" not in browser.table.value  # $0.30/h
+    assert "$0.30/h" in browser.table.value
+    assert "by region" in browser.chart.value and "<div style='background:" in browser.chart.value
+
+
+def test_links_are_styled_and_report_cells_padded(client):
+    from novita_notebook import html
+
+    assert "var(--jp-content-link-color" in html.link("http://x")
+    form = CreateForm(client, name="pad-1", gpu="RTX 4090")
+    form.wait_box.value = False
+    form.create_button.click()
+    assert form.instance is not None
+    report = form.result.value.split("novita-frame")[0]
+    assert "<td style='padding:3px 8px" in report
+    assert "var(--jp-content-link-color" in form.result.value  # the card's Jupyter link
+
+
+def test_money_and_relative_time_formatting():
+    from datetime import UTC, datetime, timedelta
+
+    from novita_notebook import html
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert html.format_money(0.29750000000000004, per_hour=True) == "$0.30/h"
+    assert html.format_money(0.001) == "<$0.01"
+    assert html.format_money(0) == "$0.00"
+    assert html.format_money(None) == "\u2014"
+    assert html.relative_time(now - timedelta(minutes=3), now=now) == "3 min ago"
+    assert html.relative_time(now - timedelta(seconds=3), now=now) == "just now"
+    assert html.relative_time(now - timedelta(hours=5), now=now) == "5 h ago"
+    assert html.sparkline([1.0]) == "" and "<polyline" in html.sparkline([0.0, 1.0, 0.5])
+
+
+def test_status_badge_is_not_colour_alone():
+    from novita_notebook import html
+
+    for phase in ("running", "stopped", "failed", "provisioning"):
+        markup = html.badge("x", phase)
+        assert html.PHASE_ICONS[phase] in markup and "var(--jp-" in markup
+    assert len({html.PHASE_ICONS[p] for p in ("running", "stopped", "failed")}) == 3

@@ -36,7 +36,7 @@ class Displayable:
 
 
 def fmt_money(amount: float | None) -> str:
-    return "—" if amount is None else f"${amount:,.2f}"
+    return html.format_money(amount)
 
 
 def format_error(error: Exception) -> str:
@@ -45,5 +45,26 @@ def format_error(error: Exception) -> str:
     return f"{type(error).__name__}: {message}" + (f" — {hint}" if hint else "")
 
 
+ERROR_STYLE = "color:var(--jp-error-color1, #d32f2f)"
+
+
 def error_html(error: Exception) -> str:
-    return f"<span style='color:#b02a37'>{html.text(format_error(error))}</span>"
+    """An error as one line in the theme's error colour, with a warning sign (not colour alone)."""
+    return problem_html(format_error(error))
+
+
+def problem_html(message: str) -> str:
+    return f"<span style='{ERROR_STYLE}'>\u26a0 {html.text(message)}</span>"
+
+
+def framed(widgets: Any, children: list[Any], title: str | None = None) -> Any:
+    """The shared look of the panel, browser and form: a titled VBox with the theme's border."""
+    heading = [widgets.HTML(f"<b style='{html.FONT}'>{html.text(title)}</b>")] if title else []
+    box = widgets.VBox(
+        [*heading, *children],
+        layout=widgets.Layout(
+            border="1px solid var(--jp-border-color2, #e0e0e0)", padding="4px 8px", margin="2px 0"
+        ),
+    )
+    box.add_class("novita-widget")
+    return box

@@ -12,7 +12,7 @@ from ..errors import NovitaError, ValidationError
 from ..models import Instance
 from . import display as _display
 from . import spec as specs
-from .display import Displayable, error_html
+from .display import Displayable, error_html, problem_html
 from .progress import WaitProgress
 
 _FORM_FIELDS = (
@@ -68,11 +68,7 @@ class CreateForm(Displayable):
             problems["gpu"] = "a GPU (or a template) is required"
         if self.widget is not None:
             for key, message in self.messages.items():
-                message.value = (
-                    f"<span style='color:#b02a37'>{html.text(problems[key])}</span>"
-                    if key in problems
-                    else ""
-                )
+                message.value = problem_html(problems[key]) if key in problems else ""
         self.problems = problems
         if problems:
             return None
@@ -128,6 +124,8 @@ class CreateForm(Displayable):
             return
         report = getattr(self.instance, "fallback_report", None)
         report_html = report._repr_html_() if hasattr(report, "_repr_html_") else ""
+        if report_html:
+            report_html = f"<div style='margin-bottom:8px'>{report_html}</div>"
         self.result.value = report_html + html.instance_card(self.instance)
         self._status(html.text(f"{self.instance.name} is {self.instance.status}."), raw=True)
 
@@ -143,6 +141,7 @@ class CreateForm(Displayable):
         if widgets is None:
             return
         rows = []
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
         for key, label, placeholder in _FORM_FIELDS:
             field = widgets.Text(
                 value=str(self.prefill.get(key, "") or ""),
@@ -153,7 +152,7 @@ class CreateForm(Displayable):
             field.observe(lambda _change: self.validate() if self.problems else None, names="value")
             self.fields[key] = field
             self.messages[key] = message
-            rows.append(widgets.HBox([field, message]))
+            rows.append(widgets.HBox([field, message], layout=wrap))
         billing = specs.parse_billing(self.prefill.get("billing")) or "onDemand"
         self.billing = widgets.Dropdown(
             options=list(specs.BILLING_METHODS), value=billing, description="billing"
@@ -170,14 +169,16 @@ class CreateForm(Displayable):
         self.status = widgets.HTML("")
         self.progress_box = widgets.VBox([])
         self.result = widgets.HTML("")
-        self.widget = widgets.VBox(
+        self.widget = _display.framed(
+            widgets,
             [
                 *rows,
                 widgets.HBox([self.wait_box, self.create_button]),
                 self.status,
                 self.progress_box,
                 self.result,
-            ]
+            ],
+            title="Create an instance",
         )
 
     def shown_values(self) -> dict[str, Any]:

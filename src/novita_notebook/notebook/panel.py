@@ -5,31 +5,74 @@ spend per hour and so far, actions on the selected instance and its connection c
 from __future__ import annotations
 
 import threading
+from collections import deque
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import html
 from ..errors import NovitaError, ValidationError
-from ..models import BILLED_STATUSES, GONE_STATUSES, Instance
+from ..models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time
 from . import display as _display
-from .display import Displayable, error_html, fmt_money
+from .display import Displayable, error_html
+
+#: Summary redraws per second at most when the watcher interval is shorter.
+_MIN_TICK = 0.5
+_HISTORY = 120  # spend samples kept for the sparkline
 
 
-def spend_of(instances: list[Instance], now: datetime | None = None) -> tuple[float, float]:
+class Spend(NamedTuple):
+    """Spend over live instances: USD per hour now, USD so far over the instances whose start
+    is known (None when none is), and the names of billed instances whose start is unknown."""
+
+    per_hour: float
+    so_far: float | None
+    unknown: tuple[str, ...]
+
+
+def spend_of(
+    instances: list[Instance],
+    now: datetime | None = None,
+    starts: dict[str, datetime] | None = None,
+) -> tuple[float, float]:
     """(USD per hour now, USD spent so far) over live instances: billed statuses count their
-    price per hour, time so far runs from the last start (or creation) to now."""
+    price per hour; time so far runs from the last start (or creation, or ``starts[id]``, e.g.
+    the ledger's creation time) to now. Instances with no known start add nothing."""
+    spend = spend_detail(instances, now=now, starts=starts)
+    return spend.per_hour, spend.so_far or 0.0
+
+
+def spend_detail(
+    instances: list[Instance],
+    now: datetime | None = None,
+    starts: dict[str, datetime] | None = None,
+) -> Spend:
+    """Like spend_of, but says which billed instances have no known start (cost unknown)."""
     now = now or datetime.now(UTC)
+    starts = starts or {}
     per_hour = 0.0
-    so_far = 0.0
+    so_far: float | None = None
+    unknown: list[str] = []
     for inst in instances:
-        price = inst.price_per_hour or 0.0
         if inst.status not in BILLED_STATUSES:
             continue
-        per_hour += price
-        since = inst.started_at or inst.created_at
-        if since is not None:
-            so_far += price * max(0.0, (now - since).total_seconds()) / 3600.0
-    return per_hour, so_far
+        per_hour += inst.price_per_hour or 0.0
+        spent = html.spent_so_far(inst, now=now, since=starts.get(inst.id))
+        if spent is None:
+            unknown.append(inst.name or inst.id)
+        else:
+            so_far = (so_far or 0.0) + spent
+    return Spend(per_hour, so_far, tuple(unknown))
+
+
+def summary_text(spend: Spend, live: int) -> str:
+    """``2 live · $0.72/h now · ≈$0.05 so far`` (+ which costs are unknown)."""
+    if spend.so_far is None:
+        so_far = "so far: unknown" if spend.unknown else "nothing billed now"
+    else:
+        so_far = f"{html.approx_money(spend.so_far)} so far"
+        if spend.unknown:
+            so_far += f" (+ unknown for {', '.join(spend.unknown)})"
+    return f"{live} live · {html.format_money(spend.per_hour)}/h now · {so_far}"
 
 
 class InstancePanel(Displayable):
@@ -53,7 +96,12 @@ class InstancePanel(Displayable):
         self.redraws = 0  # row redraws, for tests and the curious
         self.watcher: Any = None
         self.pending_delete: str | None = None
+        self.history: deque[float] = deque(maxlen=_HISTORY)  # $/h per tick, for the sparkline
+        self._starts: dict[str, datetime] = {}  # id -> creation time from the ledger
+        self._ledger_ids: set[str] = set()  # ids already looked up in the ledger
         self._lock = threading.RLock()
+        self._ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
         self._build_widgets()
         if start:
             self.start()
@@ -69,12 +117,32 @@ class InstancePanel(Displayable):
         if self.interval:
             kwargs["interval"] = self.interval
         self.watcher = self.client.watch(**kwargs)
+        self._ticking.clear()
+        self._ticker = threading.Thread(target=self._tick_loop, daemon=True, name="novita-panel")
+        self._ticker.start()
 
     def stop(self) -> None:
         """Stop the background watcher; the panel keeps its last state."""
         watcher, self.watcher = self.watcher, None
+        self._ticking.set()
         if watcher is not None:
             watcher.stop()
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.join(timeout=5)
+
+    def _tick_loop(self) -> None:
+        """Redraw the summary each tick: spend so far grows while nothing else changes."""
+        period = max(_MIN_TICK, float(self.interval or 1.0))
+        while not self._ticking.wait(period):
+            self.tick()
+
+    def tick(self) -> None:
+        """One summary refresh (what the background ticker does each period)."""
+        with self._lock:
+            self.history.append(self.spend_detail().per_hour)
+            if self.widget is not None:
+                self._draw_summary()
 
     # -- state ---------------------------------------------------------------------------------
     def on_change(self, event: Any) -> None:
@@ -110,7 +178,27 @@ class InstancePanel(Displayable):
             return [i for i in self.states.values() if i.status not in GONE_STATUSES]
 
     def spend(self) -> tuple[float, float]:
-        return spend_of(self.live)
+        return spend_of(self.live, starts=self.starts())
+
+    def spend_detail(self) -> Spend:
+        return spend_detail(self.live, starts=self.starts())
+
+    def starts(self) -> dict[str, datetime]:
+        """Creation times the ledger recorded for our instances (the list view has none);
+        each id is looked up once, so instances created elsewhere stay unknown cheaply."""
+        with self._lock:
+            new = [i for i in self.states if i not in self._ledger_ids]
+            if new:
+                self._ledger_ids.update(new)
+                try:
+                    entries = self.client.ledger.entries()
+                except Exception:  # noqa: BLE001 - no ledger: costs stay unknown
+                    entries = []
+                for entry in entries:
+                    created = parse_time(entry.get("created_at"))
+                    if entry.get("id") in self.states and created is not None:
+                        self._starts[entry["id"]] = created
+            return dict(self._starts)
 
     # -- rendering -----------------------------------------------------------------------------
     _COLUMNS = html.INSTANCE_COLUMNS
@@ -120,27 +208,24 @@ class InstancePanel(Displayable):
         return html.instance_cells(instance)
 
     def _row(self, instance: Instance) -> str:
-        colour = html.PHASE_COLOURS.get(instance.phase, "#ffffff")
-        cells = "".join(
-            f"<td style='padding:2px 8px;width:{w}'>{c}</td>"
-            for c, w in zip(
-                self._cells(instance), ("16%", "14%", "14%", "20%", "8%", "28%"), strict=True
-            )
-        )
-        return f"<table style='width:100%;table-layout:fixed;background:{colour}'><tr>{cells}</tr></table>"
+        """One row as its own table, in the header's fixed column layout (so they line up)."""
+        return html.instance_table([instance], header=False)
 
     def _summary_text(self) -> str:
-        per_hour, so_far = self.spend()
+        return summary_text(self.spend_detail(), len(self.live))
+
+    def _summary_html(self) -> str:
+        line = html.sparkline(list(self.history), label="$/h over time")
         return (
-            f"{len(self.live)} live instance(s) · {fmt_money(per_hour)}/h now · "
-            f"≈{fmt_money(so_far)} so far"
+            f"<div class='novita-summary' style='{html.FONT};padding:4px 8px'>"
+            f"{html.text(self._summary_text())} {line}</div>"
         )
 
     def _repr_html_(self) -> str:
         with self._lock:
-            rows = [[*self._cells(i)] for i in sorted(self.states.values(), key=lambda i: i.name)]
-        table = html.table(self._COLUMNS, rows, raw_columns=self._COLUMNS)
-        return f"<div>{table}<p>{html.text(self._summary_text())}</p></div>"
+            rows = sorted(self.states.values(), key=lambda i: i.name)
+        body = html.instance_table(rows) + self._summary_html()
+        return html.frame("Instances", body)
 
     def __repr__(self) -> str:
         with self._lock:
@@ -156,10 +241,13 @@ class InstancePanel(Displayable):
         widgets = _display.ipywidgets_module()
         if widgets is None:
             return
-        header = "".join(f"<th style='text-align:left'>{c}</th>" for c in self._COLUMNS)
-        self.header = widgets.HTML(f"<table style='width:100%'><tr>{header}</tr></table>")
-        self.rows_box = widgets.VBox([])
-        self.summary = widgets.HTML(self._summary_text())
+
+        def flush() -> Any:  # no margins: header and rows start at the same x
+            return widgets.Layout(width="auto", margin="0")
+
+        self.header = widgets.HTML(html.instance_table([]), layout=flush())
+        self.rows_box = widgets.VBox([], layout=flush())
+        self.summary = widgets.HTML(self._summary_html(), layout=flush())
         self.selector = widgets.Dropdown(options=[], description="instance")
         self.start_button = widgets.Button(description="Start", icon="play")
         self.stop_button = widgets.Button(description="Stop", icon="stop")
@@ -181,7 +269,8 @@ class InstancePanel(Displayable):
         actions = widgets.HBox(
             [self.selector, self.start_button, self.stop_button, self.delete_button]
         )
-        self.widget = widgets.VBox(
+        self.widget = _display.framed(
+            widgets,
             [
                 self.header,
                 self.rows_box,
@@ -190,7 +279,8 @@ class InstancePanel(Displayable):
                 self.confirm_box,
                 self.message,
                 self.card,
-            ]
+            ],
+            title="Instances",
         )
 
     def _draw_row(self, instance_id: str, markup: str) -> None:
@@ -201,23 +291,27 @@ class InstancePanel(Displayable):
             if instance_id == self.selector.value:
                 self._draw_card()
             return
-        row = widgets.HTML(markup)
+        row = widgets.HTML(markup, layout=widgets.Layout(width="auto", margin="0"))
         self.row_widgets[instance_id] = row
         self.rows_box.children = (*self.rows_box.children, row)
         options = [(f"{i.name} ({i.id})", i.id) for i in self.states.values()]
         selected = self.selector.value
         self.selector.options = options
-        if selected in dict(options).values():
-            self.selector.value = selected
+        ids = [value for _, value in options]
+        # Keep the choice; else preselect the first row so the buttons work straight away.
+        self.selector.value = selected if selected in ids else (ids[0] if ids else None)
         self._draw_card()
 
     def _draw_summary(self) -> None:
-        self.summary.value = html.text(self._summary_text())
+        markup = self._summary_html()
+        if self.summary.value != markup:  # unchanged text sends nothing to the browser
+            self.summary.value = markup
 
     def _draw_card(self) -> None:
         instance = self.states.get(self.selector.value) if self.selector.value else None
         detailed = self.details_of(instance) if instance is not None else None
-        self.card.value = html.instance_card(detailed) if detailed is not None else ""
+        since = self._starts.get(detailed.id) if detailed is not None else None
+        self.card.value = html.instance_card(detailed, since=since) if detailed is not None else ""
 
     def details_of(self, instance: Instance) -> Instance:
         """The full instance (list items lack SSH/Jupyter details), re-fetched on status change."""

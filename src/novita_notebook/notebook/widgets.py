@@ -8,7 +8,7 @@ from .browser import ProductBrowser
 from .card import InstanceCard, instance_mimebundle
 from .display import Displayable, ipywidgets_module
 from .form import CreateForm
-from .panel import InstancePanel, spend_of
+from .panel import InstancePanel, spend_detail, spend_of
 from .progress import WaitProgress
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "WaitProgress",
     "instance_mimebundle",
     "ipywidgets_module",
+    "spend_detail",
     "spend_of",
 ]

@@ -1,0 +1,213 @@
+"""The widgets driven as a person would in JupyterLab: filter the product browser and create
+from it, watch the panel follow a stop made elsewhere, use the card's buttons, see the form's
+validation, confirm and cancel a delete. The sandbox is checked over its API after each step.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+SETUP = """\
+%load_ext novita_notebook
+from novita_notebook import Novita
+from novita_notebook.notebook.widgets import CreateForm, InstanceCard, InstancePanel, ProductBrowser
+
+client = Novita.sandbox(speed=100, seed=0)
+print("sandbox at", client.sandbox_server.url)"""
+CELLS = [
+    SETUP,
+    "browser = ProductBrowser(client)\nbrowser",
+    "panel = InstancePanel(client, interval=0.2)\npanel",
+    "form = CreateForm(client)\nform",
+    'card = InstanceCard(client.instance("drive-1"))\ncard',
+]
+SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, CARD_CELL = range(len(CELLS))
+
+
+class Sandbox:
+    """The sandbox the notebook's kernel started, reached over its public API."""
+
+    def __init__(self, url: str) -> None:
+        from novita_notebook.sandbox import DEFAULT_API_KEY
+        from novita_notebook.sandbox.routes import API_PREFIX
+
+        self.url = url.rstrip("/") + API_PREFIX
+        self.headers = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
+
+    def instance(self, instance_id: str) -> dict:
+        answer = requests.get(
+            f"{self.url}/gpu/instance",
+            params={"instanceId": instance_id},
+            headers=self.headers,
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def stop(self, instance_id: str) -> None:
+        answer = requests.post(
+            f"{self.url}/gpu/instance/stop",
+            json={"instanceId": instance_id},
+            headers=self.headers,
+            timeout=10,
+        )
+        answer.raise_for_status()
+
+
+def test_widgets_driven_by_hand(lab):
+    lab.server.set_theme("JupyterLab Dark")  # the render tests run these notebooks in light
+    name = lab.server.write_notebook("driven.ipynb", CELLS)
+    lab.open(name)
+    lab.select_cell(CARD_CELL)
+    lab.menu("Run", "Run All Above Selected Cell")
+    lab.wait_idle()
+    assert lab.tracebacks() == [] and lab.widget_failures() == []
+    url = re.search(r"sandbox at (\S+)", lab.cell(SETUP_CELL).inner_text()).group(1)
+    sandbox = Sandbox(url)
+
+    _filter_and_create(lab)
+    instance_id = _panel_shows_the_new_instance(lab, sandbox)
+    _card_stop_and_refresh(lab, sandbox, instance_id)
+    _panel_follows_an_outside_stop(lab, sandbox, instance_id)
+    _form_validation(lab)
+    _delete_cancel_then_confirm(lab, sandbox, instance_id)
+    assert lab.tracebacks() == []
+    assert lab.unstyled_links() == [] and lab.unpadded_cells() == []
+    assert lab.console_errors == []
+
+
+def _filter_and_create(lab) -> None:
+    """Product browser: filter, money formatted, a row preselected, create from it."""
+    browser = lab.cell(BROWSER_CELL)
+    everything = _count(browser)
+    browser.locator("input[placeholder='4090, A100…']").fill("4090")
+    lab.page.wait_for_function(
+        "([el, n]) => !el.innerText.includes(n + ' product(s)')",
+        arg=[browser.element_handle(), everything],
+    )
+    assert 0 < _count(browser) < everything
+    table = browser.locator(".novita-table").inner_text()
+    assert re.search(r"\$0\.\d\d/h", table) and "0.2975" not in table
+    assert browser.locator("select").last.input_value() != ""  # preselected product row
+    lab.shot("browser-filtered", browser)
+    _button(browser, "Create…").click()
+    form = browser.locator(".widget-vbox", has_text="Create an instance").last
+    form.locator("input[placeholder='my-gpu-box']").fill("drive-1")
+    assert form.locator("input[placeholder='RTX 4090']").input_value() == "RTX 4090 24GB"
+    _button(form, "Create").click()
+    lab.page.wait_for_function(
+        "el => el.innerText.includes('drive-1 is running')",
+        arg=browser.element_handle(),
+        timeout=60000,
+    )
+    lab.shot("browser-created", browser)
+
+
+def _panel_shows_the_new_instance(lab, sandbox: Sandbox) -> str:
+    """The new row appears on its own, aligned with the header; spend from the ledger."""
+    panel = lab.cell(PANEL_CELL)
+    row = panel.locator(".novita-table tr", has_text="drive-1")
+    row.wait_for(timeout=30000)
+    instance_id = row.locator("code").inner_text().strip()
+    assert sandbox.instance(instance_id)["status"] == "running"
+    _assert_columns_aligned(panel)
+    lab.page.wait_for_function(  # cost so far is computed from the ledger's creation time
+        "el => /1 live · \\$0\\.\\d\\d\\/h now · (<\\$0\\.01|≈\\$\\d)/.test(el.innerText)",
+        arg=panel.element_handle(),
+        timeout=15000,
+    )
+    assert "unknown" not in panel.locator(".novita-summary").inner_text()
+    assert panel.locator("select").first.input_value() != ""  # first row preselected
+    lab.shot("panel-running", panel)
+    return instance_id
+
+
+def _card_stop_and_refresh(lab, sandbox: Sandbox, instance_id: str) -> None:
+    lab.select_cell(CARD_CELL)
+    lab.page.keyboard.press("Shift+Enter")
+    card = lab.cell(CARD_CELL)
+    _button(card, "Stop").wait_for(timeout=30000)
+    _button(card, "Stop").click()
+    card.get_by_text("Stop requested for drive-1").wait_for(timeout=15000)
+    _eventually(lambda: sandbox.instance(instance_id)["status"] == "exited")
+    _button(card, "Refresh").click()
+    card.locator(".novita-status", has_text="exited").wait_for(timeout=15000)
+    lab.shot("card-stopped", card)
+
+
+def _panel_follows_an_outside_stop(lab, sandbox: Sandbox, instance_id: str) -> None:
+    """Start from the panel's own button, then a stop made outside the notebook shows up."""
+    panel = lab.cell(PANEL_CELL)
+    panel.locator(".novita-table tr", has_text="exited").wait_for(timeout=30000)
+    _button(panel, "Start").click()
+    panel.locator(".novita-table tr", has_text="running").wait_for(timeout=30000)
+    sandbox.stop(instance_id)  # nobody touches the notebook
+    panel.locator(".novita-table tr", has_text="exited").wait_for(timeout=30000)
+    lab.shot("panel-external-stop", panel)
+
+
+def _form_validation(lab) -> None:
+    form = lab.cell(FORM_CELL)
+    form.locator("input[placeholder='my-gpu-box']").fill("bad name!")
+    form.locator("input[placeholder='8888/http, 22/tcp']").fill("2222/tcp")
+    _button(form, "Create").click()
+    for message in ("letters, digits and hyphens", "is reserved", "is required"):
+        form.get_by_text(message).wait_for(timeout=15000)
+    assert "Fix the fields marked above." in form.inner_text()
+    lab.shot("form-validation", form)
+
+
+def _delete_cancel_then_confirm(lab, sandbox: Sandbox, instance_id: str) -> None:
+    card, panel = lab.cell(CARD_CELL), lab.cell(PANEL_CELL)
+    _button(card, "Delete").click()
+    _button(card, "Confirm delete").wait_for()
+    lab.shot("card-delete-asked", card)
+    _button(card, "Cancel").click()
+    card.get_by_text("Delete cancelled.").wait_for()
+    assert _button(card, "Confirm delete").is_hidden()
+    assert sandbox.instance(instance_id)["status"] == "exited"
+    _button(card, "Delete").click()
+    _button(card, "Confirm delete").click()
+    card.get_by_text("Delete requested for drive-1").wait_for(timeout=15000)
+    panel.locator(".novita-table tr", has_text=re.compile("removing|removed")).wait_for(
+        timeout=30000
+    )
+    _eventually(lambda: sandbox.instance(instance_id)["status"] in ("removing", "removed"))
+    lab.shot("deleted", panel)
+
+
+def _button(widget, label: str):
+    """The button whose whole label is ``label`` (icons aside)."""
+    return widget.locator("button", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).last
+
+
+def _count(widget) -> int:
+    return int(re.search(r"(\d+) product\(s\)", widget.inner_text()).group(1))
+
+
+def _assert_columns_aligned(panel) -> None:
+    """Every header cell starts where the cells of the rows below it start."""
+    lefts = panel.evaluate(
+        """el => [...el.querySelectorAll('table.novita-table')].map(
+               t => [...t.querySelectorAll('tr')].filter(r => r.cells.length)
+                     .map(r => [...r.cells].map(c => Math.round(c.getBoundingClientRect().left))))
+               .flat()"""
+    )
+    assert len(lefts) >= 2, lefts
+    for row in lefts[1:]:
+        assert all(abs(a - b) <= 1 for a, b in zip(row, lefts[0], strict=True)), lefts
+
+
+def _eventually(check, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met")
+        time.sleep(0.2)
