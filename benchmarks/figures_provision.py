@@ -122,8 +122,8 @@ def fallback_calls(quick: bool) -> list[Figure]:
             },
         ),
         Figure(
-            "calls before that POST: products (1 unfiltered + 8 region listings at once) vs "
-            "sequential per-region listings (both + 1 name check)",
+            "products calls before that POST (1 unfiltered + 8 region listings at once) vs "
+            "sequential per-region listings (both also check the name once)",
             our_calls,
             "products calls",
             seed_calls,
