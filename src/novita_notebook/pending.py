@@ -19,13 +19,12 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ValidationError
+from .ledger import Ledger
+from .ledger import _normalise_url as _norm
 from .models import parse_time
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .ledger import Ledger
 
 __all__ = ["PendingCreates", "resolve_from_listing", "CLAIM_TTL", "INTENT_WINDOW"]
 
@@ -35,10 +34,6 @@ CLAIM_TTL = 180.0
 INTENT_WINDOW = 600.0
 #: How much earlier than the POST an instance's createdAt may read (clock skew) and still match.
 CLOCK_SLACK = 120.0
-
-
-def _norm(url: str | None) -> str | None:
-    return url.rstrip("/") if isinstance(url, str) and url else None
 
 
 def _holder_alive(claim: Mapping[str, Any]) -> bool:
