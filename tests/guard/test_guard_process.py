@@ -207,3 +207,28 @@ def test_two_kernels_and_the_guard_stop_one_instance_once(client, sandbox):
     assert events.count("guard.stopped") == 1 and events.count("guard.warning") == 1
     for backend in backends:
         backend.close()
+
+
+def test_a_guard_of_a_local_sandbox_that_is_gone_exits(monkeypatch):
+    """A loopback API that stays unreachable is a sandbox that ended: the guard exits (a
+    real API being unreachable is retried: the machine may just be offline)."""
+    from novita_notebook.sandbox import Sandbox
+
+    server = Sandbox(speed=300, seed=7).start()
+    pid = None
+    try:
+        GuardStore(api_url=server.api_url).set_rules("far-off", GuardRules.parse(stop_after="1d"))
+        status = ensure_guard_running(server.url, server.api_key, interval=0.3, wait=10)
+        pid = status["pid"]
+        assert status["running"]
+        server.stop()
+        assert wait_for(lambda: not _alive(pid), 18, step=0.2)
+        status = guard_status(server.url)
+        assert status["state"] == "exited"
+        with open(status["log_file"], encoding="utf-8") as log:
+            assert "the local API (a sandbox) is gone" in log.read()
+        pid = None
+    finally:
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        server.stop()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import NovitaError, ValidationError
+from ..errors import CircuitBreakerError, NetworkError, NovitaError, ValidationError
 from ..ledger import HOME_ENV, ledger_dir
 from .enforcer import Enforcer, gather
 from .policy import Plan, decide
@@ -87,6 +87,15 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def _is_loopback(url: str | None) -> bool:
+    """A loopback API is a local sandbox: once it is gone for good, nothing is left to guard
+    (a real API being unreachable is retried for ever: the laptop may just be offline)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(str(url or "")).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _pid_alive(pid: Any) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
@@ -151,6 +160,7 @@ class _Guard:
 
     def run(self) -> str:
         """Loop until nothing guarded is live (or a signal); returns why it ended."""
+        unreachable_since: float | None = None
         while not self.stopping.is_set():
             try:
                 plan = self.tick()
@@ -158,8 +168,15 @@ class _Guard:
                 message = error.message if isinstance(error, NovitaError) else repr(error)
                 log.warning("guard tick failed: %s", message)
                 self.status("running", error=message)
+                gone = isinstance(error, NetworkError | CircuitBreakerError)
+                if gone and _is_loopback(self.store.api_url):
+                    unreachable_since = unreachable_since or time.monotonic()
+                    if time.monotonic() - unreachable_since > max(10 * self.interval, 5.0):
+                        self.status("exited", error=message)
+                        return "the local API (a sandbox) is gone"
                 self.stopping.wait(self.interval)
                 continue
+            unreachable_since = None
             if plan is None or (not plan.live and not plan.upcoming()):
                 self.status("exited", plan)
                 return "no guarded live instance remains"
