@@ -292,6 +292,17 @@ def set_instance_html(render: Callable[[Instance], str] | None) -> None:
     _instance_html = render
 
 
+# Instance.eta comes from waiting/ (the phase history and live waits), registered when the
+# waiting package loads, so models never import it.
+_instance_eta: Callable[[Instance], float | None] | None = None
+
+
+def set_instance_eta(estimate: Callable[[Instance], float | None] | None) -> None:
+    """Register the function answering ``Instance.eta``."""
+    global _instance_eta
+    _instance_eta = estimate
+
+
 @dataclass
 class Instance:
     """A GPU instance with its connection details. Handles returned by the client can act:
@@ -419,6 +430,20 @@ class Instance:
     @property
     def http_endpoints(self) -> list[str]:
         return [p.endpoint for p in self.port_mappings if p.type == "http" and p.endpoint]
+
+    @property
+    def eta(self) -> float | None:
+        """Expected seconds until this instance is running, or None when it is not on its way
+        (running, stopped, failed...). From a wait or watcher following it when there is
+        one, else from the phase history of its product, region and image (the documented
+        times when there is none yet). Computed when read; no HTTP call."""
+        if _instance_eta is None or self.failed:
+            return None
+        try:
+            value = _instance_eta(self)
+        except Exception:  # noqa: BLE001 - an estimate must never break a display
+            return None
+        return None if value is None else float(value)
 
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -251,7 +251,7 @@ def test_repr_and_html_show_state_without_secrets(client, make_instance, thread_
         markup = watcher._repr_html_()
     assert text.startswith("<Watcher running, 1 instances")
     assert "shown" in markup and instance_id in markup and "running" in markup
-    assert "#d1e7dd" in markup  # the running phase colour
+    assert "novita-running" in markup  # the running phase's badge
     assert "events" in markup and "list calls" in markup
     assert password not in markup and password not in text
     assert "stopped" in repr(watcher)

@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ValidationError
 from .backoff import Backoff, positive_number
 from .history import PATHS, Estimate, PhaseHistory, path_for, prior_estimate, step_of
 
-__all__ = ["LearnedSchedule", "format_eta"]
+__all__ = [
+    "LearnedSchedule",
+    "format_eta",
+    "eta_text",
+    "history_of",
+    "instance_eta",
+    "live_schedule",
+]
 
 log = logging.getLogger(__name__)
 
@@ -349,3 +358,114 @@ def format_eta(status: str | None, eta: tuple[float, dict[str, float], bool]) ->
     if has_history:
         return f"{label}, ready in {amount}"
     return f"{label}, no history yet ({amount} by the documented times)"
+
+
+def eta_text(eta: tuple[float, dict[str, float], bool]) -> str:
+    """The ETA without the status: ``"ready in ~40 s (creating ~3 s, pulling ~37 s)"``, or
+    ``"no history yet: ~1 min by the documented times"``; "" when nothing is ahead."""
+    total, per_phase, has_history = eta
+    if not per_phase:
+        return ""
+    if total <= 0:
+        return "due any moment"
+    if not has_history:
+        return f"no history yet: {_amount(total)} by the documented times"
+    ahead = [(phase, seconds) for phase, seconds in per_phase.items() if seconds >= 0.5]
+    detail = ", ".join(f"{phase} {_amount(seconds)}" for phase, seconds in ahead)
+    return f"ready in {_amount(total)}" + (f" ({detail})" if len(ahead) > 1 else "")
+
+
+def _amount(seconds: float) -> str:
+    return f"~{max(1, round(seconds))} s" if seconds < 90 else f"~{max(1, round(seconds / 60))} min"
+
+
+# ---------------------------------------------------------------------------------------------
+# One history per API, and the schedules of the waits and watchers in progress (for ETAs)
+# ---------------------------------------------------------------------------------------------
+
+_histories: dict[str, PhaseHistory] = {}
+_live: dict[str, LearnedSchedule] = {}
+_registry_lock = threading.Lock()
+
+#: A wait started this long after the instance's createdAt takes createdAt as the start of
+#: the transition; sooner, createdAt's whole-second resolution is too coarse to anchor on.
+ANCHOR_MIN_AGE = 20.0
+ANCHOR_MAX_AGE = 3600.0
+
+
+def history_of(client: Any) -> PhaseHistory | None:
+    """The phase history a client's waits and watchers share (one per API URL, in the ledger
+    dir); None when the client has no config (a bare test double) or ``learn_waits`` is
+    False in it."""
+    config = getattr(client, "config", None)
+    if callable(config) and not hasattr(config, "api_url"):
+        config = config()
+    scope = getattr(config, "api_url", None)
+    if not isinstance(scope, str) or getattr(config, "learn_waits", True) is False:
+        return None
+    with _registry_lock:
+        history = _histories.get(scope)
+        if history is None:
+            history = _histories[scope] = PhaseHistory(scope=scope)
+        return history
+
+
+def track(instance_id: str, schedule: LearnedSchedule) -> bool:
+    """Make ``schedule`` the one ``instance_eta`` reads for ``instance_id``; False (and no
+    change) when another wait or watcher already tracks it (that one records the history)."""
+    with _registry_lock:
+        if _live.get(instance_id, schedule) is not schedule:
+            return False
+        _live[instance_id] = schedule
+        return True
+
+
+def untrack(instance_id: str, schedule: LearnedSchedule) -> None:
+    with _registry_lock:
+        if _live.get(instance_id) is schedule:
+            del _live[instance_id]
+
+
+def live_schedule(instance_id: str) -> LearnedSchedule | None:
+    """The schedule of a wait or watcher following ``instance_id`` now, if any."""
+    with _registry_lock:
+        return _live.get(instance_id)
+
+
+def anchor_of(instance: Any, clock: Callable[[], float] = time.monotonic) -> float | None:
+    """When the instance's create began, on ``clock``, from its ``created_at``, for a wait
+    that starts late (see ``ANCHOR_MIN_AGE``); None otherwise, or on a start path."""
+    created = getattr(instance, "created_at", None)
+    status = getattr(instance, "status", None)
+    if not isinstance(created, datetime) or step_of(status) is None:
+        return None
+    if path_for(status) != PATHS["create"]:
+        return None
+    age = (datetime.now(UTC) - created).total_seconds()
+    if not ANCHOR_MIN_AGE <= age <= ANCHOR_MAX_AGE:
+        return None
+    return clock() - age
+
+
+def instance_eta(instance: Any) -> tuple[float, dict[str, float], bool] | None:
+    """(seconds to running, {phase: seconds}, has history) for an instance on its way to
+    running, else None. A wait or watcher following it answers from what it has seen; else
+    the client's history (or the prior) with the time since ``created_at`` for a create."""
+    status = getattr(instance, "status", None)
+    if step_of(status) is None or getattr(instance, "failed", False):
+        return None
+    schedule = live_schedule(getattr(instance, "id", ""))
+    if schedule is not None:
+        if step_of(schedule._status) is None:
+            return None
+        return schedule.eta()
+    history = history_of(getattr(instance, "_client", None))
+    schedule = LearnedSchedule.for_instance(instance, history, record=False)
+    anchor = anchor_of(instance)
+    elapsed = 0.0 if anchor is None else time.monotonic() - anchor
+    if anchor is not None and step_of(status) != "queued":
+        # only the create's start is known: count down from there along the whole path
+        schedule = LearnedSchedule.for_instance(instance, history, record=False, started_at=anchor)
+        schedule.observe(status)
+        return schedule.eta()
+    return schedule.eta(status, elapsed)

@@ -25,15 +25,31 @@ from ..errors import (
     requested_delay,
 )
 from ..errors import TimeoutError as NovitaTimeoutError
-from ..models import GONE_STATUSES, Instance
+from ..models import GONE_STATUSES, Instance, set_instance_eta
 from ..validation import WAIT_TARGETS, check_progress
 from .backoff import Backoff, positive_number, schedule_from
+from .history import step_of
+from .learned import (
+    LearnedSchedule,
+    anchor_of,
+    eta_text,
+    history_of,
+    instance_eta,
+    track,
+    untrack,
+)
 from .probes import HttpProbe, Probe, components_running, is_reachable
 from .progress import ProgressSink, progress_sink
 
 logger = logging.getLogger(__name__)
 
 Step = tuple[Any, ...]
+
+#: Targets a learned schedule knows the way to (stop and delete phases are not learned).
+LEARNED_TARGETS = ("running", "reachable")
+
+# Instance.eta asks this (models never import waiting/): the live wait's or watcher's view.
+set_instance_eta(lambda instance: (eta := instance_eta(instance)) and eta[0])
 
 
 @dataclasses.dataclass
@@ -42,9 +58,12 @@ class WaitPlan:
 
     until: str
     limit: float | None
-    schedule: Backoff
+    schedule: Backoff | LearnedSchedule
     progress: Any
     probe: Probe | None
+    #: build a LearnedSchedule around ``schedule`` once the instance is known (adaptive
+    #: waits for running/reachable; a fixed pace, explicit or from the config, never learns)
+    learn: bool = False
 
 
 def plan_wait(
@@ -52,11 +71,12 @@ def plan_wait(
     timeout: float | None,
     progress: Any,
     probe: Probe | None,
-    poll: Backoff | float | None,
+    poll: Backoff | LearnedSchedule | float | None,
     default_interval: float | None = None,
 ) -> WaitPlan:
     """Check every wait argument. ``poll`` None falls back to ``default_interval`` (the
-    client's ``poll_interval``, a fixed pace), else to the adaptive ``Backoff()``."""
+    client's ``poll_interval``, a fixed pace), else to the adaptive ``Backoff()``, which
+    learns from the phase history on the way to running (``LearnedSchedule``)."""
     if until not in WAIT_TARGETS:
         raise ValidationError(
             f"until must be one of {', '.join(WAIT_TARGETS)}; got {until!r}", field="until"
@@ -64,13 +84,14 @@ def plan_wait(
     limit = None if timeout is None else positive_number(timeout, "timeout")
     if poll is None and default_interval is not None:
         poll = default_interval
-    schedule = schedule_from(poll)
+    adaptive = poll is None or isinstance(poll, Backoff | LearnedSchedule)
+    schedule = poll.fresh() if isinstance(poll, LearnedSchedule) else schedule_from(poll)
     check_progress(progress)
     if probe is not None and not callable(probe):
         raise ValidationError("probe must be a callable probe(instance) -> bool", field="probe")
     if until == "reachable" and probe is None:
         probe = HttpProbe()
-    return WaitPlan(until, limit, schedule, progress, probe)
+    return WaitPlan(until, limit, schedule, progress, probe, adaptive and until in LEARNED_TARGETS)
 
 
 class WaitSource(Protocol):
@@ -131,7 +152,7 @@ def wait_steps(
     timeout: float | None,
     progress: Any,
     probe: Probe | None,
-    poll: Backoff | float | None,
+    poll: Backoff | LearnedSchedule | float | None,
 ) -> Generator[Step, Any, Instance]:
     """The wait as a generator, shared by ``wait`` and ``wait_async``. It yields
     ``("sleep", seconds)`` or ``("call", function, *args)`` and is sent the result (or
@@ -149,6 +170,8 @@ def wait_steps(
     except (KeyboardInterrupt, asyncio.CancelledError):
         run.interrupted()
         raise
+    finally:
+        run.release()
 
 
 class _WaitRun:
@@ -171,9 +194,49 @@ class _WaitRun:
         # Monotonic time before which the server (Retry-After) or the breaker asked us not to
         # call: the schedule never polls earlier than that.
         self.not_before = 0.0
+        self.tracked: LearnedSchedule | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    def learn(self, known: Instance) -> None:
+        """Swap the plan's Backoff for a LearnedSchedule of this instance's key (the Backoff
+        stays its fallback). A caller's handle still queued means the transition began just
+        before this wait; a late wait anchors on ``created_at``; else the schedule learns
+        only from transitions it sees."""
+        schedule = self.plan.schedule
+        if not isinstance(schedule, LearnedSchedule):
+            history = history_of(getattr(self.service, "owner", None))
+            if history is None:
+                history = history_of(self.service)
+            if history is None:
+                return
+            started_at = anchor_of(known)
+            if isinstance(self.instance, Instance) and step_of(self.instance.status) == "queued":
+                started_at = self.started
+            schedule = LearnedSchedule.for_instance(
+                known, history, fallback=schedule, started_at=started_at
+            )
+        if not track(known.id, schedule):
+            schedule.record = False  # a watcher (or another wait) records this one
+        else:
+            self.tracked = schedule
+        self.plan.schedule = schedule
+
+    def release(self) -> None:
+        if self.tracked is not None:
+            untrack(self.instance_id, self.tracked)
+            self.tracked = None
+
+    def eta_note(self, note: str | None) -> str | None:
+        """The note with the expected remaining time appended (learned waits only)."""
+        schedule = self.plan.schedule
+        if not isinstance(schedule, LearnedSchedule) or step_of(self.last_status) is None:
+            return note
+        text = eta_text(schedule.eta())
+        if not text:
+            return note
+        return text if note is None else f"{note}; {text}"
 
     def pause(self, elapsed: float) -> float:
         delay = max(self.plan.schedule.next_delay(), self.not_before - time.monotonic())
@@ -203,6 +266,8 @@ class _WaitRun:
 
     def poll(self, known: Instance) -> Generator[Step, Any, Instance]:
         self.instance_id, self.label, self.last = known.id, label_of(known), known
+        if self.plan.learn:
+            self.learn(known)
         # A name or id was just looked up: that answer is the first poll. A handle the
         # caller passed may be stale, so it is fetched again.
         pending: Instance | None = known if not isinstance(self.instance, Instance) else None
@@ -221,7 +286,7 @@ class _WaitRun:
                     return current
             elapsed = self.elapsed()
             if self.last_status is not None and self.last is not None:
-                self.reporter.update(self.last, elapsed, note)
+                self.reporter.update(self.last, elapsed, self.eta_note(note))
             if self.plan.limit is not None and elapsed >= self.plan.limit:
                 raise self.timed_out(note)
             yield ("sleep", self.pause(elapsed))
@@ -264,6 +329,9 @@ class _WaitRun:
                 reason = getattr(probe, "last_reason", None)
                 note = f"waiting for ports: {reason}" if reason else "waiting for the probe"
         if verdict == "yes":
+            if isinstance(self.plan.schedule, LearnedSchedule):
+                # a sample only when the way to running was completed (not on failures)
+                self.plan.schedule.finish("running")
             elapsed = self.elapsed()
             self.reporter.update(current, elapsed)
             self.reporter.finish(current, elapsed, f"is {until}")

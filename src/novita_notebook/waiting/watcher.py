@@ -25,6 +25,8 @@ from ..models import (
     phase_of,
 )
 from .backoff import Backoff, positive_number
+from .history import step_of
+from .learned import LearnedSchedule, anchor_of, history_of, track, untrack
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -124,6 +126,11 @@ class Watcher:
         #: called after each successful tick with that tick's raw listing (the guard's
         #: in-kernel enforcement uses it: no extra list call); failures go to ``errors``
         self.tick_hooks: list[Callable[[list[dict[str, Any]]], Any]] = []
+        # The phase history every transition seen here adds to (and ETAs read), and one
+        # schedule per instance on its way to running (it only keeps the timeline: the
+        # watcher's own pace stays ``interval``, it serves every instance at once).
+        self._history = history_of(owner)
+        self._learning: dict[str, LearnedSchedule] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Watcher:
@@ -286,6 +293,8 @@ class Watcher:
                     break
                 self._stop_event.wait(delay)
         finally:
+            for instance_id in list(self._learning):
+                self._forget(instance_id)
             if self.stopped_reason is None:
                 self.stopped_reason = "stopped"
             with self._changed:
@@ -360,6 +369,8 @@ class Watcher:
                     events.append(event)
             self._events.extend(events)
             self._event_count += len(events)
+            learned = list(seen.values()) if self._history is not None else []
+        self._learn(learned, set(expected) - set(seen))
         try:
             for event in events:
                 self._deliver(event)
@@ -368,6 +379,46 @@ class Watcher:
                 self._delivering = False
                 self._changed.notify_all()
         self._run_tick_hooks(listing)
+
+    def _learn(self, instances: Iterable[Instance], gone: Iterable[str] = ()) -> None:
+        """Follow each instance on its way to running: a schedule per instance observes each
+        tick's status and records the phase durations into the history on arrival (never
+        for a failed or vanished one). Outside the lock: recording writes a file."""
+        for instance_id in gone:
+            self._forget(instance_id)
+        for instance in instances:
+            schedule = self._learning.get(instance.id)
+            on_way = step_of(instance.status) is not None and not instance.failed
+            if schedule is None and on_way:
+                schedule = LearnedSchedule.for_instance(
+                    instance, self._history, started_at=anchor_of(instance)
+                )
+                # a wait following the same instance already records it
+                schedule.record = track(instance.id, schedule)
+                self._learning[instance.id] = schedule
+            if schedule is None:
+                continue
+            if instance.failed:
+                self._forget(instance.id)
+                continue
+            try:
+                schedule.observe(instance.status)  # running records the timeline
+            except Exception:  # noqa: BLE001 - learning must never stop the watcher
+                logger.debug("phase history: could not observe", exc_info=True)
+            if not on_way:
+                self._forget(instance.id)
+
+    def _forget(self, instance_id: str) -> None:
+        schedule = self._learning.pop(instance_id, None)
+        if schedule is not None:
+            untrack(instance_id, schedule)
+
+    def eta(self, instance: str | Instance) -> tuple[float, dict[str, float], bool] | None:
+        """(seconds to running, {phase: seconds}, has history) for a watched instance on its
+        way to running, else None (see ``waiting.learned.LearnedSchedule.eta``)."""
+        instance_id = instance.id if isinstance(instance, Instance) else instance
+        schedule = self._learning.get(instance_id)
+        return None if schedule is None else schedule.eta()
 
     def _run_tick_hooks(self, listing: list[dict[str, Any]]) -> None:
         for hook in list(self.tick_hooks):
