@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from . import money as _money
+
 if TYPE_CHECKING:  # pragma: no cover
     from .models import Instance
 
@@ -134,16 +136,14 @@ def copyable(value: str) -> str:
 
 
 def format_money(amount: float | None, per_hour: bool = False) -> str:
-    """Plain-text USD: ``0.2975`` → ``$0.30``, ``$0.30/h`` with ``per_hour``; a positive amount
-    under a cent is ``<$0.01`` (never a made-up ``$0.00``); None → ``—``.
-    A stand-in for ``money.format_money`` until both live in one tree."""
-    if amount is None:
-        return "\u2014"
-    if 0 < abs(amount) < 0.005:
-        shown = "<$0.01"
-    else:
-        shown = f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
-    return f"{shown}/h" if per_hour else shown
+    """Plain-text USD through ``money.format_money``: ``0.2975`` → ``$0.30``, ``$0.30/h`` with
+    ``per_hour``; a positive amount under a cent is ``<$0.01`` (never a made-up ``$0.00``);
+    None → ``—``."""
+    if amount is not None and 0 < abs(amount) < 0.005:
+        return "<$0.01/h" if per_hour else "<$0.01"
+    if amount is not None and amount < 0:
+        return "-" + _money.format_money(-amount, per_hour=per_hour)
+    return _money.format_money(amount, per_hour=per_hour, missing="\u2014")
 
 
 def approx_money(amount: float) -> str:
@@ -176,16 +176,14 @@ def spent_so_far(
     instance: Instance, now: datetime | None = None, since: datetime | None = None
 ) -> float | None:
     """USD spent since the last start (or ``since``, e.g. the ledger's creation time when the
-    API gives no start), for a billed instance with a known price; else None (unknown)."""
+    API gives no start), for a billed instance with a known price; else None (unknown).
+    The arithmetic is ``money.cost_so_far``'s."""
     from .models import BILLED_STATUSES
 
-    if instance.price_per_hour is None or instance.status not in BILLED_STATUSES:
+    if instance.status not in BILLED_STATUSES:
         return None
     start = instance.started_at or instance.created_at or since
-    if start is None:
-        return None
-    seconds = ((now or datetime.now(UTC)) - start).total_seconds()
-    return instance.price_per_hour * max(0.0, seconds) / 3600.0
+    return _money.cost_so_far(instance.price_per_hour, start, now or datetime.now(UTC))
 
 
 def link(url: str | None) -> str:

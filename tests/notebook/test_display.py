@@ -64,6 +64,23 @@ def test_spent_so_far_only_for_billed_instances():
     assert html.spent_so_far(stopped, now=now) is None
 
 
+def test_html_money_goes_through_money_py(monkeypatch):
+    """html has no cost arithmetic or money format of its own: both come from money.py."""
+    from datetime import UTC, datetime, timedelta
+
+    from novita_notebook import money
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    billed = Instance(id="a", name="a", status="running", price_per_hour=0.35)
+    billed.started_at = now - timedelta(minutes=51)
+    assert html.spent_so_far(billed, now=now) == money.cost_so_far(0.35, billed.started_at, now)
+    monkeypatch.setattr(money, "cost_so_far", lambda *a: 42.0)
+    monkeypatch.setattr(money, "format_money", lambda a, **k: f"M{a}")
+    assert html.spent_so_far(billed, now=now) == 42.0
+    assert html.format_money(1.5) == "M1.5" and html.money(2.0) == "M2.0"
+    assert html.format_money(0.001) == "<$0.01"  # a bound, not an amount: html's wording
+
+
 def test_fallback_report_and_watcher_reprs_have_no_secret(running, client, sandbox):
     _, created = running
     report = created.fallback_report

@@ -42,9 +42,19 @@ _STOCK = {
 }
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN, or pandas' NA (whose comparisons are NA, so ``bool()`` of them raises)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except TypeError:
+        return True
+
+
 def _cell(column: str, value: Any) -> str:
     """One product cell as HTML: money formatted, stock with an icon, names kept on one line."""
-    if value is None or (isinstance(value, float) and value != value):  # None or NaN
+    if _missing(value):
         return "&mdash;"
     if column in _MONEY:
         return html.money(float(value), per_hour=True)
@@ -59,12 +69,24 @@ def _cell(column: str, value: Any) -> str:
     return html.text(value)
 
 
+def _shown_cell(column: str, row: Any) -> str:
+    """A row's cell; a region's stock that the listing does not know falls back to the stock
+    over every region offering the product, marked so, never shown as a region's own."""
+    if column == "stock" and _missing(row["stock"]) and not _missing(row.get("stock_somewhere")):
+        muted = f"color:{html.MUTED}"
+        return (
+            f"<span title='stock over every region offering this product'>"
+            f"{_cell(column, row['stock_somewhere'])}<span style='{muted}'>*</span></span>"
+        )
+    return _cell(column, row[column])
+
+
 def product_table(frame: Any, columns: Any = DEFAULT_COLUMNS) -> str:
     """Products as a compact HTML table: chosen columns, money as ``$0.30/h``, numbers
     right-aligned, names on one line."""
     shown = [c for c in columns if c in frame.columns] or [str(c) for c in frame.columns]
     labels = [LABELS.get(c, c) for c in shown]
-    rows = [[_cell(c, row[c]) for c in shown] for _, row in frame.iterrows()]
+    rows = [[_shown_cell(c, row) for c in shown] for _, row in frame.iterrows()]
     numeric = [LABELS.get(c, c) for c in shown if c in _MONEY or str(frame[c].dtype) in _NUMBERS]
     return html.table(labels, rows, raw_columns=labels, numeric=numeric)
 
@@ -130,11 +152,11 @@ class ProductBrowser(Displayable):
         parts = []
         for candidates in _LABEL_COLUMNS:
             for column in candidates:
-                if column in row and row[column] is not None:
+                if column in row and not _missing(row[column]):
                     parts.append(str(row[column]))
                     break
         price = row.get("price_per_hour")
-        if price is not None and price == price:  # one region can list a product twice
+        if not _missing(price):  # one region can list a product twice
             parts.append(html.format_money(float(price), per_hour=True))
         return " · ".join(parts) or str(row.name)
 

@@ -36,6 +36,7 @@ class Displayable:
 
 
 def fmt_money(amount: float | None) -> str:
+    """USD as text (``$0.30``; ``<$0.01``; None → ``—``): html.format_money over money.py."""
     return html.format_money(amount)
 
 
