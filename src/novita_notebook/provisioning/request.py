@@ -72,36 +72,26 @@ class CreateRequest:
 
 def parse_volumes(value: Any, problems: Problems) -> list[dict[str, str]]:
     """``volumes=``: names or ids, ``(volume, mount_point)`` pairs, ``"volume:/path"`` or dicts
-    with name/id and mount_point; the mount point defaults to ``/network``."""
+    with name/id and mount_point; the mount point defaults to ``/network``. The shapes are
+    validation's network-storage entries, with the volume's name allowed in place of its id."""
     if value is None:
         return []
     items = [value] if isinstance(value, str | Mapping | tuple) else value
     if not isinstance(items, Iterable):
         problems.add("volumes", f"must be a list of volume names or ids, got {value!r}")
         return []
-    result: list[dict[str, str]] = []
+    shaped: list[Any] = []
     for item in items:
         if isinstance(item, str) and ":/" in item:
-            ref, mount = item.split(":", 1)
-        elif isinstance(item, str):
-            ref, mount = item, "/network"
-        elif isinstance(item, tuple | list) and len(item) == 2:
-            ref, mount = item
-        elif isinstance(item, Mapping):
-            ref = item.get("name") or item.get("id") or item.get("Id")
-            mount = item.get("mount_point") or item.get("mountPoint") or "/network"
-        else:
-            problems.add("volumes", f"entry {item!r} must be a name or id, or (volume, path)")
-            continue
-        if not isinstance(ref, str) or not ref.strip():
-            problems.add("volumes", f"entry {item!r} names no volume")
-        elif not isinstance(mount, str) or not mount.startswith("/") or len(mount) > 4095:
-            problems.add(
-                "volumes", f"mount point of {ref!r} must be an absolute path, got {mount!r}"
-            )
-        else:
-            result.append({"Id": ref.strip(), "mountPoint": mount})
-    return result
+            item = tuple(item.split(":", 1))
+        elif isinstance(item, Mapping) and "name" in item:
+            item = {**item, "Id": item["name"]}
+        shaped.append(item)
+    found = Problems()
+    entries = parse_network_storages(shaped, found)
+    for _field, rule in found.items:
+        problems.add("volumes", rule)
+    return [{**entry, "Id": entry["Id"].strip()} for entry in entries]
 
 
 def prepare_request(
