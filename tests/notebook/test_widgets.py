@@ -119,6 +119,35 @@ def test_create_form_api_error_is_shown_not_raised(client):
     assert "9999" in form.status.value
 
 
+def test_create_form_volumes_pin_the_region_and_prefer_reaches_create(client):
+    assert CreateForm(client).volumes.options == ()  # none yet: the row is hidden
+    client.create_storage("data-de", "EU-DE-01", 20)
+    client.create_storage("data-hk", "CN-HK-01", 20)
+    form = CreateForm(client, name="vol-1", gpu="RTX 4090", region="AS-SGP-02")
+    assert ("data-de (EU-DE-01, 20 GB)", "data-de") in form.volumes.options
+    assert form.prefer.value == "price"
+    form.volumes.value = ("data-de",)
+    assert form.fields["region"].value == "EU-DE-01" and form.fields["region"].disabled
+    form.volumes.value = ("data-de", "data-hk")  # two regions: refused inline, no call
+    assert form.validate() is None
+    assert "one region only" in form.messages["volumes"].value
+    form.volumes.value = ()  # what was typed comes back
+    assert form.fields["region"].value == "AS-SGP-02" and not form.fields["region"].disabled
+    form.volumes.value = ("data-de",)
+    form.mount.value = "data"
+    assert form.validate() is None and "absolute path" in form.messages["volumes"].value
+    form.mount.value = "/data"
+    form.prefer.value = "region"
+    kwargs = form.validate()
+    assert kwargs["volumes"] == ["data-de:/data"] and kwargs["prefer"] == "region"
+    form.wait_box.value = False
+    form.create_button.click()
+    assert form.error is None, form.status.value
+    assert form.instance.region == "EU-DE-01"
+    assert "data-de" in form.result.value  # the report's restriction: pinned by the volume
+    assert "prefer" in form._repr_html_() and "data-de:/data" in form._repr_html_()
+
+
 # -- instance panel ----------------------------------------------------------------------------
 
 

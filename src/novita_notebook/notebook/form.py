@@ -26,6 +26,9 @@ _FORM_FIELDS = (
     ("envs", "envs", "A=1, B=2"),
     ("ports", "ports", "8888/http, 22/tcp"),
 )
+#: The offer order: (label, value of ``Novita.create(prefer=...)``).
+PREFER_OPTIONS = (("cheapest anywhere", "price"), ("my region order", "region"))
+DEFAULT_MOUNT = "/network"
 
 
 class CreateForm(Displayable):
@@ -48,13 +51,29 @@ class CreateForm(Displayable):
         out: dict[str, Any] = {key: self.fields[key].value for key, _, _ in _FORM_FIELDS}
         out["billing"] = self.billing.value
         out["wait"] = self.wait_box.value
+        out["prefer"] = self.prefer.value
+        mount = self.mount.value.strip()
+        out["volumes"] = [
+            v if mount in ("", DEFAULT_MOUNT) else f"{v}:{mount}" for v in self.volumes.value
+        ] or None
         return out
+
+    def volume_problem(self) -> str | None:
+        """Why the chosen volumes cannot be mounted together, before any call; else None."""
+        if self.widget is None or not self.volumes.value:
+            return None
+        if len({self.volume_regions[v] for v in self.volumes.value}) > 1:
+            return "an instance mounts volumes of one region only"
+        mount = self.mount.value.strip()
+        if mount and not mount.startswith("/"):
+            return f"mount point {mount!r} must be an absolute path, e.g. /data"
+        return None
 
     def validate(self) -> dict[str, Any] | None:
         """Check every field; show each problem next to its field. None when invalid."""
         values = self.values()
         problems: dict[str, str] = {}
-        for key in (*(k for k, _, _ in _FORM_FIELDS), "billing"):
+        for key in (*(k for k, _, _ in _FORM_FIELDS), "billing", "volumes"):
             try:
                 specs.normalise_create_kwargs({"name": "x", "gpu": "x", key: values.get(key)})
             except ValidationError as error:
@@ -66,6 +85,9 @@ class CreateForm(Displayable):
             and not str(values.get("template") or "").strip()
         ):
             problems["gpu"] = "a GPU (or a template) is required"
+        volume_problem = self.volume_problem()
+        if volume_problem is not None:
+            problems["volumes"] = volume_problem
         if self.widget is not None:
             for key, message in self.messages.items():
                 message.value = problem_html(problems[key]) if key in problems else ""
@@ -88,6 +110,9 @@ class CreateForm(Displayable):
         except NovitaError as error:
             self.error = error
             self._status(error_html(error), raw=True)
+            field = getattr(error, "field", None)
+            if field in self.messages:  # e.g. an unknown volume: shown next to its field too
+                self.messages[field].value = error_html(error)
             return None
         self._show_result()
         if wait:
@@ -159,6 +184,15 @@ class CreateForm(Displayable):
         )
         self.messages["billing"] = widgets.HTML("")
         rows.append(widgets.HBox([self.billing, self.messages["billing"]]))
+        rows.extend(self._volume_rows(widgets))
+        self.prefer = widgets.ToggleButtons(
+            options=list(PREFER_OPTIONS),
+            value="region" if self.prefill.get("prefer") == "region" else "price",
+            description="prefer",
+            tooltips=["the cheapest offer in stock, any region", "regions in the order given"],
+            style={"button_width": "auto"},
+        )
+        rows.append(self.prefer)
         self.wait_box = widgets.Checkbox(
             value=bool(self.prefill.get("wait", True)), description="wait until running"
         )
@@ -181,6 +215,64 @@ class CreateForm(Displayable):
             title="Create an instance",
         )
 
+    def _volume_rows(self, widgets: Any) -> list[Any]:
+        """The network volumes (one multi-select, one mount point); hidden when there are
+        none. Choosing volumes pins the region to theirs."""
+        self.volume_regions: dict[str, str] = {}
+        options = self._volume_options()
+        chosen = [
+            v
+            for v in specs.parse_volumes(self.prefill.get("volumes")) or []
+            if v in self.volume_regions
+        ]
+        self.volumes = widgets.SelectMultiple(
+            options=options, value=chosen, description="volumes", rows=min(4, max(2, len(options)))
+        )
+        self.mount = widgets.Text(value=DEFAULT_MOUNT, description="mount at")
+        self.messages["volumes"] = widgets.HTML("")
+        self._typed_region: tuple[str, str] | None = None
+        self.volumes.observe(lambda _change: self._pin_region(), names="value")
+        self.mount.observe(lambda _change: self.validate() if self.problems else None, "value")
+        box = widgets.HBox(
+            [self.volumes, self.mount, self.messages["volumes"]],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
+        )
+        if not options:
+            box.layout.display = "none"
+        if chosen:
+            self._pin_region()
+        return [box]
+
+    def _volume_options(self) -> list[tuple[str, str]]:
+        """``("my-data (EU-DE-01, 100 GB)", "my-data")`` per volume; the id when names repeat."""
+        try:
+            frame = self.client.storages()
+        except NovitaError:
+            return []
+        names = list(frame["name"]) if "name" in frame else []
+        options = []
+        for _, row in frame.iterrows():
+            value = str(row["id"] if names.count(row["name"]) > 1 else row["name"])
+            self.volume_regions[value] = str(row["region"])
+            options.append((f"{row['name']} ({row['region']}, {row['size_gb']} GB)", value))
+        return options
+
+    def _pin_region(self) -> None:
+        """A create with volumes runs in their region: show it and lock the region fields;
+        give back what was typed when no volume is chosen."""
+        region, fallback = self.fields["region"], self.fields["regions"]
+        regions = sorted({self.volume_regions[v] for v in self.volumes.value})
+        if len(regions) == 1:
+            if self._typed_region is None:
+                self._typed_region = (region.value, fallback.value)
+            region.value, fallback.value = regions[0], ""
+        elif not regions and self._typed_region is not None:
+            region.value, fallback.value = self._typed_region
+            self._typed_region = None
+        region.disabled = fallback.disabled = bool(regions)
+        if self.problems or len(regions) > 1:
+            self.validate()
+
     def shown_values(self) -> dict[str, Any]:
         """Field values safe to display: environment values may hold tokens, so only their
         keys are shown."""
@@ -196,6 +288,11 @@ class CreateForm(Displayable):
     def _repr_html_(self) -> str:
         values = self.shown_values()
         rows = [(label, values.get(key)) for key, label, _ in _FORM_FIELDS if values.get(key)]
+        if values.get("volumes"):
+            rows.append(("volumes", ", ".join(specs.parse_volumes(values["volumes"]) or [])))
+        if values.get("prefer"):
+            words = {value: label for label, value in PREFER_OPTIONS}
+            rows.append(("prefer", words.get(values["prefer"], values["prefer"])))
         body = html.table(("field", "value"), rows)
         result = html.instance_card(self.instance) if self.instance is not None else ""
         return f"<div><b>Create instance</b>{body}{result}</div>"
