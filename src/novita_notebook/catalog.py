@@ -231,7 +231,7 @@ class Catalog:
                 raise ValidationError(
                     f"no product matches gpu={gpu!r}"
                     + (f" in {region}" if region else "")
-                    + f". Offered: {cheapest_by_model(items) or 'nothing'}",
+                    + f". Available now: {cheapest_by_model(items) or 'nothing'}",
                     field="gpu",
                     hint='Try a model number such as gpu="4090", or see Novita.products().',
                 )
@@ -250,9 +250,9 @@ class Catalog:
         if not (region is not None or detail or available is not None):
             return Selection(items, False, aggregate)
         offering = [c for c in clusters if any(_offers_in(p, c) for p in items)]
-        # A table is read now: fetch each region fresh (a create after it reuses them).
+        # Cached REGION_TTL seconds like a create's; refresh=True asks every region again.
         listings = self.region_listings(
-            [c.id for c in offering], billing or "onDemand", gpu_num or 1, refresh=True
+            [c.id for c in offering], billing or "onDemand", gpu_num or 1, refresh=refresh
         )
         rows: list[Product] = []
         for listing in listings.values():

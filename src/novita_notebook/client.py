@@ -498,16 +498,17 @@ class Novita:
 
     def regions(self, refresh: bool = False, detail: bool = True) -> pd.DataFrame:
         """Regions (clusters) with their GPU types, product counts, products in stock and the
-        cheapest GPU in stock. Stock comes from each region's own listing (all fetched
-        concurrently); ``detail=False`` skips them: ``products_available`` is then <NA> and
-        ``cheapest_gpu`` is the cheapest listed there, in stock or not."""
+        cheapest GPU in stock. Stock comes from each region's own listing (all fetched at once,
+        kept 15 s; ``refresh=True`` asks again); ``detail=False`` skips them:
+        ``products_available`` is then <NA> and ``cheapest_gpu`` is the cheapest listed there,
+        in stock or not."""
         check_bool(refresh, "refresh")
         check_bool(detail, "detail")
         clusters = self.cached_clusters(refresh)
         products = self.catalog.listing("onDemand", refresh)
         listings = None
         if detail:
-            fetched = self.catalog.region_listings([c.id for c in clusters], refresh=True)
+            fetched = self.catalog.region_listings([c.id for c in clusters], refresh=refresh)
             for value in fetched.values():
                 if isinstance(value, NovitaError):
                     raise value
