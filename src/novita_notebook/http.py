@@ -95,7 +95,13 @@ def _fail() -> None:
 
 
 class Transport:
-    """Sends requests to the Novita v1 API on behalf of one client (thread-safe)."""
+    """Sends requests to the Novita v1 API on behalf of one client (thread-safe).
+
+    Bounds: one ``request`` takes at most ``call_deadline`` seconds (default 60) with all its
+    retries and waits; an API that cannot be connected to at all is tried ``CONNECT_ATTEMPTS``
+    times and reported once ("cannot reach the Novita API at HOST: ..."; the error has
+    ``unreachable=True``); after ``close()`` every call raises ``ClientClosedError`` at once.
+    ``api_key`` reads the key (for the doctor and the guard process); no repr shows it."""
 
     def __init__(
         self,
