@@ -285,10 +285,11 @@ INSTANCE_COLUMNS: tuple[str, ...] = ("name", "status", "region", "product", "$/h
 INSTANCE_WIDTHS: tuple[str, ...] = ("18%", "15%", "13%", "22%", "10%", "22%")
 
 
-def instance_cells(instance: Instance) -> list[str]:
-    """One instance as already-escaped HTML cells (INSTANCE_COLUMNS order)."""
+def instance_cells(instance: Instance, note: str = "") -> list[str]:
+    """One instance as already-escaped HTML cells (INSTANCE_COLUMNS order); ``note`` (HTML,
+    e.g. a guard badge) goes under the name."""
     return [
-        f"<b>{text(instance.name)}</b>",
+        f"<b>{text(instance.name)}</b>" + (f"<br>{note}" if note else ""),
         badge(instance.status or "unknown", instance.phase),
         text(instance.region),
         text(instance.product_name),
@@ -297,12 +298,16 @@ def instance_cells(instance: Instance) -> list[str]:
     ]
 
 
-def instance_table(instances: Iterable[Instance], *, header: bool = True) -> str:
+def instance_table(
+    instances: Iterable[Instance], *, header: bool = True, notes: dict[str, str] | None = None
+) -> str:
     """A table of instances, status shown by icon, text and tint; no secrets. Fixed column
-    widths, so a header drawn alone lines up with rows drawn alone."""
+    widths, so a header drawn alone lines up with rows drawn alone. ``notes`` maps an id to
+    HTML shown under its name."""
+    notes = notes or {}
     return table(
         INSTANCE_COLUMNS,
-        (instance_cells(i) for i in instances),
+        (instance_cells(i, notes.get(i.id, "")) for i in instances),
         raw_columns=INSTANCE_COLUMNS,
         numeric=("$/h",),
         widths=INSTANCE_WIDTHS,
@@ -347,3 +352,48 @@ def bar_chart(items: Sequence[tuple[str, float]], *, unit: str = "/h", width: in
             f"<td style='padding:1px 0 1px 8px;{NUMERIC}'>{money(value, per_hour=unit == '/h')}</td></tr>"
         )
     return f"<table class='novita-bars' style='{TABLE}'>{''.join(rows)}</table>"
+
+
+#: Guard and spot notices: icon and ink per event type (text says it too).
+NOTICE_LOOK: dict[str, tuple[str, str]] = {
+    "guard.warning": ("\u26a0", PHASE_INK["starting"]),  # ⚠
+    "spot.reclaim_notice": ("\u26a1", PHASE_INK["starting"]),  # ⚡
+    "guard.stopped": ("\u25a0", PHASE_INK["stopped"]),  # ■
+    "guard.deleted": ("\u2715", PHASE_INK["removed"]),  # ✕
+    "guard.migrated": ("\u21bb", PHASE_INK["running"]),  # ↻
+    "guard.recreated": ("\u21bb", PHASE_INK["running"]),
+}
+
+
+def guard_note(describe: str, deadline: datetime | None, reclaim: str | None = None) -> str:
+    """A small muted line under an instance's name: ``guarded · until 18:00Z`` (the rules in
+    its tooltip), and a spot reclaim time when one was announced."""
+    small = f"color:{MUTED};font-size:90%;white-space:nowrap"
+    parts = []
+    if describe:
+        until = f" \u00b7 until {deadline:%H:%M}Z" if deadline is not None else ""
+        parts.append(
+            f"<span class='novita-guard' title='{text(describe)}' style='{small}'>"
+            f"guarded{until}</span>"
+        )
+    if reclaim:
+        ink = PHASE_INK["starting"]
+        parts.append(
+            f"<span class='novita-reclaim' style='{small};color:{ink}'>"
+            f"\u26a1 reclaim {text(reclaim)}</span>"
+        )
+    return "<br>".join(parts)
+
+
+def notice(event_type: str, words: str) -> str:
+    """A guard or spot event as one block: icon and first line, the calls after it in code."""
+    icon, ink = NOTICE_LOOK.get(event_type, ("\u2022", MUTED))
+    first, *rest = words.splitlines() or [""]
+    calls = "".join(
+        f"<div style='color:{MUTED};padding-left:18px'><code>{text(line.strip())}</code></div>"
+        for line in rest
+    )
+    return (
+        f"<div class='novita-notice' data-event='{text(event_type)}' style='{FONT}'>"
+        f"<span style='color:{ink}' aria-hidden='true'>{icon}</span> {text(first)}{calls}</div>"
+    )

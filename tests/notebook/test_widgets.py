@@ -199,6 +199,50 @@ def test_instance_panel_rows_buttons_and_delete_confirmation(client, sandbox):
     assert panel.watcher is None
 
 
+def test_panel_shows_guard_warnings_and_extends_or_cancels_from_them(client, monkeypatch):
+    from datetime import timedelta
+
+    monkeypatch.setenv("NOVITA_GUARD_AUTOSTART", "0")  # the panel's watcher guards in-kernel
+    inst = client.create("box-g1", gpu="RTX 3090", image="ubuntu:22.04", wait=True,
+                         progress="silent")  # fmt: skip
+    panel = InstancePanel(client, interval=0.1)
+    try:
+        eventually(lambda: inst.id in panel.row_html)
+        assert (
+            "novita-guard" not in panel.row_html[inst.id]
+            and panel.guard_box.layout.display == "none"
+        )
+        client.guard(inst, stop_after=60, warn_before=58)
+        eventually(lambda: panel.warning is not None)
+        notices = panel.notices_box.value
+        assert "Guard warning: box-g1" in notices and "novita.extend(&#x27;box-g1" in notices
+        assert panel.guard_box.layout.display == "" and panel.extend_button.layout.display == ""
+        assert "guarded \u00b7 until" in panel.row_html[inst.id]
+        before = client.guards.store.get(inst.id).rules.stop_after
+        panel.extend_button.click()
+        after = client.guards.store.get(inst.id).rules.stop_after
+        assert after - before >= timedelta(minutes=59)
+        assert "Extended by 1h for box-g1" in panel.message.value
+        assert panel.guard_box.layout.display == "none"
+        client.guard(inst, stop_after=60, warn_before=58, replace=True)
+        eventually(lambda: panel.warning is not None)
+        panel.unguard_button.click()
+        assert "Guard rule cancelled" in panel.message.value
+        record = client.guards.store.get(inst.id)
+        assert record is None or record.rules.stop_after is None
+        eventually(lambda: "novita-guard" not in panel.row_html[inst.id])
+        # A spot notice (the sandbox reclaims only spot instances, on its own clock): the guard
+        # service announces it; the panel lists it and marks the row.
+        client.guards.emit("spot.reclaim_notice", {"instanceId": inst.id, "name": "box-g1",
+                                                   "reclaim_time": "17:42Z", "rule": "spot"})  # fmt: skip
+        assert "Spot reclaim notice: box-g1" in panel.notices_box.value
+        assert "reclaim 17:42Z" in panel.row_html[inst.id]
+        assert "Spot reclaim notice" in panel._repr_html_()
+    finally:
+        panel.stop()
+    assert panel.on_guard_event not in client.guards.listeners
+
+
 def test_instance_panel_needs_a_selection(client):
     panel = InstancePanel(client, interval=0.05)
     try:

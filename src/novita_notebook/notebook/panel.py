@@ -18,6 +18,9 @@ from .display import Displayable, error_html
 #: Summary redraws per second at most when the watcher interval is shorter.
 _MIN_TICK = 0.5
 _HISTORY = 120  # spend samples kept for the sparkline
+_NOTICES = 4  # guard and spot notices shown, newest last
+#: The rule name ``unguard`` takes for the rule a warning comes from.
+_UNGUARD_RULE = {"idle_stop": "idle", "budget_per_hour": "budget", "budget_total": "budget"}
 
 
 class Spend(NamedTuple):
@@ -99,6 +102,9 @@ class InstancePanel(Displayable):
         self.history: deque[float] = deque(maxlen=_HISTORY)  # $/h per tick, for the sparkline
         self._starts: dict[str, datetime] = {}  # id -> creation time from the ledger
         self._ledger_ids: set[str] = set()  # ids already looked up in the ledger
+        self.notices: deque[tuple[str, dict[str, Any]]] = deque(maxlen=_NOTICES)
+        self.warning: dict[str, Any] | None = None  # the guard warning the buttons act on
+        self.reclaims: dict[str, str] = {}  # id -> announced spot reclaim time
         self._lock = threading.RLock()
         self._ticking = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -117,6 +123,9 @@ class InstancePanel(Displayable):
         if self.interval:
             kwargs["interval"] = self.interval
         self.watcher = self.client.watch(**kwargs)
+        guards = getattr(self.client, "guards", None)
+        if guards is not None:  # the watcher enforces the guard; its events come here
+            guards.listeners.append(self.on_guard_event)
         self._ticking.clear()
         self._ticker = threading.Thread(target=self._tick_loop, daemon=True, name="novita-panel")
         self._ticker.start()
@@ -125,6 +134,9 @@ class InstancePanel(Displayable):
         """Stop the background watcher; the panel keeps its last state."""
         watcher, self.watcher = self.watcher, None
         self._ticking.set()
+        listeners = getattr(getattr(self.client, "guards", None), "listeners", [])
+        if self.on_guard_event in listeners:
+            listeners.remove(self.on_guard_event)
         if watcher is not None:
             watcher.stop()
         ticker, self._ticker = self._ticker, None
@@ -209,7 +221,84 @@ class InstancePanel(Displayable):
 
     def _row(self, instance: Instance) -> str:
         """One row as its own table, in the header's fixed column layout (so they line up)."""
-        return html.instance_table([instance], header=False)
+        return html.instance_table(
+            [instance], header=False, notes={instance.id: self._guard_note(instance)}
+        )
+
+    def _guard_note(self, instance: Instance) -> str:
+        """``guarded · until 18:00Z`` from the guard's store (a file read, no HTTP), plus an
+        announced spot reclaim."""
+        guards = getattr(self.client, "guards", None)
+        try:
+            record = guards.store.get(instance.id) if guards is not None else None
+        except Exception:  # noqa: BLE001 - an unreadable store must not break the panel
+            record = None
+        rules = getattr(record, "rules", None)
+        describe = rules.describe() if rules is not None else ""
+        deadline = (rules.stop_after or rules.delete_after) if rules is not None else None
+        return html.guard_note(describe, deadline, self.reclaims.get(instance.id))
+
+    # -- guard and spot events -----------------------------------------------------------------
+    def on_guard_event(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Guard listener (watcher thread): keep the notice, offer extend/cancel on a
+        warning, and redraw the row whose guard state changed."""
+        instance_id = str(payload.get("instanceId") or "")
+        with self._lock:
+            self.notices.append((event_type, dict(payload)))
+            if event_type == "guard.warning":
+                self.warning = dict(payload)
+            elif self.warning is not None and self.warning.get("instanceId") == instance_id:
+                self.warning = None  # the warned action happened (or the instance moved on)
+            if event_type == "spot.reclaim_notice":
+                self.reclaims[instance_id] = str(payload.get("reclaim_time") or "soon")
+            instance = self.states.get(instance_id)
+        if instance is not None:
+            self.apply(instance)
+        self._draw_notices()
+
+    def notices_html(self) -> str:
+        with self._lock:
+            notices = list(self.notices)
+        guards = getattr(self.client, "guards", None)
+        say = guards.say if guards is not None else (lambda kind, data: kind)
+        return "".join(html.notice(kind, say(kind, data)) for kind, data in notices)
+
+    def extend_warned(self, duration: str = "1h") -> None:
+        """The Extend button: push back the deadline the current warning announces."""
+        payload = self.warning
+        if payload is None or payload.get("rule") not in ("stop_after", "delete_after"):
+            self._say("No deadline warning to extend.")
+            return
+        rule = None if payload["rule"] == "stop_after" else "delete_after"
+        self._guard_call("extend", payload, f"Extended by {duration}", duration, rule)
+
+    def cancel_warned(self) -> None:
+        """The Cancel button: remove the rule the current warning comes from."""
+        payload = self.warning
+        if payload is None:
+            self._say("No guard warning to cancel.")
+            return
+        rule = str(payload.get("rule") or "")
+        self._guard_call("unguard", payload, "Guard rule cancelled", _UNGUARD_RULE.get(rule, rule))
+
+    def _guard_call(self, verb: str, payload: dict[str, Any], done: str, *args: Any) -> None:
+        instance_id = str(payload.get("instanceId"))
+        try:
+            getattr(self.client, verb)(instance_id, *args)
+        except NovitaError as error:
+            self._say(error_html(error), raw=True)
+            return
+        with self._lock:
+            self.warning = None
+            instance = self.states.get(instance_id)
+        self._say(f"{done} for {payload.get('name') or instance_id}.")
+        if instance is not None:
+            self.apply(instance)
+        self._draw_notices()
+
+    def _say(self, words: str, raw: bool = False) -> None:
+        if self.widget is not None:
+            self.message.value = words if raw else html.text(words)
 
     def _summary_text(self) -> str:
         return summary_text(self.spend_detail(), len(self.live))
@@ -224,7 +313,8 @@ class InstancePanel(Displayable):
     def _repr_html_(self) -> str:
         with self._lock:
             rows = sorted(self.states.values(), key=lambda i: i.name)
-        body = html.instance_table(rows) + self._summary_html()
+        notes = {i.id: self._guard_note(i) for i in rows}
+        body = html.instance_table(rows, notes=notes) + self._summary_html() + self.notices_html()
         return html.frame("Instances", body)
 
     def __repr__(self) -> str:
@@ -260,6 +350,13 @@ class InstancePanel(Displayable):
         self.confirm_box.layout.display = "none"
         self.message = widgets.HTML("")
         self.card = widgets.HTML("")
+        self.notices_box = widgets.HTML("", layout=flush())
+        self.extend_button = widgets.Button(description="Extend 1h", icon="clock-o")
+        self.unguard_button = widgets.Button(description="Cancel guard rule", icon="times")
+        self.extend_button.on_click(lambda _: self.extend_warned())
+        self.unguard_button.on_click(lambda _: self.cancel_warned())
+        self.guard_box = widgets.HBox([self.extend_button, self.unguard_button])
+        self.guard_box.layout.display = "none"
         self.start_button.on_click(lambda _: self._act("start"))
         self.stop_button.on_click(lambda _: self._act("stop"))
         self.delete_button.on_click(lambda _: self._ask_delete())
@@ -275,6 +372,8 @@ class InstancePanel(Displayable):
                 self.header,
                 self.rows_box,
                 self.summary,
+                self.notices_box,
+                self.guard_box,
                 actions,
                 self.confirm_box,
                 self.message,
@@ -301,6 +400,15 @@ class InstancePanel(Displayable):
         # Keep the choice; else preselect the first row so the buttons work straight away.
         self.selector.value = selected if selected in ids else (ids[0] if ids else None)
         self._draw_card()
+
+    def _draw_notices(self) -> None:
+        if self.widget is None:
+            return
+        self.notices_box.value = self.notices_html()
+        warning = self.warning
+        self.guard_box.layout.display = "" if warning is not None else "none"
+        deadline = warning is not None and warning.get("rule") in ("stop_after", "delete_after")
+        self.extend_button.layout.display = "" if deadline else "none"
 
     def _draw_summary(self) -> None:
         markup = self._summary_html()
