@@ -18,6 +18,7 @@ from novita_notebook import Novita
 from novita_notebook.notebook.widgets import CreateForm, InstanceCard, InstancePanel, ProductBrowser
 
 client = Novita.sandbox(speed=100, seed=0)
+get_ipython().magics_manager.registry["NovitaMagics"].client = client  # %novita uses it too
 print("sandbox at", client.sandbox_server.url)"""
 CELLS = [
     SETUP,
@@ -25,8 +26,9 @@ CELLS = [
     "panel = InstancePanel(client, interval=0.2)\npanel",
     "form = CreateForm(client)\nform",
     'card = InstanceCard(client.instance("drive-1"))\ncard',
+    "%novita wait drive-1 --until removed",
 ]
-SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, CARD_CELL = range(len(CELLS))
+SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, CARD_CELL, WAIT_CELL = range(len(CELLS))
 
 
 class Sandbox:
@@ -76,6 +78,7 @@ def test_widgets_driven_by_hand(lab):
     _panel_follows_an_outside_stop(lab, sandbox, instance_id)
     _form_validation(lab)
     _delete_cancel_then_confirm(lab, sandbox, instance_id)
+    _wait_until_removed(lab)
     assert lab.tracebacks() == []
     assert lab.unstyled_links() == [] and lab.unpadded_cells() == []
     assert lab.console_errors == []
@@ -179,6 +182,25 @@ def _delete_cancel_then_confirm(lab, sandbox: Sandbox, instance_id: str) -> None
     )
     _eventually(lambda: sandbox.instance(instance_id)["status"] in ("removing", "removed"))
     lab.shot("deleted", panel)
+
+
+def _wait_until_removed(lab) -> None:
+    """``%novita wait … --until removed`` ends showing "removed" with a full, green bar."""
+    lab.select_cell(WAIT_CELL)
+    lab.page.keyboard.press("Shift+Enter")
+    cell = lab.cell(WAIT_CELL)
+    lab.page.wait_for_function(
+        """el => { const bar = el.querySelector('.progress-bar');
+                   return bar && bar.style.width === '100%'
+                       && bar.classList.contains('progress-bar-success'); }""",
+        arg=cell.element_handle(),
+        timeout=60000,
+    )
+    label = cell.locator(".widget-html").last.inner_text()
+    assert re.search(r"^drive-1\s+removed\b", label), label
+    lab.wait_idle(need_busy=False)
+    assert lab.tracebacks() == []
+    lab.shot("wait-removed", cell)
 
 
 def _button(widget, label: str):
