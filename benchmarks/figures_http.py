@@ -130,3 +130,51 @@ def cached_products(quick: bool) -> list[Figure]:
             met=cached_calls == 0,
         )
     ]
+
+
+#: instances() (list call + parse + prices + frame) over the raw list call (HTTP and JSON)
+FRAME_RATIO_TARGETS = {40: 2.0, 100: 1.6}
+
+
+def frames_overhead(quick: bool) -> list[Figure]:
+    """``client.instances()`` (the list call, parsing, prices from the cached catalog, the
+    DataFrame) vs ``client.api.list_instances()`` (HTTP and JSON only) for 40 and 100
+    instances, measured interleaved in one run (sandbox in its own process, medians of 5
+    alternating rounds); plus the frame alone (``frames.instances_frame``) for reference."""
+    from novita_notebook.frames import instances_frame
+    from novita_notebook.models import Instance
+
+    from .figures_sandbox import _fill
+    from .remote_sandbox import serving_sandbox
+
+    repeats = 20 if quick else 200
+    figures = []
+    for count, limit in FRAME_RATIO_TARGETS.items():
+        with serving_sandbox(quick, speed=1.0) as sandbox:
+            _fill(sandbox, count)
+            client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+            try:
+                client.products()  # the price catalog is cached outside the timing
+                client.instances()
+                frame_call, list_call = interleaved_per_call(
+                    client.instances, client.api.list_instances, repeats
+                )
+                parsed = [Instance.from_api(raw) for raw in client.api.list_instances()]
+                _, frame_only = interleaved_per_call(
+                    lambda: None, lambda: instances_frame(parsed), repeats // 2
+                )
+            finally:
+                client.close()
+        ratio = frame_call / list_call
+        figures.append(
+            Figure(
+                f"instances() vs api.list_instances() for {count} instances",
+                frame_call * 1000,
+                "ms",
+                list_call * 1000,
+                target=f"ratio <= {limit:g}",
+                met=ratio <= limit,
+                notes={"instances_frame alone": f"{frame_only * 1000:.2f} ms"},
+            )
+        )
+    return figures

@@ -140,7 +140,11 @@ def test_caches_make_no_calls_within_ttl(client, sandbox):
     assert len(api_requests(sandbox, "/products")) == 1
     client.clear_cache()
     client.templates()
-    assert len(api_requests(sandbox, "/templates")) == 1
+    listed = [r["query"] for r in api_requests(sandbox, "/templates")]
+    # one listing per template channel, none twice
+    assert listed and len(set(listed)) == len(listed)
+    client.templates()
+    assert len(api_requests(sandbox, "/templates")) == len(listed)
 
 
 def test_cache_ttl_expires(sandbox):
@@ -248,3 +252,78 @@ def test_instances_frame_pages_through_the_api(client, sandbox):
     pages = api_requests(sandbox, "/gpu/instances")
     assert [p["query"].split("&")[0] for p in pages] == ["pageNum=0", "pageNum=1"]
     assert df["price_per_hour"].notna().all()
+
+
+def _series_frame(instances, now):
+    """The instances frame built one Series per column (the way it was first written): the
+    bulk builder must give exactly this, values and dtypes."""
+    ordered = sorted(
+        instances, key=lambda i: (i.created_at.timestamp() if i.created_at else 0.0, i.id)
+    )[::-1]
+    strings = lambda values: pd.Series(values, dtype="string")  # noqa: E731
+    floats = lambda values: pd.Series(  # noqa: E731
+        [float("nan") if v is None else v for v in values], dtype="float64"
+    )
+    times = lambda values: pd.Series(  # noqa: E731
+        pd.to_datetime(list(values), utc=True), dtype="datetime64[ns, UTC]"
+    )
+    statuses = [i.status for i in ordered]
+    created = times([i.created_at for i in ordered])
+    categories = [*STATUS_ORDER, *sorted({s for s in statuses if s not in STATUS_ORDER})]
+    return pd.DataFrame(
+        {
+            "id": strings([i.id for i in ordered]),
+            "name": strings([i.name for i in ordered]),
+            "status": pd.Categorical(statuses, categories=categories, ordered=True),
+            "phase": strings([i.phase for i in ordered]),
+            "region": strings([i.region for i in ordered]),
+            "cluster_id": strings([i.cluster_id for i in ordered]),
+            "product": strings([i.product_name for i in ordered]),
+            "product_id": strings([i.product_id for i in ordered]),
+            "gpus": pd.Series([i.gpu_num for i in ordered], dtype="Int64"),
+            "billing": strings([i.billing_mode for i in ordered]),
+            "image": strings([i.image_url for i in ordered]),
+            "created_at": created,
+            "started_at": times([i.started_at for i in ordered]),
+            "age": pd.Timestamp(now) - created,
+            "price_per_hour": floats([i.price_per_hour for i in ordered]),
+            "cost_so_far": floats([cost_so_far(i, now) for i in ordered]),
+            "ssh_command": strings([i.ssh_command for i in ordered]),
+            "jupyter_url": strings([i.jupyter_url for i in ordered]),
+            "error": strings(
+                [
+                    i.status_error.message or i.status_error.state if i.failed else None
+                    for i in ordered
+                ]
+            ),
+        }
+    )
+
+
+def test_bulk_instances_frame_equals_the_per_column_build():
+    from novita_notebook.models import StatusError
+
+    now = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    insts = [
+        Instance(
+            id=str(n),
+            name=f"n{n}",
+            status=["running", "exited", "pulling", "hibernating"][n % 4],
+            region=None if n % 3 else "US-CA-06",
+            gpu_num=None if n % 5 == 0 else n % 4 + 1,
+            price_per_hour=None if n % 2 else 0.35 * n,
+            created_at=None if n % 7 == 0 else now - timedelta(minutes=n, microseconds=n * 7),
+            started_at={1: (now - timedelta(seconds=n)).replace(tzinfo=None), 3: None}.get(
+                n % 6, now - timedelta(seconds=n)
+            ),
+            status_error=StatusError("pullFailed", "no such image") if n == 5 else None,
+            ssh_command="ssh root@h -p 1" if n % 4 == 0 else None,
+        )
+        for n in range(23)
+    ]
+    built = instances_frame(insts, now)
+    pd.testing.assert_frame_equal(built, _series_frame(insts, now))
+    assert built.dtypes.equals(_series_frame(insts, now).dtypes)
+    empty = instances_frame([], now)
+    assert list(empty.columns) == list(_series_frame([], now).columns)
+    assert empty.dtypes.equals(_series_frame([], now).dtypes)
