@@ -249,19 +249,30 @@ class Catalog:
         aggregate = {p.id: p for p in items}
         if not (region is not None or detail or available is not None):
             return Selection(items, False, aggregate)
-        offering = [c for c in clusters if any(_offers_in(p, c) for p in items)]
+        rows = self._region_rows(clusters, items, billing, gpu_num, refresh)
+        if available is not None:
+            rows = [p for p in rows if p.available is available]
+        return Selection(rows, True, aggregate)
+
+    def _region_rows(
+        self,
+        clusters: Sequence[Cluster],
+        items: Sequence[Product],
+        billing: str | None,
+        gpu_num: int | None,
+        refresh: bool,
+    ) -> list[Product]:
+        """``items`` as each region offering them lists them: with THAT region's stock."""
+        wanted = {p.id for p in items}
+        offering = [c.id for c in clusters if any(_offers_in(p, c) for p in items)]
         # Cached REGION_TTL seconds like a create's; refresh=True asks every region again.
-        listings = self.region_listings(
-            [c.id for c in offering], billing or "onDemand", gpu_num or 1, refresh=refresh
-        )
+        listings = self.region_listings(offering, billing or "onDemand", gpu_num or 1, refresh)
         rows: list[Product] = []
         for listing in listings.values():
             if isinstance(listing, NovitaError):
                 raise listing
-            rows.extend(p for p in listing if p.id in aggregate)
-        if available is not None:
-            rows = [p for p in rows if p.available is available]
-        return Selection(rows, True, aggregate)
+            rows.extend(p for p in listing if p.id in wanted)
+        return rows
 
     # -- regions -------------------------------------------------------------------------------
     def find_region(self, region: str, field: str = "region") -> Cluster:

@@ -72,6 +72,37 @@ def likely_regions(
     ]
 
 
+def _chosen(
+    request: CreateRequest,
+    cluster: Cluster,
+    product: Product,
+    price: float,
+    adopted: bool,
+    offer: Offer | None,
+) -> Attempt:
+    """The report line of the offer created on, saying what vouched for its stock."""
+    label = BILLING_LABELS.get(request.billing, request.billing)
+    adopted_note = " (adopted after an ambiguous create)" if adopted else ""
+    signal = offer.signal if offer is not None else SIGNAL_REGION
+    vouched = (
+        "in stock by its region listing"
+        if signal == SIGNAL_REGION
+        else "stock unknown, the create succeeded"
+    )
+    return Attempt(
+        cluster.name,
+        OUTCOME_CHOSEN,
+        f"chosen: {product.name} at {format_money(price, per_hour=True)} ({label}); "
+        f"{vouched}{adopted_note}",
+        cluster.id,
+        product.id,
+        product.name,
+        product.price_for(request.billing) or 0.0,
+        price,
+        signal=signal,
+    )
+
+
 class Provisioner:
     """Creates instances. Collaborators: ``api`` sends, ``catalog`` lists offers and regions,
     ``config()`` gives default_region and budget, ``ledger`` remembers what was made,
@@ -178,41 +209,17 @@ class Provisioner:
         """Judge every region: offers and prices from the listing, then the stock of the
         regions still in the running from their own listings, fetched at once. Regions
         decided here are reported; the offers left come back in the policy's order."""
-        pinned = volume_cluster(mounts, ordered)
-        if pinned is not None:
-            volume = mounts[0].storage
-            report.restriction = (
-                f"only {pinned.name}: volume {volume.name!r} ({volume.id}) is there, and an "
-                "instance mounts a volume only in the volume's region"
+        verdicts = [
+            judge_region(
+                cluster,
+                matches,
+                gpu=request.gpu,
+                billing=request.billing,
+                max_price=request.max_price,
+                rootfs_gb=plan.rootfs_gb,
             )
-        verdicts: list[RegionVerdict] = []
-        for cluster in ordered:
-            if pinned is not None and cluster.id != pinned.id:
-                detail = (
-                    f"volume is in {pinned.name} ({mounts[0].storage.name}): not mountable here"
-                )
-                report.add(
-                    Attempt(cluster.name, OUTCOME_VOLUME, detail, cluster.id, signal=SIGNAL_VOLUME)
-                )
-                continue
-            if mounts and not cluster.support_network_storage:
-                detail = "no network storage: this region cannot mount network volumes"
-                report.add(
-                    Attempt(
-                        cluster.name, OUTCOME_NO_STORAGE, detail, cluster.id, signal=SIGNAL_CATALOG
-                    )
-                )
-                continue
-            verdicts.append(
-                judge_region(
-                    cluster,
-                    matches,
-                    gpu=request.gpu,
-                    billing=request.billing,
-                    max_price=request.max_price,
-                    rootfs_gb=plan.rootfs_gb,
-                )
-            )
+            for cluster in self._mountable(ordered, mounts, report)
+        ]
         open_ids = [v.cluster.id for v in verdicts if v.candidates]
         stock = self.catalog.region_listings(open_ids, request.billing, request.gpu_num)
         judged: list[RegionVerdict] = []
@@ -239,6 +246,35 @@ class Provisioner:
                 )
             judged.append(final)
         return order_offers(judged, request.prefer, request.billing)
+
+    @staticmethod
+    def _mountable(
+        ordered: list[Cluster], mounts: Sequence[Mount], report: FallbackReport
+    ) -> list[Cluster]:
+        """The regions that can mount the volumes (all of them without volumes); the others
+        are reported with the reason."""
+        pinned = volume_cluster(mounts, ordered)
+        if pinned is not None:
+            volume = mounts[0].storage
+            report.restriction = (
+                f"only {pinned.name}: volume {volume.name!r} ({volume.id}) is there, and an "
+                "instance mounts a volume only in the volume's region"
+            )
+        kept: list[Cluster] = []
+        for cluster in ordered:
+            if pinned is not None and cluster.id != pinned.id:
+                outcome, signal = OUTCOME_VOLUME, SIGNAL_VOLUME
+                detail = (
+                    f"volume is in {pinned.name} ({mounts[0].storage.name}): not mountable here"
+                )
+            elif mounts and not cluster.support_network_storage:
+                outcome, signal = OUTCOME_NO_STORAGE, SIGNAL_CATALOG
+                detail = "no network storage: this region cannot mount network volumes"
+            else:
+                kept.append(cluster)
+                continue
+            report.add(Attempt(cluster.name, outcome, detail, cluster.id, signal=signal))
+        return kept
 
     def _listing(self, request: CreateRequest, listing: list[Product] | None) -> list[Product]:
         """Candidates and prices: a batch's shared on-demand listing, else the catalog's cached
@@ -285,27 +321,7 @@ class Provisioner:
                     )
                 )
                 return None
-        label = BILLING_LABELS.get(request.billing, request.billing)
-        adopted_note = " (adopted after an ambiguous create)" if adopted else ""
-        vouched = (
-            "in stock by its region listing"
-            if offer is None or offer.signal == SIGNAL_REGION
-            else "stock unknown, the create succeeded"
-        )
-        report.add(
-            Attempt(
-                cluster.name,
-                OUTCOME_CHOSEN,
-                f"chosen: {product.name} at {format_money(price, per_hour=True)} ({label}); "
-                f"{vouched}{adopted_note}",
-                cluster.id,
-                product.id,
-                product.name,
-                per_gpu,
-                price,
-                signal=offer.signal if offer is not None else SIGNAL_REGION,
-            )
-        )
+        report.add(_chosen(request, cluster, product, price, adopted, offer))
         return Instance(
             id=instance_id,
             name=name,
