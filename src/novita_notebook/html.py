@@ -315,6 +315,67 @@ def instance_table(
     )
 
 
+def _blank(value: Any) -> bool:
+    """None, NaN, NaT or pandas' NA (whose comparisons raise on ``bool``)."""
+    if value is None or value == "":
+        return True
+    try:
+        return bool(value != value)
+    except TypeError:
+        return True
+
+
+#: The compact instance list (``%novita instances``): what fits 1,000 px, in reading order.
+OVERVIEW_COLUMNS = ("name", "status", "region", "product", "$/h", "so far", "created", "id")
+
+
+def instance_overview_cells(row: dict[str, Any], now: datetime | None = None) -> list[str]:
+    """One row of the instance frame (``frames.instances_frame`` columns) as HTML cells."""
+    value = {k: (None if _blank(v) else v) for k, v in row.items()}
+    product = text(value.get("product"))
+    gpus = value.get("gpus")
+    if gpus is not None and int(gpus) > 1:
+        product += f" \u00d7{int(gpus)}"
+    status = badge(str(value.get("status") or "unknown"), str(value.get("phase") or "unknown"))
+    if value.get("error"):
+        status = f"<span title='{text(value['error'])}'>{status}</span>"
+    cost = value.get("cost_so_far")
+    created = value.get("created_at") or value.get("started_at")
+    when = relative_time(created, now) if created is not None else "\u2014"
+    nowrap = "white-space:nowrap"
+    return [
+        f"<b style='{nowrap}'>{text(value.get('name'))}</b>",
+        status,
+        f"<span style='{nowrap}'>{text(value.get('region'))}</span>",
+        product,
+        money(value.get("price_per_hour")),
+        text(approx_money(cost)) if cost is not None else "&mdash;",
+        f"<span title='{text(created)}'>{text(when)}</span>" if created is not None else when,
+        f"<code style='font-size:90%'>{text(value.get('id'))}</code>",
+    ]
+
+
+def instances_overview(
+    rows: Iterable[dict[str, Any]], *, columns: int = 0, now: datetime | None = None
+) -> str:
+    """The instance frame as a compact table (status badges, money, relative times, no
+    secrets), ≤ 1,000 px wide; a caption says the frame has ``columns`` columns in all."""
+    rows = list(rows)
+    body = table(
+        OVERVIEW_COLUMNS,
+        (instance_overview_cells(r, now) for r in rows),
+        raw_columns=OVERVIEW_COLUMNS,
+        numeric=("$/h", "so far"),
+    )
+    caption = f"{len(rows)} instance(s)"
+    if columns:
+        caption += f" \u00b7 a DataFrame of {columns} columns (<code>df.columns</code>)"
+    return (
+        f"<div class='novita-instances' style='max-width:1000px;{FONT}'>{body}"
+        f"<div style='color:{MUTED};padding:2px 8px'>{caption}</div></div>"
+    )
+
+
 def sparkline(
     values: Sequence[float], *, width: int = 120, height: int = 24, label: str = ""
 ) -> str:

@@ -124,3 +124,24 @@ def test_import_stays_light():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
     assert out == ["[]", "False"]
+
+
+def test_instances_magic_is_a_dataframe_drawn_compact(ip, client):
+    """``%novita instances`` stays a DataFrame; its HTML is the compact table (8 columns,
+    money and relative times, no SSH), not pandas' 19-column one."""
+    import pandas as pd
+
+    client.create("wide-1", gpu="RTX 4090", wait=True, progress="silent")
+    client.create("wide-2", gpu="RTX 4090", gpu_num=2, progress="silent")
+    frame = ip.run_line_magic("novita", "instances")
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 2
+    markup = frame._repr_html_()
+    assert "novita-instances" in markup and markup.count("<th ") == 8
+    assert "max-width:1000px" in markup
+    assert f"{len(frame.columns)} columns" in markup
+    price = frame.loc[frame["name"] == "wide-1", "price_per_hour"].item()
+    assert f"{html.format_money(price)}</td>" in markup and "\u00d72" in markup
+    assert "ago" in markup or "just now" in markup
+    assert "ssh root@" not in markup and "novita-running" in markup
+    head = frame.head(1)  # any operation gives back a plain DataFrame
+    assert type(head) is pd.DataFrame and "novita-instances" not in head._repr_html_()

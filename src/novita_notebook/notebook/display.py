@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from .. import html
 
 
@@ -69,3 +71,15 @@ def framed(widgets: Any, children: list[Any], title: str | None = None) -> Any:
     )
     box.add_class("novita-widget")
     return box
+
+
+class InstancesFrame(pd.DataFrame):
+    """The instance DataFrame (``%novita instances``), drawn as a compact table that fits
+    1,000 px; every operation on it gives a plain DataFrame with the usual display."""
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        return html.instances_overview(self.to_dict("records"), columns=len(self.columns))

@@ -46,7 +46,9 @@ def templates(magics: Any, args: argparse.Namespace) -> Any:
 def instances(magics: Any, args: argparse.Namespace) -> Any:
     client = magics.get_client()
     frame = client.instances(**accepted(client.instances, {"status": args.status}, "instances()"))
-    return without_empty_columns(frame, SPARSE_COLUMNS)
+    from ..display import InstancesFrame  # a DataFrame drawn as a compact table
+
+    return InstancesFrame(without_empty_columns(frame, SPARSE_COLUMNS))
 
 
 def without_empty_columns(frame: Any, columns: tuple[str, ...]) -> Any:
