@@ -21,6 +21,9 @@ EXPECTED_WIDGETS = {
     "04-watch-and-webhooks.ipynb": ["Confirm delete"],
 }
 
+#: HTML outputs each notebook shows (CSS selectors), checked for sideways scroll too.
+EXPECTED_HTML = {"01-quickstart.ipynb": [".novita-instances"]}
+
 #: Every notebook in light; the panel notebook in dark too (the driven test covers the rest).
 CASES = [(path.name, LIGHT) for path in sorted(NOTEBOOKS.glob("*.ipynb"))] + [
     ("04-watch-and-webhooks.ipynb", DARK)
@@ -55,6 +58,15 @@ def test_notebook_runs_clean(lab, name, theme):
               .map(e => e.className)"""
     )
     assert overflowing == [], "a widget scrolls sideways at 1,000 px"
+    for selector in EXPECTED_HTML.get(name, []):
+        found = lab.page.locator(f".jp-OutputArea-output {selector}")
+        assert found.count(), selector
+        lab.shot(selector.strip(".#"), found.first)
+        wide = found.first.evaluate(
+            "e => { const out = e.closest('.jp-OutputArea-output');"
+            " return [e.scrollWidth, out.scrollWidth - out.clientWidth]; }"
+        )
+        assert wide[0] <= 1000 and wide[1] <= 1, f"{selector} scrolls sideways: {wide}"
     assert lab.unstyled_links() == []
     assert lab.unpadded_cells() == []
     assert lab.console_errors == []
