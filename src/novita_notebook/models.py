@@ -506,11 +506,19 @@ _SECRET_KEYS = {"password", "sshPassword", "imageAuth"}
 def _without_secrets(data: Any) -> Any:
     """A deep copy of an API object with passwords blanked (raw data is shown in tables)."""
     if isinstance(data, dict):
+        # scalars are copied in place: a call per value was most of parsing a listing
         return {
-            k: ("***" if k in _SECRET_KEYS and v else _without_secrets(v)) for k, v in data.items()
+            k: (
+                "***"
+                if k in _SECRET_KEYS and v
+                else _without_secrets(v)
+                if isinstance(v, dict | list)
+                else v
+            )
+            for k, v in data.items()
         }
     if isinstance(data, list):
-        return [_without_secrets(v) for v in data]
+        return [_without_secrets(v) if isinstance(v, dict | list) else v for v in data]
     return data
 
 
