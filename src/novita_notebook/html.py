@@ -285,12 +285,13 @@ INSTANCE_COLUMNS: tuple[str, ...] = ("name", "status", "region", "product", "$/h
 INSTANCE_WIDTHS: tuple[str, ...] = ("18%", "15%", "13%", "22%", "10%", "22%")
 
 
-def instance_cells(instance: Instance, note: str = "") -> list[str]:
+def instance_cells(instance: Instance, note: str = "", eta: str = "") -> list[str]:
     """One instance as already-escaped HTML cells (INSTANCE_COLUMNS order); ``note`` (HTML,
-    e.g. a guard badge) goes under the name."""
+    e.g. a guard badge) goes under the name, ``eta`` (HTML, "ready in ~40 s") under the
+    status."""
     return [
         f"<b>{text(instance.name)}</b>" + (f"<br>{note}" if note else ""),
-        badge(instance.status or "unknown", instance.phase),
+        badge(instance.status or "unknown", instance.phase) + (f"<br>{eta}" if eta else ""),
         text(instance.region),
         text(instance.product_name),
         money(instance.price_per_hour),
@@ -299,15 +300,19 @@ def instance_cells(instance: Instance, note: str = "") -> list[str]:
 
 
 def instance_table(
-    instances: Iterable[Instance], *, header: bool = True, notes: dict[str, str] | None = None
+    instances: Iterable[Instance],
+    *,
+    header: bool = True,
+    notes: dict[str, str] | None = None,
+    etas: dict[str, str] | None = None,
 ) -> str:
     """A table of instances, status shown by icon, text and tint; no secrets. Fixed column
-    widths, so a header drawn alone lines up with rows drawn alone. ``notes`` maps an id to
-    HTML shown under its name."""
-    notes = notes or {}
+    widths, so a header drawn alone lines up with rows drawn alone. ``notes`` and ``etas``
+    map an id to HTML shown under its name and under its status."""
+    notes, etas = notes or {}, etas or {}
     return table(
         INSTANCE_COLUMNS,
-        (instance_cells(i, notes.get(i.id, "")) for i in instances),
+        (instance_cells(i, notes.get(i.id, ""), etas.get(i.id, "")) for i in instances),
         raw_columns=INSTANCE_COLUMNS,
         numeric=("$/h",),
         widths=INSTANCE_WIDTHS,
@@ -444,6 +449,17 @@ def guard_note(describe: str, deadline: datetime | None, reclaim: str | None = N
             f"\u26a1 reclaim {text(reclaim)}</span>"
         )
     return "<br>".join(parts)
+
+
+def eta_note(words: str, detail: str = "") -> str:
+    """The time a start is expected to take, small and muted under the status badge."""
+    if not words:
+        return ""
+    title = f" title='{text(detail)}'" if detail else ""
+    return (
+        f"<span class='novita-eta'{title} style='color:{MUTED};font-size:90%'>"
+        f"\u23f1 {text(words)}</span>"
+    )
 
 
 def notice(event_type: str, words: str) -> str:

@@ -4,6 +4,7 @@ state checked afterwards; HTML fallbacks and the no-secrets rule."""
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
@@ -241,6 +242,30 @@ def test_panel_shows_guard_warnings_and_extends_or_cancels_from_them(client, mon
     finally:
         panel.stop()
     assert panel.on_guard_event not in client.guards.listeners
+
+
+def test_panel_rows_on_their_way_show_an_eta_that_counts_down(client):
+    from datetime import UTC, datetime, timedelta
+
+    from novita_notebook.models import Instance
+
+    panel = InstancePanel(client, start=False)
+    pulling = Instance(id="eta-1", name="eta-1", status="pulling", price_per_hour=0.35)
+    pulling.created_at = datetime.now(UTC) - timedelta(seconds=5)
+    panel.apply(pulling)
+    row = panel.row_html["eta-1"]
+    assert "novita-eta" in row and re.search(r"(ready in|no history yet) \(?~\d+ (s|min)", row)
+    assert "pulling, " not in row  # the badge already says pulling
+    assert "novita-eta" in panel._repr_html_()
+    assert "eta-1" in panel._eta_rows  # each tick redraws it: the countdown moves alone
+    seen = []
+    panel.apply = seen.append  # what tick() hands on, without a status change
+    panel.tick()
+    assert [i.id for i in seen] == ["eta-1"]
+    del panel.apply
+    running = Instance(id="eta-1", name="eta-1", status="running", price_per_hour=0.35)
+    panel.apply(running)
+    assert "novita-eta" not in panel.row_html["eta-1"] and "eta-1" not in panel._eta_rows
 
 
 def test_instance_panel_needs_a_selection(client):

@@ -105,6 +105,7 @@ class InstancePanel(Displayable):
         self.notices: deque[tuple[str, dict[str, Any]]] = deque(maxlen=_NOTICES)
         self.warning: dict[str, Any] | None = None  # the guard warning the buttons act on
         self.reclaims: dict[str, str] = {}  # id -> announced spot reclaim time
+        self._eta_rows: set[str] = set()  # ids whose row shows an ETA (redrawn each tick)
         self._lock = threading.RLock()
         self._ticking = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -150,11 +151,15 @@ class InstancePanel(Displayable):
             self.tick()
 
     def tick(self) -> None:
-        """One summary refresh (what the background ticker does each period)."""
+        """One summary refresh (what the background ticker does each period); rows on their
+        way to running redraw too, as their ETA counts down."""
         with self._lock:
             self.history.append(self.spend_detail().per_hour)
             if self.widget is not None:
                 self._draw_summary()
+            starting = [i for i in self.states.values() if i.id in self._eta_rows]
+        for instance in starting:
+            self.apply(instance)
 
     # -- state ---------------------------------------------------------------------------------
     def on_change(self, event: Any) -> None:
@@ -222,8 +227,29 @@ class InstancePanel(Displayable):
     def _row(self, instance: Instance) -> str:
         """One row as its own table, in the header's fixed column layout (so they line up)."""
         return html.instance_table(
-            [instance], header=False, notes={instance.id: self._guard_note(instance)}
+            [instance],
+            header=False,
+            notes={instance.id: self._guard_note(instance)},
+            etas={instance.id: self.eta_of(instance)},
         )
+
+    def eta_of(self, instance: Instance) -> str:
+        """``ready in ~40 s`` (or ``no history yet (…)``) for an instance on its way to
+        running, from the learned phase times; "" otherwise."""
+        try:
+            from ..waiting.learned import eta_text, format_eta, instance_eta
+
+            eta = instance_eta(instance)
+        except Exception:  # noqa: BLE001 - an estimate must never break the panel
+            eta = None
+        with self._lock:
+            (self._eta_rows.add if eta is not None else self._eta_rows.discard)(instance.id)
+        if eta is None:
+            return ""
+        words = format_eta(instance.status, eta)
+        status = f"{instance.status}, "
+        return html.eta_note(words[len(status) :] if words.startswith(status) else words,
+                             eta_text(eta))  # fmt: skip
 
     def _guard_note(self, instance: Instance) -> str:
         """``guarded · until 18:00Z`` from the guard's store (a file read, no HTTP), plus an
@@ -314,7 +340,9 @@ class InstancePanel(Displayable):
         with self._lock:
             rows = sorted(self.states.values(), key=lambda i: i.name)
         notes = {i.id: self._guard_note(i) for i in rows}
-        body = html.instance_table(rows, notes=notes) + self._summary_html() + self.notices_html()
+        etas = {i.id: self.eta_of(i) for i in rows}
+        table = html.instance_table(rows, notes=notes, etas=etas)
+        body = table + self._summary_html() + self.notices_html()
         return html.frame("Instances", body)
 
     def __repr__(self) -> str:
