@@ -128,3 +128,33 @@ def test_learning_can_be_switched_off_per_client_config(slow_client, monkeypatch
     finally:
         monkeypatch.undo()
     assert samples(client, inst, "pulling") == []
+
+
+def test_the_bar_and_the_watcher_table_show_the_eta(slow_client):
+    from novita_notebook.notebook.progress import WaitProgress
+
+    client, _ = slow_client
+    progress = WaitProgress("bar")
+    shown: list[str] = []
+
+    def update(instance: Instance, elapsed: float, phase: str) -> None:
+        progress.update(instance, elapsed, phase)
+        shown.append(progress.eta)
+
+    client.wait(create(client, "bar"), poll=Backoff().scaled(1 / SPEED), progress=update)
+    assert any(text.startswith("no history yet: ~") for text in shown), shown
+    assert shown[-1] == ""  # running: nothing ahead
+    assert "no history yet" in repr_during(client)
+
+
+def repr_during(client: Novita) -> str:
+    """The watcher's HTML table while an instance is on its way to running."""
+    inst = create(client, "table")
+    with client.watch([inst], interval=0.02) as watcher:
+        deadline = time.monotonic() + 20
+        markup = ""
+        while time.monotonic() < deadline and "no history yet" not in markup:
+            markup = watcher._repr_html_()
+            time.sleep(0.01)
+        watcher.wait_for("running", instance=inst.id, timeout=30)
+    return markup

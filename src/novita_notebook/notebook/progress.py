@@ -33,6 +33,9 @@ class WaitProgress(Displayable):
         self.statuses: list[str] = []
         self.phase = "provisioning"
         self.elapsed = 0.0
+        #: the expected remaining time, e.g. "ready in ~40 s (creating ~3 s, pulling ~37 s)"
+        #: or "no history yet: ~1 min by the documented times"; "" when none applies
+        self.eta = ""
         self.done = False
         self._handle: Any = None
         self._published = ""  # the text last shown through the display handle
@@ -59,6 +62,7 @@ class WaitProgress(Displayable):
                 self.name = instance.name
             self.phase = phase or self.phase
             self.elapsed = float(elapsed)
+            self.eta = _eta_of(instance)
             if self._show_on_update:
                 self._show_on_update = False
                 self._show()
@@ -68,6 +72,7 @@ class WaitProgress(Displayable):
         with self._lock:
             self._show_on_update = False  # never drawn: the wait ended before any status
             self.done = True
+            self.eta = ""
             self._refresh(True)
 
     @property
@@ -112,17 +117,31 @@ class WaitProgress(Displayable):
 
     def _label_html(self) -> str:
         colour = html.PHASE_COLOURS.get(self.phase, "#ffffff")
+        eta = f" &mdash; {html.text(self.eta)}" if self.eta else ""
         return (
             f"<b>{html.text(self.name)}</b> "
             f"<span style='background:{colour};padding:1px 6px'>{html.text(self.phase)}</span> "
-            f"{html.text(self._trail())} ({self.elapsed:.1f} s)"
+            f"{html.text(self._trail())} ({self.elapsed:.1f} s){eta}"
         )
 
     def _repr_html_(self) -> str:
         return f"<div>{self._label_html()}</div>"
 
     def __repr__(self) -> str:
-        return f"{self.name}  {self._trail()}   ({self.elapsed:.1f} s, {self.phase})"
+        eta = f"  {self.eta}" if self.eta else ""
+        return f"{self.name}  {self._trail()}   ({self.elapsed:.1f} s, {self.phase}){eta}"
+
+
+def _eta_of(instance: Any) -> str:
+    """The instance's ETA as text (from the wait or watcher following it, else its history;
+    see ``waiting.learned.instance_eta``); "" off the way to running or on any trouble."""
+    from ..waiting.learned import eta_text, instance_eta
+
+    try:
+        eta = instance_eta(instance)
+    except Exception:  # noqa: BLE001 - an estimate must never break the bar
+        return ""
+    return "" if eta is None else eta_text(eta)
 
 
 # ---------------------------------------------------------------------------------------------

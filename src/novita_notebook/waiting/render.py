@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .. import html
 from ..models import STATUS_ORDER, Instance, StatusChange
+from .learned import eta_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .watcher import Watcher
@@ -21,7 +22,11 @@ def watcher_html(
     events: list[StatusChange],
 ) -> str:
     """The summary (state, counts, pace, errors) above one row per watched instance."""
-    return _summary(watcher, events) + _table(instances, changed)
+    etas = {}
+    for instance in instances:
+        eta = watcher.eta(instance.id)
+        etas[instance.id] = eta_text(eta) if eta is not None else None
+    return _summary(watcher, events) + _table(instances, changed, etas)
 
 
 def _summary(watcher: Watcher, events: list[StatusChange]) -> str:
@@ -48,15 +53,18 @@ def _summary(watcher: Watcher, events: list[StatusChange]) -> str:
     return "<div>" + " &middot; ".join(parts) + "</div>"
 
 
-def _table(instances: list[Instance], changed: dict[str, datetime]) -> str:
+def _table(
+    instances: list[Instance], changed: dict[str, datetime], etas: dict[str, str | None]
+) -> str:
     order = {s: i for i, s in enumerate(STATUS_ORDER)}
     instances = sorted(instances, key=lambda i: (order.get(i.status, len(order)), i.name))
-    columns = (*html.INSTANCE_COLUMNS, "phase", "changed")
+    columns = (*html.INSTANCE_COLUMNS, "phase", "changed", "eta")
     rows = [
         (
             *html.instance_cells(i),
             html.text(i.phase),
             html.text(changed[i.id].strftime("%H:%M:%S") if i.id in changed else None),
+            html.text(etas.get(i.id)),
         )
         for i in instances
     ]
