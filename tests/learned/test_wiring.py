@@ -158,3 +158,16 @@ def repr_during(client: Novita) -> str:
             time.sleep(0.01)
         watcher.wait_for("running", instance=inst.id, timeout=30)
     return markup
+
+
+def test_a_corrupt_history_never_breaks_a_wait(slow_client):
+    client, _ = slow_client
+    path = history_of(client).path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00{not json" * 1000)
+    inst = create(client, "corrupt")
+    done = client.wait(inst, poll=Backoff().scaled(1 / SPEED), progress="silent", timeout=60)
+    assert done.status == "running"
+    assert len(samples(client, inst, "pulling")) == 1  # a fresh history took its place
+    assert path.stat().st_size < 10_000
+    assert list(path.parent.glob(f"{path.name}.corrupt-*"))  # the broken one kept aside
