@@ -78,8 +78,11 @@ def _write_settings(settings_dir: Path) -> None:
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> Path:
-    """Where screenshots go; printed so a person can look at them."""
-    folder = tmp_path_factory.mktemp("browser-screenshots")
+    """Where screenshots go (``NOVITA_TEST_SCREENSHOTS``, else a pytest temp folder, which
+    pytest rotates away after a few runs); printed so a person can look at them."""
+    chosen = os.environ.get("NOVITA_TEST_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("browser-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
     print(f"\nbrowser screenshots: {folder}", file=sys.stderr)
     return folder
 

@@ -196,7 +196,7 @@ def _wait_until_removed(lab) -> None:
         arg=cell.element_handle(),
         timeout=60000,
     )
-    label = cell.locator(".widget-html").last.inner_text()
+    label = cell.locator(".widget-hbox:has(.widget-hprogress) .widget-html").first.inner_text()
     assert re.search(r"^drive-1\s+removed\b", label), label
     lab.wait_idle(need_busy=False)
     assert lab.tracebacks() == []
