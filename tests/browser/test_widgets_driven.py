@@ -26,9 +26,12 @@ CELLS = [
     "panel = InstancePanel(client, interval=0.2)\npanel",
     "form = CreateForm(client)\nform",
     'card = InstanceCard(client.instance("drive-1"))\ncard',
+    'client.guard("drive-1", stop_after=60, warn_before=58)',
     "%novita wait drive-1 --until removed",
 ]
-SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, CARD_CELL, WAIT_CELL = range(len(CELLS))
+SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, CARD_CELL, GUARD_CELL, WAIT_CELL = range(
+    len(CELLS)
+)
 
 
 class Sandbox:
@@ -74,6 +77,7 @@ def test_widgets_driven_by_hand(lab):
 
     _filter_and_create(lab)
     instance_id = _panel_shows_the_new_instance(lab, sandbox)
+    _panel_guard_warning_then_extend(lab)
     _card_stop_and_refresh(lab, sandbox, instance_id)
     _panel_follows_an_outside_stop(lab, sandbox, instance_id)
     _form_validation(lab)
@@ -128,6 +132,22 @@ def _panel_shows_the_new_instance(lab, sandbox: Sandbox) -> str:
     assert panel.locator("select").first.input_value() != ""  # first row preselected
     lab.shot("panel-running", panel)
     return instance_id
+
+
+def _panel_guard_warning_then_extend(lab) -> None:
+    """A guard deadline warns in the panel with the calls that answer it; Extend 1h there
+    pushes the deadline back and the warning's buttons go away."""
+    lab.select_cell(GUARD_CELL)
+    lab.page.keyboard.press("Shift+Enter")
+    panel = lab.cell(PANEL_CELL)
+    warning = panel.locator(".novita-notice", has_text="Guard warning: drive-1")
+    warning.wait_for(timeout=30000)
+    assert "novita.extend('drive-1', '1h')" in warning.inner_text()
+    panel.locator(".novita-guard", has_text="guarded").wait_for(timeout=15000)
+    lab.shot("panel-guard-warning", panel)
+    _button(panel, "Extend 1h").click()
+    panel.get_by_text("Extended by 1h for drive-1.").wait_for(timeout=15000)
+    assert _button(panel, "Extend 1h").is_hidden()
 
 
 def _card_stop_and_refresh(lab, sandbox: Sandbox, instance_id: str) -> None:
