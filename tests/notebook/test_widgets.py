@@ -254,8 +254,8 @@ def test_panel_rows_on_their_way_show_an_eta_that_counts_down(client):
     pulling.created_at = datetime.now(UTC) - timedelta(seconds=5)
     panel.apply(pulling)
     row = panel.row_html["eta-1"]
-    assert "novita-eta" in row and re.search(r"(ready in|no history yet) \(?~\d+ (s|min)", row)
-    assert "pulling, " not in row  # the badge already says pulling
+    assert "novita-eta" in row and re.search(r"(ready in|no history yet:) ~\d+ (s|min)", row)
+    assert "pulling, " not in row and "pulling \u00b7" not in row  # the badge says pulling
     assert "novita-eta" in panel._repr_html_()
     assert "eta-1" in panel._eta_rows  # each tick redraws it: the countdown moves alone
     seen = []

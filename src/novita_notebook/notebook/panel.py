@@ -234,22 +234,18 @@ class InstancePanel(Displayable):
         )
 
     def eta_of(self, instance: Instance) -> str:
-        """``ready in ~40 s`` (or ``no history yet (…)``) for an instance on its way to
-        running, from the learned phase times; "" otherwise."""
+        """``ready in ~40 s`` (or ``no history yet: ~1 min …``) for an instance on its way to
+        running, from the learned phase times (per phase in the tooltip); "" otherwise."""
         try:
-            from ..waiting.learned import eta_text, format_eta, instance_eta
+            from ..waiting.learned import eta_text, instance_eta
 
             eta = instance_eta(instance)
         except Exception:  # noqa: BLE001 - an estimate must never break the panel
             eta = None
         with self._lock:
             (self._eta_rows.add if eta is not None else self._eta_rows.discard)(instance.id)
-        if eta is None:
-            return ""
-        words = format_eta(instance.status, eta)
-        status = f"{instance.status}, "
-        return html.eta_note(words[len(status) :] if words.startswith(status) else words,
-                             eta_text(eta))  # fmt: skip
+        words = eta_text(eta) if eta is not None else ""
+        return html.eta_note(words.split(" (")[0], words)
 
     def _guard_note(self, instance: Instance) -> str:
         """``guarded · until 18:00Z`` from the guard's store (a file read, no HTTP), plus an
