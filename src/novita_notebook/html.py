@@ -471,6 +471,7 @@ def notice(event_type: str, words: str) -> str:
         for line in rest
     )
     return (
-        f"<div class='novita-notice' data-event='{text(event_type)}' style='{FONT}'>"
+        f"<div class='novita-notice' data-event='{text(event_type)}' "
+        f"style='{FONT};line-height:1.4;padding:2px 0'>"
         f"<span style='color:{ink}' aria-hidden='true'>{icon}</span> {text(first)}{calls}</div>"
     )

@@ -375,8 +375,11 @@ class InstancePanel(Displayable):
         self.message = widgets.HTML("")
         self.card = widgets.HTML("")
         self.notices_box = widgets.HTML("", layout=flush())
-        self.extend_button = widgets.Button(description="Extend 1h", icon="clock-o")
-        self.unguard_button = widgets.Button(description="Cancel guard rule", icon="times")
+        wide = widgets.Layout(width="auto")  # the whole label, never "Cancel guard r…"
+        self.extend_button = widgets.Button(description="Extend 1h", icon="clock-o", layout=wide)
+        self.unguard_button = widgets.Button(
+            description="Cancel guard rule", icon="times", layout=widgets.Layout(width="auto")
+        )
         self.extend_button.on_click(lambda _: self.extend_warned())
         self.unguard_button.on_click(lambda _: self.cancel_warned())
         self.guard_box = widgets.HBox([self.extend_button, self.unguard_button])
