@@ -191,6 +191,7 @@ class CreateForm(Displayable):
             description="prefer",
             tooltips=["the cheapest offer in stock, any region", "regions in the order given"],
             style={"button_width": "auto"},
+            layout=widgets.Layout(width="auto"),  # 300 px wraps the label above the buttons
         )
         rows.append(self.prefer)
         self.wait_box = widgets.Checkbox(
