@@ -68,7 +68,9 @@ def test_waits_record_history_and_later_waits_poll_less(slow_client):
     expected = 15.0 / SPEED  # the sandbox's documented pull for a small image
     assert all(0.5 * expected < s < 2.5 * expected for s in recorded), recorded
     # three samples make a history: the last waits poll around the expected arrival
-    assert sum(calls[-2:]) / 2 < calls[0], calls
+    # (measured: 12, 12, 12, then 2 each: the create() handle is the first poll and the
+    # next one lands at the expected arrival)
+    assert max(calls[-3:]) * 2 <= calls[0], calls
 
 
 def test_fixed_pace_waits_do_not_learn(slow_client):

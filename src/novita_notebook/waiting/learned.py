@@ -310,6 +310,12 @@ class LearnedSchedule:
         sparse = self.sparse if self.sparse is not None else self.fallback.cap
         return max(self.fallback.floor, min(point - now, sparse))
 
+    def has_history(self, status: str | None) -> bool:
+        """Whether every phase ahead of ``status`` has learned history (not the prior)."""
+        ahead = self._ahead(status)
+        estimates = self._get_estimates()
+        return bool(ahead) and all(estimates[phase].learned for phase in ahead)
+
     # -- ETA -----------------------------------------------------------------------------------
     def eta(
         self, status: str | None = None, elapsed_in_phase: float | None = None

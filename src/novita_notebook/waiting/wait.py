@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Generator
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..errors import (
@@ -44,6 +45,9 @@ from .progress import ProgressSink, progress_sink
 logger = logging.getLogger(__name__)
 
 Step = tuple[Any, ...]
+
+#: A create() handle younger than this (by its createdAt, whole seconds) counts as a poll.
+FRESH_SECONDS = 10.0
 
 #: Targets a learned schedule knows the way to (stop and delete phases are not learned).
 LEARNED_TARGETS = ("running", "reachable")
@@ -223,6 +227,23 @@ class _WaitRun:
             self.tracked = schedule
         self.plan.schedule = schedule
 
+    def fresh_from_create(self, known: Instance) -> bool:
+        """A handle create() just returned (it carries the fallback report, is still queued
+        and was created seconds ago) says what a first poll would: the instance cannot be
+        further than queued. Only for learned schedules with history, whose first pause
+        aims at the expected arrival; without history the wait is today's (fetch first)."""
+        schedule = self.plan.schedule
+        created = known.created_at
+        if (
+            not isinstance(schedule, LearnedSchedule)
+            or known.fallback_report is None
+            or step_of(known.status) != "queued"
+            or created is None
+        ):
+            return False
+        age = (datetime.now(UTC) - created).total_seconds()
+        return abs(age) <= FRESH_SECONDS and schedule.has_history(known.status)
+
     def release(self) -> None:
         if self.tracked is not None:
             untrack(self.instance_id, self.tracked)
@@ -269,8 +290,11 @@ class _WaitRun:
         if self.plan.learn:
             self.learn(known)
         # A name or id was just looked up: that answer is the first poll. A handle the
-        # caller passed may be stale, so it is fetched again.
+        # caller passed may be stale, so it is fetched again, unless it is fresh from
+        # create() and the history knows the way ahead (see ``fresh_from_create``).
         pending: Instance | None = known if not isinstance(self.instance, Instance) else None
+        if pending is None and self.fresh_from_create(known):
+            pending = known
         while True:
             note: str | None = None
             current: Instance | None = None
