@@ -390,7 +390,8 @@ def _amount(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------
 
 _histories: dict[str, PhaseHistory] = {}
-_live: dict[str, LearnedSchedule] = {}
+# (history scope, instance id): ids are unique within one API, not across sandboxes
+_live: dict[tuple[str, str], LearnedSchedule] = {}
 _registry_lock = threading.Lock()
 
 #: A wait started this long after the instance's createdAt takes createdAt as the start of
@@ -416,26 +417,34 @@ def history_of(client: Any) -> PhaseHistory | None:
         return history
 
 
+def _live_key(instance_id: str, schedule: LearnedSchedule) -> tuple[str, str]:
+    return (schedule.history.scope if schedule.history is not None else "", instance_id)
+
+
 def track(instance_id: str, schedule: LearnedSchedule) -> bool:
-    """Make ``schedule`` the one ``instance_eta`` reads for ``instance_id``; False (and no
-    change) when another wait or watcher already tracks it (that one records the history)."""
+    """Make ``schedule`` the one ``instance_eta`` reads for ``instance_id`` (within its
+    history's scope); False (and no change) when another wait or watcher already tracks it
+    (that one records the history)."""
+    key = _live_key(instance_id, schedule)
     with _registry_lock:
-        if _live.get(instance_id, schedule) is not schedule:
+        if _live.get(key, schedule) is not schedule:
             return False
-        _live[instance_id] = schedule
+        _live[key] = schedule
         return True
 
 
 def untrack(instance_id: str, schedule: LearnedSchedule) -> None:
+    key = _live_key(instance_id, schedule)
     with _registry_lock:
-        if _live.get(instance_id) is schedule:
-            del _live[instance_id]
+        if _live.get(key) is schedule:
+            del _live[key]
 
 
-def live_schedule(instance_id: str) -> LearnedSchedule | None:
-    """The schedule of a wait or watcher following ``instance_id`` now, if any."""
+def live_schedule(instance_id: str, scope: str = "") -> LearnedSchedule | None:
+    """The schedule of a wait or watcher following ``instance_id`` now, if any; ``scope``:
+    its history's (the API URL for the client's own history, "" for a history by path)."""
     with _registry_lock:
-        return _live.get(instance_id)
+        return _live.get((scope, instance_id))
 
 
 def anchor_of(instance: Any, clock: Callable[[], float] = time.monotonic) -> float | None:
@@ -460,12 +469,13 @@ def instance_eta(instance: Any) -> tuple[float, dict[str, float], bool] | None:
     status = getattr(instance, "status", None)
     if step_of(status) is None or getattr(instance, "failed", False):
         return None
-    schedule = live_schedule(getattr(instance, "id", ""))
+    history = history_of(getattr(instance, "_client", None))
+    scope = history.scope if history is not None else ""
+    schedule = live_schedule(getattr(instance, "id", ""), scope)
     if schedule is not None:
         if step_of(schedule._status) is None:
             return None
         return schedule.eta()
-    history = history_of(getattr(instance, "_client", None))
     schedule = LearnedSchedule.for_instance(instance, history, record=False)
     anchor = anchor_of(instance)
     elapsed = 0.0 if anchor is None else time.monotonic() - anchor
