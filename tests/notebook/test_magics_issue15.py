@@ -207,7 +207,7 @@ def test_background_create_panel_shows_the_new_instance_at_once(ip):
     panel = run(ip, 'create bg-2 --gpu "RTX 4090" --background')
     try:
         assert "bg-2" in {i.name for i in panel.states.values()}
-        assert "1 live instance(s)" in repr(panel)  # #17: not "0 live" before the first poll
+        assert "1 live ·" in repr(panel)  # #17: not "0 live" before the first poll
     finally:
         panel.stop()
 
