@@ -173,3 +173,12 @@ def test_a_corrupt_history_never_breaks_a_wait(slow_client):
     assert len(samples(client, inst, "pulling")) == 1  # a fresh history took its place
     assert path.stat().st_size < 10_000
     assert list(path.parent.glob(f"{path.name}.corrupt-*"))  # the broken one kept aside
+
+
+def test_a_wait_and_a_watcher_on_one_instance_record_it_once(slow_client):
+    client, _ = slow_client
+    inst = create(client, "both")
+    with client.watch([inst], interval=0.02) as watcher:
+        client.wait(inst, poll=Backoff().scaled(1 / SPEED), progress="silent", timeout=60)
+        watcher.wait_for("running", instance=inst.id, timeout=30)
+    assert len(samples(client, inst, "pulling")) == 1
