@@ -225,11 +225,16 @@ def instance_card(instance: Instance, since: datetime | None = None) -> str:
     rows: list[tuple[str, str]] = [
         ("status", badge(instance.status or "unknown", instance.phase)),
         ("id", f"<code>{text(instance.id)}</code>"),
-        ("region", text(instance.region)),
-        ("product", text(instance.product_name)),
-        ("GPUs", text(instance.gpu_num)),
-        ("image", text(instance.image_url)),
     ]
+    # A gone instance the API no longer lists knows only its id: no rows of dashes.
+    for label, value in (
+        ("region", instance.region),
+        ("product", instance.product_name),
+        ("GPUs", instance.gpu_num),
+        ("image", instance.image_url),
+    ):
+        if value not in (None, "") or instance.phase != "removed":
+            rows.append((label, text(value)))
     created = instance.created_at or since
     if created is not None:
         rows.append(
@@ -257,7 +262,7 @@ def instance_card(instance: Instance, since: datetime | None = None) -> str:
         rows.append(
             ("error", text(f"{instance.status_error.state}: {instance.status_error.message}"))
         )
-    return frame(text(instance.name), key_value_table(rows))
+    return frame(text(instance.name or instance.id), key_value_table(rows))
 
 
 def instance_text(instance: Instance) -> str:

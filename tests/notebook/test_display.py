@@ -145,3 +145,11 @@ def test_instances_magic_is_a_dataframe_drawn_compact(ip, client):
     assert "ssh root@" not in markup and "novita-running" in markup
     head = frame.head(1)  # any operation gives back a plain DataFrame
     assert type(head) is pd.DataFrame and "novita-instances" not in head._repr_html_()
+
+
+def test_card_of_a_gone_instance_has_a_title_and_no_rows_of_dashes():
+    gone = Instance(id="drive-1", name="", status="removed")
+    card = html.instance_card(gone)
+    assert "drive-1</div>" in card and "region" not in card and "image" not in card
+    live = Instance(id="x1", name="x", status="running")
+    assert "region" in html.instance_card(live)  # a live card keeps its layout

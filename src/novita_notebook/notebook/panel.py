@@ -468,11 +468,13 @@ class InstancePanel(Displayable):
         return self.states.get(self.selector.value)
 
     def select(self, id_or_name: str) -> None:
-        """Select an instance by id or name (what a click on the dropdown does)."""
-        for instance in self.states.values():
-            if id_or_name in (instance.id, instance.name):
-                self.selector.value = instance.id
-                return
+        """Select an instance by id or name (what a click on the dropdown does). Under the
+        lock: a row being drawn has its state before its dropdown option."""
+        with self._lock:
+            for instance in self.states.values():
+                if id_or_name in (instance.id, instance.name):
+                    self.selector.value = instance.id
+                    return
         raise ValidationError(f"no instance {id_or_name!r} in this panel", field="instance")
 
     def _act(self, verb: str) -> None:
