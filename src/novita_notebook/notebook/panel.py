@@ -218,12 +218,6 @@ class InstancePanel(Displayable):
             return dict(self._starts)
 
     # -- rendering -----------------------------------------------------------------------------
-    _COLUMNS = html.INSTANCE_COLUMNS
-
-    @staticmethod
-    def _cells(instance: Instance) -> list[str]:
-        return html.instance_cells(instance)
-
     def _row(self, instance: Instance) -> str:
         """One row as its own table, in the header's fixed column layout (so they line up)."""
         return html.instance_table(
