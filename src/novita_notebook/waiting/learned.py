@@ -28,9 +28,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Share of the expected provisioning time between two polls past the expected arrival. Tuned
-#: in benchmarks/figures_learned.py (+-20 % phase jitter, 5 earlier runs): 0.10-0.18 all give
-#: 4x fewer calls than 1-s polling at 30 and 90 s; at 10 s 0.14 gives ~4.2x at ~8.5 % lag.
-DENSE_FRACTION = 0.14
+#: in benchmarks/figures_learned.py (+-20 % phase jitter, 5 earlier runs; wait() takes a fresh
+#: create() handle as its first poll): at 10 s 0.14 gave 5.7x fewer calls than 1-s polling but
+#: 15 % lag on the sandbox; 0.08 costs ~0.25 call more and cuts the lag by a fifth (simulated
+#: 8.8 -> 7.2 %); 30 and 90 s stay far past 4x either way.
+DENSE_FRACTION = 0.08
 
 
 class LearnedSchedule:
