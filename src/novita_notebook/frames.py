@@ -140,18 +140,50 @@ def gpu_matches(query: str, product_name: str, gpu_model: str = "") -> bool:
 
 # -- helpers -----------------------------------------------------------------------------------
 
+#: Each column's dtype, for the frames built from records: every column converted once.
+_PRODUCT_KINDS = dict(
+    zip(
+        PRODUCT_COLUMNS,
+        (
+            *("string",) * 3,
+            "Int64",
+            *("string",) * 2,
+            *("float64",) * 3,
+            *("Int64",) * 3,
+            "boolean",
+            "string",
+            "boolean",
+            "string",
+            *("Int64",) * 2,
+            "string",
+        ),
+        strict=True,
+    )
+)
+_REGION_KINDS = dict(
+    zip(
+        REGION_COLUMNS,
+        ("string", "string", "string", "int64", "Int64", "string", "float64", "bool"),
+        strict=True,
+    )
+)
+
+
+def _frame_from_records(
+    records: Sequence[tuple[Any, ...]], names: Sequence[str], kinds: Mapping[str, str]
+) -> pd.DataFrame:
+    """A frame from row tuples: transposed at C speed, each column converted once to its
+    dtype in ``kinds`` (string, float64, Int64, boolean, int64, bool)."""
+    values = list(zip(*records, strict=True)) if records else [()] * len(names)
+    columns = {
+        name: _CONVERTERS[kinds[name]](list(column))
+        for name, column in zip(names, values, strict=True)
+    }
+    return _assemble(columns, names, len(records))
+
 
 def _strings(values: Sequence[Any]) -> pd.Series:
     return pd.Series(values, dtype="string")
-
-
-def _floats(values: Sequence[float | None]) -> pd.Series:
-    return pd.Series([float("nan") if v is None else v for v in values], dtype="float64")
-
-
-def _flags(values: Sequence[bool | None]) -> pd.Series:
-    """Nullable booleans: <NA> where the fact is not known (never a guessed False)."""
-    return pd.Series(values, dtype="boolean")
 
 
 def _ints(values: Sequence[int | None]) -> pd.Series:
@@ -211,31 +243,31 @@ def products_frame(
         overall.update({p.id: p for p, _, _ in rows})
     somewhere = [overall.get(p.id) for p, _, _ in rows]
     here = [p if per_region else None for p, _, _ in rows]
-    frame = pd.DataFrame(
-        {
-            "product_id": _strings([p.id for p, _, _ in rows]),
-            "product": _strings([p.name for p, _, _ in rows]),
-            "gpu": _strings([p.gpu_model for p, _, _ in rows]),
-            "vram_gb": _ints([p.vram_gb for p, _, _ in rows]),
-            "region": _strings([r for _, r, _ in rows]),
-            "cluster_id": _strings([by_name.get((r or "").upper()) for _, r, _ in rows]),
-            "price_per_hour": _floats([p.price for p, _, _ in rows]),
-            "spot_per_hour": _floats([p.spot_price for p, _, _ in rows]),
-            "monthly_per_hour": _floats([p.price_for("monthly") for p, _, _ in rows]),
-            "cpu_per_gpu": _ints([p.cpu_per_gpu for p, _, _ in rows]),
-            "mem_per_gpu": _ints([p.memory_per_gpu for p, _, _ in rows]),
-            "disk_per_gpu": _ints([p.disk_per_gpu for p, _, _ in rows]),
-            "available": _flags([p.available if p else None for p in here]),
-            "stock": _strings([p.inventory_state if p else None for p in here]),
-            "available_somewhere": _flags([p.available if p else None for p in somewhere]),
-            "stock_somewhere": _strings([p.inventory_state if p else None for p in somewhere]),
-            "min_rootfs": _ints([p.min_rootfs for p, _, _ in rows]),
-            "max_rootfs": _ints([p.max_rootfs for p, _, _ in rows]),
-            "billing_methods": _strings([", ".join(p.billing_methods) for p, _, _ in rows]),
-        },
-        columns=list(PRODUCT_COLUMNS),
-    )
-    return frame
+    records = [
+        (
+            p.id,
+            p.name,
+            p.gpu_model,
+            p.vram_gb,
+            region,
+            by_name.get((region or "").upper()),
+            p.price,
+            p.spot_price,
+            p.price_for("monthly"),
+            p.cpu_per_gpu,
+            p.memory_per_gpu,
+            p.disk_per_gpu,
+            own.available if own else None,
+            own.inventory_state if own else None,
+            anywhere.available if anywhere else None,
+            anywhere.inventory_state if anywhere else None,
+            p.min_rootfs,
+            p.max_rootfs,
+            ", ".join(p.billing_methods),
+        )
+        for (p, region, _), own, anywhere in zip(rows, here, somewhere, strict=True)
+    ]
+    return _frame_from_records(records, PRODUCT_COLUMNS, _PRODUCT_KINDS)
 
 
 def regions_frame(
@@ -271,20 +303,7 @@ def regions_frame(
                 cluster.support_network_storage,
             )
         )
-    column = list(zip(*rows, strict=True)) if rows else [()] * 8
-    return pd.DataFrame(
-        {
-            "id": _strings(column[0]),
-            "name": _strings(column[1]),
-            "gpu_types": _strings(column[2]),
-            "products": pd.Series(column[3], dtype="int64"),
-            "products_available": _ints(column[4]),
-            "cheapest_gpu": _strings(column[5]),
-            "cheapest_per_hour": _floats(column[6]),
-            "network_storage": pd.Series(column[7], dtype="bool"),
-        },
-        columns=list(REGION_COLUMNS),
-    )
+    return _frame_from_records(rows, REGION_COLUMNS, _REGION_KINDS)
 
 
 # -- instances -----------------------------------------------------------------------------
@@ -467,3 +486,13 @@ def templates_frame(templates: Sequence[Template]) -> pd.DataFrame:
         },
         columns=list(TEMPLATE_COLUMNS),
     )
+
+
+_CONVERTERS: dict[str, Any] = {
+    "string": _bulk_strings,
+    "float64": _bulk_floats,
+    "Int64": lambda values: pd.array(values, dtype="Int64"),
+    "boolean": lambda values: pd.array(values, dtype="boolean"),
+    "int64": lambda values: np.array(values, dtype=np.int64),
+    "bool": lambda values: np.array(values, dtype=bool),
+}

@@ -327,3 +327,51 @@ def test_bulk_instances_frame_equals_the_per_column_build():
     empty = instances_frame([], now)
     assert list(empty.columns) == list(_series_frame([], now).columns)
     assert empty.dtypes.equals(_series_frame([], now).dtypes)
+
+
+PRODUCT_DTYPES = {
+    "product_id": "string",
+    "product": "string",
+    "gpu": "string",
+    "vram_gb": "Int64",
+    "region": "string",
+    "cluster_id": "string",
+    "price_per_hour": "float64",
+    "spot_per_hour": "float64",
+    "monthly_per_hour": "float64",
+    "cpu_per_gpu": "Int64",
+    "mem_per_gpu": "Int64",
+    "disk_per_gpu": "Int64",
+    "available": "boolean",
+    "stock": "string",
+    "available_somewhere": "boolean",
+    "stock_somewhere": "string",
+    "min_rootfs": "Int64",
+    "max_rootfs": "Int64",
+    "billing_methods": "string",
+}
+REGION_DTYPES = {
+    "id": "string",
+    "name": "string",
+    "gpu_types": "string",
+    "products": "int64",
+    "products_available": "Int64",
+    "cheapest_gpu": "string",
+    "cheapest_per_hour": "float64",
+    "network_storage": "bool",
+}
+
+
+@pytest.mark.parametrize("per_region", [False, True])
+def test_products_and_regions_keep_every_column_and_dtype(client, per_region):
+    products = client.products(available=True) if per_region else client.products()
+    regions = client.regions(detail=per_region)
+    for frame, expected in ((products, PRODUCT_DTYPES), (regions, REGION_DTYPES)):
+        assert list(frame.columns) == list(expected)
+        assert {c: str(t) for c, t in frame.dtypes.items()} == expected
+        assert frame.index.equals(pd.RangeIndex(len(frame)))
+    assert products["stock"].isna().all() != per_region
+    assert regions["products_available"].isna().all() != per_region
+    empty = client.products(max_price=0.0001)
+    assert len(empty) == 0
+    assert {c: str(t) for c, t in empty.dtypes.items()} == PRODUCT_DTYPES
