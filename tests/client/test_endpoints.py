@@ -16,17 +16,26 @@ def test_clusters(client):
     assert all(c.id and c.name and c.available_gpu_types for c in clusters)
 
 
-def test_products_one_entry_per_product_and_region(client):
+def test_products_split_the_live_entries_one_row_per_region(client, sandbox):
+    # The live shape (reference section 0): each product id once, `regions` lists every region
+    # offering it, one price per id; the same GPU is sold under other ids at other prices.
+    # api.products() gives one row per (id, region), each carrying the id's one price.
+    raw = client.api.transport.request("GET", "/products")["data"]
+    assert len({item["id"] for item in raw}) == len(raw)
+    assert any(len(item["regions"]) > 1 for item in raw)
     products = client.api.products()
     assert products and all(isinstance(p, Product) for p in products)
     assert all(len(p.regions) == 1 for p in products)
     pairs = [(p.id, p.regions[0]) for p in products]
     assert len(pairs) == len(set(pairs))
-    # the same product is sold in several regions at region-specific prices
-    by_id: dict[str, set[float | None]] = {}
+    assert len(products) == sum(len(item["regions"]) for item in raw)
+    prices_by_id: dict[str, set[float | None]] = {}
+    prices_by_gpu: dict[str, set[float | None]] = {}
     for product in products:
-        by_id.setdefault(product.id, set()).add(product.price)
-    assert any(len(prices) > 1 for prices in by_id.values())
+        prices_by_id.setdefault(product.id, set()).add(product.price)
+        prices_by_gpu.setdefault(product.name, set()).add(product.price)
+    assert all(len(prices) == 1 for prices in prices_by_id.values())
+    assert any(len(prices) > 1 for prices in prices_by_gpu.values())
     assert all(isinstance(p.price, float) for p in products if p.price is not None)
 
 

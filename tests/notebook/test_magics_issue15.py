@@ -98,7 +98,15 @@ def test_line_and_cell_create_share_one_option_set():
     line = _options(build_parser().commands["create"])
     cell_line = _options(build_cell_parser())
     cell_keys = {"--" + key.replace("_", "-") for key in set(spec.CELL_KEYS.values()) - {"name"}}
-    assert line == cell_line == cell_keys
+    # a repeatable option also answers to its singular alias (--volume for --volumes)
+    list_aliases = {
+        "--" + alias.replace("_", "-")
+        for option in spec.CREATE_OPTIONS
+        if option.kind == "list"
+        for alias in option.aliases
+    }
+    assert line == cell_line
+    assert line - list_aliases == cell_keys
     assert "--timeout" in line
 
 
