@@ -58,6 +58,24 @@ def _create(sandbox: RemoteSandbox, count: int) -> list[str]:
     return ids
 
 
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Wait until the guard process has exited (reaped if it is our child), so that its last
+    status write cannot land in the temporary home while that is being removed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        return
+            except (FileNotFoundError, IndexError):
+                return
+        time.sleep(0.05)
+
+
 def guard_cpu(quick: bool) -> list[Figure]:
     """CPU of the guard process (utime+stime from /proc/<pid>/stat over a window after its
     first tick) guarding 20 instances with a deadline and an idle rule each (one list call
@@ -69,7 +87,11 @@ def guard_cpu(quick: bool) -> list[Figure]:
     window = 3.0 if quick else 65.0
     interval = 1.0 if quick else None
     saved = os.environ.get("NOVITA_NOTEBOOK_HOME")
-    with tempfile.TemporaryDirectory() as home, serving_sandbox(quick, speed=50.0) as sandbox:
+    # ignore_cleanup_errors: a guard that outlives SIGTERM's grace must not fail the figure
+    with (
+        tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as home,
+        serving_sandbox(quick, speed=50.0) as sandbox,
+    ):
         os.environ["NOVITA_NOTEBOOK_HOME"] = home
         try:
             store = GuardStore(api_url=sandbox.api_url)
@@ -97,6 +119,7 @@ def guard_cpu(quick: bool) -> list[Figure]:
                 used_interval = guard_status(sandbox.api_url).get("interval")
             finally:
                 os.kill(pid, signal.SIGTERM)
+                _wait_gone(pid)
         finally:
             if saved is None:
                 os.environ.pop("NOVITA_NOTEBOOK_HOME", None)
