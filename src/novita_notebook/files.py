@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["atomic_write_text"]
+__all__ = ["atomic_write_text", "move_aside"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -23,3 +24,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def move_aside(path: Path) -> Path:
+    """Rename an unreadable ``path`` to ``<name>.corrupt-<time>[-n]`` beside it (kept for a
+    person to look at) and return the new path."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    counter = 1
+    while aside.exists():
+        aside = aside.with_name(f"{aside.name}-{counter}")
+        counter += 1
+    os.replace(path, aside)
+    return aside

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -20,6 +19,7 @@ from typing import Any
 
 from ..config import API_PREFIX
 from ..errors import ValidationError
+from ..files import atomic_write_text, move_aside
 from ..ledger import ledger_dir
 from .rules import GuardRules
 
@@ -447,12 +447,7 @@ class GuardStore:
 
     def _move_aside(self, error: BaseException) -> None:
         path = self.path
-        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-        counter = 1
-        while aside.exists():
-            aside = aside.with_name(f"{aside.name}-{counter}")
-            counter += 1
-        os.replace(path, aside)
+        aside = move_aside(path)
         message = (
             f"novita-notebook: the guard store {path} was unreadable ({error}); "
             f"moved it to {aside.name} and started a new one"
@@ -462,13 +457,4 @@ class GuardStore:
 
     @staticmethod
     def _atomic_write(path: Path, text: str) -> None:
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, text)

@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from ..files import atomic_write_text
+from ..files import move_aside as move_file_aside
 
 __all__ = ["Estimate", "PhaseHistory", "phase_durations", "prior_estimate", "step_of", "path_for"]
 
@@ -413,21 +414,17 @@ class PhaseHistory:
 
     @staticmethod
     def _move_aside(path: Path, error: BaseException) -> None:
-        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-        counter = 1
-        while aside.exists():
-            aside = aside.with_name(f"{aside.name}-{counter}")
-            counter += 1
         try:
-            os.replace(path, aside)
+            aside_name = move_file_aside(path).name
         except OSError:
             path.unlink(missing_ok=True)
+            aside_name = "nowhere (deleted)"
         log.warning(
             "novita-notebook: the phase history %s was unreadable (%s); moved it to %s and "
             "started a new one",
             path,
             str(error)[:200],
-            aside.name,
+            aside_name,
         )
 
     def _bounded(self, entries: dict[str, dict[str, Any]]) -> str:
@@ -447,16 +444,7 @@ class PhaseHistory:
     def _write(self, entries: dict[str, dict[str, Any]]) -> None:
         path = self.path
         text = self._bounded(entries)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, text)
 
 
 def phase_durations(
