@@ -152,7 +152,7 @@ class Novita:
         self.catalog = Catalog(self.api, config.cache_ttl)
         self._ledger = Ledger(api_url=config.api_url)
         self._closed = False
-        self._deleted: dict[str, Instance] = {}  # name -> what this client deleted
+        self._deleted: dict[str, Instance] = {}  # id and name -> what this client deleted
         self._compose()
 
     def _compose(self) -> None:
@@ -389,9 +389,12 @@ class Novita:
             return _removed(target)
 
     def _forget_deleted(self, target: Instance) -> None:
-        """The ledger forgets a deleted instance; this client remembers its name, so a second
-        delete by name still knows what it meant."""
-        self._deleted[target.name or target.id] = _removed(target)
+        """The ledger forgets a deleted instance; this client remembers its id and name, so a
+        second delete (``inst.delete()`` goes by id) still knows what it meant."""
+        removed = _removed(target)
+        self._deleted[target.id] = removed
+        if target.name:
+            self._deleted[target.name] = removed
         try:
             self.ledger.forget(target.id)
         except (OSError, NovitaError) as exc:  # the delete itself succeeded

@@ -78,3 +78,21 @@ def test_second_delete_by_name_from_another_client_uses_the_ledger(sandbox, clie
         assert gone.id == made.id and gone.status in {"removed", "toRemove", "removing"}
     finally:
         other.close()
+
+
+def test_delete_by_id_after_a_delete_by_name_once_the_api_forgot_it(sandbox, client, caplog):
+    made = client.create("idem-by-id", gpu="4090", progress="silent")
+    client.delete("idem-by-id")
+
+    def forgotten() -> bool:
+        try:
+            client.api.get_instance(made.id)
+        except NotFoundError:
+            return True
+        return False
+
+    wait_until(forgotten, timeout=30)
+    caplog.set_level(logging.INFO, logger="novita_notebook")
+    again = client.delete(made.id)  # what inst.delete() sends: the id, not the name
+    assert again.id == made.id and again.status == "removed"
+    assert "already deleted" in caplog.text
