@@ -124,6 +124,35 @@ def _stated_created_at(instance: Any) -> bool:
     return False
 
 
+#: Parsed ledger files by path: (stamp, entries, pending). Never handed out uncopied.
+_SNAPSHOTS: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]], list[dict[str, Any]]]] = {}
+
+
+def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
+    # An atomic replace makes a new inode, so a same-size write in the same tick still counts.
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _parse(text: str | bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """(entries, pending) of a ledger file's text, or None when it is not a ledger."""
+    try:
+        data = json.loads(text)
+        entries = data["instances"] if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries
+    ):
+        return None
+    pending = data.get("pending")
+    kept = (
+        [p for p in pending if isinstance(p, dict) and p.get("name")]
+        if isinstance(pending, list)
+        else []
+    )
+    return [{key: e.get(key) for key in ENTRY_FIELDS} for e in entries], kept
+
+
 class Ledger:
     """Instances created through this package, in ``<config dir>/ledger.json``.
 
@@ -211,8 +240,7 @@ class Ledger:
     ) -> list[dict[str, Any]]:
         """Entries for ``api_url`` (default: this ledger's), oldest first; ``all_urls`` for all."""
         url = None if all_urls else (_normalise_url(api_url) or self.api_url)
-        with self._thread_lock, self._file_lock():
-            entries = self._read()
+        entries, _ = self._snapshot()
         chosen = [dict(e) for e in entries if self._in_scope(e, url)]
         return sorted(chosen, key=lambda e: e.get("created_at") or "")
 
@@ -255,9 +283,36 @@ class Ledger:
 
     def pending(self) -> list[dict[str, Any]]:
         """The pending creates on disk (all api_urls)."""
-        with self._thread_lock, self._file_lock():
-            self._read()
-            return [dict(p) for p in self._pending]
+        _, pending = self._snapshot()
+        return [dict(p) for p in pending]
+
+    def _snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Entries and pending creates as on disk, read without the lock: writers replace the
+        file atomically, so a read sees a whole file. Parsed once per file version, keyed by
+        (inode, mtime_ns, size), so reading an unchanged ledger costs one stat."""
+        path = self.path
+        key = str(path)
+        try:
+            stamp = _stamp(os.stat(path))
+        except FileNotFoundError:
+            return [], []
+        cached = _SNAPSHOTS.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        try:
+            with open(path, "rb") as handle:
+                stamp = _stamp(os.fstat(handle.fileno()))  # the version actually read
+                data = handle.read()
+        except FileNotFoundError:
+            return [], []
+        parsed = _parse(data)
+        if parsed is None:  # broken: move it aside under the lock, as a writer would
+            with self._thread_lock, self._file_lock():
+                entries = self._read()
+                return entries, list(self._pending)
+        entries, pending = parsed
+        _SNAPSHOTS[key] = (stamp, entries, pending)
+        return entries, pending
 
     def _read(self) -> list[dict[str, Any]]:
         """The entries on disk (caller holds the lock); a broken file is moved aside. The

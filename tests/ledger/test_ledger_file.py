@@ -221,3 +221,54 @@ def test_a_fresh_process_reads_the_ledger_back():
     entries = json.loads(out)
     assert [(e["id"], e["name"]) for e in entries] == [("i-1", "first"), ("i-2", "second")]
     assert entries == ledger.entries()
+
+
+RECORDER = """
+import sys
+from novita_notebook.ledger import Ledger
+Ledger(api_url=sys.argv[1]).record({"id": sys.argv[2], "name": "from another process"})
+"""
+
+
+def test_a_write_by_another_ledger_or_process_is_seen_on_the_next_read():
+    reader = Ledger(api_url=API)
+    reader.record(raw_instance("i-1", "first"))
+    assert [e["id"] for e in reader.entries()] == ["i-1"]  # parsed and kept
+    Ledger(api_url=API).record({"id": "i-2", "name": "same size?"})  # a second object
+    assert [e["id"] for e in reader.entries()] == ["i-1", "i-2"]
+    subprocess.run(
+        [sys.executable, "-c", RECORDER, API, "i-3"],
+        timeout=60,
+        env=dict(os.environ),
+        check=True,
+    )
+    assert [e["id"] for e in reader.entries()] == ["i-1", "i-2", "i-3"]
+    assert reader.get("i-3")["name"] == "from another process"
+    Ledger(api_url=API).forget("i-1")
+    assert [e["id"] for e in reader.entries()] == ["i-2", "i-3"]
+
+
+def test_reading_neither_waits_for_the_lock_nor_shares_its_entries():
+    from filelock import FileLock
+
+    ledger = Ledger(api_url=API)
+    ledger.record(raw_instance("i-1", "first"))
+    held = FileLock(str(ledger.path) + ".lock", timeout=1)
+    with held:  # another kernel mid-write: the file on disk is still whole
+        done: list[list] = []
+        reader = threading.Thread(target=lambda: done.append(ledger.entries()))
+        reader.start()
+        reader.join(timeout=5)
+        assert done and [e["id"] for e in done[0]] == ["i-1"]
+    done[0][0]["name"] = "changed by the caller"
+    assert ledger.entries()[0]["name"] == "first"
+
+
+def test_a_file_broken_after_a_good_read_is_still_moved_aside():
+    ledger = Ledger(api_url=API)
+    ledger.record(raw_instance("i-1", "first"))
+    assert len(ledger.entries()) == 1
+    ledger.path.write_text("{not json")
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        assert ledger.entries() == []
+    assert len(list(ledger.path.parent.glob(f"{LEDGER_FILE}.corrupt-*"))) == 1
