@@ -303,6 +303,41 @@ def set_instance_eta(estimate: Callable[[Instance], float | None] | None) -> Non
     _instance_eta = estimate
 
 
+class _RawSource:
+    """The API dict an Instance was built from, masked the first time ``raw`` is read."""
+
+    __slots__ = ("data", "masked")
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.masked: Any = None
+
+    def __repr__(self) -> str:  # the unmasked data must not show through vars() either
+        return "<raw API data, passwords masked when read>"
+
+
+class _MaskedRaw:
+    """``Instance.raw``: whatever is assigned is kept as given and handed out as a copy with
+    passwords blanked (``_without_secrets``), made on first read. Most instances of a listing
+    are never looked at raw, so copying each one up front was half of parsing it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_source"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self  # the dataclass default: __set__ turns it into {}
+        source = obj.__dict__.get(self._slot)
+        if source is None:
+            return {}
+        if source.masked is None:
+            source.masked = _without_secrets(source.data)
+        return source.masked
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._slot] = _RawSource({} if value is None or value is self else value)
+
+
 @dataclass
 class Instance:
     """A GPU instance with its connection details. Handles returned by the client can act:
@@ -347,7 +382,7 @@ class Instance:
     price_per_hour: float | None = None  # USD for the whole instance (all GPUs); filled by client
     fallback_report: Any = None  # provisioning.FallbackReport when created by Novita.create
     ssh_password: str | None = field(default=None, repr=False, compare=False)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    raw: dict[str, Any] = field(default=_MaskedRaw(), repr=False, compare=False)
     _client: InstanceActions | None = field(default=None, repr=False, compare=False)
 
     # -- parsing -------------------------------------------------------------------------------
@@ -379,7 +414,6 @@ class Instance:
             for e in data.get("envs") or ()
             if isinstance(e, dict)
         )
-        safe_raw = _without_secrets(data)
         return cls(
             id=str(data.get("id") or data.get("Id") or ""),
             name=str(data.get("name") or ""),
@@ -414,7 +448,7 @@ class Instance:
             spot_reclaim_time=parse_time(data.get("spotReclaimTime")),
             max_rootfs_size=_node_max_rootfs(data.get("node")),
             ssh_password=ssh.get("password") or data.get("sshPassword") or None,
-            raw=safe_raw,
+            raw=data,
             _client=client,
         )
 
