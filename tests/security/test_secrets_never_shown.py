@@ -246,3 +246,21 @@ def test_webhook_receiver_command_never_prints_its_secret(tmp_path):
     assert_no_leaks(
         "webhook-receiver output", {"stdout+stderr": output}, {"secret": WEBHOOK_SECRET}
     )
+
+
+def test_raw_is_masked_however_it_is_given_and_however_it_is_looked_at():
+    import copy
+    import dataclasses
+
+    from novita_notebook.models import Instance
+
+    secret = "raw-Secret-pass-58k"
+    data = {"id": "i-9", "sshPassword": secret, "connectComponentSSH": {"password": secret}}
+    built = Instance.from_api(data)
+    given = Instance(id="i-9", name="n", status="running", raw={"imageAuth": f"u:{secret}"})
+    for inst in (built, given, copy.deepcopy(built), dataclasses.replace(given, name="m")):
+        # ssh_password is the user's own field to read; everything else must be masked
+        kept = {k: v for k, v in vars(inst).items() if k != "ssh_password"}
+        shown = repr(inst) + repr(inst.raw) + repr(kept) + repr(dataclasses.asdict(inst)["raw"])
+        assert secret not in shown
+    assert built.ssh_password == secret and built.raw["connectComponentSSH"]["password"] == "***"
