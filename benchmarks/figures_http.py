@@ -161,7 +161,7 @@ def frames_overhead(quick: bool) -> list[Figure]:
                 )
                 parsed = [Instance.from_api(raw) for raw in client.api.list_instances()]
                 _, frame_only = interleaved_per_call(
-                    lambda: None, lambda: instances_frame(parsed), repeats // 2
+                    lambda: None, lambda parsed=parsed: instances_frame(parsed), repeats // 2
                 )
             finally:
                 client.close()
