@@ -87,7 +87,7 @@ def artifacts(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def jupyterlab(tmp_path_factory) -> Iterator[JupyterLab]:
     """JupyterLab on a free loopback port, no token, over a copy of notebooks/."""
     base = tmp_path_factory.mktemp("jupyterlab")
@@ -143,7 +143,9 @@ def jupyterlab(tmp_path_factory) -> Iterator[JupyterLab]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+# package scope: Playwright's sync API keeps an event loop running in the main thread while it
+# is open, which would make asyncio.run() fail in every test collected after tests/browser.
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[object]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
