@@ -388,50 +388,55 @@ class Instance:
     # -- parsing -------------------------------------------------------------------------------
     @classmethod
     def from_api(cls, data: dict[str, Any], client: InstanceActions | None = None) -> Instance:
-        ssh = data.get("connectComponentSSH") or {}
-        jupyter = data.get("connectComponentJupyter") or {}
-        terminal = data.get("connectComponentWebTerminal") or {}
-        ssh_command = ssh.get("sshCommand") or data.get("sshCommand") or None
+        # Listings parse every instance on every call, so this is written for speed: one
+        # bound ``get``, fast paths for values already of the right type, and the fields set
+        # straight into the new object (what the generated __init__ would do, field by field,
+        # for 40 keyword arguments, was a fifth of the parse). tests/client/test_models_parse.py
+        # checks that every field is set and that the result equals the constructor's.
+        get = data.get
+        ssh = get("connectComponentSSH") or _NO_DICT
+        jupyter = get("connectComponentJupyter") or _NO_DICT
+        terminal = get("connectComponentWebTerminal") or _NO_DICT
+        ssh_command = ssh.get("sshCommand") or get("sshCommand") or None
         host, port = _parse_ssh_command(ssh_command)
-        error = data.get("statusError") or {}
+        error = get("statusError")
         status_error = None
-        if isinstance(error, dict) and (error.get("state") or error.get("message")):
+        if error and isinstance(error, dict) and (error.get("state") or error.get("message")):
             status_error = StatusError(
                 str(error.get("state") or ""), str(error.get("message") or "")
             )
-        ports = []
-        for item in data.get("portMappings") or ():
-            if isinstance(item, dict) and parse_int(item.get("port")) is not None:
-                ports.append(
-                    PortMapping(
-                        port=parse_int(item.get("port")) or 0,
-                        type=str(item.get("type") or "tcp"),
-                        endpoint=item.get("endpoint") or None,
-                    )
-                )
-        envs = tuple(
-            Env(str(e.get("key", "")), str(e.get("value", "")))
-            for e in data.get("envs") or ()
-            if isinstance(e, dict)
+        mappings = get("portMappings")
+        ports: tuple[PortMapping, ...] = _parse_ports(mappings) if mappings else ()
+        env_items = get("envs")
+        envs: tuple[Env, ...] = (
+            tuple(
+                Env(str(e.get("key", "")), str(e.get("value", "")))
+                for e in env_items
+                if isinstance(e, dict)
+            )
+            if env_items
+            else ()
         )
-        return cls(
-            id=str(data.get("id") or data.get("Id") or ""),
-            name=str(data.get("name") or ""),
-            status=str(data.get("status") or ""),
-            cluster_id=data.get("clusterId") or None,
-            region=data.get("clusterName") or data.get("clusterId") or None,
-            product_id=data.get("productId") or None,
-            product_name=data.get("productName") or None,
-            gpu_num=parse_int(data.get("gpuNum")),
-            cpu_num=parse_int(data.get("cpuNum")),
-            memory_gb=parse_int(data.get("memory")),
-            image_url=data.get("imageUrl") or None,
-            image_auth_id=data.get("imageAuthId") or None,
-            command=data.get("command") or None,
-            entrypoint=data.get("entrypoint") or None,
-            rootfs_size=parse_int(data.get("rootfsSize")),
-            billing_mode=data.get("billingMode") or None,
-            port_mappings=tuple(ports),
+        node = get("node")
+        self = object.__new__(cls)
+        self.__dict__.update(
+            id=str(get("id") or get("Id") or ""),
+            name=str(get("name") or ""),
+            status=str(get("status") or ""),
+            cluster_id=get("clusterId") or None,
+            region=get("clusterName") or get("clusterId") or None,
+            product_id=get("productId") or None,
+            product_name=get("productName") or None,
+            gpu_num=_fast_int(get("gpuNum")),
+            cpu_num=_fast_int(get("cpuNum")),
+            memory_gb=_fast_int(get("memory")),
+            image_url=get("imageUrl") or None,
+            image_auth_id=get("imageAuthId") or None,
+            command=get("command") or None,
+            entrypoint=get("entrypoint") or None,
+            rootfs_size=_fast_int(get("rootfsSize")),
+            billing_mode=get("billingMode") or None,
+            port_mappings=ports,
             envs=envs,
             status_error=status_error,
             ssh_command=ssh_command,
@@ -441,16 +446,19 @@ class Instance:
             jupyter_url=jupyter.get("address") or None,
             jupyter_running=jupyter.get("isRunning") if jupyter else None,
             web_terminal_url=terminal.get("address") or None,
-            created_at=parse_time(data.get("createdAt") or data.get("createTime")),
-            started_at=parse_time(data.get("lastStartedAt")),
-            stopped_at=parse_time(data.get("lastStoppedAt")),
-            spot_status=data.get("spotStatus") or None,
-            spot_reclaim_time=parse_time(data.get("spotReclaimTime")),
-            max_rootfs_size=_node_max_rootfs(data.get("node")),
-            ssh_password=ssh.get("password") or data.get("sshPassword") or None,
-            raw=data,
+            created_at=_fast_time(get("createdAt") or get("createTime")),
+            started_at=_fast_time(get("lastStartedAt")),
+            stopped_at=_fast_time(get("lastStoppedAt")),
+            spot_status=get("spotStatus") or None,
+            spot_reclaim_time=_fast_time(get("spotReclaimTime")),
+            max_rootfs_size=_node_max_rootfs(node) if node else None,
+            price_per_hour=None,
+            fallback_report=None,
+            ssh_password=ssh.get("password") or get("sshPassword") or None,
+            _raw_source=_RawSource(data),
             _client=client,
         )
+        return self
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -561,6 +569,40 @@ def _node_max_rootfs(node: Any) -> int | None:
     if isinstance(node, list):
         node = next((item for item in node if isinstance(item, dict)), None)
     return parse_int(node.get("maxRootfsSize")) if isinstance(node, dict) else None
+
+
+_NO_DICT: dict[str, Any] = {}
+
+
+def _fast_int(value: Any) -> int | None:
+    """``parse_int`` with the common cases (an int, a digit string as the API sends counts,
+    nothing) first."""
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isdigit():
+        return int(value)
+    return parse_int(value) if value is not None else None
+
+
+def _fast_time(value: Any) -> datetime | None:
+    """``parse_time`` without a call for the common "no time" values (None, "", 0)."""
+    return parse_time(value) if value else None
+
+
+def _parse_ports(items: Any) -> tuple[PortMapping, ...]:
+    ports = []
+    for item in items:
+        if isinstance(item, dict):
+            port = _fast_int(item.get("port"))
+            if port is not None:
+                ports.append(
+                    PortMapping(
+                        port=port,
+                        type=str(item.get("type") or "tcp"),
+                        endpoint=item.get("endpoint") or None,
+                    )
+                )
+    return tuple(ports)
 
 
 def _parse_ssh_command(command: str | None) -> tuple[str | None, int | None]:
