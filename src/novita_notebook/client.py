@@ -29,7 +29,6 @@ from .models import (
     Instance,
     Product,
     Template,
-    parse_time,
 )
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
 from .provisioning.request import DEFAULT_ROOTFS_GB, prepare_request
@@ -548,16 +547,10 @@ class Novita:
     def _ledger_created_times(self) -> dict[str, datetime]:
         """Creation times the ledger recorded, by instance id ({} if the ledger is unreadable)."""
         try:
-            entries = self.ledger.entries()
+            return self.ledger.created_times()
         except Exception as exc:  # noqa: BLE001 - a broken ledger must not break listings
             logger.debug("ledger unavailable for creation times: %s", type(exc).__name__)
             return {}
-        times = {}
-        for entry in entries:
-            created = parse_time(entry.get("created_at"))
-            if created is not None:
-                times[str(entry.get("id"))] = created
-        return times
 
     def templates(
         self,
