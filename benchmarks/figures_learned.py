@@ -263,10 +263,10 @@ def _wait_through_client(client: Any, inst: Any, poll: Any, refresh: float) -> d
 
 
 def _sandbox_wait(
-    speed: float, seed: int, poll_for: Callable[[Any, float], Any], refresh: float = 0.1
+    speed: float, seed: int, poll_for: Callable[[Any, float, int], Any], refresh: float = 0.1
 ) -> dict[str, Any]:
     """One create in its own sandbox (phases jittered by the sandbox's own seeded
-    ``phase_jitter``, no pending step), then ``client.wait`` with ``poll_for(inst, started)``."""
+    ``phase_jitter``, no pending step), then ``client.wait`` with ``poll_for(inst, started, seed)``."""
     from novita_notebook import Novita
     from novita_notebook.sandbox import Sandbox
 
@@ -280,7 +280,7 @@ def _sandbox_wait(
             # the instance's createdAt on the monotonic clock (under a dozen concurrent
             # creates the create call itself is slow)
             created = box.world.instances[inst.id].created_at
-            poll = poll_for(inst, time.monotonic() - (time.time() - created))
+            poll = poll_for(inst, time.monotonic() - (time.time() - created), seed)
             outcome = _wait_through_client(client, inst, poll, refresh)
             record = box.world.instances[inst.id]
         finally:
@@ -302,11 +302,13 @@ def _sandbox_round(
     history = PhaseHistory(Path(tempfile.mkdtemp()) / "history.json")
     nothing = PhaseHistory(Path(tempfile.mkdtemp()) / "empty.json", scope="today")
 
-    def learned(inst: Any, started: float) -> LearnedSchedule:
+    def learned(inst: Any, started: float, seed: int) -> LearnedSchedule:
         return LearnedSchedule.for_instance(
             inst,
             history,
-            fallback=Backoff().scaled(1 / scale),
+            # the fallback's jitter seeded per wait: without history both sides below run
+            # the very same Backoff, so "no worse than today" compares like with like
+            fallback=Backoff(seed=seed).scaled(1 / scale),
             scale=1 / scale,
             record=with_history,
             started_at=started,  # when create() was called
@@ -317,14 +319,18 @@ def _sandbox_round(
     if with_history:
         for _ in range(HISTORY_RUNS):
             _sandbox_wait(speed, rng.randrange(1 << 30), learned, refresh)
-    makers: dict[str, Callable[[Any, float], Any]] = {
+    makers: dict[str, Callable[[Any, float, int], Any]] = {
         "learned": learned,
         # today's schedule: a learned one with an empty history is exactly its Backoff (the
         # client's own history is not used: a later sandbox may reuse a port, i.e. a scope)
-        "today": lambda inst, _started: LearnedSchedule.for_instance(
-            inst, nothing, fallback=Backoff().scaled(1 / scale), scale=1 / scale, record=False
+        "today": lambda inst, _started, seed: LearnedSchedule.for_instance(
+            inst,
+            nothing,
+            fallback=Backoff(seed=seed).scaled(1 / scale),
+            scale=1 / scale,
+            record=False,
         ),
-        "fixed": lambda _inst, _started: 1.0 / scale,  # a number: fixed pace, never learns
+        "fixed": lambda _inst, _started, _seed: 1.0 / scale,  # a number: fixed, never learns
     }
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in makers}
     lock = threading.Lock()
