@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from typing import Any
 
 from . import money
 from .errors import ValidationError
-from .files import atomic_write_text
+from .files import atomic_write_text, move_aside
 from .models import Instance, parse_time
 
 __all__ = ["Ledger", "ledger_dir", "LEDGER_FILE"]
@@ -349,12 +348,7 @@ class Ledger:
             ):
                 raise ValueError("not a ledger: expected {'instances': [{'id': ...}, ...]}")
         except (ValueError, KeyError, TypeError) as error:
-            aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-            counter = 1
-            while aside.exists():
-                aside = aside.with_name(f"{aside.name}-{counter}")
-                counter += 1
-            os.replace(path, aside)
+            aside = move_aside(path)
             message = (
                 f"novita-notebook: the ledger {path} was unreadable ({error}); "
                 f"moved it to {aside.name} and started a new one"
