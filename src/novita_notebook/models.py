@@ -579,7 +579,7 @@ def _fast_int(value: Any) -> int | None:
     nothing) first."""
     if type(value) is int:
         return value
-    if type(value) is str and value.isdigit():
+    if type(value) is str and value.isdecimal():  # not isdigit: int("²") fails
         return int(value)
     return parse_int(value) if value is not None else None
 

@@ -51,6 +51,8 @@ def test_quirks_of_the_live_shapes():
             "cpuNum": 16.0,
             "memory": "62.5",
             "rootfsSize": "junk",
+            "entrypoint": "",
+            "spotStatus": "",
             "createdAt": "1700000000",
             "lastStartedAt": "0",
             "lastStoppedAt": 0,
@@ -68,6 +70,9 @@ def test_quirks_of_the_live_shapes():
         }
     )
     assert (inst.gpu_num, inst.cpu_num, inst.memory_gb, inst.rootfs_size) == (2, 16, 62, None)
+    assert Instance.from_api({"gpuNum": "²"}).gpu_num is None  # a digit int() refuses
+    assert Instance.from_api({"gpuNum": "٣"}).gpu_num == 3  # a decimal digit it takes
+    assert inst.entrypoint is None and inst.spot_status is None  # "" means none
     assert inst.created_at == datetime.fromtimestamp(1_700_000_000, tz=UTC)
     assert inst.started_at is None and inst.stopped_at is None
     assert inst.spot_reclaim_time == datetime(2026, 11, 27, 10, tzinfo=UTC)
