@@ -25,12 +25,14 @@ class Clock:
         return self.now
 
 
-def timeline(total: float, rng: random.Random | None = None) -> list[tuple[str, float]]:
-    """A create taking ``total`` seconds, each phase jittered +-20 % when ``rng`` is given."""
+def timeline(
+    total: float, rng: random.Random | None = None, jitter: float = 0.2
+) -> list[tuple[str, float]]:
+    """A create taking ``total`` seconds, each phase jittered +-``jitter`` when ``rng`` is given."""
     points, moment = [], 0.0
     for status, share in SHARES:
         points.append((status, moment))
-        moment += share * total * (rng.uniform(0.8, 1.2) if rng else 1.0)
+        moment += share * total * (rng.uniform(1 - jitter, 1 + jitter) if rng else 1.0)
     return [*points, ("running", moment)]
 
 
@@ -128,6 +130,39 @@ def test_with_history_polls_concentrate_around_the_transition(tmp_path, total):
     assert fixed_calls / calls >= 4
     assert sum(lags) / waits <= 0.10
     assert near >= 0.9 * (near + late)
+
+
+def test_the_dense_polls_start_just_before_the_expected_arrival(history):
+    fill(history, 30.0)
+    clock = Clock()
+    schedule = learned(history, clock, record=False)
+    schedule.observe("toCreate")
+    low, median, _, _ = schedule._window()
+    poll = schedule.next_delay()
+    while poll < low:  # sparse pauses while the arrival is far
+        clock.now = poll
+        poll = clock.now + schedule.next_delay()
+    assert low < poll < median
+
+
+def test_a_history_that_expects_too_late_learns_the_faster_arrivals(history):
+    # Five steady runs of 30 s, then the registry gets faster (22 s). A first look at the
+    # expected time finds the instance running: if that sighting were placed inside the band,
+    # the history would record its own expectation and miss every later arrival by a third.
+    rng = random.Random(5)
+    for _ in range(5):
+        clock = Clock()
+        run(learned(history, clock), clock, timeline(30.0, rng, jitter=0.05))
+    lags = []
+    for _ in range(15):
+        points = timeline(22.0, rng, jitter=0.05)
+        clock = Clock()
+        polls = run(learned(history, clock), clock, points)
+        lags.append((polls[-1][0] - points[-1][1]) / points[-1][1])
+    assert lags[0] > 0.15  # the first faster run is a surprise
+    assert sum(lags[-5:]) / 5 <= 0.10
+    expected = sum(e.median for p, e in history.estimates(*KEY).items() if p != "starting")
+    assert expected == pytest.approx(22.0, rel=0.15)
 
 
 def test_a_surprise_widens_the_estimate_for_that_key(history):
