@@ -168,6 +168,8 @@ class Enforcer:
         now = now or datetime.now(UTC)
         records = self.store.records()
         states = gather(self.backend, records, now, grace=self.grace)
+        if any(r.rules.budget_total is not None for r in records):
+            records = self.store.note_billing(states, now)  # what each has cost so far
         plan = decide(now, records, states, grace=self.grace)
         return self.execute(plan)
 

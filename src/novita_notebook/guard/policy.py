@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import BILLED_STATUSES, GONE_STATUSES, parse_time
+from .spend import spent_since_budget
 from .store import GuardRecord
 
 __all__ = [
@@ -53,6 +54,7 @@ class InstanceState:
     metrics_error: str | None = None
     spot_status: str | None = None
     spot_reclaim_time: datetime | None = None
+    stopped_at: datetime | None = None
 
     @classmethod
     def from_raw(
@@ -76,6 +78,7 @@ class InstanceState:
             metrics_error=metrics_error,
             spot_status=str(raw.get("spotStatus") or "") or None,
             spot_reclaim_time=parse_time(raw.get("spotReclaimTime")),
+            stopped_at=parse_time(raw.get("lastStoppedAt")),
         )
 
 
@@ -314,12 +317,6 @@ def _spot(b: _Builder, state: InstanceState, record: GuardRecord) -> None:
             b.wake(reclaim)
 
 
-def _spend_since(state: InstanceState, record: GuardRecord, now: datetime) -> float:
-    start = max(filter(None, (record.rules.set_at, state.started_at or state.created_at)))
-    hours = max((now - start).total_seconds(), 0.0) / 3600.0
-    return (state.price_per_hour or 0.0) * hours
-
-
 def _newest_first(pool: list[tuple[InstanceState, GuardRecord]]) -> list:
     def created(pair: tuple[InstanceState, GuardRecord]) -> datetime:
         state, record = pair
@@ -362,7 +359,8 @@ def _total_budget(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -
     if not total:
         return
     cap = min(p[1].rules.budget_total for p in total)
-    spent = sum(_spend_since(s, r, b.now) for s, r in total)
+    # every stretch billed since the budget was set, not only this run (guard/spend.py)
+    spent = sum(spent_since_budget(r, s, b.now) for s, r in total)
     rate = sum(s.price_per_hour or 0.0 for s, _ in total)
     if rate <= 0:
         return

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from ..errors import ValidationError
 from ..files import atomic_write_text, move_aside
 from ..ledger import ledger_dir
 from .rules import GuardRules
+from .spend import billing_update
 
 __all__ = ["GuardStore", "GuardRecord", "STORE_FILE", "LOG_FILE", "scope_url"]
 
@@ -63,6 +64,24 @@ def _time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _budget_kept(previous: GuardRecord | None, rules: GuardRules, replace: bool) -> GuardRecord:
+    """A record for ``rules`` that keeps the total budget's count of ``previous``: setting
+    other rules (or a new cap) goes on counting; a first total budget, or ``replace``,
+    starts the count at the rules' ``set_at``. Only the bookkeeping fields matter here."""
+    fresh = GuardRecord(id="", rules=rules)
+    if rules.budget_total is None:
+        return fresh
+    if previous is None or replace or previous.rules.budget_total is None:
+        return dataclasses.replace(fresh, budget_since=rules.set_at)
+    return dataclasses.replace(
+        fresh,
+        budget_since=previous.budget_since or previous.rules.set_at,
+        spent=previous.spent,
+        billed_since=previous.billed_since,
+        billed_seen=previous.billed_seen,
+    )
+
+
 def _require_id(value: Any, field: str = "instance_id") -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{field} must be a non-empty string", field=field)
@@ -71,7 +90,10 @@ def _require_id(value: Any, field: str = "instance_id") -> str:
 
 @dataclass(frozen=True)
 class GuardRecord:
-    """One guarded instance as stored: its rules and what the guard knows about it."""
+    """One guarded instance as stored: its rules and what the guard knows about it. The total
+    budget's bookkeeping (guard/spend.py): ``budget_since`` when it began counting, ``spent``
+    USD of billed stretches that are over, ``billed_since``/``billed_seen`` the stretch billing
+    now (its start, the last look that saw it)."""
 
     id: str
     rules: GuardRules
@@ -80,6 +102,10 @@ class GuardRecord:
     created_at: datetime | None = None
     price_per_hour: float | None = None
     warned: dict[str, datetime] = field(default_factory=dict)
+    budget_since: datetime | None = None
+    spent: float = 0.0
+    billed_since: datetime | None = None
+    billed_seen: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,12 +116,20 @@ class GuardRecord:
             "created_at": _iso(self.created_at),
             "price_per_hour": self.price_per_hour,
             "warned": {key: _iso(at) for key, at in self.warned.items()},
+            "budget_since": _iso(self.budget_since),
+            "spent": self.spent,
+            "billed_since": _iso(self.billed_since),
+            "billed_seen": _iso(self.billed_seen),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GuardRecord:
-        price = data.get("price_per_hour")
+        price, spent = data.get("price_per_hour"), data.get("spent")
         warned = data.get("warned") if isinstance(data.get("warned"), dict) else {}
+        if isinstance(spent, bool) or not isinstance(spent, int | float):
+            spent = 0.0  # absent (an older store): count afresh
+        elif not 0 <= spent < float("inf"):
+            spent = 0.0
         return cls(
             id=str(data["id"]),
             rules=GuardRules.from_dict(data["rules"]),
@@ -104,6 +138,10 @@ class GuardRecord:
             created_at=_time(data.get("created_at")),
             price_per_hour=float(price) if isinstance(price, int | float) else None,
             warned={k: t for k, v in warned.items() if (t := _time(v)) is not None},
+            budget_since=_time(data.get("budget_since")),
+            spent=float(spent),
+            billed_since=_time(data.get("billed_since")),
+            billed_seen=_time(data.get("billed_seen")),
         )
 
 
@@ -157,7 +195,9 @@ class GuardStore:
             old = self._find(data, instance_id)
             previous = GuardRecord.from_dict(old) if old else None
             merged = rules if (replace or previous is None) else previous.rules.merged(rules)
-            record = GuardRecord(
+            record = _budget_kept(previous, merged, replace)
+            record = dataclasses.replace(
+                record,
                 id=instance_id,
                 rules=merged,
                 api_url=self.api_url,
@@ -173,6 +213,30 @@ class GuardStore:
 
         self._update(change)
         return out[0]
+
+    def note_billing(self, states: Mapping[str, Any], now: datetime) -> list[GuardRecord]:
+        """Bring the total budget's bookkeeping (guard/spend.py) of every guarded instance
+        in ``states`` (id -> ``InstanceState``) up to ``now``, computed from the stored records
+        under the lock, so that two guards looking at once agree; writes only on a change.
+        Returns every record of this store's API URL, as stored afterwards."""
+        out: list[GuardRecord] = []
+        with self._thread_lock, self._file_lock():
+            data = self._read()
+            changed = False
+            for index, item in enumerate(data["instances"]):
+                if not self._in_scope(item.get("api_url")):
+                    continue
+                record = GuardRecord.from_dict(item)
+                state = states.get(record.id)
+                fields = billing_update(record, state, now) if state is not None else {}
+                if fields:
+                    record = dataclasses.replace(record, **fields)
+                    data["instances"][index] = record.to_dict()
+                    changed = True
+                out.append(record)
+            if changed:
+                self._write(data, time.time())
+        return out
 
     def update_rules(
         self, instance_id: str, change_rules: Callable[[GuardRules], GuardRules]
@@ -405,9 +469,13 @@ class GuardStore:
         with self._thread_lock, self._file_lock():
             data = self._read()
             change(data)
-            self._prune(data, time.time() if now is None else now)
-            payload = {"version": STORE_VERSION, **data}
-            self._atomic_write(self.path, json.dumps(payload, indent=1, sort_keys=True))
+            self._write(data, time.time() if now is None else now)
+
+    def _write(self, data: dict[str, Any], now: float) -> None:
+        """Prune and replace the file (the caller holds the lock)."""
+        self._prune(data, now)
+        payload = {"version": STORE_VERSION, **data}
+        self._atomic_write(self.path, json.dumps(payload, indent=1, sort_keys=True))
 
     @staticmethod
     def _prune(data: dict[str, Any], now: float) -> None:
