@@ -4,6 +4,7 @@ stops and starts, restarts between two looks, a guard that was away, other rules
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -142,3 +143,34 @@ def test_the_enforcer_stops_the_second_run_when_the_total_is_reached(tmp_path):
     # 45 min of the first run + 15 of the second: counting only this run would wait to 120
     assert stopped_at == 75
     assert ("stop", "i1") in backend.calls
+
+
+def test_the_kernel_guard_counts_a_stopped_run_on_the_sandbox(client, sandbox, monkeypatch):
+    # The list view carries no start or stop times (as the live one): stretches are what
+    # the guard's looks saw. Every look is noted here (not once a minute) to keep it short.
+    from novita_notebook.guard import spend
+    from novita_notebook.guard.kernel import ClientGuardBackend, KernelGuard
+
+    monkeypatch.setattr(spend, "SEEN_EVERY", timedelta(0))
+    inst = client.create("budgeted", gpu="RTX 3090", image="ubuntu:22.04", wait=True)
+    guard = KernelGuard(ClientGuardBackend(client, lambda: sandbox.api_key), client.config.api_url)
+    guard.store.set_rules(
+        inst.id, GuardRules.parse(budget_total=100), name=inst.name, price_per_hour=3600.0
+    )
+    guard.tick()
+    first = guard.store.get(inst.id)
+    assert first.budget_since <= first.billed_since <= datetime.now(UTC)
+    time.sleep(1.2)
+    guard.tick()  # still running: seen again
+    client.stop(inst.id)
+    client.wait(inst.id, until="exited", timeout=30)
+    guard.tick()
+    stopped = guard.store.get(inst.id)
+    seconds = (stopped.billed_seen - first.billed_since).total_seconds()
+    assert stopped.billed_since is None and seconds >= 1.2
+    assert stopped.spent == pytest.approx(seconds)  # 3600 USD/h: one USD per second
+    client.start(inst.id)
+    client.wait(inst.id, until="running", timeout=30)
+    guard.tick()
+    again = guard.store.get(inst.id)
+    assert again.spent == stopped.spent and again.billed_since > stopped.billed_seen

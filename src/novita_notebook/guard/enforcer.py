@@ -167,11 +167,15 @@ class Enforcer:
         """Load rules, gather, decide and execute what is due."""
         now = now or datetime.now(UTC)
         records = self.store.records()
+        return self.execute(self.plan(now, records))
+
+    def plan(self, now: datetime, records: list[GuardRecord]) -> Plan:
+        """Gather the states of ``records`` (one list call), note what each has cost so far
+        (the total budget's count, in the store) and decide."""
         states = gather(self.backend, records, now, grace=self.grace)
         if any(r.rules.budget_total is not None for r in records):
-            records = self.store.note_billing(states, now)  # what each has cost so far
-        plan = decide(now, records, states, grace=self.grace)
-        return self.execute(plan)
+            records = self.store.note_billing(states, now)
+        return decide(now, records, states, grace=self.grace)
 
     def execute(self, plan: Plan) -> TickResult:
         result = TickResult(plan)

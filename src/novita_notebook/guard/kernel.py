@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import NotFoundError
 from .backend import HttpGuardBackend
-from .enforcer import Enforcer, TickResult, default_actor, gather
-from .policy import DEFAULT_GRACE, decide
+from .enforcer import Enforcer, TickResult, default_actor
+from .policy import DEFAULT_GRACE
 from .store import GuardStore
 
 __all__ = ["ClientGuardBackend", "KernelGuard"]
@@ -127,8 +127,7 @@ class KernelGuard:
             records = self.store.records()
             if not records:
                 return None
-            states = gather(self.enforcer.backend, records, now, grace=self.enforcer.grace)
-            return self.enforcer.execute(decide(now, records, states, grace=self.enforcer.grace))
+            return self.enforcer.execute(self.enforcer.plan(now, records))
         except Exception as exc:  # the watcher thread must survive any guard failure
             log.warning("in-kernel guard tick failed: %s", exc)
             return None

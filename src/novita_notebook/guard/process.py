@@ -21,8 +21,8 @@ from typing import Any
 
 from ..errors import CircuitBreakerError, NetworkError, NovitaError, ValidationError
 from ..ledger import HOME_ENV, ledger_dir
-from .enforcer import Enforcer, gather
-from .policy import Plan, decide
+from .enforcer import Enforcer
+from .policy import Plan
 from .rules import autostart_enabled
 from .store import GuardStore, scope_url
 
@@ -152,8 +152,7 @@ class _Guard:
         records = self.store.records()
         if not records:
             return None
-        states = gather(self.enforcer.backend, records, now, grace=self.enforcer.grace)
-        plan = decide(now, records, states, grace=self.enforcer.grace)
+        plan = self.enforcer.plan(now, records)
         self.enforcer.execute(plan)
         self.ticks += 1
         return plan
