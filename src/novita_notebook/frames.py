@@ -19,7 +19,9 @@ from .models import (
     Cluster,
     Instance,
     Product,
+    StatusError,
     Template,
+    phase_of,
 )
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "products_frame",
     "regions_frame",
     "instances_frame",
+    "listed_instances_frame",
+    "LISTED_FIELDS",
     "templates_frame",
     "cost_so_far",
     "status_categories",
@@ -315,77 +319,133 @@ def cost_so_far(instance: Instance, now: datetime | None = None) -> float | None
     Billing runs from ``pulling`` until stopped; the API gives lastStartedAt (else createdAt)
     and lastStoppedAt. None when the price is unknown.
     """
-    price = instance.price_per_hour
+    return _run_cost(
+        instance.price_per_hour,
+        instance.status,
+        instance.started_at or instance.created_at,
+        instance.stopped_at,
+        now or datetime.now(UTC),
+    )
+
+
+def _run_cost(
+    price: float | None,
+    status: str,
+    start: datetime | None,
+    stopped: datetime | None,
+    now: datetime,
+) -> float | None:
+    """``cost_so_far`` from the fields it reads (``start``: started, else created)."""
     if price is None:
         return None
-    now = now or datetime.now(UTC)
-    start = instance.started_at or instance.created_at
     if start is None:
         return 0.0
-    if instance.status in BILLED_STATUSES:
+    if status in BILLED_STATUSES:
         end = now
-    elif instance.stopped_at is not None and instance.stopped_at > start:
-        end = instance.stopped_at
+    elif stopped is not None and stopped > start:
+        end = stopped
     else:
         return 0.0
     return money.cost_so_far(price, start, end)
 
 
+#: The Instance fields the instances frame reads (models.listing_fields' and the price).
+LISTED_FIELDS = (
+    "id",
+    "name",
+    "status",
+    "status_error",
+    "region",
+    "cluster_id",
+    "product_name",
+    "product_id",
+    "gpu_num",
+    "billing_mode",
+    "image_url",
+    "ssh_command",
+    "jupyter_url",
+    "created_at",
+    "started_at",
+    "stopped_at",
+    "price_per_hour",
+)
+
+
 def instances_frame(instances: Sequence[Instance], now: datetime | None = None) -> pd.DataFrame:
     """One row per instance, newest first; status is an ordered categorical (lifecycle order,
-    unknown strings last). Never includes a password. Built in bulk: one pass over the
-    instances collects plain values, each column becomes its array once (no Series per
-    column), the frame is assembled without copies."""
+    unknown strings last). Never includes a password."""
+    fields = [{name: getattr(i, name) for name in LISTED_FIELDS} for i in instances]
+    return listed_instances_frame(fields, now)
+
+
+def listed_instances_frame(
+    rows: Sequence[Mapping[str, Any]], now: datetime | None = None
+) -> pd.DataFrame:
+    """``instances_frame`` from each instance's fields by name (``LISTED_FIELDS``: what
+    ``models.listing_fields`` parses, plus ``price_per_hour``), so a listing needs no Instance
+    objects. Built in bulk: one pass collects plain values, each column becomes its array
+    once (no Series per column), the frame is assembled from its blocks without copies."""
     now = now or datetime.now(UTC)
-    ordered = sorted(
-        instances,
-        key=lambda i: (i.created_at.timestamp() if i.created_at else 0.0, i.id),
-        reverse=True,
-    )
+    ordered = sorted(rows, key=_newest_first, reverse=True)
     # one tuple per instance, transposed into columns at C speed
-    rows = [
+    records = [
         (
-            i.id,
-            i.name,
-            i.phase,
-            i.region,
-            i.cluster_id,
-            i.product_name,
-            i.product_id,
-            i.billing_mode,
-            i.image_url,
-            i.ssh_command,
-            i.jupyter_url,
-            (i.status_error.message or i.status_error.state) if i.failed else None,
-            i.status,
-            i.gpu_num,
-            i.created_at,
-            i.started_at,
-            i.price_per_hour,
-            cost_so_far(i, now),
+            r["id"],
+            r["name"],
+            phase_of(r["status"], r["status_error"]),
+            r["region"],
+            r["cluster_id"],
+            r["product_name"],
+            r["product_id"],
+            r["billing_mode"],
+            r["image_url"],
+            r["ssh_command"],
+            r["jupyter_url"],
+            _error_text(r["status_error"]),
+            r["status"],
+            r["gpu_num"],
+            r["created_at"],
+            r["started_at"],
+            r["price_per_hour"],
+            _run_cost(
+                r["price_per_hour"],
+                r["status"],
+                r["started_at"] or r["created_at"],
+                r["stopped_at"],
+                now,
+            ),
         )
-        for i in ordered
+        for r in ordered
     ]
-    values = list(zip(*rows, strict=True)) if rows else [()] * (len(_INSTANCE_TEXT) + 6)
     texts = len(_INSTANCE_TEXT)
+    values = list(zip(*records, strict=True)) if records else [()] * (texts + 6)
     columns: dict[str, Any] = {
         name: _bulk_strings(column)
         for name, column in zip(_INSTANCE_TEXT, values[:texts], strict=True)
     }
     statuses, gpus, created, started, prices, costs = values[texts:]
     created_naive = _naive_times(created)
-    created_times = pd.DatetimeIndex(created_naive).tz_localize(UTC).array
     now_naive = np.datetime64(_micros(now), "us").astype("datetime64[ns]")
     columns.update(
         status=_bulk_categories(statuses),
-        gpus=pd.array(gpus, dtype="Int64"),
-        created_at=created_times,
-        started_at=_bulk_times(started).array,
+        gpus=_bulk_ints(gpus),
+        created_at=_utc_times(created_naive),
+        started_at=_utc_times(_naive_times(started)),
         age=now_naive - created_naive,  # timedelta64[ns], NaT where unknown
         price_per_hour=_bulk_floats(prices),
         cost_so_far=_bulk_floats(costs),
     )
-    return _assemble(columns, INSTANCE_COLUMNS, len(rows))
+    return _assemble(columns, INSTANCE_COLUMNS, len(records))
+
+
+def _newest_first(row: Mapping[str, Any]) -> tuple[float, str]:
+    created = row["created_at"]
+    return (created.timestamp() if created else 0.0, row["id"])
+
+
+def _error_text(error: StatusError | None) -> str | None:
+    """The error column: a failure's message, else its state; None when nothing failed."""
+    return (error.message or error.state) if error is not None and error.is_failure else None
 
 
 # The instance frame's string columns, in the order of instances_frame's row tuples.
@@ -409,6 +469,8 @@ _MICROSECOND = timedelta(microseconds=1)
 _NAT = np.iinfo(np.int64).min
 _STATUS_DTYPE = pd.CategoricalDtype(list(STATUS_ORDER), ordered=True)
 _STATUS_CODES = {status: index for index, status in enumerate(STATUS_ORDER)}
+_DATETIME_ARRAY = pd.arrays.DatetimeArray
+_UTC_NS = pd.DatetimeTZDtype("ns", UTC)
 
 
 def _bulk_strings(values: Sequence[Any]) -> Any:
@@ -426,6 +488,20 @@ def _bulk_categories(statuses: Sequence[str]) -> pd.Categorical:
         dtype = pd.CategoricalDtype(categories, ordered=True)
     codes = np.fromiter((code.get(s, -1) for s in statuses), dtype=np.int16, count=len(statuses))
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+
+
+def _bulk_ints(values: Sequence[Any]) -> Any:
+    """An ``Int64`` array (None → <NA>), built from a value array and a mask when every value
+    is an int or None (what the parse gives), else by pandas' own conversion."""
+    count = len(values)
+    if all(type(v) is int or v is None for v in values):
+        try:
+            data = np.fromiter((0 if v is None else v for v in values), np.int64, count)
+        except OverflowError:
+            return pd.array(values, dtype="Int64")
+        mask = np.fromiter((v is None for v in values), bool, count)
+        return pd.arrays.IntegerArray(data, mask)
+    return pd.array(values, dtype="Int64")
 
 
 def _bulk_floats(values: Sequence[float | None]) -> np.ndarray:
@@ -457,6 +533,15 @@ def _naive_times(values: Sequence[datetime | None]) -> np.ndarray:
     """UTC wall times as naive ``datetime64[ns]`` (NaT for None), exact to the microsecond."""
     micros = np.fromiter((_micros(v) for v in values), dtype=np.int64, count=len(values))
     return micros.view("datetime64[us]").astype("datetime64[ns]")
+
+
+def _utc_times(naive: np.ndarray) -> Any:
+    """Naive UTC ``datetime64[ns]`` wall times → an aware UTC array, without a copy (they
+    already are the UTC instants); as ``DatetimeIndex(naive).tz_localize(UTC).array``."""
+    try:
+        return _DATETIME_ARRAY._simple_new(naive, dtype=_UTC_NS)
+    except (AttributeError, TypeError):  # pragma: no cover - a pandas without the fast path
+        return pd.DatetimeIndex(naive).tz_localize(UTC).array
 
 
 def _bulk_times(values: Sequence[datetime | None]) -> pd.DatetimeIndex:

@@ -388,67 +388,36 @@ class Instance:
     # -- parsing -------------------------------------------------------------------------------
     @classmethod
     def from_api(cls, data: dict[str, Any], client: InstanceActions | None = None) -> Instance:
-        # Listings parse every instance on every call, so this is written for speed: one
-        # bound ``get``, fast paths for values already of the right type, and the fields set
-        # straight into the new object (what the generated __init__ would do, field by field,
-        # for 40 keyword arguments, was a fifth of the parse). tests/client/test_models_parse.py
-        # checks that every field is set and that the result equals the constructor's.
+        # Written for speed: one bound ``get``, fast paths for values already of the right
+        # type, and the fields dict becomes the new object's __dict__ (what the generated
+        # __init__ would do, field by field, for 40 keyword arguments, was a fifth of the
+        # parse). The listed fields come from listing_fields, their one home.
+        # tests/client/test_models_parse.py checks that every field is set and that the result
+        # equals the constructor's.
         get = data.get
+        fields = listing_fields(data)
         ssh = get("connectComponentSSH") or _NO_DICT
         jupyter = get("connectComponentJupyter") or _NO_DICT
         terminal = get("connectComponentWebTerminal") or _NO_DICT
-        ssh_command = ssh.get("sshCommand") or get("sshCommand") or None
-        host, port = _parse_ssh_command(ssh_command)
-        error = get("statusError")
-        status_error = None
-        if error and isinstance(error, dict) and (error.get("state") or error.get("message")):
-            status_error = StatusError(
-                str(error.get("state") or ""), str(error.get("message") or "")
-            )
+        host, port = _parse_ssh_command(fields["ssh_command"])
         mappings = get("portMappings")
-        ports: tuple[PortMapping, ...] = _parse_ports(mappings) if mappings else ()
         env_items = get("envs")
-        envs: tuple[Env, ...] = (
-            tuple(
-                Env(str(e.get("key", "")), str(e.get("value", "")))
-                for e in env_items
-                if isinstance(e, dict)
-            )
-            if env_items
-            else ()
-        )
         node = get("node")
         self = object.__new__(cls)
-        self.__dict__.update(
-            id=str(get("id") or get("Id") or ""),
-            name=str(get("name") or ""),
-            status=str(get("status") or ""),
-            cluster_id=get("clusterId") or None,
-            region=get("clusterName") or get("clusterId") or None,
-            product_id=get("productId") or None,
-            product_name=get("productName") or None,
-            gpu_num=_fast_int(get("gpuNum")),
-            cpu_num=_fast_int(get("cpuNum")),
-            memory_gb=_fast_int(get("memory")),
-            image_url=get("imageUrl") or None,
+        fields.update(
             image_auth_id=get("imageAuthId") or None,
             command=get("command") or None,
             entrypoint=get("entrypoint") or None,
+            cpu_num=_fast_int(get("cpuNum")),
+            memory_gb=_fast_int(get("memory")),
             rootfs_size=_fast_int(get("rootfsSize")),
-            billing_mode=get("billingMode") or None,
-            port_mappings=ports,
-            envs=envs,
-            status_error=status_error,
-            ssh_command=ssh_command,
+            port_mappings=_parse_ports(mappings) if mappings else (),
+            envs=_parse_envs(env_items) if env_items else (),
             ssh_host=host,
             ssh_port=port,
             ssh_running=ssh.get("isRunning") if ssh else None,
-            jupyter_url=jupyter.get("address") or None,
             jupyter_running=jupyter.get("isRunning") if jupyter else None,
             web_terminal_url=terminal.get("address") or None,
-            created_at=_fast_time(get("createdAt") or get("createTime")),
-            started_at=_fast_time(get("lastStartedAt")),
-            stopped_at=_fast_time(get("lastStoppedAt")),
             spot_status=get("spotStatus") or None,
             spot_reclaim_time=_fast_time(get("spotReclaimTime")),
             max_rootfs_size=_node_max_rootfs(node) if node else None,
@@ -458,6 +427,7 @@ class Instance:
             _raw_source=_RawSource(data),
             _client=client,
         )
+        self.__dict__ = fields
         return self
 
     # -- derived -------------------------------------------------------------------------------
@@ -605,6 +575,48 @@ def _parse_ports(items: Any) -> tuple[PortMapping, ...]:
     return tuple(ports)
 
 
+def listing_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an Instance that a listing shows (``frames.instances_frame``'s columns
+    and what prices and filters read), by field name, parsed from an API dict. The one home
+    of those rules: ``Instance.from_api`` starts from these, and ``Novita.instances()``
+    builds its frame from them without making the Instances."""
+    get = data.get
+    ssh = get("connectComponentSSH") or _NO_DICT
+    jupyter = get("connectComponentJupyter") or _NO_DICT
+    error = get("statusError")
+    return {
+        "id": str(get("id") or get("Id") or ""),
+        "name": str(get("name") or ""),
+        "status": str(get("status") or ""),
+        "cluster_id": get("clusterId") or None,
+        "region": get("clusterName") or get("clusterId") or None,
+        "product_id": get("productId") or None,
+        "product_name": get("productName") or None,
+        "gpu_num": _fast_int(get("gpuNum")),
+        "image_url": get("imageUrl") or None,
+        "billing_mode": get("billingMode") or None,
+        "status_error": _parse_status_error(error) if error else None,
+        "ssh_command": ssh.get("sshCommand") or get("sshCommand") or None,
+        "jupyter_url": jupyter.get("address") or None,
+        "created_at": _fast_time(get("createdAt") or get("createTime")),
+        "started_at": _fast_time(get("lastStartedAt")),
+        "stopped_at": _fast_time(get("lastStoppedAt")),
+    }
+
+
+def _parse_status_error(error: Any) -> StatusError | None:
+    """``statusError`` → a StatusError, or None when it says nothing (``{"state": ""}``)."""
+    if isinstance(error, dict) and (error.get("state") or error.get("message")):
+        return StatusError(str(error.get("state") or ""), str(error.get("message") or ""))
+    return None
+
+
+def _parse_envs(items: Any) -> tuple[Env, ...]:
+    return tuple(
+        Env(str(e.get("key", "")), str(e.get("value", ""))) for e in items if isinstance(e, dict)
+    )
+
+
 def _parse_ssh_command(command: str | None) -> tuple[str | None, int | None]:
     """``"ssh root@host -p 30022"`` → ``("host", 30022)``."""
     if not command:
@@ -668,11 +680,7 @@ class Template:
             entrypoint=data.get("entrypoint") or None,
             rootfs_size=parse_int(data.get("rootfsSize")),
             ports=tuple(ports),
-            envs=tuple(
-                Env(str(e.get("key", "")), str(e.get("value", "")))
-                for e in data.get("envs") or ()
-                if isinstance(e, dict)
-            ),
+            envs=_parse_envs(data.get("envs") or ()),
             readme=data.get("readme") or None,
             min_cuda_version=data.get("minCudaVersion") or None,
             created_at=parse_time(data.get("createdAt") or data.get("createTime")),
