@@ -527,7 +527,7 @@ class Novita:
         if refresh:
             self.cached_products(refresh=True)
             self.cached_clusters(refresh=True)
-        from .models import listing_fields, phase_of
+        from .parsing import listing_fields, phase_of
 
         # Only the listed fields are parsed (models.listing_fields, as Instance.from_api
         # parses them): the frame is all that is returned, so no Instance is made.

@@ -24,10 +24,9 @@ from .models import (
     Cluster,
     Instance,
     Product,
-    StatusError,
     Template,
-    phase_of,
 )
+from .parsing import StatusError, phase_of
 
 __all__ = [
     "PRODUCT_COLUMNS",

@@ -14,7 +14,8 @@ import pytest
 
 import novita_notebook.client as client_module
 from novita_notebook.frames import INSTANCE_COLUMNS, instances_frame, listed_instances_frame
-from novita_notebook.models import Instance, listing_fields
+from novita_notebook.models import Instance
+from novita_notebook.parsing import listing_fields
 
 from .helpers import create_raw
 
