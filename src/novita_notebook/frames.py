@@ -4,7 +4,6 @@ categorical statuses, string ids), plus fuzzy GPU matching and cost estimates us
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from .models import (
     Product,
     Template,
 )
-from .parsing import StatusError, phase_of
+from .parsing import LISTING_FIELDS, StatusError, gpu_matches, gpu_tokens, phase_of
 
 __all__ = [
     "PRODUCT_COLUMNS",
@@ -39,7 +38,6 @@ __all__ = [
     "regions_frame",
     "instances_frame",
     "listed_instances_frame",
-    "LISTED_FIELDS",
     "templates_frame",
     "cost_so_far",
     "status_categories",
@@ -109,65 +107,18 @@ TEMPLATE_COLUMNS = (
     "created_at",
 )
 
-# -- fuzzy GPU matching ----------------------------------------------------------------------
-
-_NOISE_TOKENS = frozenset({"nvidia", "geforce", "gpu", "tesla"})
-_GB = re.compile(r"(\d+)\s*gb\b")
-_LETTERS_THEN_DIGITS = re.compile(r"^([a-z]+)(\d.*)$")
-
-
-def gpu_tokens(text: str) -> list[str]:
-    """``"RTX4090 24 GB"`` → ``["rtx", "4090", "24gb"]`` (case, spaces and vendor words ignored).
-
-    A letter prefix is split from its digits (``rtx4090`` → ``rtx``, ``4090``) but a digit run
-    keeps its suffix (``40s`` stays whole), so ``L40`` does not match ``L40S`` and ``A10`` does
-    not match ``A100``.
-    """
-    lowered = _GB.sub(r"\1gb", (text or "").lower())
-    tokens: list[str] = []
-    for raw in re.split(r"[^a-z0-9.]+", lowered):
-        if not raw or raw in _NOISE_TOKENS:
-            continue
-        match = _LETTERS_THEN_DIGITS.match(raw)
-        if match and not raw.endswith("gb"):
-            tokens.extend((match.group(1), match.group(2)))
-        else:
-            tokens.append(raw)
-    return tokens
-
-
-def gpu_matches(query: str, product_name: str, gpu_model: str = "") -> bool:
-    """True when every token of ``query`` is a token of the product's name or GPU model:
-    ``"4090"``, ``"rtx 4090"`` and ``"RTX 4090 24GB"`` all match ``RTX 4090 24GB``."""
-    wanted = gpu_tokens(query)
-    if not wanted:
-        return False
-    have = set(gpu_tokens(product_name)) | set(gpu_tokens(gpu_model))
-    return all(token in have for token in wanted)
-
-
 # -- helpers -----------------------------------------------------------------------------------
 
 #: Each column's dtype, for the frames built from records: every column converted once.
-_PRODUCT_KINDS = dict(
-    zip(
-        PRODUCT_COLUMNS,
-        (
-            *("string",) * 3,
-            "Int64",
-            *("string",) * 2,
-            *("float64",) * 3,
-            *("Int64",) * 3,
-            "boolean",
-            "string",
-            "boolean",
-            "string",
-            *("Int64",) * 2,
-            "string",
-        ),
-        strict=True,
+_PRODUCT_KINDS = {name: "string" for name in PRODUCT_COLUMNS} | {
+    name: kind
+    for kind, names in (
+        ("Int64", "vram_gb cpu_per_gpu mem_per_gpu disk_per_gpu min_rootfs max_rootfs"),
+        ("float64", "price_per_hour spot_per_hour monthly_per_hour"),
+        ("boolean", "available available_somewhere"),
     )
-)
+    for name in names.split()
+}
 _REGION_KINDS = dict(
     zip(
         REGION_COLUMNS,
@@ -175,31 +126,37 @@ _REGION_KINDS = dict(
         strict=True,
     )
 )
+_TEMPLATE_KINDS = {name: "string" for name in TEMPLATE_COLUMNS} | {
+    "rootfs_size": "Int64",
+    "created_at": "utc",
+}
+# The instance frame's columns but age (worked out from created_at), as its records carry them.
+_INSTANCE_RECORDED = tuple(name for name in INSTANCE_COLUMNS if name != "age")
+_INSTANCE_KINDS = {name: "string" for name in _INSTANCE_RECORDED} | {
+    "status": "status",
+    "gpus": "Int64",
+    "created_at": "utc",
+    "started_at": "utc",
+    "price_per_hour": "float64",
+    "cost_so_far": "float64",
+}
 
 
 def _frame_from_records(
     records: Sequence[tuple[Any, ...]], names: Sequence[str], kinds: Mapping[str, str]
 ) -> pd.DataFrame:
     """A frame from row tuples: transposed at C speed, each column converted once to its
-    dtype in ``kinds`` (string, float64, Int64, boolean, int64, bool)."""
+    dtype in ``kinds`` (string, float64, Int64, boolean, int64, bool, status, utc)."""
+    return _assemble(_columns(records, names, kinds), names, len(records))
+
+
+def _columns(
+    records: Sequence[tuple[Any, ...]], names: Sequence[str], kinds: Mapping[str, str]
+) -> dict[str, Any]:
     values = list(zip(*records, strict=True)) if records else [()] * len(names)
-    columns = {
-        name: _CONVERTERS[kinds[name]](list(column))
-        for name, column in zip(names, values, strict=True)
+    return {
+        name: _CONVERTERS[kinds[name]](column) for name, column in zip(names, values, strict=True)
     }
-    return _assemble(columns, names, len(records))
-
-
-def _strings(values: Sequence[Any]) -> pd.Series:
-    return pd.Series(values, dtype="string")
-
-
-def _ints(values: Sequence[int | None]) -> pd.Series:
-    return pd.Series(values, dtype="Int64")
-
-
-def _times(values: Sequence[datetime | None]) -> pd.Series:
-    return pd.Series(pd.to_datetime(list(values), utc=True), dtype="datetime64[ns, UTC]")
 
 
 def status_categories(statuses: Iterable[str]) -> list[str]:
@@ -353,61 +310,33 @@ def _run_cost(
     return money.cost_so_far(price, start, end)
 
 
-#: The Instance fields the instances frame reads (models.listing_fields' and the price).
-LISTED_FIELDS = (
-    "id",
-    "name",
-    "status",
-    "status_error",
-    "region",
-    "cluster_id",
-    "product_name",
-    "product_id",
-    "gpu_num",
-    "billing_mode",
-    "image_url",
-    "ssh_command",
-    "jupyter_url",
-    "created_at",
-    "started_at",
-    "stopped_at",
-    "price_per_hour",
-)
-
-
 def instances_frame(instances: Sequence[Instance], now: datetime | None = None) -> pd.DataFrame:
     """One row per instance, newest first; status is an ordered categorical (lifecycle order,
     unknown strings last). Never includes a password."""
-    fields = [{name: getattr(i, name) for name in LISTED_FIELDS} for i in instances]
+    names = (*LISTING_FIELDS, "price_per_hour")
+    fields = [{name: getattr(i, name) for name in names} for i in instances]
     return listed_instances_frame(fields, now)
 
 
 def listed_instances_frame(
     rows: Sequence[Mapping[str, Any]], now: datetime | None = None
 ) -> pd.DataFrame:
-    """``instances_frame`` from each instance's fields by name (``LISTED_FIELDS``: what
-    ``models.listing_fields`` parses, plus ``price_per_hour``), so a listing needs no Instance
-    objects. Built in bulk: one pass collects plain values, each column becomes its array
-    once (no Series per column), the frame is assembled from its blocks without copies."""
+    """``instances_frame`` from each instance's fields by name (``parsing.LISTING_FIELDS``
+    and ``price_per_hour``), so a listing needs no Instance objects. Built in bulk: one tuple per instance, each column converted once."""
     now = now or datetime.now(UTC)
-    ordered = sorted(rows, key=_newest_first, reverse=True)
-    # one tuple per instance, transposed into columns at C speed
     records = [
         (
             r["id"],
             r["name"],
+            r["status"],
             phase_of(r["status"], r["status_error"]),
             r["region"],
             r["cluster_id"],
             r["product_name"],
             r["product_id"],
+            r["gpu_num"],
             r["billing_mode"],
             r["image_url"],
-            r["ssh_command"],
-            r["jupyter_url"],
-            _error_text(r["status_error"]),
-            r["status"],
-            r["gpu_num"],
             r["created_at"],
             r["started_at"],
             r["price_per_hour"],
@@ -418,27 +347,16 @@ def listed_instances_frame(
                 r["stopped_at"],
                 now,
             ),
+            r["ssh_command"],
+            r["jupyter_url"],
+            _error_text(r["status_error"]),
         )
-        for r in ordered
+        for r in sorted(rows, key=_newest_first, reverse=True)
     ]
-    texts = len(_INSTANCE_TEXT)
-    values = list(zip(*records, strict=True)) if records else [()] * (texts + 6)
-    columns: dict[str, Any] = {
-        name: _bulk_strings(column)
-        for name, column in zip(_INSTANCE_TEXT, values[:texts], strict=True)
-    }
-    statuses, gpus, created, started, prices, costs = values[texts:]
-    created_naive = _naive_times(created)
+    columns = _columns(records, _INSTANCE_RECORDED, _INSTANCE_KINDS)
     now_naive = np.datetime64(_micros(now), "us").astype("datetime64[ns]")
-    columns.update(
-        status=_bulk_categories(statuses),
-        gpus=_bulk_ints(gpus),
-        created_at=_utc_times(created_naive),
-        started_at=_utc_times(_naive_times(started)),
-        age=now_naive - created_naive,  # timedelta64[ns], NaT where unknown
-        price_per_hour=_bulk_floats(prices),
-        cost_so_far=_bulk_floats(costs),
-    )
+    # timedelta64[ns], NaT where unknown
+    columns["age"] = now_naive - np.asarray(columns["created_at"], dtype="datetime64[ns]")
     return _assemble(columns, INSTANCE_COLUMNS, len(records))
 
 
@@ -452,21 +370,6 @@ def _error_text(error: StatusError | None) -> str | None:
     return (error.message or error.state) if error is not None and error.is_failure else None
 
 
-# The instance frame's string columns, in the order of instances_frame's row tuples.
-_INSTANCE_TEXT = (
-    "id",
-    "name",
-    "phase",
-    "region",
-    "cluster_id",
-    "product",
-    "product_id",
-    "billing",
-    "image",
-    "ssh_command",
-    "jupyter_url",
-    "error",
-)
 _STRING_ARRAY = pd.StringDtype().construct_array_type()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -512,9 +415,7 @@ def _bulk_floats(values: Sequence[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype="float64")
 
 
-def _micros(value: datetime | None) -> int:
-    if value is None:
-        return int(_NAT)
+def _micros(value: datetime) -> int:
     if value.tzinfo is None:  # naive times are UTC, as pd.to_datetime(utc=True) reads them
         value = value.replace(tzinfo=UTC)
     return (value - _EPOCH) // _MICROSECOND
@@ -578,40 +479,36 @@ def _utc_times(naive: np.ndarray) -> Any:
         return pd.DatetimeIndex(naive).tz_localize(UTC).array
 
 
-def _bulk_times(values: Sequence[datetime | None]) -> pd.DatetimeIndex:
-    """Aware UTC nanosecond times (NaT for None), in one go."""
-    return pd.DatetimeIndex(_naive_times(values)).tz_localize(UTC)
-
-
 # -- templates -----------------------------------------------------------------------------
 
 
 def templates_frame(templates: Sequence[Template]) -> pd.DataFrame:
     """One row per template, by name."""
     ordered = sorted(templates, key=lambda t: (t.name.lower(), t.id))
-    return pd.DataFrame(
-        {
-            "id": _strings([t.id for t in ordered]),
-            "name": _strings([t.name for t in ordered]),
-            "image": _strings([t.image for t in ordered]),
-            "channel": _strings([t.channel for t in ordered]),
-            "type": _strings([t.type for t in ordered]),
-            "rootfs_size": _ints([t.rootfs_size for t in ordered]),
-            "ports": _strings(
-                [", ".join(f"{port}/{kind}" for port, kind in t.flat_ports) for t in ordered]
-            ),
-            "min_cuda_version": _strings([t.min_cuda_version for t in ordered]),
-            "created_at": _times([t.created_at for t in ordered]),
-        },
-        columns=list(TEMPLATE_COLUMNS),
-    )
+    records = [
+        (
+            t.id,
+            t.name,
+            t.image,
+            t.channel,
+            t.type,
+            t.rootfs_size,
+            ", ".join(f"{port}/{kind}" for port, kind in t.flat_ports),
+            t.min_cuda_version,
+            t.created_at,
+        )
+        for t in ordered
+    ]
+    return _frame_from_records(records, TEMPLATE_COLUMNS, _TEMPLATE_KINDS)
 
 
 _CONVERTERS: dict[str, Any] = {
     "string": _bulk_strings,
     "float64": _bulk_floats,
-    "Int64": lambda values: pd.array(values, dtype="Int64"),
+    "Int64": _bulk_ints,
     "boolean": lambda values: pd.array(values, dtype="boolean"),
     "int64": lambda values: np.array(values, dtype=np.int64),
     "bool": lambda values: np.array(values, dtype=bool),
+    "status": _bulk_categories,
+    "utc": lambda values: _utc_times(_naive_times(values)),
 }

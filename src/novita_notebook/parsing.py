@@ -157,6 +157,42 @@ def vram_gb_of(product_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# Fuzzy GPU matching: a query's tokens against a product's name and model.
+_NOISE_TOKENS = frozenset({"nvidia", "geforce", "gpu", "tesla"})
+_GB = re.compile(r"(\d+)\s*gb\b")
+_LETTERS_THEN_DIGITS = re.compile(r"^([a-z]+)(\d.*)$")
+
+
+def gpu_tokens(text: str) -> list[str]:
+    """``"RTX4090 24 GB"`` → ``["rtx", "4090", "24gb"]`` (case, spaces and vendor words ignored).
+
+    A letter prefix is split from its digits (``rtx4090`` → ``rtx``, ``4090``) but a digit run
+    keeps its suffix (``40s`` stays whole), so ``L40`` does not match ``L40S`` and ``A10`` does
+    not match ``A100``.
+    """
+    lowered = _GB.sub(r"\1gb", (text or "").lower())
+    tokens: list[str] = []
+    for raw in re.split(r"[^a-z0-9.]+", lowered):
+        if not raw or raw in _NOISE_TOKENS:
+            continue
+        match = _LETTERS_THEN_DIGITS.match(raw)
+        if match and not raw.endswith("gb"):
+            tokens.extend((match.group(1), match.group(2)))
+        else:
+            tokens.append(raw)
+    return tokens
+
+
+def gpu_matches(query: str, product_name: str, gpu_model: str = "") -> bool:
+    """True when every token of ``query`` is a token of the product's name or GPU model:
+    ``"4090"``, ``"rtx 4090"`` and ``"RTX 4090 24GB"`` all match ``RTX 4090 24GB``."""
+    wanted = gpu_tokens(query)
+    if not wanted:
+        return False
+    have = set(gpu_tokens(product_name)) | set(gpu_tokens(gpu_model))
+    return all(token in have for token in wanted)
+
+
 @dataclass(frozen=True)
 class StatusError:
     """An instance's ``statusError``; a failure when it says anything."""
@@ -249,6 +285,27 @@ def fast_int(value: Any) -> int | None:
 def fast_time(value: Any) -> datetime | None:
     """``parse_time`` without a call for the common "no time" values (None, "", 0)."""
     return parse_time(value) if value else None
+
+
+#: The keys of ``listing_fields``: the Instance fields a listing shows.
+LISTING_FIELDS = (
+    "id",
+    "name",
+    "status",
+    "cluster_id",
+    "region",
+    "product_id",
+    "product_name",
+    "gpu_num",
+    "image_url",
+    "billing_mode",
+    "status_error",
+    "ssh_command",
+    "jupyter_url",
+    "created_at",
+    "started_at",
+    "stopped_at",
+)
 
 
 def listing_fields(data: dict[str, Any]) -> dict[str, Any]:

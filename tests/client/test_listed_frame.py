@@ -15,7 +15,7 @@ import pytest
 import novita_notebook.client as client_module
 from novita_notebook.frames import INSTANCE_COLUMNS, instances_frame, listed_instances_frame
 from novita_notebook.models import Instance
-from novita_notebook.parsing import listing_fields
+from novita_notebook.parsing import LISTING_FIELDS, listing_fields
 
 from .helpers import create_raw
 
@@ -100,8 +100,10 @@ def test_listing_fields_give_the_instance_routes_frame():
     pd.testing.assert_frame_equal(
         listed_instances_frame(rows, NOW), instances_frame(instances, NOW)
     )
-    for name, value in rows[0].items():
-        assert getattr(instances[0], name) == value, name
+    for inst, row in zip(instances, rows, strict=True):
+        assert list(row) == [*LISTING_FIELDS, "price_per_hour"]
+        for name, value in row.items():
+            assert getattr(inst, name) == value, name
 
 
 def test_instances_equals_the_instance_route(client, sandbox, monkeypatch):
