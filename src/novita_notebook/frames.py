@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -351,18 +352,28 @@ def listed_instances_frame(
             r["jupyter_url"],
             _error_text(r["status_error"]),
         )
-        for r in sorted(rows, key=_newest_first, reverse=True)
+        for r in _newest_first(rows)
     ]
     columns = _columns(records, _INSTANCE_RECORDED, _INSTANCE_KINDS)
     now_naive = np.datetime64(_micros(now), "us").astype("datetime64[ns]")
-    # timedelta64[ns], NaT where unknown
-    columns["age"] = now_naive - np.asarray(columns["created_at"], dtype="datetime64[ns]")
+    columns["age"] = _timedeltas(
+        now_naive - np.asarray(columns["created_at"], dtype="datetime64[ns]")
+    )
     return _assemble(columns, INSTANCE_COLUMNS, len(records))
 
 
-def _newest_first(row: Mapping[str, Any]) -> tuple[float, str]:
+def _newest_first(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """By creation time then id, both descending (no time counts as the epoch). Two stable
+    sorts, the one by time only when some row has one: listings rarely carry times."""
+    ordered = sorted(rows, key=_ID, reverse=True)
+    if any(row["created_at"] for row in ordered):
+        ordered.sort(key=_created_seconds, reverse=True)
+    return ordered
+
+
+def _created_seconds(row: Mapping[str, Any]) -> float:
     created = row["created_at"]
-    return (created.timestamp() if created else 0.0, row["id"])
+    return created.timestamp() if created else 0.0
 
 
 def _error_text(error: StatusError | None) -> str | None:
@@ -370,6 +381,7 @@ def _error_text(error: StatusError | None) -> str | None:
     return (error.message or error.state) if error is not None and error.is_failure else None
 
 
+_ID = itemgetter("id")
 _STRING_ARRAY = pd.StringDtype().construct_array_type()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -377,6 +389,7 @@ _NAT = np.iinfo(np.int64).min
 _STATUS_DTYPE = pd.CategoricalDtype(list(STATUS_ORDER), ordered=True)
 _STATUS_CODES = {status: index for index, status in enumerate(STATUS_ORDER)}
 _DATETIME_ARRAY = pd.arrays.DatetimeArray
+_TIMEDELTA_ARRAY = pd.arrays.TimedeltaArray
 _UTC_NS = pd.DatetimeTZDtype("ns", UTC)
 
 
@@ -477,6 +490,15 @@ def _utc_times(naive: np.ndarray) -> Any:
         return _DATETIME_ARRAY._simple_new(naive, dtype=_UTC_NS)
     except (AttributeError, TypeError):  # pragma: no cover - a pandas without the fast path
         return pd.DatetimeIndex(naive).tz_localize(UTC).array
+
+
+def _timedeltas(values: np.ndarray) -> Any:
+    """``timedelta64[ns]`` values (NaT where unknown) as pandas' array of them, without the
+    re-validation a plain numpy column gets when the frame is assembled."""
+    try:
+        return _TIMEDELTA_ARRAY._simple_new(values, dtype=values.dtype)
+    except (AttributeError, TypeError):  # pragma: no cover - a pandas without the fast path
+        return values
 
 
 # -- templates -----------------------------------------------------------------------------
