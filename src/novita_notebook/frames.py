@@ -1,5 +1,5 @@
 """Models → pandas DataFrames with real dtypes (float prices, aware UTC datetimes, ordered
-categorical statuses, string ids), plus fuzzy GPU matching and cost estimates used by them.
+categorical statuses, string ids), each column built in bulk; cost estimates used by them.
 """
 
 from __future__ import annotations
@@ -394,8 +394,22 @@ _UTC_NS = pd.DatetimeTZDtype("ns", UTC)
 
 
 def _bulk_strings(values: Sequence[Any]) -> Any:
-    """A ``string`` array in one conversion (None → <NA>), as ``pd.Series(dtype="string")``."""
+    """A ``string`` array in one conversion (None → <NA>), as ``pd.Series(dtype="string")``.
+    A column of nothing but None (no ssh, no jupyter, no error: most of a listing) is a copy
+    of one made before, a twentieth of converting it."""
+    if values and values.count(None) == len(values):
+        missing = _MISSING_STRINGS.get(len(values))
+        if missing is None:
+            if len(_MISSING_STRINGS) > 16:
+                _MISSING_STRINGS.clear()
+            missing = _MISSING_STRINGS[len(values)] = _STRING_ARRAY._from_sequence(
+                values, dtype=pd.StringDtype()
+            )
+        return missing.copy()
     return _STRING_ARRAY._from_sequence(values, dtype=pd.StringDtype())
+
+
+_MISSING_STRINGS: dict[int, Any] = {}
 
 
 def _bulk_categories(statuses: Sequence[str]) -> pd.Categorical:

@@ -157,3 +157,16 @@ def test_an_empty_listing_keeps_the_columns_and_dtypes(client):
     listed = client.instances()
     pd.testing.assert_frame_equal(listed, instances_frame([], NOW))
     assert list(listed.columns) == list(INSTANCE_COLUMNS)
+
+
+def test_frames_share_no_column_a_user_can_change():
+    rows = [
+        listing_fields({"id": f"i-{n}", "name": f"n{n}", "status": "running"}) for n in range(5)
+    ]
+    for row in rows:
+        row["price_per_hour"] = None
+    first = listed_instances_frame(rows, NOW)
+    first.loc[0, "ssh_command"] = "ssh root@changed -p 1"
+    first.columns.name = "renamed"
+    second = listed_instances_frame(rows, NOW)
+    assert second["ssh_command"].isna().all() and second.columns.name is None
