@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -313,21 +313,39 @@ class Catalog:
 
     def price_of(self, instance: Instance, index: dict[Any, Product] | None = None) -> float | None:
         """USD per hour of the whole instance (all GPUs) at its billing method, or None."""
-        if not instance.product_id:
+        return self.listed_price(
+            {
+                "product_id": instance.product_id,
+                "cluster_id": instance.cluster_id,
+                "region": instance.region,
+                "billing_mode": instance.billing_mode,
+                "gpu_num": instance.gpu_num,
+            },
+            index,
+        )
+
+    def listed_price(
+        self, fields: Mapping[str, Any], index: dict[Any, Product] | None = None
+    ) -> float | None:
+        """``price_of`` from an instance's fields by name (``models.listing_fields``)."""
+        product_id = fields["product_id"]
+        if not product_id:
             return None
         index = self.price_index() if index is None else index
         product = (
-            index.get((instance.product_id, instance.cluster_id))
-            or index.get((instance.product_id, (instance.region or "").upper()))
-            or index.get((instance.product_id, None))
+            index.get((product_id, fields["cluster_id"]))
+            or index.get((product_id, (fields["region"] or "").upper()))
+            or index.get((product_id, None))
         )
         if product is None:
             return None
-        billing = instance.billing_mode if instance.billing_mode in BILLING_METHODS else "onDemand"
+        billing = fields["billing_mode"]
+        if billing not in BILLING_METHODS:
+            billing = "onDemand"
         price = product.price_for(billing) or (product.price if billing != "spot" else None)
         if price is None:
             return None
-        return price * (instance.gpu_num or 1)
+        return price * (fields["gpu_num"] or 1)
 
 
 def cheapest_by_model(products: Iterable[Product]) -> str:

@@ -527,22 +527,30 @@ class Novita:
         if refresh:
             self.cached_products(refresh=True)
             self.cached_clusters(refresh=True)
-        raws = self.api.list_instances()
-        instances = [Instance.from_api(raw, client=self) for raw in raws]
+        from .parsing import listing_fields, phase_of
+
+        # Only the listed fields are parsed (models.listing_fields, as Instance.from_api
+        # parses them): the frame is all that is returned, so no Instance is made.
+        rows = [listing_fields(raw) for raw in self.api.list_instances()]
         try:
             index = self.catalog.price_index()
         except NovitaError as exc:
             logger.debug("instances without prices: %s", type(exc).__name__)
             index = {}
         recorded = self._ledger_created_times()
-        for inst in instances:
-            inst.price_per_hour = self.catalog.price_of(inst, index)
-            if inst.created_at is None:
+        price_of = self.catalog.listed_price
+        for row in rows:
+            row["price_per_hour"] = price_of(row, index)
+            if row["created_at"] is None:
                 # The list view carries no timestamps; instances made here have one on record.
-                inst.created_at = recorded.get(inst.id)
+                row["created_at"] = recorded.get(row["id"])
         if wanted is not None:
-            instances = [i for i in instances if i.status in wanted or i.phase in wanted]
-        return _frames().instances_frame(instances, datetime.now(UTC))
+            rows = [
+                r
+                for r in rows
+                if r["status"] in wanted or phase_of(r["status"], r["status_error"]) in wanted
+            ]
+        return _frames().listed_instances_frame(rows, datetime.now(UTC))
 
     def _ledger_created_times(self) -> dict[str, datetime]:
         """Creation times the ledger recorded, by instance id ({} if the ledger is unreadable)."""

@@ -1,16 +1,21 @@
 """Models → pandas DataFrames with real dtypes (float prices, aware UTC datetimes, ordered
-categorical statuses, string ids), plus fuzzy GPU matching and cost estimates used by them.
+categorical statuses, string ids), each column built in bulk; cost estimates used by them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+try:  # the documented low-level constructor (pandas >= 3.0)
+    from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
+except ImportError:  # pragma: no cover - older pandas
+    _from_blocks = None
 
 from . import money
 from .models import (
@@ -21,6 +26,7 @@ from .models import (
     Product,
     Template,
 )
+from .parsing import LISTING_FIELDS, StatusError, gpu_matches, gpu_tokens, phase_of
 
 __all__ = [
     "PRODUCT_COLUMNS",
@@ -32,6 +38,7 @@ __all__ = [
     "products_frame",
     "regions_frame",
     "instances_frame",
+    "listed_instances_frame",
     "templates_frame",
     "cost_so_far",
     "status_categories",
@@ -101,65 +108,18 @@ TEMPLATE_COLUMNS = (
     "created_at",
 )
 
-# -- fuzzy GPU matching ----------------------------------------------------------------------
-
-_NOISE_TOKENS = frozenset({"nvidia", "geforce", "gpu", "tesla"})
-_GB = re.compile(r"(\d+)\s*gb\b")
-_LETTERS_THEN_DIGITS = re.compile(r"^([a-z]+)(\d.*)$")
-
-
-def gpu_tokens(text: str) -> list[str]:
-    """``"RTX4090 24 GB"`` → ``["rtx", "4090", "24gb"]`` (case, spaces and vendor words ignored).
-
-    A letter prefix is split from its digits (``rtx4090`` → ``rtx``, ``4090``) but a digit run
-    keeps its suffix (``40s`` stays whole), so ``L40`` does not match ``L40S`` and ``A10`` does
-    not match ``A100``.
-    """
-    lowered = _GB.sub(r"\1gb", (text or "").lower())
-    tokens: list[str] = []
-    for raw in re.split(r"[^a-z0-9.]+", lowered):
-        if not raw or raw in _NOISE_TOKENS:
-            continue
-        match = _LETTERS_THEN_DIGITS.match(raw)
-        if match and not raw.endswith("gb"):
-            tokens.extend((match.group(1), match.group(2)))
-        else:
-            tokens.append(raw)
-    return tokens
-
-
-def gpu_matches(query: str, product_name: str, gpu_model: str = "") -> bool:
-    """True when every token of ``query`` is a token of the product's name or GPU model:
-    ``"4090"``, ``"rtx 4090"`` and ``"RTX 4090 24GB"`` all match ``RTX 4090 24GB``."""
-    wanted = gpu_tokens(query)
-    if not wanted:
-        return False
-    have = set(gpu_tokens(product_name)) | set(gpu_tokens(gpu_model))
-    return all(token in have for token in wanted)
-
-
 # -- helpers -----------------------------------------------------------------------------------
 
 #: Each column's dtype, for the frames built from records: every column converted once.
-_PRODUCT_KINDS = dict(
-    zip(
-        PRODUCT_COLUMNS,
-        (
-            *("string",) * 3,
-            "Int64",
-            *("string",) * 2,
-            *("float64",) * 3,
-            *("Int64",) * 3,
-            "boolean",
-            "string",
-            "boolean",
-            "string",
-            *("Int64",) * 2,
-            "string",
-        ),
-        strict=True,
+_PRODUCT_KINDS = {name: "string" for name in PRODUCT_COLUMNS} | {
+    name: kind
+    for kind, names in (
+        ("Int64", "vram_gb cpu_per_gpu mem_per_gpu disk_per_gpu min_rootfs max_rootfs"),
+        ("float64", "price_per_hour spot_per_hour monthly_per_hour"),
+        ("boolean", "available available_somewhere"),
     )
-)
+    for name in names.split()
+}
 _REGION_KINDS = dict(
     zip(
         REGION_COLUMNS,
@@ -167,31 +127,37 @@ _REGION_KINDS = dict(
         strict=True,
     )
 )
+_TEMPLATE_KINDS = {name: "string" for name in TEMPLATE_COLUMNS} | {
+    "rootfs_size": "Int64",
+    "created_at": "utc",
+}
+# The instance frame's columns but age (worked out from created_at), as its records carry them.
+_INSTANCE_RECORDED = tuple(name for name in INSTANCE_COLUMNS if name != "age")
+_INSTANCE_KINDS = {name: "string" for name in _INSTANCE_RECORDED} | {
+    "status": "status",
+    "gpus": "Int64",
+    "created_at": "utc",
+    "started_at": "utc",
+    "price_per_hour": "float64",
+    "cost_so_far": "float64",
+}
 
 
 def _frame_from_records(
     records: Sequence[tuple[Any, ...]], names: Sequence[str], kinds: Mapping[str, str]
 ) -> pd.DataFrame:
     """A frame from row tuples: transposed at C speed, each column converted once to its
-    dtype in ``kinds`` (string, float64, Int64, boolean, int64, bool)."""
+    dtype in ``kinds`` (string, float64, Int64, boolean, int64, bool, status, utc)."""
+    return _assemble(_columns(records, names, kinds), names, len(records))
+
+
+def _columns(
+    records: Sequence[tuple[Any, ...]], names: Sequence[str], kinds: Mapping[str, str]
+) -> dict[str, Any]:
     values = list(zip(*records, strict=True)) if records else [()] * len(names)
-    columns = {
-        name: _CONVERTERS[kinds[name]](list(column))
-        for name, column in zip(names, values, strict=True)
+    return {
+        name: _CONVERTERS[kinds[name]](column) for name, column in zip(names, values, strict=True)
     }
-    return _assemble(columns, names, len(records))
-
-
-def _strings(values: Sequence[Any]) -> pd.Series:
-    return pd.Series(values, dtype="string")
-
-
-def _ints(values: Sequence[int | None]) -> pd.Series:
-    return pd.Series(values, dtype="Int64")
-
-
-def _times(values: Sequence[datetime | None]) -> pd.Series:
-    return pd.Series(pd.to_datetime(list(values), utc=True), dtype="datetime64[ns, UTC]")
 
 
 def status_categories(statuses: Iterable[str]) -> list[str]:
@@ -315,17 +281,31 @@ def cost_so_far(instance: Instance, now: datetime | None = None) -> float | None
     Billing runs from ``pulling`` until stopped; the API gives lastStartedAt (else createdAt)
     and lastStoppedAt. None when the price is unknown.
     """
-    price = instance.price_per_hour
+    return _run_cost(
+        instance.price_per_hour,
+        instance.status,
+        instance.started_at or instance.created_at,
+        instance.stopped_at,
+        now or datetime.now(UTC),
+    )
+
+
+def _run_cost(
+    price: float | None,
+    status: str,
+    start: datetime | None,
+    stopped: datetime | None,
+    now: datetime,
+) -> float | None:
+    """``cost_so_far`` from the fields it reads (``start``: started, else created)."""
     if price is None:
         return None
-    now = now or datetime.now(UTC)
-    start = instance.started_at or instance.created_at
     if start is None:
         return 0.0
-    if instance.status in BILLED_STATUSES:
+    if status in BILLED_STATUSES:
         end = now
-    elif instance.stopped_at is not None and instance.stopped_at > start:
-        end = instance.stopped_at
+    elif stopped is not None and stopped > start:
+        end = stopped
     else:
         return 0.0
     return money.cost_so_far(price, start, end)
@@ -333,87 +313,103 @@ def cost_so_far(instance: Instance, now: datetime | None = None) -> float | None
 
 def instances_frame(instances: Sequence[Instance], now: datetime | None = None) -> pd.DataFrame:
     """One row per instance, newest first; status is an ordered categorical (lifecycle order,
-    unknown strings last). Never includes a password. Built in bulk: one pass over the
-    instances collects plain values, each column becomes its array once (no Series per
-    column), the frame is assembled without copies."""
+    unknown strings last). Never includes a password."""
+    names = (*LISTING_FIELDS, "price_per_hour")
+    fields = [{name: getattr(i, name) for name in names} for i in instances]
+    return listed_instances_frame(fields, now)
+
+
+def listed_instances_frame(
+    rows: Sequence[Mapping[str, Any]], now: datetime | None = None
+) -> pd.DataFrame:
+    """``instances_frame`` from each instance's fields by name (``parsing.LISTING_FIELDS``
+    and ``price_per_hour``), so a listing needs no Instance objects. Built in bulk: one tuple per instance, each column converted once."""
     now = now or datetime.now(UTC)
-    ordered = sorted(
-        instances,
-        key=lambda i: (i.created_at.timestamp() if i.created_at else 0.0, i.id),
-        reverse=True,
-    )
-    # one tuple per instance, transposed into columns at C speed
-    rows = [
+    records = [
         (
-            i.id,
-            i.name,
-            i.phase,
-            i.region,
-            i.cluster_id,
-            i.product_name,
-            i.product_id,
-            i.billing_mode,
-            i.image_url,
-            i.ssh_command,
-            i.jupyter_url,
-            (i.status_error.message or i.status_error.state) if i.failed else None,
-            i.status,
-            i.gpu_num,
-            i.created_at,
-            i.started_at,
-            i.price_per_hour,
-            cost_so_far(i, now),
+            r["id"],
+            r["name"],
+            r["status"],
+            phase_of(r["status"], r["status_error"]),
+            r["region"],
+            r["cluster_id"],
+            r["product_name"],
+            r["product_id"],
+            r["gpu_num"],
+            r["billing_mode"],
+            r["image_url"],
+            r["created_at"],
+            r["started_at"],
+            r["price_per_hour"],
+            _run_cost(
+                r["price_per_hour"],
+                r["status"],
+                r["started_at"] or r["created_at"],
+                r["stopped_at"],
+                now,
+            ),
+            r["ssh_command"],
+            r["jupyter_url"],
+            _error_text(r["status_error"]),
         )
-        for i in ordered
+        for r in _newest_first(rows)
     ]
-    values = list(zip(*rows, strict=True)) if rows else [()] * (len(_INSTANCE_TEXT) + 6)
-    texts = len(_INSTANCE_TEXT)
-    columns: dict[str, Any] = {
-        name: _bulk_strings(column)
-        for name, column in zip(_INSTANCE_TEXT, values[:texts], strict=True)
-    }
-    statuses, gpus, created, started, prices, costs = values[texts:]
-    created_naive = _naive_times(created)
-    created_times = pd.DatetimeIndex(created_naive).tz_localize(UTC).array
+    columns = _columns(records, _INSTANCE_RECORDED, _INSTANCE_KINDS)
     now_naive = np.datetime64(_micros(now), "us").astype("datetime64[ns]")
-    columns.update(
-        status=_bulk_categories(statuses),
-        gpus=pd.array(gpus, dtype="Int64"),
-        created_at=created_times,
-        started_at=_bulk_times(started).array,
-        age=now_naive - created_naive,  # timedelta64[ns], NaT where unknown
-        price_per_hour=_bulk_floats(prices),
-        cost_so_far=_bulk_floats(costs),
+    columns["age"] = _timedeltas(
+        now_naive - np.asarray(columns["created_at"], dtype="datetime64[ns]")
     )
-    return _assemble(columns, INSTANCE_COLUMNS, len(rows))
+    return _assemble(columns, INSTANCE_COLUMNS, len(records))
 
 
-# The instance frame's string columns, in the order of instances_frame's row tuples.
-_INSTANCE_TEXT = (
-    "id",
-    "name",
-    "phase",
-    "region",
-    "cluster_id",
-    "product",
-    "product_id",
-    "billing",
-    "image",
-    "ssh_command",
-    "jupyter_url",
-    "error",
-)
+def _newest_first(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """By creation time then id, both descending (no time counts as the epoch). Two stable
+    sorts, the one by time only when some row has one: listings rarely carry times."""
+    ordered = sorted(rows, key=_ID, reverse=True)
+    if any(row["created_at"] for row in ordered):
+        ordered.sort(key=_created_seconds, reverse=True)
+    return ordered
+
+
+def _created_seconds(row: Mapping[str, Any]) -> float:
+    created = row["created_at"]
+    return created.timestamp() if created else 0.0
+
+
+def _error_text(error: StatusError | None) -> str | None:
+    """The error column: a failure's message, else its state; None when nothing failed."""
+    return (error.message or error.state) if error is not None and error.is_failure else None
+
+
+_ID = itemgetter("id")
 _STRING_ARRAY = pd.StringDtype().construct_array_type()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _NAT = np.iinfo(np.int64).min
 _STATUS_DTYPE = pd.CategoricalDtype(list(STATUS_ORDER), ordered=True)
 _STATUS_CODES = {status: index for index, status in enumerate(STATUS_ORDER)}
+_DATETIME_ARRAY = pd.arrays.DatetimeArray
+_TIMEDELTA_ARRAY = pd.arrays.TimedeltaArray
+_UTC_NS = pd.DatetimeTZDtype("ns", UTC)
 
 
 def _bulk_strings(values: Sequence[Any]) -> Any:
-    """A ``string`` array in one conversion (None → <NA>), as ``pd.Series(dtype="string")``."""
+    """A ``string`` array in one conversion (None → <NA>), as ``pd.Series(dtype="string")``.
+    A column of nothing but None (no ssh, no jupyter, no error: most of a listing) is a copy
+    of one made before, a twentieth of converting it."""
+    if values and values.count(None) == len(values):
+        missing = _MISSING_STRINGS.get(len(values))
+        if missing is None:
+            if len(_MISSING_STRINGS) > 16:
+                _MISSING_STRINGS.clear()
+            missing = _MISSING_STRINGS[len(values)] = _STRING_ARRAY._from_sequence(
+                values, dtype=pd.StringDtype()
+            )
+        return missing.copy()
     return _STRING_ARRAY._from_sequence(values, dtype=pd.StringDtype())
+
+
+_MISSING_STRINGS: dict[int, Any] = {}
 
 
 def _bulk_categories(statuses: Sequence[str]) -> pd.Categorical:
@@ -428,13 +424,25 @@ def _bulk_categories(statuses: Sequence[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
+def _bulk_ints(values: Sequence[Any]) -> Any:
+    """An ``Int64`` array (None → <NA>), built from a value array and a mask when every value
+    is an int or None (what the parse gives), else by pandas' own conversion."""
+    count = len(values)
+    if all(type(v) is int or v is None for v in values):
+        try:
+            data = np.fromiter((0 if v is None else v for v in values), np.int64, count)
+        except OverflowError:
+            return pd.array(values, dtype="Int64")
+        mask = np.fromiter((v is None for v in values), bool, count)
+        return pd.arrays.IntegerArray(data, mask)
+    return pd.array(values, dtype="Int64")
+
+
 def _bulk_floats(values: Sequence[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype="float64")
 
 
-def _micros(value: datetime | None) -> int:
-    if value is None:
-        return int(_NAT)
+def _micros(value: datetime) -> int:
     if value.tzinfo is None:  # naive times are UTC, as pd.to_datetime(utc=True) reads them
         value = value.replace(tzinfo=UTC)
     return (value - _EPOCH) // _MICROSECOND
@@ -442,26 +450,69 @@ def _micros(value: datetime | None) -> int:
 
 def _assemble(columns: Mapping[str, Any], names: Sequence[str], length: int) -> pd.DataFrame:
     """The frame from ready-made column arrays (each already ``length`` long and of its final
-    dtype), without pandas re-checking and re-inferring each: that was a quarter of building
-    a small frame. Falls back to the public constructor should the fast path ever go."""
+    dtype), handed to pandas as its blocks (numpy columns of one dtype stacked into one, as
+    pandas consolidates them), so nothing is re-checked or re-inferred: that was most of
+    building a small frame. Falls back to ``_from_arrays``, then to the public constructor,
+    on a pandas without the block API."""
     arrays = [columns[name] for name in names]
-    try:
+    labels = _column_index(tuple(names))
+    if _from_blocks is not None:
+        blocks: list[tuple[Any, np.ndarray]] = []
+        stacked: dict[np.dtype, list[int]] = {}
+        for position, array in enumerate(arrays):
+            if isinstance(array, np.ndarray):
+                stacked.setdefault(array.dtype, []).append(position)
+            else:
+                blocks.append((array, np.array([position], dtype=np.intp)))
+        for positions in stacked.values():
+            block = np.vstack([arrays[position] for position in positions])
+            blocks.append((block, np.array(positions, dtype=np.intp)))
+        return _from_blocks(blocks, pd.RangeIndex(length), labels)
+    try:  # pragma: no cover - pandas before 3.0
         return pd.DataFrame._from_arrays(
-            arrays, columns=pd.Index(names), index=pd.RangeIndex(length), verify_integrity=False
+            arrays, columns=labels, index=pd.RangeIndex(length), verify_integrity=False
         )
     except (AttributeError, TypeError):  # pragma: no cover - a pandas without the fast path
         return pd.DataFrame(dict(zip(names, arrays, strict=True)), copy=False)
 
 
+_COLUMN_INDEXES: dict[tuple[str, ...], pd.Index] = {}
+
+
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The columns Index of a frame: made once per set of names (inferring its dtype was a
+    tenth of a small frame), handed out as a copy so that renaming one frame's columns never
+    reaches another."""
+    index = _COLUMN_INDEXES.get(names)
+    if index is None:
+        index = _COLUMN_INDEXES[names] = pd.Index(names)
+    return index.copy()
+
+
 def _naive_times(values: Sequence[datetime | None]) -> np.ndarray:
     """UTC wall times as naive ``datetime64[ns]`` (NaT for None), exact to the microsecond."""
-    micros = np.fromiter((_micros(v) for v in values), dtype=np.int64, count=len(values))
+    micros = np.fromiter(
+        (_NAT if v is None else _micros(v) for v in values), dtype=np.int64, count=len(values)
+    )
     return micros.view("datetime64[us]").astype("datetime64[ns]")
 
 
-def _bulk_times(values: Sequence[datetime | None]) -> pd.DatetimeIndex:
-    """Aware UTC nanosecond times (NaT for None), in one go."""
-    return pd.DatetimeIndex(_naive_times(values)).tz_localize(UTC)
+def _utc_times(naive: np.ndarray) -> Any:
+    """Naive UTC ``datetime64[ns]`` wall times → an aware UTC array, without a copy (they
+    already are the UTC instants); as ``DatetimeIndex(naive).tz_localize(UTC).array``."""
+    try:
+        return _DATETIME_ARRAY._simple_new(naive, dtype=_UTC_NS)
+    except (AttributeError, TypeError):  # pragma: no cover - a pandas without the fast path
+        return pd.DatetimeIndex(naive).tz_localize(UTC).array
+
+
+def _timedeltas(values: np.ndarray) -> Any:
+    """``timedelta64[ns]`` values (NaT where unknown) as pandas' array of them, without the
+    re-validation a plain numpy column gets when the frame is assembled."""
+    try:
+        return _TIMEDELTA_ARRAY._simple_new(values, dtype=values.dtype)
+    except (AttributeError, TypeError):  # pragma: no cover - a pandas without the fast path
+        return values
 
 
 # -- templates -----------------------------------------------------------------------------
@@ -470,29 +521,30 @@ def _bulk_times(values: Sequence[datetime | None]) -> pd.DatetimeIndex:
 def templates_frame(templates: Sequence[Template]) -> pd.DataFrame:
     """One row per template, by name."""
     ordered = sorted(templates, key=lambda t: (t.name.lower(), t.id))
-    return pd.DataFrame(
-        {
-            "id": _strings([t.id for t in ordered]),
-            "name": _strings([t.name for t in ordered]),
-            "image": _strings([t.image for t in ordered]),
-            "channel": _strings([t.channel for t in ordered]),
-            "type": _strings([t.type for t in ordered]),
-            "rootfs_size": _ints([t.rootfs_size for t in ordered]),
-            "ports": _strings(
-                [", ".join(f"{port}/{kind}" for port, kind in t.flat_ports) for t in ordered]
-            ),
-            "min_cuda_version": _strings([t.min_cuda_version for t in ordered]),
-            "created_at": _times([t.created_at for t in ordered]),
-        },
-        columns=list(TEMPLATE_COLUMNS),
-    )
+    records = [
+        (
+            t.id,
+            t.name,
+            t.image,
+            t.channel,
+            t.type,
+            t.rootfs_size,
+            ", ".join(f"{port}/{kind}" for port, kind in t.flat_ports),
+            t.min_cuda_version,
+            t.created_at,
+        )
+        for t in ordered
+    ]
+    return _frame_from_records(records, TEMPLATE_COLUMNS, _TEMPLATE_KINDS)
 
 
 _CONVERTERS: dict[str, Any] = {
     "string": _bulk_strings,
     "float64": _bulk_floats,
-    "Int64": lambda values: pd.array(values, dtype="Int64"),
+    "Int64": _bulk_ints,
     "boolean": lambda values: pd.array(values, dtype="boolean"),
     "int64": lambda values: np.array(values, dtype=np.int64),
     "bool": lambda values: np.array(values, dtype=bool),
+    "status": _bulk_categories,
+    "utc": lambda values: _utc_times(_naive_times(values)),
 }

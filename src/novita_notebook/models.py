@@ -1,163 +1,68 @@
-"""Typed models of what the Novita v1 API returns, and the one place its quirks are parsed.
-Prices become float USD/hour, unix-second strings become aware UTC datetimes, numbers-as-strings ints.
-Over 500 lines on purpose: every shape the live API sends is parsed in this one leaf.
+"""Typed models of what the Novita v1 API returns (products, regions, instances, templates),
+built from its dicts by the rules of ``parsing``; Instance handles act through their client.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-from .money import format_money, usd_from_api
-
-# ---------------------------------------------------------------------------------------------
-# Statuses and phases
-# ---------------------------------------------------------------------------------------------
-
-#: Every documented status (plus ``pending``, seen live), in lifecycle order. Used as the
-#: ordered categorical of instance frames; unknown strings are kept and sorted last.
-STATUS_ORDER: tuple[str, ...] = (
-    "pending",
-    "toCreate",
-    "creating",
-    "pulling",
-    "toStart",
-    "starting",
-    "toRestart",
-    "restarting",
-    "toReset",
-    "resetting",
-    "migrating",
-    "running",
-    "toStop",
-    "stopping",
-    "exited",
-    "freezing",
-    "toRemove",
-    "removing",
-    "removed",
+from .money import format_money
+from .parsing import (
+    BILLED_STATUSES,
+    GONE_STATUSES,
+    NO_DICT,
+    PHASES,
+    STATUS_ORDER,
+    TERMINAL_STATUSES,
+    MaskedRaw,
+    RawSource,
+    StatusError,
+    fast_int,
+    fast_time,
+    gpu_model_of,
+    listing_fields,
+    node_max_rootfs,
+    parse_int,
+    parse_price,
+    parse_ssh_command,
+    parse_time,
+    phase_of,
+    region_code,
+    vram_gb_of,
 )
 
-_PHASE_OF_STATUS: dict[str, str] = {
-    "pending": "provisioning",
-    "toCreate": "provisioning",
-    "creating": "provisioning",
-    "pulling": "provisioning",
-    "toStart": "starting",
-    "starting": "starting",
-    "toRestart": "starting",
-    "restarting": "starting",
-    "toReset": "starting",
-    "resetting": "starting",
-    "migrating": "starting",
-    "running": "running",
-    "toStop": "stopping",
-    "stopping": "stopping",
-    "exited": "stopped",
-    "freezing": "stopped",
-    "toRemove": "removing",
-    "removing": "removing",
-    "removed": "removed",
-}
-
-#: Phases in display order; ``failed`` is any status with a statusError, ``unknown`` any new string.
-PHASES: tuple[str, ...] = (
-    "provisioning",
-    "starting",
-    "running",
-    "stopping",
-    "stopped",
-    "removing",
-    "removed",
-    "failed",
-    "unknown",
-)
-
-#: Statuses an instance can rest in without further action.
-TERMINAL_STATUSES: frozenset[str] = frozenset({"running", "exited", "removed"})
-#: Statuses in which the instance is billed for compute (billing starts at pulling).
-BILLED_STATUSES: frozenset[str] = frozenset(
-    {"pulling", "running", "toStop", "stopping", "toRestart", "restarting", "toReset", "resetting"}
-)
-#: Statuses that count as "live" (not gone): for name uniqueness, ledgers and cleanup.
-GONE_STATUSES: frozenset[str] = frozenset({"toRemove", "removing", "removed"})
-
-
-def phase_of(status: str | None, status_error: StatusError | None = None) -> str:
-    """Map a raw status string (and an optional statusError) to a coarse phase name."""
-    if status_error is not None and status_error.is_failure:
-        return "failed"
-    if not status:
-        return "unknown"
-    return _PHASE_OF_STATUS.get(status, "unknown")
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing helpers (the API's quirks, in one place)
-# ---------------------------------------------------------------------------------------------
-
-parse_price = usd_from_api  # API price units (1/100000 USD per hour) → USD
-
-
-def parse_int(value: Any, default: int | None = None) -> int | None:
-    """Numbers sent as strings (``"16"``), ints or floats → int; junk → default."""
-    if value is None or value == "":
-        return default
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return default
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Unix seconds (int or digit string; ``"0"``/``"-1"`` mean none) or ISO 8601 → aware UTC."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) or (isinstance(value, str) and value.lstrip("-").isdigit()):
-        seconds = float(value)
-        if seconds <= 0:
-            return None
-        if seconds > 1e11:  # milliseconds slipped in
-            seconds /= 1000.0
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
-def region_code(region: str) -> str:
-    """``"US-CA-06 (California)"`` → ``"US-CA-06"`` (products' ``regions`` carry a suffix)."""
-    return region.strip().split(" ", 1)[0] if region else ""
-
-
-_GPU_MODEL = re.compile(
-    r"(RTX\s*(?:PRO\s*)?\d+\s*(?:Ti|Ada|SUPER)?|GTX\s*\d+|A\d{2,4}|H\d{2,4}|L\d{1,2}S?|B\d{3}|V100|T4|MI\d+X?)",
-    re.IGNORECASE,
-)
-_VRAM = re.compile(r"(\d+)\s*GB", re.IGNORECASE)
-
-
-def gpu_model_of(product_name: str) -> str:
-    """``"RTX 4090 24GB"`` → ``"RTX 4090"``; ``"A100 80GB SXM"`` → ``"A100"``; else the name."""
-    match = _GPU_MODEL.search(product_name or "")
-    if not match:
-        return (product_name or "").strip()
-    model = re.sub(r"\s+", " ", match.group(1)).strip().upper()
-    return model.replace("TI", "Ti").replace("ADA", "Ada")
-
-
-def vram_gb_of(product_name: str) -> int | None:
-    """``"RTX 4090 24GB"`` → 24 (VRAM is in the product name, not in memoryPerGpu)."""
-    match = _VRAM.search(product_name or "")
-    return int(match.group(1)) if match else None
-
+# The parsing rules live in .parsing; what other modules import from here is listed too.
+__all__ = [
+    "BILLED_STATUSES",
+    "GONE_STATUSES",
+    "PHASES",
+    "STATUS_ORDER",
+    "TERMINAL_STATUSES",
+    "Cluster",
+    "Env",
+    "Instance",
+    "InstanceActions",
+    "PortMapping",
+    "Product",
+    "RegistryAuth",
+    "StatusChange",
+    "StatusError",
+    "Template",
+    "TemplatePort",
+    "gpu_model_of",
+    "listing_fields",
+    "parse_int",
+    "parse_price",
+    "parse_time",
+    "phase_of",
+    "region_code",
+    "set_instance_eta",
+    "set_instance_html",
+    "vram_gb_of",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Models
@@ -254,16 +159,6 @@ class PortMapping:
 
 
 @dataclass(frozen=True)
-class StatusError:
-    state: str
-    message: str
-
-    @property
-    def is_failure(self) -> bool:
-        return bool(self.state or self.message)
-
-
-@dataclass(frozen=True)
 class Env:
     key: str
     value: str
@@ -301,41 +196,6 @@ def set_instance_eta(estimate: Callable[[Instance], float | None] | None) -> Non
     """Register the function answering ``Instance.eta``."""
     global _instance_eta
     _instance_eta = estimate
-
-
-class _RawSource:
-    """The API dict an Instance was built from, masked the first time ``raw`` is read."""
-
-    __slots__ = ("data", "masked")
-
-    def __init__(self, data: Any) -> None:
-        self.data = data
-        self.masked: Any = None
-
-    def __repr__(self) -> str:  # the unmasked data must not show through vars() either
-        return "<raw API data, passwords masked when read>"
-
-
-class _MaskedRaw:
-    """``Instance.raw``: whatever is assigned is kept as given and handed out as a copy with
-    passwords blanked (``_without_secrets``), made on first read. Most instances of a listing
-    are never looked at raw, so copying each one up front was half of parsing it."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._slot = f"_{name}_source"
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        if obj is None:
-            return self  # the dataclass default: __set__ turns it into {}
-        source = obj.__dict__.get(self._slot)
-        if source is None:
-            return {}
-        if source.masked is None:
-            source.masked = _without_secrets(source.data)
-        return source.masked
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self._slot] = _RawSource({} if value is None or value is self else value)
 
 
 @dataclass
@@ -382,82 +242,52 @@ class Instance:
     price_per_hour: float | None = None  # USD for the whole instance (all GPUs); filled by client
     fallback_report: Any = None  # provisioning.FallbackReport when created by Novita.create
     ssh_password: str | None = field(default=None, repr=False, compare=False)
-    raw: dict[str, Any] = field(default=_MaskedRaw(), repr=False, compare=False)
+    raw: dict[str, Any] = field(default=MaskedRaw(), repr=False, compare=False)
     _client: InstanceActions | None = field(default=None, repr=False, compare=False)
 
     # -- parsing -------------------------------------------------------------------------------
     @classmethod
     def from_api(cls, data: dict[str, Any], client: InstanceActions | None = None) -> Instance:
-        # Listings parse every instance on every call, so this is written for speed: one
-        # bound ``get``, fast paths for values already of the right type, and the fields set
-        # straight into the new object (what the generated __init__ would do, field by field,
-        # for 40 keyword arguments, was a fifth of the parse). tests/client/test_models_parse.py
-        # checks that every field is set and that the result equals the constructor's.
+        # Written for speed: one bound ``get``, fast paths for values already of the right
+        # type, and the fields dict becomes the new object's __dict__ (what the generated
+        # __init__ would do, field by field, for 40 keyword arguments, was a fifth of the
+        # parse). The listed fields come from listing_fields, their one home.
+        # tests/client/test_models_parse.py checks that every field is set and that the result
+        # equals the constructor's.
         get = data.get
-        ssh = get("connectComponentSSH") or _NO_DICT
-        jupyter = get("connectComponentJupyter") or _NO_DICT
-        terminal = get("connectComponentWebTerminal") or _NO_DICT
-        ssh_command = ssh.get("sshCommand") or get("sshCommand") or None
-        host, port = _parse_ssh_command(ssh_command)
-        error = get("statusError")
-        status_error = None
-        if error and isinstance(error, dict) and (error.get("state") or error.get("message")):
-            status_error = StatusError(
-                str(error.get("state") or ""), str(error.get("message") or "")
-            )
+        fields = listing_fields(data)
+        ssh = get("connectComponentSSH") or NO_DICT
+        jupyter = get("connectComponentJupyter") or NO_DICT
+        terminal = get("connectComponentWebTerminal") or NO_DICT
+        host, port = parse_ssh_command(fields["ssh_command"])
         mappings = get("portMappings")
-        ports: tuple[PortMapping, ...] = _parse_ports(mappings) if mappings else ()
         env_items = get("envs")
-        envs: tuple[Env, ...] = (
-            tuple(
-                Env(str(e.get("key", "")), str(e.get("value", "")))
-                for e in env_items
-                if isinstance(e, dict)
-            )
-            if env_items
-            else ()
-        )
         node = get("node")
         self = object.__new__(cls)
-        self.__dict__.update(
-            id=str(get("id") or get("Id") or ""),
-            name=str(get("name") or ""),
-            status=str(get("status") or ""),
-            cluster_id=get("clusterId") or None,
-            region=get("clusterName") or get("clusterId") or None,
-            product_id=get("productId") or None,
-            product_name=get("productName") or None,
-            gpu_num=_fast_int(get("gpuNum")),
-            cpu_num=_fast_int(get("cpuNum")),
-            memory_gb=_fast_int(get("memory")),
-            image_url=get("imageUrl") or None,
+        fields.update(
             image_auth_id=get("imageAuthId") or None,
             command=get("command") or None,
             entrypoint=get("entrypoint") or None,
-            rootfs_size=_fast_int(get("rootfsSize")),
-            billing_mode=get("billingMode") or None,
-            port_mappings=ports,
-            envs=envs,
-            status_error=status_error,
-            ssh_command=ssh_command,
+            cpu_num=fast_int(get("cpuNum")),
+            memory_gb=fast_int(get("memory")),
+            rootfs_size=fast_int(get("rootfsSize")),
+            port_mappings=_parse_ports(mappings) if mappings else (),
+            envs=_parse_envs(env_items) if env_items else (),
             ssh_host=host,
             ssh_port=port,
             ssh_running=ssh.get("isRunning") if ssh else None,
-            jupyter_url=jupyter.get("address") or None,
             jupyter_running=jupyter.get("isRunning") if jupyter else None,
             web_terminal_url=terminal.get("address") or None,
-            created_at=_fast_time(get("createdAt") or get("createTime")),
-            started_at=_fast_time(get("lastStartedAt")),
-            stopped_at=_fast_time(get("lastStoppedAt")),
             spot_status=get("spotStatus") or None,
-            spot_reclaim_time=_fast_time(get("spotReclaimTime")),
-            max_rootfs_size=_node_max_rootfs(node) if node else None,
+            spot_reclaim_time=fast_time(get("spotReclaimTime")),
+            max_rootfs_size=node_max_rootfs(node) if node else None,
             price_per_hour=None,
             fallback_report=None,
             ssh_password=ssh.get("password") or get("sshPassword") or None,
-            _raw_source=_RawSource(data),
+            _raw_source=RawSource(data),
             _client=client,
         )
+        self.__dict__ = fields
         return self
 
     # -- derived -------------------------------------------------------------------------------
@@ -542,58 +372,11 @@ class Instance:
         return self._require_client().wait(self, until=until, **kwargs)
 
 
-_SECRET_KEYS = {"password", "sshPassword", "imageAuth"}
-
-
-def _without_secrets(data: Any) -> Any:
-    """A deep copy of an API object with passwords blanked (raw data is shown in tables)."""
-    if isinstance(data, dict):
-        # scalars are copied in place: a call per value was most of parsing a listing
-        return {
-            k: (
-                "***"
-                if k in _SECRET_KEYS and v
-                else _without_secrets(v)
-                if isinstance(v, dict | list)
-                else v
-            )
-            for k, v in data.items()
-        }
-    if isinstance(data, list):
-        return [_without_secrets(v) if isinstance(v, dict | list) else v for v in data]
-    return data
-
-
-def _node_max_rootfs(node: Any) -> int | None:
-    """``node`` is an array ``[{maxRootfsSize}]`` in the docs and an object in one SDK."""
-    if isinstance(node, list):
-        node = next((item for item in node if isinstance(item, dict)), None)
-    return parse_int(node.get("maxRootfsSize")) if isinstance(node, dict) else None
-
-
-_NO_DICT: dict[str, Any] = {}
-
-
-def _fast_int(value: Any) -> int | None:
-    """``parse_int`` with the common cases (an int, a digit string as the API sends counts,
-    nothing) first."""
-    if type(value) is int:
-        return value
-    if type(value) is str and value.isdecimal():  # not isdigit: int("²") fails
-        return int(value)
-    return parse_int(value) if value is not None else None
-
-
-def _fast_time(value: Any) -> datetime | None:
-    """``parse_time`` without a call for the common "no time" values (None, "", 0)."""
-    return parse_time(value) if value else None
-
-
 def _parse_ports(items: Any) -> tuple[PortMapping, ...]:
     ports = []
     for item in items:
         if isinstance(item, dict):
-            port = _fast_int(item.get("port"))
+            port = fast_int(item.get("port"))
             if port is not None:
                 ports.append(
                     PortMapping(
@@ -605,21 +388,10 @@ def _parse_ports(items: Any) -> tuple[PortMapping, ...]:
     return tuple(ports)
 
 
-def _parse_ssh_command(command: str | None) -> tuple[str | None, int | None]:
-    """``"ssh root@host -p 30022"`` → ``("host", 30022)``."""
-    if not command:
-        return None, None
-    parts = command.split()
-    host = None
-    port = None
-    for i, part in enumerate(parts):
-        if part == "-p" and i + 1 < len(parts):
-            port = parse_int(parts[i + 1])
-        elif part.startswith("-p") and part[2:].isdigit():
-            port = int(part[2:])
-        elif "@" in part and host is None:
-            host = part.split("@", 1)[1]
-    return host, port
+def _parse_envs(items: Any) -> tuple[Env, ...]:
+    return tuple(
+        Env(str(e.get("key", "")), str(e.get("value", ""))) for e in items if isinstance(e, dict)
+    )
 
 
 @dataclass(frozen=True)
@@ -668,11 +440,7 @@ class Template:
             entrypoint=data.get("entrypoint") or None,
             rootfs_size=parse_int(data.get("rootfsSize")),
             ports=tuple(ports),
-            envs=tuple(
-                Env(str(e.get("key", "")), str(e.get("value", "")))
-                for e in data.get("envs") or ()
-                if isinstance(e, dict)
-            ),
+            envs=_parse_envs(data.get("envs") or ()),
             readme=data.get("readme") or None,
             min_cuda_version=data.get("minCudaVersion") or None,
             created_at=parse_time(data.get("createdAt") or data.get("createTime")),
