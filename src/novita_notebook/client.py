@@ -30,6 +30,7 @@ from .models import (
     Product,
     Template,
 )
+from .parsing import listing_fields, phase_of
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
 from .provisioning.request import DEFAULT_ROOTFS_GB, prepare_request
 from .validation import (
@@ -527,9 +528,7 @@ class Novita:
         if refresh:
             self.cached_products(refresh=True)
             self.cached_clusters(refresh=True)
-        from .parsing import listing_fields, phase_of
-
-        # Only the listed fields are parsed (models.listing_fields, as Instance.from_api
+        # Only the listed fields are parsed (parsing.listing_fields, as Instance.from_api
         # parses them): the frame is all that is returned, so no Instance is made.
         rows = [listing_fields(raw) for raw in self.api.list_instances()]
         try:
