@@ -186,9 +186,9 @@ class Novita:
             wait=self.wait,
             owner=self,
         )
-        self.batch = Batch(self.provisioner, self.max_concurrency)
-        self.ledger_service = LedgerService(self._ledger, self.api, self.catalog.price_of)
         self.guards = GuardService(self)
+        self.batch = Batch(self.provisioner, self.max_concurrency, self.guards)
+        self.ledger_service = LedgerService(self._ledger, self.api, self.catalog.price_of)
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
@@ -695,7 +695,13 @@ class Novita:
             timeout=timeout,
             progress=progress,
         )
-        instance = self.provisioner.provision(request)
+        try:
+            instance = self.provisioner.provision(request)
+        except NovitaError as error:
+            made = getattr(error, "created_instance", None)
+            if isinstance(made, Instance):  # made, then its wait failed: it bills all the same
+                self.guards.protect(made, rules)
+            raise
         self.guards.protect(instance, rules)
         return instance
 

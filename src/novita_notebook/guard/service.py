@@ -133,8 +133,11 @@ class GuardService:
             rules = rules.merged(layer) if rules is not None else layer
         return rules if rules is not None and rules.active else None
 
-    def protect(self, instance: Any, rules: GuardRules | None) -> GuardRecord | None:
-        """Store ``rules`` for a just-created instance and start enforcing them."""
+    def protect(
+        self, instance: Any, rules: GuardRules | None, *, start: bool = True
+    ) -> GuardRecord | None:
+        """Store ``rules`` for a just-created instance and (unless ``start=False``: a batch
+        starts once) start enforcing them."""
         if rules is None:
             return None
         record = self.store.set_rules(
@@ -144,7 +147,8 @@ class GuardService:
             created_at=getattr(instance, "created_at", None),
             price_per_hour=getattr(instance, "price_per_hour", None),
         )
-        self.start()
+        if start:
+            self.start()
         return record
 
     def guard(self, target: Any, *, replace: bool = False, **rules: Any) -> GuardRecord:

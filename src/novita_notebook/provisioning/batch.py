@@ -26,6 +26,17 @@ logger = logging.getLogger(__name__)
 
 # Rolling back a batch: deletes are retried so nothing is left behind on a flaky network.
 DELETE_ATTEMPTS = 5
+#: create()'s guard keywords and the rule each sets (``budget`` is the total cap).
+CREATE_RULE_ARGS = {
+    "stop_after": "stop_after",
+    "delete_after": "delete_after",
+    "idle_stop": "idle_stop",
+    "idle_threshold": "idle_threshold",
+    "budget": "budget_total",
+    "budget_per_hour": "budget_per_hour",
+    "warn_before": "warn_before",
+    "on_reclaim": "on_reclaim",
+}
 
 
 #: Characters at most in a batch frame's ``error`` cell.
@@ -35,9 +46,13 @@ ERROR_CELL_MAX = 120
 class Batch:
     """create_many over a Provisioner, never more threads than ``max_concurrency``."""
 
-    def __init__(self, provisioner: Provisioner, max_concurrency: int) -> None:
+    def __init__(
+        self, provisioner: Provisioner, max_concurrency: int, guards: Any | None = None
+    ) -> None:
         self.provisioner = provisioner
         self.max_concurrency = max_concurrency
+        # GuardService (rules_for_create, protect): each instance gets create()'s rules
+        self.guards = guards
 
     def create_many(
         self,
@@ -51,7 +66,9 @@ class Batch:
         **common: Any,
     ) -> pd.DataFrame:
         """See ``Novita.create_many``: one row per spec, rolled back when all_or_nothing."""
-        requests_ = self._batch_requests(specs, name_prefix=name_prefix, gpu=gpu, common=common)
+        requests_, rules = self._batch_requests(
+            specs, name_prefix=name_prefix, gpu=gpu, common=common
+        )
         problems = Problems()
         workers = check_int_range(concurrency, 1, 64, problems, "concurrency")
         if progress is not None and not callable(progress):
@@ -66,6 +83,7 @@ class Batch:
         # Never more threads than the client's connection pool serves, nor than creates.
         pool_size = min(workers or 1, self.max_concurrency, total)
         run = _Run(self.provisioner, requests_, rows, all_or_nothing, progress)
+        run.protect = self._protector(rules)
         pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="novita-create")
         try:
             futures = [pool.submit(run.one, i) for i in range(total)]
@@ -88,8 +106,9 @@ class Batch:
         name_prefix: str,
         gpu: str | None,
         common: Mapping[str, Any],
-    ) -> list[CreateRequest]:
-        """Validate every spec before any call; names must be distinct within the batch."""
+    ) -> tuple[list[CreateRequest], list[Any]]:
+        """Validate every spec (and its guard rules) before any call; names must be distinct
+        within the batch. Returns the requests and each one's guard rules (or None)."""
         if isinstance(specs, bool) or not isinstance(specs, int | list | tuple):
             raise ValidationError(
                 f"specs: must be a count or a list of dicts of create() arguments, got {specs!r}",
@@ -102,6 +121,7 @@ class Batch:
                 )
             specs = [{"name": f"{name_prefix}-{n}"} for n in range(1, specs + 1)]
         requests_: list[CreateRequest] = []
+        rules: list[Any] = []
         for index, spec in enumerate(specs):
             if not isinstance(spec, Mapping):
                 raise ValidationError(
@@ -112,6 +132,7 @@ class Batch:
             # ``progress`` is the batch's; several live wait displays at once would be noise.
             merged["progress"] = "silent"
             try:
+                rules.append(self._rules_of(merged))
                 requests_.append(prepare_request(**merged))
             except TypeError as error:
                 raise ValidationError(f"specs[{index}]: {error}", field=f"specs[{index}]") from None
@@ -128,7 +149,35 @@ class Batch:
                 f"specs: names must be distinct within a batch; repeated: {', '.join(duplicates)}",
                 field="name",
             )
-        return requests_
+        return requests_, rules
+
+    def _rules_of(self, spec: dict[str, Any]) -> Any:
+        """Take the guard keywords out of one spec (create()'s names: ``budget`` is the total
+        cap) and make its rules as create() does: the user's defaults, then these."""
+        given = {rule: spec.pop(name) for name, rule in CREATE_RULE_ARGS.items() if name in spec}
+        guard = spec.pop("guard", None)
+        if self.guards is None:
+            if guard or any(value is not None for value in given.values()):
+                raise ValidationError("guard rules need a client with a guard", field="guard")
+            return None
+        return self.guards.rules_for_create(guard, given)
+
+    def _protector(self, rules: list[Any]) -> Callable[[int, Instance], None]:
+        """Store each made instance's rules at once; start the enforcement once per batch
+        (not once per thread: they would race to spawn the guard process)."""
+        lock = threading.Lock()
+        started: list[bool] = []
+
+        def protect(index: int, instance: Instance) -> None:
+            if self.guards is None or rules[index] is None:
+                return
+            self.guards.protect(instance, rules[index], start=False)
+            with lock:
+                if not started:
+                    self.guards.start()
+                    started.append(True)
+
+        return protect
 
     def _roll_back(self, rows: list[dict[str, Any]]) -> None:
         """Delete every instance a failed all-or-nothing batch created (including one whose
@@ -174,6 +223,7 @@ class _Run:
         self._lock = threading.Lock()
         self._listings: dict[int, list[Product]] = {}
         self._done = 0
+        self.protect: Callable[[int, Instance], None] = lambda index, instance: None
 
     def listing_for(self, gpu_num: int) -> list[Product]:
         # One listing per GPU count for the whole batch; stock raced away is handled by
@@ -182,6 +232,15 @@ class _Run:
             if gpu_num not in self._listings:
                 self._listings[gpu_num] = self.provisioner.fresh_listing(gpu_num)
             return self._listings[gpu_num]
+
+    def _guard(self, index: int, instance: Instance, row: dict[str, Any]) -> None:
+        """Guard a made instance; a guard store that cannot be written is said in its row
+        (the instance exists and bills: the batch must not lose it)."""
+        try:
+            self.protect(index, instance)
+        except (OSError, TimeoutError, NovitaError) as error:
+            logger.warning("could not guard %s: %s", instance.id, error)
+            row["error"] = _one_line(f"not guarded: {error}")
 
     def one(self, index: int) -> None:
         request, row = self.requests[index], self.rows[index]
@@ -197,6 +256,7 @@ class _Run:
                 created = getattr(error, "created_instance", None)
                 if isinstance(created, Instance):  # made, then its wait failed
                     row.update(_row_of(created), status="failed")
+                    self._guard(index, created, row)
             except Exception as error:  # a bug must not hide the created siblings
                 self.failed.set()
                 row.update(
@@ -206,6 +266,7 @@ class _Run:
                 )
             else:
                 row.update(_row_of(instance))
+                self._guard(index, instance, row)
         with self._lock:
             self._done += 1
             finished = self._done
