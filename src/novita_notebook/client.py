@@ -723,7 +723,8 @@ class Novita:
         (``common`` fills what a spec leaves out). The stock listing is read once for the
         batch; the budget is checked per create under one lock. ``progress(done, total, row)``
         is called after each. With ``all_or_nothing=True`` a single failure deletes every
-        instance the batch created (their rows say so).
+        instance the batch created (their rows say so). Guard keywords (``stop_after``,
+        ``budget``, ``idle_stop``..., ``guard``) work as in create(), for all or per spec.
         """
         return self.batch.create_many(
             specs,
