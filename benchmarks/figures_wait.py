@@ -48,15 +48,57 @@ def _timed_wait(
     )
 
 
+def _readiness_round(
+    speed: float,
+    scale: float,
+    pairs: int,
+    seed: int,
+    adaptive_results: list[dict],
+    fixed_results: list[dict],
+) -> None:
+    """``pairs`` waits per side at once on one sandbox (its phases seeded by ``seed``)."""
+    with Sandbox(speed=speed, seed=seed) as sandbox:
+        sandbox.set_stock(1000)
+        # one client per wait, so each wait's request counter counts only its own polls
+        clients: list[Novita] = []
+        threads = []
+        try:
+            for index in range(pairs):
+                for side, schedule, out in (
+                    ("a", Backoff().scaled(1 / scale), adaptive_results),
+                    ("f", Backoff.fixed(1.0 / scale), fixed_results),
+                ):
+                    client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
+                    clients.append(client)
+                    client.cached_products()
+                    client.cached_clusters()
+                    inst = client.create(f"ready-{side}{index}", gpu="RTX 3090", image=IMAGE)
+                    threads.append(
+                        threading.Thread(
+                            target=_timed_wait, args=(client, sandbox, inst, schedule, out)
+                        )
+                    )
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            for client in clients:
+                client.close()
+
+
 def readiness(quick: bool) -> list[Figure]:
     """For provisioning times of 10, 30 and 90 s: ``wait(until="running")`` with the default
-    adaptive schedule vs a fixed 1-s poll, 4 waits per side at once, each on its own client.
+    adaptive schedule vs a fixed 1-s poll, two rounds of 4 waits per side at once, each on its
+    own client.
     Time is compressed x10 on both sides (the sandbox's speed and both poll schedules); calls
     compare as counted, lags (wait's return minus the sandbox's arrival at running) are given
     in un-scaled seconds.
     """
     scale = 60.0 if quick else 10.0
     pairs = 1 if quick else 4
+    # two rounds of four: four waits per side alone moved the 10-s lag between 7 and 12 %
+    rounds = 1 if quick else 2
     figures: list[Figure] = []
     with Sandbox(speed=1.0, seed=0) as calibration:
         probe = Novita(api_key=calibration.api_key, api_url=calibration.url)
@@ -68,35 +110,9 @@ def readiness(quick: bool) -> list[Figure]:
         speed = scale * nominal_image_seconds / provisioning
         adaptive_results: list[dict] = []
         fixed_results: list[dict] = []
-        with Sandbox(speed=speed, seed=0) as sandbox:
-            sandbox.set_stock(1000)
-            # one client per wait, so each wait's request counter counts only its own polls
-            clients: list[Novita] = []
-            threads = []
-            try:
-                for index in range(pairs):
-                    for side, schedule, out in (
-                        ("a", Backoff().scaled(1 / scale), adaptive_results),
-                        ("f", Backoff.fixed(1.0 / scale), fixed_results),
-                    ):
-                        client = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
-                        clients.append(client)
-                        client.cached_products()
-                        client.cached_clusters()
-                        inst = client.create(f"ready-{side}{index}", gpu="RTX 3090", image=IMAGE)
-                        threads.append(
-                            threading.Thread(
-                                target=_timed_wait, args=(client, sandbox, inst, schedule, out)
-                            )
-                        )
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-            finally:
-                for client in clients:
-                    client.close()
-        if len(adaptive_results) != pairs or len(fixed_results) != pairs:
+        for round_seed in range(rounds):
+            _readiness_round(speed, scale, pairs, round_seed, adaptive_results, fixed_results)
+        if len(adaptive_results) != pairs * rounds or len(fixed_results) != pairs * rounds:
             raise RuntimeError("a readiness wait failed; see the traceback above")
         adaptive_calls = statistics.mean(r["calls"] for r in adaptive_results)
         fixed_calls = statistics.mean(r["calls"] for r in fixed_results)
@@ -125,7 +141,8 @@ def readiness(quick: bool) -> list[Figure]:
                 met=adaptive_lag <= 0.10 * measured,
                 notes={
                     "fixed 1-s polling lag": f"{fixed_lag:.2f} s",
-                    "time scale": f"x{scale:g} (sandbox speed {speed:.1f}), {pairs} wait(s) each",
+                    "time scale": f"x{scale:g} (sandbox speed {speed:.1f}), {rounds} x {pairs} "
+                    "wait(s) each",
                 },
             )
         )
