@@ -188,7 +188,9 @@ class Novita:
         )
         self.guards = GuardService(self)
         self.batch = Batch(self.provisioner, self.max_concurrency, self.guards)
-        self.ledger_service = LedgerService(self._ledger, self.api, self.catalog.price_of)
+        self.ledger_service = LedgerService(
+            self._ledger, self.api, self.catalog.price_of, on_forgotten=self.guards.forget
+        )
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
@@ -395,6 +397,7 @@ class Novita:
         self._deleted[target.id] = removed
         if target.name:
             self._deleted[target.name] = removed
+        self.guards.forget([target.id], "deleted by this client")
         try:
             self.ledger.forget(target.id)
         except (OSError, NovitaError) as exc:  # the delete itself succeeded

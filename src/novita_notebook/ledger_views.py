@@ -166,11 +166,17 @@ class LedgerService:
     acts, ``price_of`` prices a live instance from the cached catalog (no extra call)."""
 
     def __init__(
-        self, ledger: Ledger, api: NovitaAPI, price_of: Callable[[Instance], float | None]
+        self,
+        ledger: Ledger,
+        api: NovitaAPI,
+        price_of: Callable[[Instance], float | None],
+        on_forgotten: Callable[[list[str], str], Any] | None = None,
     ) -> None:
         self.ledger = ledger
         self.api = api
         self.price_of = price_of
+        # told which instances cleanup deleted or found gone (the guard drops their rules)
+        self.on_forgotten = on_forgotten
 
     def _entries(self) -> list[dict[str, Any]]:
         return self.ledger.entries(self.ledger.api_url)
@@ -324,6 +330,8 @@ class LedgerService:
             rows.append(row)
         if to_forget:
             self.ledger.forget_many(to_forget, self.ledger.api_url)
+            if self.on_forgotten is not None:
+                self.on_forgotten(to_forget, "deleted or gone (cleanup)")
         elsewhere = self._forget_dead_sandboxes() if forget_gone else 0
         frame = pd.DataFrame(rows, columns=list(CLEANUP_COLUMNS))
         frame.attrs["forgotten_elsewhere"] = elsewhere

@@ -9,11 +9,12 @@ import logging
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import NovitaError, ValidationError
+from .enforcer import default_actor
 from .events import event_text
 from .rules import GuardRules, autostart_enabled, rules_from_env
 from .spot import SpotWatch, with_spot_details
@@ -188,6 +189,20 @@ class GuardService:
             self.store.remove(instance_id)
             return None
         return record
+
+    def forget(self, instance_ids: Iterable[str], reason: str) -> list[str]:
+        """Drop the rules of instances that are gone (deleted by this client or its cleanup),
+        logging each in the action log; the ids that had rules. A store that cannot be
+        written is only logged: the guard drops them itself once the API no longer lists them."""
+        forgotten = []
+        for instance_id in instance_ids:
+            try:
+                if self.store.remove(instance_id):
+                    forgotten.append(instance_id)
+                    self.store.log_action(instance_id, "forget", reason, default_actor(), "ok")
+            except (OSError, TimeoutError) as error:
+                log.warning("guard rules of %s not dropped: %s", instance_id, error)
+        return forgotten
 
     def extend(self, target: Any, duration: Any, rule: str | None = None) -> GuardRecord:
         """Push the deadlines of a guarded instance back by ``duration``."""
