@@ -163,7 +163,9 @@ class NovitaAPI:
         min_memory_per_gpu: int | None = None,
         min_rootfs_size: int | None = None,
     ) -> list[Product]:
-        """GPU products; an entry listing several regions is split into one per region."""
+        """GPU products; an entry listing several regions is split into one per region, each
+        copy keeping the entry's ``available`` (true if it is in stock somewhere among them,
+        not in that region: pass ``cluster_id`` for one region's stock)."""
         _optional_str(cluster_id, "cluster_id")
         _optional_str(product_name, "product_name")
         _optional_int(gpu_num, "gpu_num", 0, 8)

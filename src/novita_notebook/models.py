@@ -92,14 +92,18 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Product:
-    """One GPU product as listed (one entry per product and region when the API splits them)."""
+    """One GPU product as listed (one entry per product and region when the API splits them).
+    ``available`` is what the listing said of the entry: from a listing filtered by
+    ``clusterId`` it is that region's stock; an entry of an unfiltered listing covers all its
+    regions, so its split copies each carry the entry's answer ("somewhere"), not their
+    region's. ``Catalog`` reads per-region stock only from filtered listings."""
 
     id: str
     name: str
     cpu_per_gpu: int | None
     memory_per_gpu: int | None
     disk_per_gpu: int | None
-    available: bool
+    available: bool  # see the class docstring: per region only from a clusterId listing
     min_rootfs: int | None
     max_rootfs: int | None
     regions: tuple[str, ...]  # region codes, suffix stripped
