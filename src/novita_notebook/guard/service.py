@@ -35,6 +35,11 @@ RULE_ARGS = (
     "warn_before",
     "on_reclaim",
 )
+#: create()'s keywords for the rules (``budget`` is the total cap), and the rule each sets.
+CREATE_RULE_ARGS = {
+    **{name: name for name in RULE_ARGS if name != "budget_total"},
+    "budget": "budget_total",
+}
 #: Seconds between the in-kernel guard's ticks when the client has no poll_interval.
 KERNEL_INTERVAL = 15.0
 
@@ -133,6 +138,14 @@ class GuardService:
         for layer in layers:
             rules = rules.merged(layer) if rules is not None else layer
         return rules if rules is not None and rules.active else None
+
+    def take_create_rules(self, kwargs: dict[str, Any]) -> GuardRules | None:
+        """Pop ``guard`` and the rule keywords (create()'s names) out of ``kwargs`` and make
+        the rules a new instance gets (``rules_for_create``): a batch spec's guard."""
+        given = {
+            rule: kwargs.pop(name) for name, rule in CREATE_RULE_ARGS.items() if name in kwargs
+        }
+        return self.rules_for_create(kwargs.pop("guard", None), given)
 
     def protect(
         self, instance: Any, rules: GuardRules | None, *, start: bool = True

@@ -26,17 +26,6 @@ logger = logging.getLogger(__name__)
 
 # Rolling back a batch: deletes are retried so nothing is left behind on a flaky network.
 DELETE_ATTEMPTS = 5
-#: create()'s guard keywords and the rule each sets (``budget`` is the total cap).
-CREATE_RULE_ARGS = {
-    "stop_after": "stop_after",
-    "delete_after": "delete_after",
-    "idle_stop": "idle_stop",
-    "idle_threshold": "idle_threshold",
-    "budget": "budget_total",
-    "budget_per_hour": "budget_per_hour",
-    "warn_before": "warn_before",
-    "on_reclaim": "on_reclaim",
-}
 
 
 #: Characters at most in a batch frame's ``error`` cell.
@@ -82,8 +71,8 @@ class Batch:
             return _batch_frame(rows)
         # Never more threads than the client's connection pool serves, nor than creates.
         pool_size = min(workers or 1, self.max_concurrency, total)
-        run = _Run(self.provisioner, requests_, rows, all_or_nothing, progress)
-        run.protect = self._protector(rules)
+        protect = self._protector(rules)
+        run = _Run(self.provisioner, requests_, rows, all_or_nothing, progress, protect)
         pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="novita-create")
         try:
             futures = [pool.submit(run.one, i) for i in range(total)]
@@ -152,15 +141,10 @@ class Batch:
         return requests_, rules
 
     def _rules_of(self, spec: dict[str, Any]) -> Any:
-        """Take the guard keywords out of one spec (create()'s names: ``budget`` is the total
-        cap) and make its rules as create() does: the user's defaults, then these."""
-        given = {rule: spec.pop(name) for name, rule in CREATE_RULE_ARGS.items() if name in spec}
-        guard = spec.pop("guard", None)
+        """Take the guard keywords out of one spec and make its rules as create() does."""
         if self.guards is None:
-            if guard or any(value is not None for value in given.values()):
-                raise ValidationError("guard rules need a client with a guard", field="guard")
             return None
-        return self.guards.rules_for_create(guard, given)
+        return self.guards.take_create_rules(spec)
 
     def _protector(self, rules: list[Any]) -> Callable[[int, Instance], None]:
         """Store each made instance's rules at once; start the enforcement once per batch
@@ -213,8 +197,10 @@ class _Run:
         rows: list[dict[str, Any]],
         all_or_nothing: bool,
         progress: Callable[[int, int, dict[str, Any]], Any] | None,
+        protect: Callable[[int, Instance], None],
     ) -> None:
         self.provisioner = provisioner
+        self.protect = protect  # guards request ``index``'s made instance
         self.requests = requests_
         self.rows = rows
         self.all_or_nothing = all_or_nothing
@@ -223,7 +209,6 @@ class _Run:
         self._lock = threading.Lock()
         self._listings: dict[int, list[Product]] = {}
         self._done = 0
-        self.protect: Callable[[int, Instance], None] = lambda index, instance: None
 
     def listing_for(self, gpu_num: int) -> list[Product]:
         # One listing per GPU count for the whole batch; stock raced away is handled by
