@@ -215,8 +215,8 @@ class GuardStore:
         return out[0]
 
     def note_billing(self, states: Mapping[str, Any], now: datetime) -> list[GuardRecord]:
-        """Bring the total budget's bookkeeping (guard/spend.py) of every guarded instance
-        in ``states`` (id -> ``InstanceState``) up to ``now``, computed from the stored records
+        """Bring the total budget's bookkeeping (guard/spend.py) of every instance with a total
+        budget in ``states`` (id -> ``InstanceState``) up to ``now``, computed from the stored records
         under the lock, so that two guards looking at once agree; writes only on a change.
         Returns every record of this store's API URL, as stored afterwards."""
         out: list[GuardRecord] = []
@@ -228,7 +228,8 @@ class GuardStore:
                     continue
                 record = GuardRecord.from_dict(item)
                 state = states.get(record.id)
-                fields = billing_update(record, state, now) if state is not None else {}
+                counted = state is not None and record.rules.budget_total is not None
+                fields = billing_update(record, state, now) if counted else {}
                 if fields:
                     record = dataclasses.replace(record, **fields)
                     data["instances"][index] = record.to_dict()
