@@ -174,3 +174,20 @@ def test_the_kernel_guard_counts_a_stopped_run_on_the_sandbox(client, sandbox, m
     guard.tick()
     again = guard.store.get(inst.id)
     assert again.spent == stopped.spent and again.billed_since > stopped.billed_seen
+
+
+def test_guard_status_shows_what_the_total_budget_counted(client, monkeypatch):
+    monkeypatch.setenv("NOVITA_GUARD_AUTOSTART", "0")
+    inst = client.create("counted", gpu="RTX 3090", image="ubuntu:22.04", budget=5, wait=True)
+    other = client.create("deadline", gpu="RTX 3090", image="ubuntu:22.04", stop_after="1h")
+    record = client.guards.store.get(inst.id)
+    state = InstanceState(id=inst.id, status="running", price_per_hour=record.price_per_hour)
+    client.guards.store.note_billing({inst.id: state}, datetime.now(UTC))  # a guard's look
+    time.sleep(0.2)
+    status = client.guard_status()
+    record = client.guards.store.get(inst.id)
+    hours = (datetime.now(UTC) - record.budget_since).total_seconds() / 3600
+    assert record.billed_since is not None
+    assert 0 < status["spent"][inst.id] <= record.price_per_hour * hours
+    assert other.id not in status["spent"]
+    assert f"{status['spent'][inst.id]:.2f} USD counted so far" in str(status)

@@ -17,6 +17,7 @@ from ..errors import NovitaError, ValidationError
 from .enforcer import default_actor
 from .events import event_text
 from .rules import GuardRules, autostart_enabled, rules_from_env
+from .spend import recorded_spend
 from .spot import SpotWatch, with_spot_details
 from .store import GuardRecord, GuardStore
 
@@ -65,7 +66,10 @@ class GuardStatus(dict):
         rules = self.get("rules") or {}
         names = self.get("names") or {}
         out.append(f"guarded instances: {len(rules)}")
+        spent = self.get("spent") or {}
         for instance_id, text in rules.items():
+            if instance_id in spent:
+                text = f"{text}; {spent[instance_id]:.2f} USD counted so far"
             out.append(f"  {names.get(instance_id) or '?'} ({instance_id}): {text}")
         nxt = self.get("next_action")
         if nxt:
@@ -343,6 +347,10 @@ class GuardService:
         store = self.store
         records = store.records()
         status["names"] = {r.id: r.name for r in records}
+        now = datetime.now(UTC)
+        status["spent"] = {
+            r.id: recorded_spend(r, now) for r in records if r.rules.budget_total is not None
+        }
         watcher = self._watcher
         if watcher is not None and watcher.running:
             status["kernel"] = f"watching every {watcher.interval:g} s ({watcher.ticks} ticks)"

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .policy import InstanceState
     from .store import GuardRecord
 
-__all__ = ["SEEN_EVERY", "billing_update", "counting_start", "spent_since_budget"]
+__all__ = ["SEEN_EVERY", "billing_update", "counting_start", "recorded_spend", "spent_since_budget"]
 
 #: A stretch still billing is noted again at most this often: a store write on every tick of
 #: every guard would be churn, and a stretch that ends unseen loses at most this much.
@@ -101,3 +101,12 @@ def billing_update(record: GuardRecord, state: InstanceState, now: datetime) -> 
         seen = now
     new = {"spent": spent, "billed_since": since, "billed_seen": seen}
     return {name: value for name, value in new.items() if value != getattr(original, name)}
+
+
+def recorded_spend(record: GuardRecord, now: datetime) -> float:
+    """USD counted against the total budget as the store knows it: the stretches that are
+    over, plus the one the last look saw billing, up to ``now`` (no listing needed)."""
+    total = record.spent
+    if record.billed_since is not None:
+        total += (record.price_per_hour or 0.0) * _hours(now - record.billed_since)
+    return total
