@@ -294,7 +294,8 @@ def listed_instances_frame(
     rows: Sequence[Mapping[str, Any]], now: datetime | None = None
 ) -> pd.DataFrame:
     """``instances_frame`` from each instance's fields by name (``parsing.LISTING_FIELDS``
-    and ``price_per_hour``), so a listing needs no Instance objects. Built in bulk: one tuple per instance, each column converted once."""
+    and ``price_per_hour``), so a listing needs no Instance objects. Built in bulk: one tuple
+    per instance, each column converted once."""
     now = now or datetime.now(UTC)
     records = [
         (

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +127,8 @@ class GuardRecord:
     def from_dict(cls, data: dict[str, Any]) -> GuardRecord:
         price, spent = data.get("price_per_hour"), data.get("spent")
         warned = data.get("warned") if isinstance(data.get("warned"), dict) else {}
-        if isinstance(spent, bool) or not isinstance(spent, int | float):
-            spent = 0.0  # absent (an older store): count afresh
-        elif not 0 <= spent < float("inf"):
-            spent = 0.0
+        if isinstance(spent, bool) or not isinstance(spent, int | float) or not 0 <= spent < inf:
+            spent = 0.0  # absent (a store from before the count) or nonsense: count afresh
         return cls(
             id=str(data["id"]),
             rules=GuardRules.from_dict(data["rules"]),
@@ -215,10 +214,10 @@ class GuardStore:
         return out[0]
 
     def note_billing(self, states: Mapping[str, Any], now: datetime) -> list[GuardRecord]:
-        """Bring the total budget's bookkeeping (guard/spend.py) of every instance with a total
-        budget in ``states`` (id -> ``InstanceState``) up to ``now``, computed from the stored records
-        under the lock, so that two guards looking at once agree; writes only on a change.
-        Returns every record of this store's API URL, as stored afterwards."""
+        """Bring the total budget's bookkeeping (guard/spend.py) of every instance with a
+        total budget in ``states`` (id -> ``InstanceState``) up to ``now``, computed from the
+        stored records under the lock, so that two guards looking at once agree; writes only
+        on a change. Returns every record of this store's API URL, as stored afterwards."""
         out: list[GuardRecord] = []
         with self._thread_lock, self._file_lock():
             data = self._read()
