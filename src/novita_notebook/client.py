@@ -2,7 +2,9 @@
 the services (provisioning, waiting, ledger); each public method is a few lines delegating.
 
 Longer than 500 lines on purpose: it is the whole public surface, each method with its full
-signature and docstring (what help() and the IDE show); the logic lives in the services.
+signature and docstring (what help() and the IDE show); the logic lives in the services. Not
+split: one class can only spread over modules as mixins or ``self: Novita`` functions, which
+issue 11 removed; a second facade object would change every call users write.
 """
 
 from __future__ import annotations
