@@ -41,9 +41,15 @@ def cost_so_far(
     return round_usd(price_per_hour * hours)
 
 
-def format_money(amount: float | None, *, per_hour: bool = False, missing: str = "—") -> str:
-    """``0.2975`` → ``$0.30`` (``$0.30/h`` with ``per_hour``); ``1234.5`` → ``$1,234.50``;
-    None → ``missing``."""
+def format_money(amount: float | None, *, per_hour: bool = False, missing: str = "\u2014") -> str:
+    """The one way an amount of USD prints, in text and HTML alike: ``0.2975`` → ``$0.30``
+    (``$0.30/h`` with ``per_hour``), ``1234.5`` → ``$1,234.50``, ``-2`` → ``-$2.00``; a
+    positive amount under half a cent is ``<$0.01`` (never a made-up ``$0.00``); None →
+    ``missing`` (an em dash)."""
     if amount is None:
         return missing
-    return f"${amount:,.2f}" + ("/h" if per_hour else "")
+    unit = "/h" if per_hour else ""
+    if 0 < abs(amount) < 0.005:
+        return f"<$0.01{unit}"
+    sign = "-" if amount < 0 and round(amount, 2) != 0 else ""
+    return f"{sign}${abs(amount):,.2f}{unit}"

@@ -1,21 +1,21 @@
-"""The one input boundary: every rule for names, billing, regions, ports, envs, money, durations
-and progress, used by the Python API, the magics and the widgets before any HTTP call.
+"""The rules for names, billing, images, text, ports, envs, network storages, progress and
+status filters; durations, money, sizes and regions have their own modules beside this one.
 
 Two styles: ``check_*``/``parse_*`` taking a ``Problems`` collect every broken rule so one error
-lists them all; ``normalise_*``/``require_*``/``parse_money``/``parse_duration``/``check_progress``
-raise a ValidationError at once (for single arguments). A leaf: imports only errors and models.
-Over 500 lines on purpose: one boundary means every input rule in this one file.
+lists them all; ``normalise_*``/``require_*``/``check_progress`` raise a ValidationError at once
+(for single arguments). A leaf: imports only errors, models and its sibling grammars.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import ValidationError
-from .models import PHASES, STATUS_ORDER
+from ..errors import ValidationError
+from ..models import PHASES, STATUS_ORDER
+from .amounts import parse_size, size_from_text
+from .durations import invalid
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -40,8 +40,6 @@ WAIT_TARGETS: tuple[str, ...] = ("running", "reachable", "exited", "removed")
 #: What ``progress=`` accepts besides None, False and a callable(instance, elapsed, phase).
 PROGRESS_VALUES: tuple[str, ...] = ("text", "display", "silent", "off", "none")
 SILENT_PROGRESS: tuple[str, ...] = ("silent", "off", "none")
-#: The one wording for a price ceiling.
-MONEY_RULE = "must be a positive number of USD per GPU-hour, e.g. 0.5"
 PORT_TYPES: tuple[str, ...] = ("tcp", "http")
 RESERVED_PORTS: frozenset[int] = frozenset({2222, 2223, 2224})
 MAX_PORTS = 15  # ports + tools, upstream limit
@@ -69,6 +67,16 @@ class Problems:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+    def check(self, parse: Any, *args: Any, **kwargs: Any) -> Any:
+        """``parse(*args, **kwargs)``, a grammar that raises; its problems are recorded here
+        instead (and None returned), so one error can still list them all."""
+        try:
+            return parse(*args, **kwargs)
+        except ValidationError as error:
+            for field, rule in error.problems or [(error.field or "value", error.message)]:
+                self.add(field, rule)
+            return None
 
     def raise_if_any(self) -> None:
         """Raise one ValidationError naming every field and rule (the first field is ``field``)."""
@@ -102,35 +110,18 @@ def check_name(name: Any, problems: Problems, field: str = "name") -> str | None
 
 
 def check_int_range(value: Any, low: int, high: int, problems: Problems, field: str) -> int | None:
-    """An int (not a bool, not a float with a fraction) within [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        problems.add(field, f"must be an integer between {low} and {high}, got {value!r}")
-        return None
-    try:
-        number = int(value) if not isinstance(value, float) or value.is_integer() else None
-    except ValueError:
-        number = None
-    if number is None:
-        problems.add(field, f"must be an integer between {low} and {high}, got {value!r}")
-        return None
-    if not low <= number <= high:
-        problems.add(field, f"must be between {low} and {high}, got {number}")
-        return None
-    return number
+    """An integer within [low, high]; digits as text are read as the number."""
+    return problems.check(parse_size, size_from_text(value), field, low, high)
 
 
 def check_gpu_num(value: Any, problems: Problems) -> int | None:
-    """An int 1–8; text such as ``"2"`` is refused (the magics convert text themselves)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        problems.add(
-            "gpu_num", f"must be an integer between {MIN_GPU_NUM} and {MAX_GPU_NUM}, got {value!r}"
-        )
-        return None
-    return check_int_range(value, MIN_GPU_NUM, MAX_GPU_NUM, problems, "gpu_num")
+    """An int 1–8; text such as ``"2"`` is refused (text surfaces convert it first)."""
+    return problems.check(parse_size, value, "gpu_num", MIN_GPU_NUM, MAX_GPU_NUM)
 
 
 def check_rootfs(value: Any, problems: Problems, field: str = "rootfs_gb") -> int | None:
-    return check_int_range(value, MIN_ROOTFS_GB, MAX_ROOTFS_GB, problems, field)
+    """Container disk in GB, an int 10–6144."""
+    return problems.check(parse_size, value, field, MIN_ROOTFS_GB, MAX_ROOTFS_GB, "GB")
 
 
 def check_billing(value: Any, problems: Problems, field: str = "billing") -> str | None:
@@ -202,95 +193,6 @@ def check_image(value: Any, problems: Problems, field: str = "image") -> str | N
     return image
 
 
-def check_regions(value: Any, problems: Problems) -> None:
-    """``regions``: names or ids as a list (in order), a comma-separated string, or a
-    {name: priority} dict with numeric priorities. Whether the API knows them is checked later."""
-    field = "regions"
-    if value is None:
-        return
-    if isinstance(value, str):
-        value = [part for part in value.split(",") if part.strip()]
-    if isinstance(value, Mapping):
-        keys = list(value.keys())
-        for key, priority in value.items():
-            if isinstance(priority, bool) or not isinstance(priority, int | float):
-                problems.add(field, f"priority of {key!r} must be a number, got {priority!r}")
-    elif isinstance(value, list | tuple):
-        keys = list(value)
-    else:
-        problems.add(
-            field, f"must be a list of region names or a {{name: priority}} dict, got {value!r}"
-        )
-        return
-    if not keys:
-        problems.add(field, "must name at least one region")
-    for key in keys:
-        if not isinstance(key, str) or not key.strip():
-            problems.add(field, f"entry {key!r} must be a region name like 'AS-SGP-02'")
-
-
-def check_max_price(value: Any, problems: Problems, field: str = "max_price") -> float | None:
-    """A finite number > 0 of USD per GPU-hour (NaN, inf, bools and text are refused)."""
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        problems.add(field, f"{MONEY_RULE}, got {value!r}")
-        return None
-    return float(value)
-
-
-def require_max_price(value: Any, field: str = "max_price") -> float | None:
-    """check_max_price raising at once."""
-    problems = Problems()
-    price = check_max_price(value, problems, field)
-    problems.raise_if_any()
-    return price
-
-
-_MONEY_TEXT = re.compile(r"^\$?\s*([0-9]*\.?[0-9]+)\s*(?:/\s*(?:h|hr|hour|gpu-?h(?:our)?))?$", re.I)
-_DURATION_TEXT = re.compile(
-    r"^([0-9]*\.?[0-9]+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?$"
-)
-_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_money(value: Any, field: str = "max_price") -> float | None:
-    """A price ceiling from a number or text (``0.5``, ``"0.5"``, ``"$0.5"``, ``"0.50/h"``);
-    None or "" → None."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, str):
-        match = _MONEY_TEXT.match(value.strip())
-        if match is None:
-            raise ValidationError(f"{field} {MONEY_RULE}, got {value!r}", field=field)
-        value = float(match.group(1))
-    return require_max_price(value, field)
-
-
-def parse_duration(value: Any, field: str) -> float:
-    """Seconds from a number or text (``90``, ``"90"``, ``"90s"``, ``"2min"``, ``"1h"``);
-    must be finite and > 0."""
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _DURATION_TEXT.match(value.strip().lower())
-        if match is not None:
-            unit = (match.group(2) or "s")[0]
-            seconds = float(match.group(1)) * _DURATION_UNITS[unit]
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        raise ValidationError(
-            f"{field} must be a positive number of seconds (e.g. 90 or '90s'), got {value!r}",
-            field=field,
-        )
-    return seconds
-
-
 def check_progress(value: Any, field: str = "progress") -> Any:
     """``progress``: None (live display in notebooks, silent elsewhere), False, a
     callable(instance, elapsed, phase) or one of PROGRESS_VALUES. Returns it unchanged."""
@@ -298,11 +200,11 @@ def check_progress(value: Any, field: str = "progress") -> Any:
         return value
     if isinstance(value, str) and value in PROGRESS_VALUES:
         return value
-    raise ValidationError(
-        f"{field} must be None (live display in notebooks, silent elsewhere), False, "
+    raise invalid(
+        field,
+        "must be None (live display in notebooks, silent elsewhere), False, "
         f"one of {', '.join(repr(v) for v in PROGRESS_VALUES)} or a "
         f"callable(instance, elapsed, phase); got {value!r}",
-        field=field,
     )
 
 
@@ -352,7 +254,7 @@ def parse_ports(ports: Any, problems: Problems, field: str = "ports") -> list[tu
         pairs = [_split_port_text(p) for p in ports.split(",") if p.strip()]
     elif isinstance(ports, Mapping):
         pairs = list(ports.items())
-    elif isinstance(ports, Iterable):
+    elif isinstance(ports, Iterable) and not isinstance(ports, bytes | bytearray | memoryview):
         for item in ports:
             if isinstance(item, str):
                 pairs.append(_split_port_text(item))
@@ -490,6 +392,24 @@ def merge_envs(
 # ---------------------------------------------------------------------------------------------
 
 
+def mount_point_problem(mount: Any) -> str | None:
+    """Why ``mount`` cannot be a volume's mount point, or None: an absolute path of 1–4095
+    characters below ``/``, without ``.``/``..`` segments, whitespace or control characters
+    (mounting over ``/`` or climbing out of the path would hide or expose the system)."""
+    if not isinstance(mount, str) or not 1 <= len(mount) <= MAX_MOUNT_POINT:
+        return f"must be 1–{MAX_MOUNT_POINT} characters, got {mount!r}"
+    if not mount.startswith("/"):
+        return f"must be an absolute path like /data, got {mount!r}"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in mount):
+        return f"must not contain whitespace or control characters, got {mount!r}"
+    segments = [s for s in mount.split("/") if s]
+    if not segments:
+        return "must be a directory below /, not / itself"
+    if any(s in (".", "..") for s in segments):
+        return f"must not contain '.' or '..' segments, got {mount!r}"
+    return None
+
+
 def parse_network_storages(value: Any, problems: Problems) -> list[dict[str, str]]:
     """Accept ids, (id, mount_point) pairs or dicts with id/Id and mountPoint/mount_point.
     Returns the body form ``[{"Id": ..., "mountPoint": ...}]`` (capital Id, as upstream)."""
@@ -515,15 +435,38 @@ def parse_network_storages(value: Any, problems: Problems) -> list[dict[str, str
         if not isinstance(storage_id, str) or not storage_id:
             problems.add(field, f"entry {item!r} has no storage id")
             continue
-        if not isinstance(mount, str) or not 1 <= len(mount) <= MAX_MOUNT_POINT:
-            problems.add(
-                field, f"mount point of {storage_id} must be 1–{MAX_MOUNT_POINT} characters"
-            )
+        mount_problem = mount_point_problem(mount)
+        if mount_problem is not None:
+            problems.add(field, f"mount point of {storage_id} {mount_problem}")
             continue
         result.append({"Id": storage_id, "mountPoint": mount})
     if len(result) > MAX_NETWORK_STORAGES:
         problems.add(field, f"at most {MAX_NETWORK_STORAGES} network storages, got {len(result)}")
     return result
+
+
+def parse_volumes(value: Any, problems: Problems, field: str = "volumes") -> list[dict[str, str]]:
+    """``volumes=``: names or ids, ``(volume, mount_point)`` pairs, ``"volume:/path"`` or dicts
+    with name/id and mount_point; the mount point defaults to ``/network``. The shapes are
+    validation's network-storage entries, with the volume's name allowed in place of its id."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str | Mapping | tuple) else value
+    if not isinstance(items, Iterable):
+        problems.add(field, f"must be a list of volume names or ids, got {value!r}")
+        return []
+    shaped: list[Any] = []
+    for item in items:
+        if isinstance(item, str) and ":/" in item:
+            item = tuple(item.split(":", 1))
+        elif isinstance(item, Mapping) and "name" in item:
+            item = {**item, "Id": item["name"]}
+        shaped.append(item)
+    found = Problems()
+    entries = parse_network_storages(shaped, found)
+    for _field, rule in found.items:
+        problems.add(field, rule)
+    return [{**entry, "Id": entry["Id"].strip()} for entry in entries]
 
 
 def check_text_field(value: Any, field: str, *, min_len: int, max_len: int) -> str:
@@ -535,6 +478,24 @@ def check_text_field(value: Any, field: str, *, min_len: int, max_len: int) -> s
         check_text(value, problems, field, max_len=max_len, min_len=min_len)
     problems.raise_if_any()
     return value
+
+
+#: The template channels ``templates(channel=...)`` lists.
+TEMPLATE_CHANNELS: tuple[str, ...] = ("official", "community", "private")
+
+
+def parse_channels(value: Any, field: str = "channel") -> list[str] | None:
+    """Template channels: one of TEMPLATE_CHANNELS or a list of them; None: all."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    rule = f"must be one of {', '.join(TEMPLATE_CHANNELS)} or a list of them"
+    if not isinstance(items, list | tuple | set | frozenset) or not items:
+        raise invalid(field, f"{rule}, got {value!r}")
+    for item in items:
+        if item not in TEMPLATE_CHANNELS:
+            raise invalid(field, f"{rule}, got {item!r}")
+    return list(items)
 
 
 def check_statuses(status: str | Iterable[str] | None) -> set[str] | None:
