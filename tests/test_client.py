@@ -38,7 +38,7 @@ def test_ambiguous_name_lists_ids(client, sandbox):
     b = create_raw(client, "twin")
     with pytest.raises(ValidationError) as info:
         client.stop("twin")
-    assert info.value.field == "id_or_name"
+    assert info.value.field == "instance"
     assert a in str(info.value) and b in str(info.value)
     assert api_requests(sandbox, "/gpu/instance/stop") == []  # found before any action
 
@@ -100,7 +100,7 @@ def test_edit_validation_before_network(client, kwargs, field):
 def test_lifecycle_rejects_bad_references(client, bad):
     with pytest.raises(ValidationError) as info:
         client.stop(bad)
-    assert info.value.field == "id_or_name"
+    assert info.value.field == "instance"
     assert client.requests_made == 0
 
 

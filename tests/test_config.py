@@ -8,7 +8,7 @@ import pytest
 
 from novita_notebook import Novita
 from novita_notebook.config import API_PREFIX, is_loopback_host, load_config, mask_secret
-from novita_notebook.errors import ConfigError
+from novita_notebook.errors import ConfigError, ValidationError
 
 KEY = "sk_test_0123456789abcdef"
 SECRET = "whsec-0123456789abcdef"
@@ -40,7 +40,7 @@ def test_argument_beats_environment_beats_dotenv(monkeypatch, tmp_path):
         "NOVITA_API_URL=https://dotenv.example\n"
         "WEBHOOK_URL=https://hooks.example/x\n"
         f"WEBHOOK_SECRET={SECRET}\n"
-        "NOVITA_BUDGET_PER_HOUR=2.5\n"
+        "NOVITA_SPEND_LIMIT_PER_HOUR=2.5\n"
     )
     # .env alone
     config, key = load_config()
@@ -48,17 +48,17 @@ def test_argument_beats_environment_beats_dotenv(monkeypatch, tmp_path):
     assert config.api_url.startswith("https://dotenv.example")
     assert config.webhook_url == "https://hooks.example/x"
     assert config.webhook_secret == SECRET
-    assert config.budget_per_hour == 2.5
+    assert config.spend_limit_per_hour == 2.5
     assert config.sources["api_key"] == ".env"
     assert config.env_file == str(tmp_path / ".env")
     # environment beats .env
     monkeypatch.setenv("NOVITA_API_KEY", "from-environ-key-00")
-    monkeypatch.setenv("NOVITA_BUDGET_PER_HOUR", "7")
+    monkeypatch.setenv("NOVITA_SPEND_LIMIT_PER_HOUR", "7")
     config, key = load_config()
-    assert key == "from-environ-key-00" and config.budget_per_hour == 7.0
+    assert key == "from-environ-key-00" and config.spend_limit_per_hour == 7.0
     # argument beats both
-    config, key = load_config("from-argument-key-0", budget_per_hour=1)
-    assert key == "from-argument-key-0" and config.budget_per_hour == 1.0
+    config, key = load_config("from-argument-key-0", spend_limit_per_hour=1)
+    assert key == "from-argument-key-0" and config.spend_limit_per_hour == 1.0
     assert config.sources["api_key"] == "argument"
 
 
@@ -88,7 +88,7 @@ def test_every_problem_in_one_error():
             None,
             "ftp://nowhere",
             webhook_secret="short",
-            budget_per_hour=-3,
+            spend_limit_per_hour=-3,
             max_concurrency=0,
             timeout=(0, 5),
             max_retries=-1,
@@ -101,7 +101,7 @@ def test_every_problem_in_one_error():
         "api_key",
         "api_url",
         "webhook_secret",
-        "budget_per_hour",
+        "spend_limit_per_hour",
         "max_concurrency",
         "timeout",
         "max_retries",
@@ -111,7 +111,7 @@ def test_every_problem_in_one_error():
         assert expected in fields, expected
         assert expected in str(error)
     assert "9 problems" in str(error)
-    assert "negative" in dict(error.problems)["budget_per_hour"]
+    assert "positive number of USD per hour" in dict(error.problems)["spend_limit_per_hour"]
     assert "16" in dict(error.problems)["webhook_secret"]
     assert isinstance(error, ValueError)  # ConfigError is a ValidationError is a ValueError
 
@@ -156,10 +156,40 @@ def test_malformed_urls(url, rule):
     assert "pw@" not in str(info.value)
 
 
-def test_budget_from_environment_must_be_a_number(monkeypatch):
-    monkeypatch.setenv("NOVITA_BUDGET_PER_HOUR", "lots")
-    with pytest.raises(ConfigError, match="budget_per_hour: must be a number"):
+def test_spend_limit_from_environment_must_be_money(monkeypatch):
+    monkeypatch.setenv("NOVITA_SPEND_LIMIT_PER_HOUR", "lots")
+    with pytest.raises(
+        ConfigError, match="NOVITA_SPEND_LIMIT_PER_HOUR.: must be a positive number"
+    ):
         load_config(KEY)
+
+
+def test_the_old_name_of_the_spend_limit_still_works_with_a_warning(monkeypatch):
+    with pytest.warns(DeprecationWarning, match="spend_limit_per_hour"):
+        config, _ = load_config(KEY, budget_per_hour="$3/h")
+    assert config.spend_limit_per_hour == 3.0
+    monkeypatch.setenv("NOVITA_BUDGET_PER_HOUR", "4")
+    with pytest.warns(DeprecationWarning, match="NOVITA_SPEND_LIMIT_PER_HOUR"):
+        config, _ = load_config(KEY)
+    assert config.spend_limit_per_hour == 4.0
+    with pytest.warns(DeprecationWarning):
+        assert config.budget_per_hour == 4.0
+    with pytest.raises(ConfigError, match="given twice"):
+        load_config(KEY, budget_per_hour=1, spend_limit_per_hour=2)
+
+
+def test_live_settings_change_through_their_rule_and_reset():
+    config, _ = load_config(KEY, poll_interval=5)
+    config.poll_interval = "2 min"
+    assert config.poll_interval == 120.0 and config.sources["poll_interval"] == "set"
+    with pytest.raises(ValidationError, match="poll_interval: must be a positive duration"):
+        config.poll_interval = 0
+    assert config.poll_interval == 120.0  # a refused value changes nothing
+    assert config.reset("poll_interval") == 5.0 and config.sources["poll_interval"] == "argument"
+    with pytest.raises(ValidationError, match="fixed when the client is made"):
+        config.max_retries = 9
+    with pytest.raises(ValidationError, match="not a client setting"):
+        config.set("nonsense", 1)
 
 
 def test_masking():

@@ -109,16 +109,15 @@ def test_4xx_is_not_retried(client, sandbox):
 
 
 def test_retries_pace_themselves_on_the_one_schedule(sandbox, monkeypatch):
-    """The transport's waits come from waiting.backoff.retry_delay with its own base and cap
+    """The transport's waits come from retry.retry_delay with its own base and cap
     (the schedule's shape is tested in tests/waiting/test_backoff.py)."""
-    from novita_notebook import http
-    from novita_notebook.waiting import backoff
+    from novita_notebook import http, retry
 
     asked = []
 
     def recording(attempt, **kwargs):
         asked.append((attempt, kwargs["base"], kwargs["cap"]))
-        return backoff.retry_delay(attempt, **kwargs)
+        return retry.retry_delay(attempt, **kwargs)
 
     monkeypatch.setattr(http, "retry_delay", recording)
     with make_client(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     APIError,
     AuthenticationError,
@@ -34,8 +35,6 @@ set_instance_html(_instance_card)  # models draw their card through html without
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Novita
 
-__version__ = "0.1.0"
-
 
 def __getattr__(name: str) -> Any:
     # The client pulls in requests and pandas (~0.5 s); import it on first use so that
@@ -48,6 +47,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "__version__",
     "Novita",
     "Instance",
     "Product",

@@ -17,7 +17,8 @@ from .api import NovitaAPI
 from .errors import NovitaError, ValidationError
 from .models import Cluster, Instance, Product, Template
 from .money import format_money
-from .validation import BILLING_METHODS, check_bool
+from .parsing import gpu_matches
+from .validation import BILLING_METHODS, check_bool, match_region
 
 __all__ = ["Catalog", "Selection", "REGION_TTL", "REGION_CONCURRENCY", "merge_entries"]
 
@@ -210,8 +211,6 @@ class Catalog:
         ``billing`` (default onDemand). With ``region``, ``detail`` or ``available`` the rows
         come from each region's own listing (its stock); otherwise from the unfiltered
         listing, whose availability is the aggregate and is labelled so."""
-        from .frames import gpu_matches  # pandas: only when products are filtered
-
         method = _method(billing)
         count = gpu_num if gpu_num and gpu_num > 1 else None
         if count is not None and method is None:
@@ -277,15 +276,7 @@ class Catalog:
     # -- regions -------------------------------------------------------------------------------
     def find_region(self, region: str, field: str = "region") -> Cluster:
         """The cluster named ``region`` or with that cluster id (case-insensitive)."""
-        clusters = self.clusters()
-        wanted = region.strip().upper()
-        for cluster in clusters:
-            if wanted in (cluster.id.upper(), cluster.name.upper()):
-                return cluster
-        known = ", ".join(f"{c.name} ({c.id})" for c in sorted(clusters, key=lambda c: c.name))
-        raise ValidationError(
-            f"unknown region {region!r}; known regions: {known or 'none listed'}", field=field
-        )
+        return match_region(self.clusters(), region, field)
 
     # -- prices --------------------------------------------------------------------------------
     def price_index(self) -> dict[Any, Product]:

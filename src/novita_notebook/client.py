@@ -1,15 +1,14 @@
-"""Novita: the facade users hold. It owns config, transport, api and the Catalog, and composes
-the services (provisioning, waiting, ledger); each public method is a few lines delegating.
+"""Novita: the facade users hold. It owns the settings, transport, api and the Catalog, and
+composes the services (instances, provisioning, waiting, ledger, guard); each public method
+checks its arguments through the option schemas and hands over to one service.
 
 Longer than 500 lines on purpose: it is the whole public surface, each method with its full
-signature and docstring (what help() and the IDE show); the logic lives in the services. Not
-split: one class can only spread over modules as mixins or ``self: Novita`` functions, which
-issue 11 removed; a second facade object would change every call users write.
+signature and docstring (what help() and the IDE show). One class cannot spread over modules
+without mixins, and a second facade object would change every call users write.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,32 +18,21 @@ from typing import TYPE_CHECKING, Any
 from .api import NovitaAPI
 from .catalog import Catalog
 from .config import Config, load_config
-from .errors import NotFoundError, NovitaError, ValidationError
+from .errors import NotFoundError, NovitaError
 from .guard import GuardRules
 from .guard.service import GuardService
 from .http import RateLimiter, Transport
+from .instances import InstanceRef, Instances, instance_ref
 from .ledger import Ledger
 from .ledger_views import LedgerService
-from .models import (
-    GONE_STATUSES,
-    Cluster,
-    Instance,
-    Product,
-    Template,
-)
-from .parsing import listing_fields, phase_of
+from .models import Cluster, Instance, Product, Template
+from .options import CREATE, GUARD, SESSION, WAITING
+from .options.create import DEFAULT_ROOTFS_GB
+from .options.guard import parse_extension, parse_rule_names
+from .parsing import phase_of
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
-from .provisioning.request import DEFAULT_ROOTFS_GB, prepare_request
-from .validation import (
-    Problems,
-    check_bool,
-    check_gpu_num,
-    check_statuses,
-    normalise_billing,
-    port_dicts,
-    require_max_price,
-    require_text,
-)
+from .provisioning.request import prepare_request
+from .validation import check_bool, check_statuses, invalid, parse_channels, require_text
 from .waiting.backoff import Backoff
 from .waiting.probes import Probe
 from .waiting.service import Waiting
@@ -54,24 +42,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from .doctor import DoctorReport
+    from .guard.service import GuardStatus
+    from .guard.store import GuardRecord
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .teaching import Handout
 
 __all__ = ["Novita"]
 
-# Statuses where start() and stop() have nothing left to do.
-_STARTED = frozenset({"running", "toStart", "starting", "restarting", "toRestart"})
-_STOPPED = frozenset({"exited", "toStop", "stopping"})
-
-
-def _removed(instance: Instance) -> Instance:
-    """A copy of ``instance`` marked ``removed`` (what deleting leaves)."""
-    import dataclasses
-
-    return dataclasses.replace(instance, status="removed")
-
-
 logger = logging.getLogger("novita_notebook")
+
+#: create()'s guard keywords: each rule's name, ``budget`` for budget_total.
+_CREATE_RULES = tuple((option.aliases or (option.name,))[0] for option in GUARD)
 
 
 def _frames() -> ModuleType:
@@ -98,9 +80,9 @@ class Novita:
         *,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
-        budget_per_hour: float | None = None,
+        spend_limit_per_hour: float | str | None = None,
         default_region: str | None = None,
-        poll_interval: float | None = None,
+        poll_interval: float | str | None = None,
         max_concurrency: int = 8,
         timeout: float | tuple[float, float] = (5, 30),
         max_retries: int = 4,
@@ -111,75 +93,48 @@ class Novita:
         retry_backoff_max: float = 60.0,
         breaker_threshold: int = 5,
         breaker_reset_timeout: float = 30.0,
+        budget_per_hour: float | str | None = None,
     ) -> None:
-        config, key = load_config(
-            api_key,
-            api_url,
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-            budget_per_hour=budget_per_hour,
-            default_region=default_region,
-            poll_interval=poll_interval,
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            max_retries=max_retries,
-            cache_ttl=cache_ttl,
-            rate_limit_per_second=rate_limit_per_second,
-            retry_backoff=retry_backoff,
-            retry_backoff_max=retry_backoff_max,
-            breaker_threshold=breaker_threshold,
-            breaker_reset_timeout=breaker_reset_timeout,
-            env_file=env_file,
-        )
+        """Every keyword is a client setting of docs/options.md (options/client.py), checked by
+        its rule; ``budget_per_hour`` is the old name of ``spend_limit_per_hour``
+        (DeprecationWarning). ``client.config`` holds them; the live ones (``default_region``,
+        ``spend_limit_per_hour``, ``poll_interval``) may be changed later through it."""
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        config, key = load_config(**given)
         self.config: Config = config
         self.max_concurrency: int = config.max_concurrency
         self.rate_limiter: RateLimiter | None = (
             RateLimiter(config.rate_limit_per_second) if config.rate_limit_per_second else None
         )
-        self.transport = Transport(
-            config.api_url,
-            key,
-            timeout=config.timeout,
-            max_retries=config.max_retries,
-            max_concurrency=config.max_concurrency,
-            rate_limiter=self.rate_limiter,
-            retry_backoff=config.retry_backoff,
-            retry_backoff_max=config.retry_backoff_max,
-            breaker_threshold=config.breaker_threshold,
-            breaker_reset_timeout=config.breaker_reset_timeout,
-        )
+        self.transport = Transport.for_settings(config, key, self.rate_limiter)
         del key  # from here on the raw key lives only in the transport
         self.api = NovitaAPI(self.transport)
         self.sandbox_server: Any = None
         self.catalog = Catalog(self.api, config.cache_ttl)
         self._ledger = Ledger(api_url=config.api_url)
         self._closed = False
-        self._deleted: dict[str, Instance] = {}  # id and name -> what this client deleted
         self._compose()
 
     def _compose(self) -> None:
-        """Build the services; each gets its collaborators explicitly. ``config`` is read
-        through a function because the %config magic replaces ``self.config`` live."""
-
-        def config() -> Config:
-            return self.config
-
+        """Build the services; each gets its collaborators explicitly, the settings object
+        included (it is changed in place, so every service sees a change at once)."""
+        self.lifecycle = Instances(
+            api=self.api, catalog=self.catalog, ledger=self._ledger, owner=self
+        )
         self.waiting = Waiting(
             api=self.api,
-            config=config,
-            to_instance=self.to_instance,
-            resolve=self.resolve,
+            config=self.config,
+            to_instance=self.lifecycle.to_instance,
+            resolve=self.lifecycle.resolve,
             owner=self,
         )
         self.resources = Resources(self.api, self.catalog)
-        self.budget = Budget(self.api, config, self.to_instance)
-        claims = NameClaims(
-            self.api, read_timeout=lambda: float(self.config.timeout[1]), ledger=self._ledger
-        )
+        self.budget = Budget(self.api, self.config, self.lifecycle.to_instance)
+        claims = NameClaims(self.api, read_timeout=self.config.timeout[1], ledger=self._ledger)
         self.provisioner = Provisioner(
             api=self.api,
             catalog=self.catalog,
-            config=config,
+            config=self.config,
             ledger=self._ledger,
             resources=self.resources,
             budget=self.budget,
@@ -189,6 +144,7 @@ class Novita:
             owner=self,
         )
         self.guards = GuardService(self)
+        self.lifecycle.on_deleted = self.guards.forget
         self.batch = Batch(self.provisioner, self.max_concurrency, self.guards)
         self.ledger_service = LedgerService(
             self._ledger, self.api, self.catalog.price_of, on_forgotten=self.guards.forget
@@ -204,18 +160,10 @@ class Novita:
         """
         for name in ("api_key", "api_url"):
             if name in client_kwargs:
-                raise ValidationError(
-                    f"{name} cannot be given to Novita.sandbox(); the sandbox provides it",
-                    field=name,
-                )
-        if isinstance(speed, bool) or not isinstance(speed, int | float) or not speed > 0:
-            raise ValidationError(
-                f"speed must be a number > 0 (1 = real time, 60 = a minute per second), "
-                f"got {speed!r}",
-                field="speed",
-            )
+                raise invalid(name, "cannot be given to Novita.sandbox(); the sandbox provides it")
+        speed = SESSION["sandbox_speed"].parse(speed, "speed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValidationError(f"seed must be an integer, got {seed!r}", field="seed")
+            raise invalid("seed", f"must be an integer, got {seed!r}")
         from .sandbox import Sandbox  # lazy: the sandbox is only needed offline
 
         server = Sandbox(speed=speed, seed=0 if seed is None else seed)
@@ -292,161 +240,45 @@ class Novita:
 
     def to_instance(self, raw: dict[str, Any]) -> Instance:
         """Parse a raw API instance, fill ``price_per_hour`` from the catalog and bind it."""
-        if not isinstance(raw, dict):
-            raise ValidationError("raw must be the API's instance dict", field="raw")
-        instance = Instance.from_api(raw, client=self)
-        try:
-            instance.price_per_hour = self.catalog.price_of(instance)
-        except NovitaError as exc:
-            # The price is decoration: an unreachable catalog must not hide the instance.
-            logger.debug("no price for %s: %s", instance.id, type(exc).__name__)
-        return instance
+        return self.lifecycle.to_instance(raw)
 
     # -- single instances ------------------------------------------------------------------
-    def resolve(self, id_or_name: str) -> Instance:
-        """The instance with this exact id, else the one live instance with this exact name."""
-        ref = require_text(id_or_name, "id_or_name", optional=False)
-        assert ref is not None
-        try:
-            return self.to_instance(self.api.get_instance(ref))
-        except NotFoundError:
-            pass
-        except ValidationError as exc:
-            if exc.status is None:  # our own argument check, not the API's answer
-                raise
-        matches = [
-            raw
-            for raw in self.api.list_instances(name=ref)
-            if raw.get("name") == ref and raw.get("status") not in GONE_STATUSES
-        ]
-        if not matches:
-            raise NotFoundError(
-                f"no instance has the id or name {ref!r}",
-                hint="client.instances() lists them (names are matched exactly).",
-            )
-        if len(matches) > 1:
-            ids = ", ".join(str(raw.get("id")) for raw in matches)
-            raise ValidationError(
-                f"{len(matches)} live instances are named {ref!r} (ids: {ids}); pass an id",
-                field="id_or_name",
-            )
-        return self.to_instance(self.api.get_instance(str(matches[0].get("id"))))
+    def instance(self, instance: InstanceRef) -> Instance:
+        """A fresh Instance (an Instance, an id or an exact name), price filled, bound to this
+        client."""
+        return self.lifecycle.resolve(instance)
 
-    def instance(self, id_or_name: str) -> Instance:
-        """A fresh Instance (by id or exact name), price filled, bound to this client."""
-        return self.resolve(id_or_name)
+    def start(self, instance: InstanceRef) -> Instance:
+        """Start a stopped instance (an Instance, id or name); returns it refreshed (typically
+        ``toStart``). Starting one that is already running or starting sends nothing and says
+        so (an INFO log line)."""
+        return self.lifecycle.start(instance).instance
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self, id_or_name: str) -> Instance:
-        """Start a stopped instance; returns it refreshed (typically ``toStart``). Starting
-        one that is already running or starting succeeds and says so (an INFO log line)."""
-        target = self.resolve(id_or_name)
-        if target.status in _STARTED:
-            logger.info(
-                "%s (%s) is already %s; nothing to start", target.name, target.id, target.status
-            )
-            return target
-        self.api.start_instance(target.id)
-        return self.instance(target.id)
-
-    def stop(self, id_or_name: str) -> Instance:
+    def stop(self, instance: InstanceRef) -> Instance:
         """Stop an instance (billing stops once exited); returns it refreshed. Stopping one
-        that is already stopped or stopping succeeds and says so (an INFO log line)."""
-        target = self.resolve(id_or_name)
-        if target.status in _STOPPED:
-            logger.info(
-                "%s (%s) is already %s; nothing to stop", target.name, target.id, target.status
-            )
-            return target
-        self.api.stop_instance(target.id)
-        return self.instance(target.id)
+        that is already stopped or stopping sends nothing and says so (an INFO log line)."""
+        return self.lifecycle.stop(instance).instance
 
-    def restart(self, id_or_name: str) -> Instance:
-        """Restart an instance; returns it refreshed."""
-        target = self.resolve(id_or_name)
-        self.api.restart_instance(target.id)
-        return self.instance(target.id)
+    def restart(self, instance: InstanceRef) -> Instance:
+        """Restart an instance (an Instance, id or name); returns it refreshed."""
+        return self.lifecycle.restart(instance).instance
 
-    def delete(self, id_or_name: str) -> Instance:
+    def delete(self, instance: InstanceRef) -> Instance:
         """Delete an instance; returns it refreshed (``removing``), or with status ``removed``
         once the API forgot it. Idempotent: deleting what is already gone (an id, or a name
         the ledger or this client knows) returns it as ``removed`` and says so (INFO log);
         a name nothing ever knew still raises ``NotFoundError``."""
-        try:
-            target = self.resolve(id_or_name)
-        except NotFoundError:
-            gone = self._already_gone(id_or_name)
-            if gone is None:
-                raise
-            logger.info("%s (%s) is already deleted; nothing to do", gone.name, gone.id)
-            return gone
-        if target.status in GONE_STATUSES:
-            logger.info("%s (%s) is already deleted; nothing to do", target.name, target.id)
-            self._forget_deleted(target)
-            return target
-        with contextlib.suppress(NotFoundError):  # gone between the lookup and the delete
-            self.api.delete_instance(target.id)
-        self._forget_deleted(target)
-        try:
-            return self.instance(target.id)
-        except NotFoundError:
-            return _removed(target)
-
-    def _forget_deleted(self, target: Instance) -> None:
-        """The ledger forgets a deleted instance; this client remembers its id and name, so a
-        second delete (``inst.delete()`` goes by id) still knows what it meant."""
-        removed = _removed(target)
-        self._deleted[target.id] = removed
-        if target.name:
-            self._deleted[target.name] = removed
-        self.guards.forget([target.id], "deleted by this client")
-        try:
-            self.ledger.forget(target.id)
-        except (OSError, NovitaError) as exc:  # the delete itself succeeded
-            logger.warning("could not update the ledger for %s: %s", target.id, exc)
-
-    def _already_gone(self, ref: str) -> Instance | None:
-        """What a delete of an unknown id or name meant, if it is known to be gone: an id or
-        name in the ledger (checked against the API) or deleted earlier by this client."""
-        if not isinstance(ref, str):
-            return None
-        for entry in reversed(self.ledger.entries()):
-            if ref in (entry.get("id"), entry.get("name")):
-                try:
-                    live = self.to_instance(self.api.get_instance(str(entry["id"])))
-                except NotFoundError:
-                    self.ledger.forget(str(entry["id"]))
-                    name = str(entry.get("name") or "")
-                    return Instance(id=str(entry["id"]), name=name, status="removed", _client=self)
-                return live if live.status in GONE_STATUSES else None
-        return self._deleted.get(ref)
+        return self.lifecycle.delete(instance).instance
 
     def edit(
         self,
-        id_or_name: str,
+        instance: InstanceRef,
         ports: Iterable[Any] | None = None,
         expand_root_disk_gb: int | None = None,
     ) -> Instance:
         """Add ports (``8080``, ``"8080/http"``, ``(8080, "http")`` or dicts) and/or grow the
         root disk by ``expand_root_disk_gb`` GB, without a restart; returns it refreshed."""
-        require_text(id_or_name, "id_or_name", optional=False)
-        port_list = None if ports is None else port_dicts(ports)
-        if expand_root_disk_gb is not None and (
-            isinstance(expand_root_disk_gb, bool)
-            or not isinstance(expand_root_disk_gb, int)
-            or expand_root_disk_gb < 1
-        ):
-            raise ValidationError(
-                f"expand_root_disk_gb must be a positive integer (GB), got {expand_root_disk_gb!r}",
-                field="expand_root_disk_gb",
-            )
-        if not port_list and expand_root_disk_gb is None:
-            raise ValidationError(
-                "nothing to edit: give ports=[...] and/or expand_root_disk_gb=N", field="ports"
-            )
-        target = self.resolve(id_or_name)
-        self.api.edit_instance(target.id, ports=port_list, expand_root_disk=expand_root_disk_gb)
-        return self.instance(target.id)
+        return self.lifecycle.edit(instance, ports, expand_root_disk_gb)
 
     # -- DataFrames --------------------------------------------------------------------------
     def products(
@@ -473,14 +305,11 @@ class Novita:
         <NA>, and ``available_somewhere``/``stock_somewhere`` hold the API's aggregate (in
         stock in at least one region offering the product).
         """
-        gpu = require_text(gpu, "gpu")
-        region = require_text(region, "region")
-        if gpu_num is not None:
-            problems = Problems()
-            check_gpu_num(gpu_num, problems)
-            problems.raise_if_any()
-        billing = normalise_billing(billing)
-        max_price = require_max_price(max_price)
+        filters = CREATE.parse(
+            dict(gpu=gpu, region=region, gpu_num=gpu_num, billing=billing, max_price=max_price)
+        )
+        gpu, region, gpu_num = filters["gpu"], filters["region"], filters["gpu_num"]
+        billing, max_price = filters["billing"], filters["max_price"]
         if available is not None:
             check_bool(available, "available")
         check_bool(refresh, "refresh")
@@ -533,21 +362,7 @@ class Novita:
         if refresh:
             self.cached_products(refresh=True)
             self.cached_clusters(refresh=True)
-        # Only the listed fields are parsed (parsing.listing_fields, as Instance.from_api
-        # parses them): the frame is all that is returned, so no Instance is made.
-        rows = [listing_fields(raw) for raw in self.api.list_instances()]
-        try:
-            index = self.catalog.price_index()
-        except NovitaError as exc:
-            logger.debug("instances without prices: %s", type(exc).__name__)
-            index = {}
-        recorded = self._ledger_created_times()
-        price_of = self.catalog.listed_price
-        for row in rows:
-            row["price_per_hour"] = price_of(row, index)
-            if row["created_at"] is None:
-                # The list view carries no timestamps; instances made here have one on record.
-                row["created_at"] = recorded.get(row["id"])
+        rows = self.lifecycle.listed()
         if wanted is not None:
             rows = [
                 r
@@ -555,14 +370,6 @@ class Novita:
                 if r["status"] in wanted or phase_of(r["status"], r["status_error"]) in wanted
             ]
         return _frames().listed_instances_frame(rows, datetime.now(UTC))
-
-    def _ledger_created_times(self) -> dict[str, datetime]:
-        """Creation times the ledger recorded, by instance id ({} if the ledger is unreadable)."""
-        try:
-            return self.ledger.created_times()
-        except Exception as exc:  # noqa: BLE001 - a broken ledger must not break listings
-            logger.debug("ledger unavailable for creation times: %s", type(exc).__name__)
-            return {}
 
     def templates(
         self,
@@ -574,8 +381,9 @@ class Novita:
         """Templates as a DataFrame (all pages); without filters from the cache. Without
         ``channel``: official, community and your private templates, one listing per channel
         (``channel`` + ``isMyCommunity``, true for private, as the newest docs ask)."""
-        require_text(name, "name")
-        require_text(type, "type")
+        name = require_text(name, "name")
+        type = require_text(type, "type")  # noqa: A001 - the API's word
+        channel = parse_channels(channel)
         check_bool(refresh, "refresh")
         if name is None and type is None and channel is None:
             items = self.cached_templates(refresh)
@@ -662,52 +470,18 @@ class Novita:
         the user's NOVITA_GUARD_* defaults; ``guard=False`` sets none. Bad rules fail before any
         request; the guard process starts by itself (NOVITA_GUARD_AUTOSTART=0 opts out).
         """
-        rules = self.guards.rules_for_create(
-            guard,
-            dict(
-                stop_after=stop_after,
-                delete_after=delete_after,
-                idle_stop=idle_stop,
-                idle_threshold=idle_threshold,
-                budget_total=budget,
-                budget_per_hour=budget_per_hour,
-                warn_before=warn_before,
-                on_reclaim=on_reclaim,
-            ),
-        )
-        request = prepare_request(
-            name,
-            gpu,
-            gpu_num=gpu_num,
-            image=image,
-            template=template,
-            region=region,
-            regions=regions,
-            billing=billing,
-            max_price=max_price,
-            rootfs_gb=rootfs_gb,
-            ports=ports,
-            envs=envs,
-            command=command,
-            entrypoint=entrypoint,
-            image_auth_id=image_auth_id,
-            network_storages=network_storages,
-            volumes=volumes,
-            prefer=prefer,
-            unique_name=unique_name,
-            wait=wait,
-            wait_until=wait_until,
-            timeout=timeout,
-            progress=progress,
-        )
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        rules = {GUARD[name].name: given.pop(name) for name in _CREATE_RULES}
+        guard_rules = self.guards.rules_for_create(given.pop("guard"), GUARD.parse(rules))
+        request = prepare_request(**given)
         try:
             instance = self.provisioner.provision(request)
         except NovitaError as error:
             made = getattr(error, "created_instance", None)
             if isinstance(made, Instance):  # made, then its wait failed: it bills all the same
-                self.guards.protect(made, rules)
+                self.guards.protect(made, guard_rules)
             raise
-        self.guards.protect(instance, rules)
+        self.guards.protect(instance, guard_rules)
         return instance
 
     def create_many(
@@ -862,9 +636,11 @@ class Novita:
         in notebooks, silent elsewhere), ``"text"``, ``"silent"`` or a callable
         ``progress(instance, elapsed, phase)``. Runs on the caller's thread, starts none.
         """
+        how = WAITING.parse(dict(until=until, timeout=timeout, progress=progress, poll=poll))
         return self.waiting.wait(
-            instance, until, timeout, progress=progress, probe=probe, poll=poll
-        )
+            instance_ref(instance), how["until"] or "running", how["timeout"],
+            progress=how["progress"], probe=probe, poll=how["poll"],
+        )  # fmt: skip
 
     async def wait_async(
         self,
@@ -882,9 +658,11 @@ class Novita:
         Pauses are ``asyncio.sleep``; each HTTP call (and probe) runs in the loop's default
         executor, so cancelling the task stops the wait after the call in flight.
         """
+        how = WAITING.parse(dict(until=until, timeout=timeout, progress=progress, poll=poll))
         return await self.waiting.wait_async(
-            instance, until, timeout, progress=progress, probe=probe, poll=poll
-        )
+            instance_ref(instance), how["until"] or "running", how["timeout"],
+            progress=how["progress"], probe=probe, poll=how["poll"],
+        )  # fmt: skip
 
     def watch(
         self,
@@ -907,44 +685,49 @@ class Novita:
         Each tick also enforces the guard rules and announces spot reclaim notices
         (``spot.reclaim_notice``), with no extra list call.
         """
+        how = WAITING.parse(
+            dict(interval=interval, page_size=page_size, stop_when_terminal=stop_when_terminal)
+        )
         watcher = self.waiting.watch(
             instances,
-            interval,
+            how["interval"],
             callbacks=callbacks,
             notify=notify,
-            stop_when_terminal=stop_when_terminal,
-            page_size=page_size,
+            stop_when_terminal=how["stop_when_terminal"],
+            page_size=how["page_size"],
             error_backoff=error_backoff,
         )
         self.guards.attach(watcher)
         return watcher
 
     # -- the guard (guard/) --------------------------------------------------------------------
-    def guard(self, instance: Instance | str, *, replace: bool = False, **rules: Any) -> Any:
+    def guard(self, instance: InstanceRef, *, replace: bool = False, **rules: Any) -> GuardRecord:
         """Guard a running instance (Instance, id or name): ``stop_after``, ``delete_after``,
         ``idle_stop``, ``idle_threshold``, ``budget_per_hour``, ``budget_total``,
         ``warn_before``, ``on_reclaim`` as for ``create``. Merged into its current rules
         (``replace=True`` replaces them). Returns the stored record; starts the guard."""
-        return self.guards.guard(instance, replace=replace, **rules)
+        typed = GUARD.parse(GUARD.canonical(rules, "guard()"))
+        return self.guards.guard(instance_ref(instance), replace=replace, **typed)
 
-    def unguard(self, instance: Instance | str, *rules: str) -> Any:
+    def unguard(self, instance: InstanceRef, *rules: str) -> GuardRecord | None:
         """Remove an instance's guard rules: all, or the named ones ("stop_after", "idle",
         "budget", ...). Returns what remains (None: no longer guarded)."""
-        return self.guards.unguard(instance, *rules)
+        return self.guards.unguard(instance_ref(instance), *parse_rule_names(rules))
 
     def extend(
-        self, instance: Instance | str, duration: Any = "1h", rule: str | None = None
-    ) -> Any:
-        """Push a guarded instance's deadlines back by ``duration`` ("1h", "30m", seconds);
-        ``rule`` "stop_after" or "delete_after" moves only that one."""
-        return self.guards.extend(instance, duration, rule)
+        self, instance: InstanceRef, duration: Any = "1h", rule: str | None = None
+    ) -> GuardRecord:
+        """Push a guarded instance's deadlines back by ``duration`` ("1h", "30m", "2 hours",
+        seconds); ``rule`` "stop_after" or "delete_after" moves only that one."""
+        delta, which = parse_extension(duration, rule)
+        return self.guards.extend(instance_ref(instance), delta, which)
 
-    def guard_status(self) -> Any:
+    def guard_status(self) -> GuardStatus:
         """The guard process (running, pid, last tick), the rules per instance, the next
         action with its time and the latest actions (what ``%novita guard status`` shows)."""
         return self.guards.status()
 
-    def classroom(self, n: int, gpu: str | None = None, **options: Any) -> Any:
+    def classroom(self, n: int, gpu: str | None = None, **options: Any) -> Handout:
         """Teaching mode: ``n`` guarded instances named ``<prefix>-1..n`` with one deadline
         for all, returned as a ``Handout`` (name, Jupyter link, SSH command; ``to_csv()``,
         ``to_html()``). See ``teaching.classroom`` for the options."""

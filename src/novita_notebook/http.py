@@ -46,6 +46,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import errors
+from ._version import __version__
 from .config import is_loopback_host
 from .http_answers import (
     SECRET_BODY_KEYS,
@@ -55,7 +56,7 @@ from .http_answers import (
     parse_retry_after,
 )
 from .ratelimit import RateLimiter
-from .waiting.backoff import retry_delay
+from .retry import retry_delay
 
 __all__ = [
     "Transport",
@@ -69,7 +70,7 @@ __all__ = [
 
 logger = logging.getLogger("novita_notebook")
 
-USER_AGENT = "novita-notebook/0.1"
+USER_AGENT = f"novita-notebook/{__version__}"
 
 #: Seconds one ``Transport.request`` may take in all, retries and waits included.
 DEFAULT_CALL_DEADLINE = 60.0
@@ -168,6 +169,24 @@ class Transport:
         # sends before this monotonic time.
         self._not_before = 0.0
         self._not_before_lock = threading.Lock()
+
+    @classmethod
+    def for_settings(
+        cls, settings: Any, api_key: str, rate_limiter: RateLimiter | None = None
+    ) -> Transport:
+        """A transport as a client's settings (config.Config) describe it."""
+        return cls(
+            settings.api_url,
+            api_key,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            max_concurrency=settings.max_concurrency,
+            rate_limiter=rate_limiter,
+            retry_backoff=settings.retry_backoff,
+            retry_backoff_max=settings.retry_backoff_max,
+            breaker_threshold=settings.breaker_threshold,
+            breaker_reset_timeout=settings.breaker_reset_timeout,
+        )
 
     # -- public ------------------------------------------------------------------------------
     @property

@@ -14,7 +14,8 @@ from typing import Any
 
 from .errors import ValidationError
 from .guard.rules import GuardRules
-from .guard.service import RULE_ARGS, rule_kwargs
+from .options import CREATE, GUARD
+from .validation import invalid
 
 __all__ = ["Handout", "Seat", "classroom"]
 
@@ -128,10 +129,18 @@ def classroom(
     seat; the rest (``image``, ``template``, ``region``...) go to each create."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 200:
         raise ValidationError(f"n must be an integer from 1 to 200, got {n!r}", field="n")
-    extra = {k: options.pop(k) for k in list(options) if k in RULE_ARGS}
+    if not isinstance(prefix, str) or not prefix.strip():
+        raise invalid(
+            "prefix", f"must be the start of the seats' names, like 'student', got {prefix!r}"
+        )
+    CREATE["name"].parse(f"{prefix.strip()}-{n}", "prefix")  # every seat's name must be valid
+    prefix = prefix.strip()
+    extra = {k: options.pop(k) for k in list(options) if k in GUARD}
     # One parse: every seat gets the same absolute deadline, validated before any request.
-    rules = GuardRules.parse(**rule_kwargs({"stop_after": stop_after, **extra}),
-                             budget_total=budget)  # fmt: skip
+    typed = GUARD.parse(
+        GUARD.canonical({"stop_after": stop_after, "budget_total": budget, **extra})
+    )
+    rules = GuardRules.parse(**{k: v for k, v in typed.items() if v is not None})
     if not rules.active:
         raise ValidationError("a class needs a deadline or a budget", field="stop_after")
     frame = client.create_many(

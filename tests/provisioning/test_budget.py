@@ -1,5 +1,5 @@
 """Budget: a create that would push the hourly spend of live, billed or starting instances over
-budget_per_hour is refused with the figures; a concurrent batch cannot overshoot.
+spend_limit_per_hour is refused with the figures; a concurrent batch cannot overshoot.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .helpers import CREATE_PATH, calls, live_instances
 @pytest.fixture
 def budget_client(sandbox):
     def make(budget: float) -> Novita:
-        return Novita(api_key=sandbox.api_key, api_url=sandbox.url, budget_per_hour=budget)
+        return Novita(api_key=sandbox.api_key, api_url=sandbox.url, spend_limit_per_hour=budget)
 
     clients: list[Novita] = []
 
@@ -76,6 +76,6 @@ def test_a_concurrent_batch_cannot_overshoot_the_budget(sandbox, budget_client):
     created = frame[frame["instance_id"].notna()]
     refused = frame[frame["error"].fillna("").str.contains("BudgetExceededError")]
     assert len(created) == 3 and len(refused) == 5
-    assert created["price_per_hour"].sum() <= client.config.budget_per_hour + 1e-9
+    assert created["price_per_hour"].sum() <= client.config.spend_limit_per_hour + 1e-9
     assert len(live_instances(sandbox)) == 3
-    assert client.current_spend_per_hour() <= client.config.budget_per_hour + 1e-9
+    assert client.current_spend_per_hour() <= client.config.spend_limit_per_hour + 1e-9

@@ -39,6 +39,8 @@ CASES = [
     ({"ports": [8000 + i for i in range(16)]}, "ports", "at most 15"),
     ({"ports": "80/http,80/tcp"}, "ports", "twice"),
     ({"ports": 8888}, "ports", "must be a string"),
+    ({"ports": b"8888/http"}, "ports", "must be a string"),
+    ({"ports": bytearray(b"80")}, "ports", "must be a string"),
     ({"envs": {f"K{i}": "v" for i in range(101)}}, "envs", "at most 100"),
     ({"envs": {"1BAD": "v"}}, "envs", "[A-Za-z_][A-Za-z0-9_]*"),
     ({"envs": {"BAD-KEY": "v"}}, "envs", "[A-Za-z_][A-Za-z0-9_]*"),
@@ -69,6 +71,12 @@ CASES = [
     ({"unique_name": 1}, "unique_name", "True or False"),
     ({"network_storages": [{"mountPoint": "/data"}]}, "network_storages", "no storage id"),
     ({"network_storages": [("ns-1", "")]}, "network_storages", "1–4095"),
+    ({"network_storages": [("ns-1", "/")]}, "network_storages", "not / itself"),
+    ({"network_storages": [("ns-1", "data")]}, "network_storages", "absolute path"),
+    ({"volumes": [("my-data", "/")]}, "volumes", "not / itself"),
+    ({"volumes": "my-data:/../../etc"}, "volumes", "'..' segments"),
+    ({"volumes": [{"name": "d", "mount_point": "/data/../../etc"}]}, "volumes", "'..'"),
+    ({"volumes": "my-data:/da ta"}, "volumes", "whitespace"),
     ({"wait_until": "ready"}, "wait_until", "running, reachable"),
     ({"timeout": -1}, "timeout", "positive"),
     ({"progress": 3}, "progress", "callable"),
@@ -172,9 +180,9 @@ def test_text_forms_for_the_magics():
     from novita_notebook import validation as v
 
     assert v.parse_money("$0.50/h") == 0.5 and v.parse_money("") is None
-    assert v.parse_duration("90s", "timeout") == 90.0 and v.parse_duration("2min", "t") == 120.0
+    assert v.parse_seconds("90s", "timeout") == 90.0 and v.parse_seconds("2min", "t") == 120.0
     assert v.parse_env_text("A=1, B=2") == [("A", "1"), ("B", "2")]
     with pytest.raises(ValidationError, match="USD per GPU-hour"):
         v.parse_money("nan")
     with pytest.raises(ValidationError):
-        v.parse_duration("-3", "timeout")
+        v.parse_seconds("-3", "timeout")

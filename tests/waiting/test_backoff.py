@@ -196,7 +196,7 @@ def test_jitter_draws_from_the_top_of_the_step():
 def test_retry_delay_is_full_jitter_under_the_exponential_cap():
     import random
 
-    from novita_notebook.waiting.backoff import retry_delay
+    from novita_notebook.retry import retry_delay
 
     rng = random.Random(3)
     for attempt, ceiling in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (4, 4.0), (60, 4.0)]:
@@ -207,7 +207,7 @@ def test_retry_delay_is_full_jitter_under_the_exponential_cap():
 
 
 def test_retry_delay_never_undercuts_retry_after_even_past_the_cap():
-    from novita_notebook.waiting.backoff import retry_delay
+    from novita_notebook.retry import retry_delay
 
     assert retry_delay(0, base=0.5, cap=1.0, retry_after=7.0) == 7.0
     assert all(retry_delay(5, base=0.5, cap=8.0, retry_after=0.3) >= 0.3 for _ in range(100))
@@ -215,7 +215,7 @@ def test_retry_delay_never_undercuts_retry_after_even_past_the_cap():
 
 @pytest.mark.parametrize("attempt", [-1, 1.5, True, "2"])
 def test_retry_delay_rejects_a_bad_attempt(attempt):
-    from novita_notebook.waiting.backoff import retry_delay
+    from novita_notebook.retry import retry_delay
 
     with pytest.raises(ValidationError) as info:
         retry_delay(attempt, base=0.5, cap=4.0)

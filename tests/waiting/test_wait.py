@@ -208,8 +208,8 @@ def test_text_progress_only_when_asked(client, make_instance, capsys):
     ("kwargs", "field", "needle"),
     [
         ({"until": "ready"}, "until", "running, reachable, exited, removed"),
-        ({"timeout": 0}, "timeout", "greater than 0"),
-        ({"timeout": "10"}, "timeout", "positive number"),
+        ({"timeout": 0}, "timeout", "positive duration"),
+        ({"timeout": "soon"}, "timeout", "must be a duration like"),
         ({"progress": "fancy"}, "progress", "callable"),
         ({"poll": "fast"}, "poll", "Backoff"),
         ({"until": "reachable", "probe": 3}, "probe", "callable"),

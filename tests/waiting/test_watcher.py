@@ -261,7 +261,7 @@ def test_repr_and_html_show_state_without_secrets(client, make_instance, thread_
     ("kwargs", "field"),
     [
         ({"interval": 0}, "interval"),
-        ({"interval": "5"}, "interval"),
+        ({"interval": "soon"}, "interval"),
         ({"page_size": 0}, "page_size"),
         ({"page_size": 101}, "page_size"),
         ({"callbacks": [print, 3]}, "callbacks"),

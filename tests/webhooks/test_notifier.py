@@ -76,7 +76,7 @@ def test_5xx_is_retried_until_success_with_the_same_event_id(change):
     assert len(server.hits) == 3
     assert len({json.loads(hit["body"])["id"] for hit in server.hits}) == 1
     gaps = [b["time"] - a["time"] for a, b in zip(server.hits, server.hits[1:], strict=False)]
-    # waiting.backoff.retry_delay: ceilings 0.05 then 0.1 (full jitter, drawn at the top here)
+    # retry.retry_delay: ceilings 0.05 then 0.1 (full jitter, drawn at the top here)
     assert gaps[0] >= 0.045 and gaps[1] >= 0.095
     assert notifier.failures == []
 

@@ -8,10 +8,28 @@ import argparse
 import json
 import sys
 
+PROG = "python -m novita_notebook.guard"
+
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the guard; a setting it cannot use (a bad NOVITA_GUARD_INTERVAL, a missing key)
+    ends it with one line saying which and why, exit status 2, never a traceback."""
+    from ..errors import NovitaError
+
+    try:
+        return _run(argv)
+    except NovitaError as error:
+        problems = getattr(error, "problems", None) or []
+        said = "; ".join(
+            rule if rule.startswith(str(field)) else f"{field}: {rule}" for field, rule in problems
+        )
+        print(f"{PROG}: {' '.join((said or str(error)).split())}", file=sys.stderr)
+        return 2
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m novita_notebook.guard",
+        prog=PROG,
         description="Enforce the stored guard rules (deadlines, idle stop, budgets, spot "
         "reclaims) until no guarded live instance remains. Reads NOVITA_API_KEY and "
         "NOVITA_API_URL from the environment or .env.",

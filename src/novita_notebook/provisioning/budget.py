@@ -1,5 +1,5 @@
-"""The hourly budget: what live instances cost now, and a reservation that holds a create's
-price against ``budget_per_hour`` while the create is in flight.
+"""The spend limit: what live instances cost per hour now, and a reservation that holds a
+create's price against the client's ``spend_limit_per_hour`` while the create is in flight.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Budget:
     def __init__(
         self,
         api: NovitaAPI,
-        config: Callable[[], Config],
+        config: Config,
         to_instance: Callable[[dict[str, Any]], Instance],
     ) -> None:
         self.api = api
@@ -59,8 +59,8 @@ class Budget:
     @contextlib.contextmanager
     def reserve(self, name: str, price: float) -> Iterator[None]:
         """Hold ``price`` for ``name`` while its create runs; BudgetExceededError if it would
-        push the hourly spend over ``budget_per_hour``. No budget configured: no check."""
-        budget = self.config().budget_per_hour
+        push the hourly spend over ``spend_limit_per_hour``. No limit configured: no check."""
+        budget = self.config.spend_limit_per_hour
         if budget is None:
             yield
             return
@@ -71,13 +71,13 @@ class Budget:
                 raise BudgetExceededError(
                     f"creating {name!r} at {format_money(price, per_hour=True)} would raise "
                     f"the hourly spend from {format_money(spend, per_hour=True)} to "
-                    f"{format_money(spend + price, per_hour=True)}, over the budget of "
+                    f"{format_money(spend + price, per_hour=True)}, over the spend limit of "
                     f"{format_money(budget, per_hour=True)}",
                     current_per_hour=spend,
                     price_per_hour=price,
                     budget_per_hour=budget,
                     hint="Stop or delete an instance, choose a cheaper GPU (max_price=) or raise "
-                    "budget_per_hour.",
+                    "spend_limit_per_hour=.",
                 )
             self._in_flight[name] = price
         try:

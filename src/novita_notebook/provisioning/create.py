@@ -16,6 +16,7 @@ from ..errors import CapacityError, NovitaError, ValidationError
 from ..ledger import Ledger
 from ..models import Cluster, Instance, InstanceActions, Product
 from ..money import format_money
+from ..parsing import gpu_matches
 from .budget import Budget
 from .idempotency import NameClaims, patiently
 from .offers import (
@@ -61,8 +62,6 @@ def likely_regions(
     types each region sells, so the candidates are known before the products listing."""
     if pinned is not None:
         return [pinned.id]
-    from ..frames import gpu_matches
-
     return [
         c.id
         for c in ordered
@@ -105,7 +104,7 @@ def _chosen(
 
 class Provisioner:
     """Creates instances. Collaborators: ``api`` sends, ``catalog`` lists offers and regions,
-    ``config()`` gives default_region and budget, ``ledger`` remembers what was made,
+    ``config`` (the client's settings) gives default_region, ``ledger`` remembers what was made,
     ``resources`` resolves templates and registry auths, ``budget`` and ``claims`` guard spend
     and names, ``fetch(id)`` reads an instance back, ``wait(instance, ...)`` waits for it, and
     ``owner`` is what the returned Instance handles are bound to."""
@@ -115,7 +114,7 @@ class Provisioner:
         *,
         api: NovitaAPI,
         catalog: Catalog,
-        config: Callable[[], Config],
+        config: Config,
         ledger: Ledger,
         resources: Resources,
         budget: Budget,
@@ -144,7 +143,7 @@ class Provisioner:
         clusters = patiently(self.catalog.clusters)
         region = request.region
         if region is None and request.regions is None:
-            region = self.config().default_region
+            region = self.config.default_region
         ordered = order_regions(clusters, region=region, regions=request.regions)
         plan = launch_plan(request, self.resources)
         mounts = patiently(lambda: self.storages.resolve(request.network_storages))

@@ -28,7 +28,7 @@ from ..errors import (
 from ..ledger import Ledger
 from ..models import GONE_STATUSES
 from ..pending import PendingCreates, match_intent
-from ..waiting.backoff import retry_delay
+from ..retry import retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +112,7 @@ class NameClaims:
     machines can still race on a name). With a ledger every create is also an intent recorded
     before the POST, so an interrupted create is found later (``mine()``, ``cleanup()``)."""
 
-    def __init__(
-        self, api: NovitaAPI, read_timeout: Callable[[], float], ledger: Ledger | None = None
-    ) -> None:
+    def __init__(self, api: NovitaAPI, read_timeout: float, ledger: Ledger | None = None) -> None:
         self.api = api
         self.read_timeout = read_timeout
         self._lock = threading.Lock()
@@ -314,7 +312,7 @@ class NameClaims:
         read timeout means the server was still working when we gave up waiting, so give it
         twice the read timeout (bounded) before concluding it never happened."""
         if isinstance(cause, TimeoutError):
-            read = self.read_timeout()
+            read = self.read_timeout
             return min(max(2.0 * read, SETTLE_AFTER_DROP), SETTLE_AFTER_TIMEOUT_MAX)
         if isinstance(cause, NetworkError):
             return SETTLE_AFTER_DROP

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CapacityError, NovitaError, ValidationError
-from ..frames import gpu_matches
 from ..models import Cluster, Product
 from ..money import format_money
+from ..parsing import gpu_matches
+from ..validation import match_region, region_keys
 from .report import (
     BILLING_LABELS,
     OUTCOME_NO_PRODUCT,
@@ -215,33 +216,9 @@ def order_regions(
     as the API lists them. ``regions`` (names or ids; a list in order, or {name: priority})
     replaces that list entirely; ``region`` goes first in any case."""
     known = list(clusters)
-
-    def find(key: Any, field: str) -> Cluster:
-        text = str(key).strip().upper()
-        for cluster in known:
-            if text in (cluster.name.upper(), cluster.id.upper()):
-                return cluster
-        names = ", ".join(c.name for c in known)
-        raise ValidationError(
-            f"{field}: unknown region {key!r}; the API knows {names}", field=field
-        )
-
-    if regions is not None:
-        if isinstance(regions, str):
-            regions = [r for r in regions.split(",") if r.strip()]
-        if isinstance(regions, Mapping):
-            for key, priority in regions.items():
-                if isinstance(priority, bool) or not isinstance(priority, int | float):
-                    raise ValidationError(
-                        f"regions: priority of {key!r} must be a number, got {priority!r}",
-                        field="regions",
-                    )
-            keys = [k for k, _ in sorted(regions.items(), key=lambda item: item[1])]
-        else:
-            keys = list(regions)
-        if not keys:
-            raise ValidationError("regions: must name at least one region", field="regions")
-        ordered = [find(key, "regions") for key in keys]
+    keys = region_keys(regions)
+    if keys is not None:
+        ordered = [match_region(known, key, "regions") for key in keys]
     else:
         position = {c.name: i for i, c in enumerate(known)}
         ordered = sorted(
@@ -252,7 +229,7 @@ def order_regions(
             ),
         )
     if region is not None:
-        first = find(region, "region")
+        first = match_region(known, region, "region")
         ordered = [first] + [c for c in ordered if c.id != first.id]
     unique: list[Cluster] = []
     for cluster in ordered:

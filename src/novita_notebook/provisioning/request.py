@@ -4,32 +4,15 @@ its template into a LaunchPlan, and turned into the API's body for one offer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..models import Cluster, Product
-from ..validation import (
-    MAX_COMMAND,
-    WAIT_TARGETS,
-    Problems,
-    check_billing,
-    check_gpu_num,
-    check_image,
-    check_max_price,
-    check_name,
-    check_progress,
-    check_regions,
-    check_rootfs,
-    check_text,
-    format_ports,
-    merge_envs,
-    parse_envs,
-    parse_network_storages,
-    parse_ports,
-)
-from .offers import PREFER
+from ..options import CREATE, raise_problems
+from ..options.create import DEFAULT_ROOTFS_GB
+from ..validation import Problems, format_ports, merge_envs, parse_ports
 
 if TYPE_CHECKING:  # pragma: no cover
     from .resources import Resources
@@ -38,8 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: it starts JupyterLab on 8888 by itself, so only that port is exposed.
 DEFAULT_IMAGE = "quay.io/jupyter/pytorch-notebook:cuda12-latest"
 DEFAULT_IMAGE_PORTS: tuple[tuple[int, str], ...] = ((8888, "http"),)
-#: The first 60 GB of container disk are free on Novita.
-DEFAULT_ROOTFS_GB = 60
 
 
 @dataclass
@@ -70,121 +51,58 @@ class CreateRequest:
     prefer: str = "price"
 
 
-def parse_volumes(value: Any, problems: Problems) -> list[dict[str, str]]:
-    """``volumes=``: names or ids, ``(volume, mount_point)`` pairs, ``"volume:/path"`` or dicts
-    with name/id and mount_point; the mount point defaults to ``/network``. The shapes are
-    validation's network-storage entries, with the volume's name allowed in place of its id."""
-    if value is None:
-        return []
-    items = [value] if isinstance(value, str | Mapping | tuple) else value
-    if not isinstance(items, Iterable):
-        problems.add("volumes", f"must be a list of volume names or ids, got {value!r}")
-        return []
-    shaped: list[Any] = []
-    for item in items:
-        if isinstance(item, str) and ":/" in item:
-            item = tuple(item.split(":", 1))
-        elif isinstance(item, Mapping) and "name" in item:
-            item = {**item, "Id": item["name"]}
-        shaped.append(item)
-    found = Problems()
-    entries = parse_network_storages(shaped, found)
-    for _field, rule in found.items:
-        problems.add("volumes", rule)
-    return [{**entry, "Id": entry["Id"].strip()} for entry in entries]
-
-
-def prepare_request(
-    name: Any,
-    gpu: Any = None,
-    *,
-    gpu_num: Any = 1,
-    image: Any = None,
-    template: Any = None,
-    region: Any = None,
-    regions: Any = None,
-    billing: Any = "onDemand",
-    max_price: Any = None,
-    rootfs_gb: Any = None,
-    ports: Any = None,
-    envs: Any = None,
-    command: Any = None,
-    entrypoint: Any = None,
-    image_auth_id: Any = None,
-    network_storages: Any = None,
-    unique_name: bool = False,
-    wait: bool = False,
-    wait_until: str = "running",
-    timeout: float | None = None,
-    progress: Callable[..., Any] | str | None = None,
-    prefer: Any = "price",
-    volumes: Any = None,
-) -> CreateRequest:
-    """Check every rule that needs no API call; raise one ValidationError listing them all."""
-    problems = Problems()
-    checked_name = check_name(name, problems)
-    if checked_name is not None and unique_name and len(checked_name) > 56:
-        problems.add("name", "must be at most 56 characters with unique_name=True (7 are added)")
-    if gpu is not None and (not isinstance(gpu, str) or not gpu.strip()):
-        problems.add("gpu", f"must be a GPU name like 'RTX 4090' or '4090', got {gpu!r}")
-    checked_gpu_num = check_gpu_num(gpu_num, problems)
-    checked_billing = check_billing(billing, problems)
-    checked_image = check_image(image, problems)
-    if image is not None and template is not None:
-        problems.add("image", "give either image or template, not both (the template has one)")
-    if template is not None and (not isinstance(template, str) or not template.strip()):
-        problems.add("template", f"must be a template id or name, got {template!r}")
-    checked_rootfs = check_rootfs(rootfs_gb, problems) if rootfs_gb is not None else None
-    checked_ports = parse_ports(ports, problems) if ports is not None else None
-    checked_envs = parse_envs(envs, problems)
-    checked_command = check_text(command, problems, "command", max_len=MAX_COMMAND)
-    checked_entrypoint = check_text(entrypoint, problems, "entrypoint", max_len=MAX_COMMAND)
-    checked_price = check_max_price(max_price, problems)
-    if image_auth_id is not None and (not isinstance(image_auth_id, str) or not image_auth_id):
-        problems.add("image_auth_id", "must be a registry auth id or name")
-    storages = parse_network_storages(network_storages, problems) + parse_volumes(volumes, problems)
-    if prefer not in PREFER:
-        problems.add("prefer", f"must be one of {', '.join(map(repr, PREFER))}, got {prefer!r}")
-    if region is not None and (not isinstance(region, str) or not region.strip()):
-        problems.add("region", f"must be a region name like 'AS-SGP-02', got {region!r}")
-    check_regions(regions, problems)
-    for flag_name, flag in (("unique_name", unique_name), ("wait", wait)):
-        if not isinstance(flag, bool):
-            problems.add(flag_name, f"must be True or False, got {flag!r}")
-    if wait_until not in WAIT_TARGETS:
-        problems.add("wait_until", f"must be one of {', '.join(WAIT_TARGETS)}, got {wait_until!r}")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        problems.add("timeout", f"must be a positive number of seconds, got {timeout!r}")
-    try:
-        check_progress(progress)
-    except ValidationError as error:
-        problems.add("progress", error.message.removeprefix("progress "))
-    problems.raise_if_any()
+def prepare_request(name: Any, gpu: Any = None, **options: Any) -> CreateRequest:
+    """create()'s arguments, each parsed by its rule in options/create.py, then the rules
+    between them; one ValidationError lists every problem. No HTTP."""
+    given = CREATE.canonical({"name": name, "gpu": gpu, **options}, "create()")
+    unknown = sorted(key for key in given if key not in CREATE or not CREATE[key].python)
+    if unknown:
+        raise ValidationError(f"create() does not accept {', '.join(unknown)}", field=unknown[0])
+    problems: list[tuple[str, str]] = []
+    values: dict[str, Any] = {}
+    for option in CREATE:
+        if not option.python:
+            continue
+        raw = given.get(option.name)
+        raw = option.default if raw is None else raw
+        try:
+            # A missing name is refused by the name's own rule, not taken as "not given".
+            parse = option.kind.parse if option.name == "name" else option.parse
+            values[option.name] = parse(raw, option.name)
+        except ValidationError as error:
+            problems.extend(error.problems or [(option.name, error.message)])
+    checked_name = values.get("name")
+    if checked_name is not None and values.get("unique_name") and len(checked_name) > 56:
+        problems.append(
+            ("name", "must be at most 56 characters with unique_name=True (7 are added)")
+        )
+    if given.get("image") is not None and given.get("template") is not None:
+        problems.append(("image", "give either image or template, not both (the template has one)"))
+    raise_problems(problems)
+    storages = (values["network_storages"] or []) + (values["volumes"] or [])
     return CreateRequest(
         name=checked_name or "",
-        gpu=gpu.strip() if isinstance(gpu, str) else None,
-        gpu_num=checked_gpu_num or 1,
-        billing=checked_billing or "onDemand",
-        image=checked_image,
-        template=template.strip() if isinstance(template, str) else None,
-        region=region,
-        regions=regions,
-        max_price=checked_price,
-        rootfs_gb=checked_rootfs,
-        ports=checked_ports,
-        envs=checked_envs,
-        command=checked_command,
-        entrypoint=checked_entrypoint,
-        image_auth_id=image_auth_id,
+        gpu=values["gpu"],
+        gpu_num=values["gpu_num"],
+        billing=values["billing"],
+        image=values["image"],
+        template=values["template"],
+        region=values["region"],
+        regions=values["regions"],
+        max_price=values["max_price"],
+        rootfs_gb=values["rootfs_gb"],
+        ports=values["ports"],
+        envs=values["envs"] or [],
+        command=values["command"],
+        entrypoint=values["entrypoint"],
+        image_auth_id=values["image_auth_id"],
         network_storages=storages,
-        unique_name=bool(unique_name),
-        wait=bool(wait),
-        wait_until=wait_until,
-        timeout=timeout,
-        progress=progress,
-        prefer=prefer if prefer in PREFER else "price",
+        unique_name=values["unique_name"],
+        wait=values["wait"],
+        wait_until=values["wait_until"],
+        timeout=values["timeout"],
+        progress=values["progress"],
+        prefer=values["prefer"],
     )
 
 

@@ -11,6 +11,7 @@ from ..api import NovitaAPI
 from ..catalog import Catalog
 from ..errors import NotFoundError, ValidationError
 from ..models import RegistryAuth, Template
+from ..options.create import DEFAULT_ROOTFS_GB
 from ..validation import (
     MAX_COMMAND,
     Problems,
@@ -22,7 +23,6 @@ from ..validation import (
     parse_envs,
     parse_ports,
 )
-from .request import DEFAULT_ROOTFS_GB
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -12,6 +12,7 @@ from ..api import NovitaAPI
 from ..catalog import Catalog
 from ..errors import ValidationError
 from ..models import Cluster, parse_int, parse_price
+from ..validation import invalid, parse_region, parse_size
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -126,19 +127,11 @@ class Storages:
     def create(self, name: str, region: str, size_gb: int) -> NetworkStorage:
         """Make a volume in ``region`` (name or cluster id) of ``size_gb`` GB."""
         if not isinstance(name, str) or not name.strip():
-            raise ValidationError(f"name must be a non-empty string, got {name!r}", field="name")
-        if (
-            isinstance(size_gb, bool)
-            or not isinstance(size_gb, int)
-            or not MIN_SIZE_GB <= size_gb <= MAX_SIZE_GB
-        ):
-            raise ValidationError(
-                f"size_gb must be a whole number of GB from {MIN_SIZE_GB} to {MAX_SIZE_GB}, "
-                f"got {size_gb!r}",
-                field="size_gb",
-            )
-        if not isinstance(region, str) or not region.strip():
-            raise ValidationError(f"region must be a region name, got {region!r}", field="region")
+            raise invalid("name", f"must be a volume name, got {name!r}")
+        parse_size(size_gb, "size_gb", MIN_SIZE_GB, MAX_SIZE_GB, "GB")
+        if region is None:
+            raise invalid("region", "is required: the region the volume lives in, e.g. EU-DE-01")
+        parse_region(region, "region")
         cluster = self.catalog.find_region(region)
         if not cluster.support_network_storage:
             able = ", ".join(c.name for c in self.catalog.clusters() if c.support_network_storage)

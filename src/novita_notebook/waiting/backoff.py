@@ -1,5 +1,5 @@
-"""The one retry and poll schedule: ``retry_delay`` for retries, ``Backoff`` for polls.
-http, webhooks, provisioning and waits all pace themselves here; this module imports only leaves.
+"""The one poll schedule, ``Backoff``: waits and watchers pace themselves here (retries pace
+themselves by retry.py's ``retry_delay``). This module imports only leaves.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..models import phase_of
 
-__all__ = ["Backoff", "retry_delay"]
+__all__ = ["Backoff", "positive_number", "schedule_from"]
 
 # Statuses after which a running instance is seconds away: poll fast.
 _IMMINENT_STATUSES = frozenset(
@@ -29,30 +29,6 @@ def positive_number(value: Any, field: str) -> float:
     if value <= 0:
         raise ValidationError(f"{field} must be greater than 0, got {value!r}", field=field)
     return float(value)
-
-
-def retry_delay(
-    attempt: int,
-    *,
-    base: float,
-    cap: float,
-    retry_after: float | None = None,
-    rng: random.Random | None = None,
-) -> float:
-    """Seconds to sleep before retry number ``attempt`` (0 for the first retry).
-
-    Full jitter: ``uniform(0, min(cap, base * 2**attempt))``, so many clients that failed
-    together do not retry together. ``retry_after`` (what the server or a breaker asked for) is
-    a floor: the result is never below it, and ``cap`` never shortens it. Whether to wait that
-    long at all is the caller's decision.
-    """
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
-        raise ValidationError(f"attempt must be an integer >= 0, got {attempt!r}", field="attempt")
-    ceiling = min(float(cap), float(base) * 2 ** min(attempt, 64))
-    delay = (rng or random).uniform(0.0, max(0.0, ceiling))
-    if retry_after is not None and retry_after > delay:
-        delay = float(retry_after)
-    return delay
 
 
 class Backoff:

@@ -422,8 +422,6 @@ def history_of(client: Any) -> PhaseHistory | None:
     dir); None when the client has no config (a bare test double) or ``learn_waits`` is
     False in it."""
     config = getattr(client, "config", None)
-    if callable(config) and not hasattr(config, "api_url"):
-        config = config()
     scope = getattr(config, "api_url", None)
     if not isinstance(scope, str) or getattr(config, "learn_waits", True) is False:
         return None

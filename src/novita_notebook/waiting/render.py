@@ -4,15 +4,30 @@ built only from html.py's pieces (no IPython here: notebooks call ``_repr_html_`
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .. import html
 from ..models import STATUS_ORDER, Instance, StatusChange
 from .learned import eta_text
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .watcher import Watcher
+
+class Watcher(Protocol):
+    """What the view reads of a watcher (watcher.Watcher has it; render never imports it)."""
+
+    state: str
+    running: bool
+    latest: Sized
+    event_count: int
+    ticks: int
+    calls: int
+    interval: float
+    last_error: Any
+    consecutive_errors: int
+    errors: Sized
+
+    def eta(self, instance_id: str) -> float | None: ...
 
 
 def watcher_html(

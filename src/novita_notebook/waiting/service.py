@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, ValidationError
 from ..models import GONE_STATUSES, Instance
+from ..validation import invalid
 from .backoff import Backoff, positive_number
 from .probes import Probe
 from .wait import run_async, run_blocking, wait_steps
 from .watcher import EventCallback, Watcher
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +27,8 @@ DEFAULT_WATCH_INTERVAL = 5.0
 
 
 class Waiting:
-    """Waits and watchers for one client. ``api`` makes the calls; ``config()`` returns the
-    client's current config (the magics replace it live), whose ``poll_interval`` (when set)
+    """Waits and watchers for one client. ``api`` makes the calls; ``config`` is the client's
+    settings object (changed in place by ``%config``), whose ``poll_interval`` (when set)
     paces ``watch`` and ``wait``; ``to_instance`` turns a raw answer into a handle;
     ``resolve`` looks an id or name up; ``owner`` is what placeholder handles bind to."""
 
@@ -32,7 +36,7 @@ class Waiting:
         self,
         *,
         api: Any,
-        config: Callable[[], Any],
+        config: Config,
         to_instance: Callable[[dict[str, Any]], Instance],
         resolve: Callable[[str], Instance],
         owner: Any = None,
@@ -70,7 +74,7 @@ class Waiting:
 
     def poll_interval(self) -> float | None:
         """The client's ``poll_interval`` now (None: adaptive waits, 5-s watchers)."""
-        return getattr(self.config(), "poll_interval", None)
+        return self.config.poll_interval
 
     # -- wait ----------------------------------------------------------------------------------
     def wait(
@@ -227,8 +231,15 @@ class Waiting:
 
 
 def _as_list(instances: Any) -> list[Any]:
+    """What to watch as a list: one Instance, id or name, or an iterable of them."""
     if instances is None:
         return []
     if isinstance(instances, Instance | str):
         return [instances]
+    if isinstance(instances, bytes | bytearray | Mapping) or not isinstance(instances, Iterable):
+        raise invalid(
+            "instances",
+            "must be None (all of yours), an Instance, an id or a name, or a list of them; "
+            f"got {instances!r}",
+        )
     return list(instances)

@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from .._version import __version__
 from ..errors import (
     APIError,
     NetworkError,
@@ -28,7 +29,7 @@ from ..errors import (
     is_transient,
 )
 from ..models import StatusChange
-from ..waiting.backoff import retry_delay
+from ..retry import retry_delay
 from ._settings import positive, redact_url, validate_url
 from .payload import WebhookEvent, build_payload, encode, event_name
 from .signature import require_secret, sign
@@ -39,9 +40,6 @@ log = logging.getLogger(__name__)
 
 
 def _user_agent() -> str:
-    # Imported here: the package root imports the client, which may import this module.
-    from .. import __version__
-
     return f"novita-notebook/{__version__}"
 
 
@@ -62,7 +60,7 @@ class Notifier:
     ``notifier(change)`` sends now (or queues it when ``background=True``, so a watcher tick
     never waits on a slow receiver); ``notifier.send(change) -> bool`` always sends now.
     5xx answers, timeouts and network errors are retried (``errors.is_transient`` decides) on
-    the one schedule, ``waiting.backoff.retry_delay`` (full jitter), a 4xx never.
+    the one schedule, ``retry.retry_delay`` (full jitter), a 4xx never.
     Undelivered events are logged (without the secret) and kept in ``notifier.failures``.
     With ``client`` (``from_client`` sets it), "running" events seen only in a list view get
     the instance's SSH/Jupyter details fetched once before sending.
