@@ -98,11 +98,11 @@ def test_products_max_price_and_billing(ip):
         run(ip, "products --gpu-num two")
 
 
-def test_products_bad_values_print_short_error(ip, capsys):
-    assert run(ip, "products --max-price cheap") is None
-    err = capsys.readouterr().err
-    assert "ValidationError" in err and "max_price" in err
-    assert "Traceback" not in err
+def test_products_bad_values_name_the_flag_and_its_rule(ip):
+    with pytest.raises(UsageError) as caught:
+        run(ip, "products --max-price cheap")
+    assert "--max-price: must be a positive number of USD per GPU-hour" in str(caught.value)
+    assert "usage: %novita products" in str(caught.value)
 
 
 def test_browse_returns_product_browser(ip):
@@ -259,15 +259,24 @@ def test_percent_config_sets_options(ip, magics):
     assert magics.poll_interval == 0.5
 
 
-def test_percent_config_budget_applies_to_the_live_session(ip, magics, client, capsys):
+def test_percent_config_spend_limit_applies_to_the_live_session(ip, magics, client, capsys):
     first = run(ip, 'create budget-1 --gpu "RTX 4090"')
-    ip.run_line_magic("config", f"NovitaMagics.budget_per_hour = {first.price_per_hour * 1.5}")
-    assert client.config.budget_per_hour == pytest.approx(first.price_per_hour * 1.5)
+    limit = first.price_per_hour * 1.5
+    ip.run_line_magic("config", f"NovitaMagics.spend_limit_per_hour = {limit}")
+    assert client.config.spend_limit_per_hour == pytest.approx(limit)
     assert run(ip, 'create budget-2 --gpu "RTX 4090"') is None
     err = capsys.readouterr().err
     assert err.startswith("BudgetExceededError:") and "budget" in err
-    magics.budget_per_hour = None  # back to the client's own setting
-    assert client.config.budget_per_hour is None
+    assert "%config NovitaMagics.spend_limit_per_hour" in err  # the hint in magic terms
+    magics.spend_limit_per_hour = None  # back to the client's own setting
+    assert client.config.spend_limit_per_hour is None
+
+
+def test_the_old_spend_limit_trait_still_works_with_a_warning(ip, magics, client):
+    with pytest.warns(DeprecationWarning, match="spend_limit_per_hour"):
+        ip.run_line_magic("config", "NovitaMagics.budget_per_hour = 3")
+    assert magics.spend_limit_per_hour == 3.0 and client.config.spend_limit_per_hour == 3.0
+    magics.spend_limit_per_hour = None
 
 
 def test_percent_config_rejects_bad_values(ip, magics):

@@ -1,5 +1,5 @@
 """Parsing of notebook input: cell create specs, envs, ports, billing and prices.
-Every mistake names the field and the rule, and the rules are validation.py's."""
+Every mistake names the field and the rule, and the rules are the option schema's."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from novita_notebook import validation
 from novita_notebook.errors import ValidationError
 from novita_notebook.notebook import spec
+from novita_notebook.options import CREATE
 
 
 def test_cell_spec_parses_every_documented_key():
@@ -34,8 +35,8 @@ def test_cell_spec_parses_every_documented_key():
         "image": "pytorch/pytorch:latest",
         "billing": "onDemand",
         "max_price": 0.6,
-        "envs": {"A": "1", "B": "two"},
-        "ports": "8888/http,22/tcp,7860/tcp",
+        "envs": [("A", "1"), ("B", "two")],
+        "ports": [(8888, "http"), (22, "tcp"), (7860, "tcp")],
         "wait": True,
         "gpu_num": 2,
     }
@@ -57,8 +58,8 @@ def test_cell_spec_parses_every_documented_key():
         ("name: demo\ngpu: 4090\nbilling: free", "billing", "onDemand, spot, monthly"),
         ("name: demo\ngpu: 4090\nmax_price: cheap", "max_price", "USD per GPU-hour"),
         ("name: demo\ngpu: 4090\nmax_price: -1", "max_price", "positive number"),
-        ("name: demo\ngpu: 4090\ntimeout: 0", "timeout", "positive number of seconds"),
-        ("name: demo\ngpu: 4090\nwait: maybe", "wait", "yes/no"),
+        ("name: demo\ngpu: 4090\ntimeout: 0", "timeout", "positive duration"),
+        ("name: demo\ngpu: 4090\nwait: maybe", "wait", "yes or no"),
         ("name: demo\ngpu: 4090\ngpu_num: two", "gpu_num", "integer between 1 and 8"),
         ("name: demo\ngpu: 4090\ntimeout: soon", "timeout", "seconds"),
     ],
@@ -70,21 +71,25 @@ def test_cell_spec_errors_name_field_and_rule(body, field, fragment):
     assert fragment in caught.value.message
 
 
-def test_envs_accept_dicts_and_lists():
-    assert spec.parse_envs({"X": 1}) == {"X": "1"}
-    assert spec.parse_envs(["A=1", "B=x=y"]) == {"A": "1", "B": "x=y"}
-    assert spec.parse_envs("") == {}
+def test_envs_accept_dicts_lists_and_text():
+    envs = CREATE["envs"]
+    assert envs.parse({"X": 1}) == [("X", "1")]
+    assert envs.parse_text("A=1, B=x=y") == [("A", "1"), ("B", "x=y")]
+    assert envs.parse_text("") is None
 
 
 def test_ports_accept_lists_and_normalise():
-    assert spec.parse_ports([8888, "22/TCP", "80/http"]) == "8888/tcp,22/tcp,80/http"
-    assert spec.parse_ports(None) is None
+    ports = CREATE["ports"]
+    assert ports.parse([8888, "22/TCP", "80/http"]) == [(8888, "tcp"), (22, "tcp"), (80, "http")]
+    assert ports.parse_text("8888/http 22") == [(8888, "http"), (22, "tcp")]
+    assert ports.parse(None) is None
 
 
 def test_billing_aliases():
-    assert spec.parse_billing("ONDEMAND") == "onDemand"
-    assert spec.parse_billing("spot") == "spot"
-    assert spec.parse_billing(None) is None
+    billing = CREATE["billing"]
+    assert billing.parse_text("ONDEMAND") == "onDemand"
+    assert billing.parse("spot") == "spot"
+    assert billing.parse(None) is None
 
 
 def _collected(checker):
@@ -106,11 +111,11 @@ def _collected(checker):
         ("max_price", "nan", validation.parse_money, "nan"),
         ("gpu_num", "9", _collected(validation.check_gpu_num), 9),
         ("ports", "2222/tcp", _collected(validation.parse_ports), "2222/tcp"),
-        ("timeout", "0", lambda v: validation.parse_duration(v, "timeout"), "0"),
+        ("timeout", "0", lambda v: validation.parse_seconds(v, "timeout"), "0"),
     ],
 )
 def test_spec_rules_are_validations(key, text, library, value):
-    """One home per rule: the cell refuses exactly what validation.py refuses, in its words."""
+    """One home per rule: the cell refuses exactly what validation/ refuses, in its words."""
     with pytest.raises(ValidationError) as expected:
         library(value)
     with pytest.raises(ValidationError) as caught:

@@ -10,21 +10,18 @@ from typing import Any
 from .. import html
 from ..errors import NovitaError, ValidationError
 from ..models import Instance
+from ..options import CREATE
+from ..validation import BILLING_METHODS
 from . import display as _display
 from . import spec as specs
+from .commands.common import Client
 from .display import Displayable, error_html, problem_html
 from .progress import WaitProgress
 
-_FORM_FIELDS = (
-    ("name", "name", "my-gpu-box"),
-    ("gpu", "GPU", "RTX 4090"),
-    ("region", "region", "any region"),
-    ("regions", "fallback", "AS-SGP-02, CN-HK-01"),
-    ("template", "template", "template id or name"),
-    ("image", "image", "registry/image:tag"),
-    ("max_price", "max $/h", "0.50"),
-    ("envs", "envs", "A=1, B=2"),
-    ("ports", "ports", "8888/http, 22/tcp"),
+#: (option, label, placeholder) of each text field: the create options that declare a form
+#: field (options/create.py), checked by their own rules.
+_FORM_FIELDS = tuple(
+    (option.name, option.form.label, option.form.placeholder) for option in CREATE if option.form
 )
 #: The offer order: (label, value of ``Novita.create(prefer=...)``).
 PREFER_OPTIONS = (("cheapest anywhere", "price"), ("my region order", "region"))
@@ -35,7 +32,7 @@ class CreateForm(Displayable):
     """A create form with inline validation; shows the fallback report after creating.
     ``wait`` runs the wait in a background thread with a WaitProgress (``join()`` to block)."""
 
-    def __init__(self, client: Any, **prefill: Any) -> None:
+    def __init__(self, client: Client, **prefill: Any) -> None:
         self.client = client
         self.prefill = {k: v for k, v in prefill.items() if v is not None}
         self.instance: Instance | None = None
@@ -74,10 +71,9 @@ class CreateForm(Displayable):
         values = self.values()
         problems: dict[str, str] = {}
         for key in (*(k for k, _, _ in _FORM_FIELDS), "billing", "volumes"):
-            try:
-                specs.normalise_create_kwargs({"name": "x", "gpu": "x", key: values.get(key)})
-            except ValidationError as error:
-                problems[error.field or key] = error.message
+            problem = specs.field_problem(key, values.get(key))
+            if problem is not None:
+                problems[key] = problem
         if not str(values.get("name") or "").strip():
             problems["name"] = "a name is required"
         if (
@@ -178,9 +174,9 @@ class CreateForm(Displayable):
             self.fields[key] = field
             self.messages[key] = message
             rows.append(widgets.HBox([field, message], layout=wrap))
-        billing = specs.parse_billing(self.prefill.get("billing")) or "onDemand"
+        billing = CREATE["billing"].parse_text(self.prefill.get("billing")) or "onDemand"
         self.billing = widgets.Dropdown(
-            options=list(specs.BILLING_METHODS), value=billing, description="billing"
+            options=list(BILLING_METHODS), value=billing, description="billing"
         )
         self.messages["billing"] = widgets.HTML("")
         rows.append(widgets.HBox([self.billing, self.messages["billing"]]))
@@ -221,11 +217,7 @@ class CreateForm(Displayable):
         none. Choosing volumes pins the region to theirs."""
         self.volume_regions: dict[str, str] = {}
         options = self._volume_options()
-        chosen = [
-            v
-            for v in specs.parse_volumes(self.prefill.get("volumes")) or []
-            if v in self.volume_regions
-        ]
+        chosen = [v for v in _volume_names(self.prefill.get("volumes")) if v in self.volume_regions]
         self.volumes = widgets.SelectMultiple(
             options=options, value=chosen, description="volumes", rows=min(4, max(2, len(options)))
         )
@@ -280,8 +272,8 @@ class CreateForm(Displayable):
         values = dict(self.values())
         if values.get("envs"):
             try:
-                keys = specs.parse_envs(values["envs"])
-                values["envs"] = ", ".join(f"{key}=***" for key in keys)
+                pairs = CREATE["envs"].parse_text(values["envs"]) or []
+                values["envs"] = ", ".join(f"{key}=***" for key, _value in pairs)
             except ValidationError:
                 values["envs"] = "(invalid)"
         return values
@@ -290,7 +282,7 @@ class CreateForm(Displayable):
         values = self.shown_values()
         rows = [(label, values.get(key)) for key, label, _ in _FORM_FIELDS if values.get(key)]
         if values.get("volumes"):
-            rows.append(("volumes", ", ".join(specs.parse_volumes(values["volumes"]) or [])))
+            rows.append(("volumes", ", ".join(_volume_names(values["volumes"]))))
         if values.get("prefer"):
             words = {value: label for label, value in PREFER_OPTIONS}
             rows.append(("prefer", words.get(values["prefer"], values["prefer"])))
@@ -301,3 +293,11 @@ class CreateForm(Displayable):
     def __repr__(self) -> str:
         values = {k: v for k, v in self.shown_values().items() if v not in (None, "", False)}
         return f"<CreateForm {values}>"
+
+
+def _volume_names(value: Any) -> list[str]:
+    """The volumes chosen, as typed (``"a, b:/data"`` or a list), each its name or id."""
+    if value is None or value == "" or value == []:
+        return []
+    parts = value if isinstance(value, list | tuple) else [value]
+    return [item.strip() for part in parts for item in str(part).split(",") if item.strip()]

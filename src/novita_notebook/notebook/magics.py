@@ -4,7 +4,6 @@ whose mistakes raise UsageError or print one short message, and never end the ke
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shlex
 import sys
@@ -13,17 +12,18 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
 from IPython.utils.text import DollarFormatter
-from traitlets import Bool, Float, TraitError, Unicode, observe, validate
+from traitlets import observe, validate
 from traitlets.config.configurable import Configurable
 
 from ..errors import ConfigError, NovitaError, ValidationError
 from ..models import Instance
-from . import spec as specs
+from ..options import SESSION
+from . import traits as trait_options
 from .commands import COMMANDS
-from .commands import guard as guard_commands
-from .commands.common import accepted
+from .commands.common import Client, accepted
 from .commands.create import create_from_cell
-from .parser import ParserExit, build_cell_parser, build_parser
+from .parser import ParserExit, build_cell_parser, build_parser, strip_comment
+from .wording import in_magic_terms
 
 NO_KEY_MESSAGE = (
     "No Novita API key is configured for this session.\n"
@@ -32,120 +32,54 @@ NO_KEY_MESSAGE = (
 )
 
 
-@magics_class
-class NovitaMagics(Magics, Configurable):
+class _NovitaMagics(Magics, Configurable):
     """``%novita COMMAND ...`` and ``%%novita create`` (see ``%novita --help``).
 
-    ``auto_sandbox`` defaults to False: with no API key configured the first command explains
-    how to start the offline sandbox instead of silently pretending to be the real cloud (an
-    instance "created" in a simulator must never be mistaken for a real one). Teaching setups
-    turn it on with ``%config NovitaMagics.auto_sandbox = True`` or by setting
-    ``NOVITA_AUTO_SANDBOX=1`` before ``%load_ext``; Binder needs neither, as binder/start runs
-    a sandbox and exports NOVITA_API_URL and NOVITA_API_KEY for it.
+    Its ``%config NovitaMagics.<option>`` traits are generated from the option families
+    (docs/options.md), each checked by its option's rule. ``auto_sandbox`` defaults to False:
+    with no API key configured the first command explains how to start the offline sandbox
+    instead of silently pretending to be the real cloud (an instance "created" in a simulator
+    must never be mistaken for a real one). Teaching setups turn it on with
+    ``%config NovitaMagics.auto_sandbox = True`` or by setting ``NOVITA_AUTO_SANDBOX=1``
+    before ``%load_ext``; Binder needs neither, as binder/start runs a sandbox and exports
+    NOVITA_API_URL and NOVITA_API_KEY for it.
     """
-
-    default_region = Unicode(
-        None, allow_none=True, help="Region preferred by create when none is given."
-    ).tag(config=True)
-    billing = Unicode(
-        None, allow_none=True, help="Billing method for products/create: onDemand, spot, monthly."
-    ).tag(config=True)
-    poll_interval = Float(
-        None, allow_none=True, help="Seconds between polls for watch and wait."
-    ).tag(config=True)
-    budget_per_hour = Float(
-        None, allow_none=True, help="Refuse creates that push live spend above this USD/hour."
-    ).tag(config=True)
-    auto_sandbox = Bool(
-        False, help="Start the offline sandbox automatically when no API key is configured."
-    ).tag(config=True)
-    short_errors = Bool(
-        True, help="Show user and API errors as one short message with a hint (no traceback)."
-    ).tag(config=True)
-    sandbox_speed = Float(
-        50.0, help="Clock speed-up of the sandbox started by %novita sandbox start."
-    ).tag(config=True)
-    guard_stop_after = Unicode(
-        None, allow_none=True, help="Guard: stop each created instance after this, e.g. 2h."
-    ).tag(config=True)
-    guard_idle_stop = Unicode(
-        None, allow_none=True, help="Guard: stop a created instance idle this long, e.g. 30m."
-    ).tag(config=True)
-    guard_budget_total = Float(
-        None, allow_none=True, help="Guard: USD cap on the guarded instances' total spend."
-    ).tag(config=True)
-    guard_on_reclaim = Unicode(
-        None, allow_none=True, help="Guard: spot reclaim policy: notify, migrate or recreate."
-    ).tag(config=True)
-    guard_autostart = Bool(
-        True, help="Guard: start the guard process by itself when an instance is guarded."
-    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._client: Any = None
-        self._base_configs: dict[int, Any] = {}  # each client's config before our overrides
-        self.sandbox_client: Any = None  # the client that owns the session's sandbox
+        self._client: Client | None = None
+        self.sandbox_client: Client | None = None  # the client that owns the session's sandbox
         self.panels: list[Any] = []
         self.parser = build_parser()
         self.cell_parser = build_cell_parser()
 
     # -- options -------------------------------------------------------------------------------
-    @validate("billing")
-    def _check_billing(self, proposal: Any) -> Any:
-        try:
-            return specs.parse_billing(proposal["value"])
-        except ValidationError as error:
-            raise TraitError(f"NovitaMagics.billing: {error.message}") from None
+    def _check_option(self, proposal: Any) -> Any:
+        return trait_options.checked(proposal["trait"].name, proposal["value"])
 
-    @validate("poll_interval")
-    def _check_interval(self, proposal: Any) -> Any:
-        if proposal["value"] is None:
-            return None
-        try:
-            return specs.parse_seconds(proposal["value"], "poll_interval")
-        except ValidationError as error:
-            raise TraitError(f"NovitaMagics.{error.message}") from None
-
-    @validate("budget_per_hour", "sandbox_speed")
-    def _check_positive(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value is not None and not value > 0:  # NaN is not > 0 either
-            name = proposal["trait"].name
-            raise TraitError(f"NovitaMagics.{name} must be greater than 0, got {value}")
-        return value
-
-    @validate("guard_stop_after", "guard_idle_stop", "guard_budget_total", "guard_on_reclaim")
-    def _check_guard(self, proposal: Any) -> Any:
-        return guard_commands.check_default(proposal["trait"].name, proposal["value"])
-
-    @observe("default_region", "budget_per_hour", "poll_interval", *guard_commands.TRAITS)
-    def _options_changed(self, change: Any) -> None:
+    def _option_changed(self, change: Any) -> None:
+        name = change["name"]
+        new = trait_options.renamed(name)
+        if new is not None:  # an old name: set the new one, forget the old
+            if change["new"] is not None:
+                setattr(self, new, change["new"])
+                setattr(self, name, None)
+            return
         # %config takes effect at once on the session client, not only on the next one.
         client = getattr(self, "_client", None)  # options may arrive during __init__
         if client is not None:
-            self._apply_options(client)
+            trait_options.apply_to_client(self, client, name)
 
     @property
-    def client(self) -> Any:
+    def client(self) -> Client | None:
         """The session's client (None until the first command builds it)."""
         return self._client
 
     @client.setter
-    def client(self, value: Any) -> None:
+    def client(self, value: Client | None) -> None:
         self._client = value
         if value is not None:
-            self._apply_options(value)
-
-    def _apply_options(self, client: Any) -> None:
-        """Overlay the magic's options on the client's own config (env/.env/arguments)."""
-        config = getattr(client, "config", None)
-        if config is None or not dataclasses.is_dataclass(config):
-            return
-        guard_commands.apply_session(self, client)
-        base = self._base_configs.setdefault(id(client), config)
-        overrides = {k: v for k, v in self.client_options().items() if v is not None}
-        client.config = dataclasses.replace(base, **overrides)
+            trait_options.apply_to_client(self, value)
 
     # -- entry point ---------------------------------------------------------------------------
     @needs_local_scope
@@ -161,21 +95,22 @@ class NovitaMagics(Magics, Configurable):
         except NovitaError as error:
             if not self.short_errors:
                 raise
-            self.show_error(error)
+            self.show_error(error, fields=cell is None)
             return None
 
-    def show_error(self, error: NovitaError) -> None:
-        """One short message and the hint on stderr (which notebooks tint red)."""
+    def show_error(self, error: NovitaError, *, fields: bool = True) -> None:
+        """One short message and the hint on stderr (which notebooks tint red), in the
+        magic's words: flags and %novita commands, not Python calls."""
         message = getattr(error, "message", None) or str(error)
-        text = f"{type(error).__name__}: {message}"
+        text = f"{type(error).__name__}: {in_magic_terms(message, fields=fields)}"
         hint = getattr(error, "hint", None)
         if hint:
-            text += f"\nHint: {hint}"
+            text += f"\nHint: {in_magic_terms(hint, fields=False)}"
         print(text, file=sys.stderr)
 
     def _run_line(self, line: str) -> Any:
         try:
-            argv = shlex.split(line)
+            argv = shlex.split(strip_comment(line))
         except ValueError as error:
             raise UsageError(f"%novita: cannot parse the line ({error})") from None
         if not argv:
@@ -189,7 +124,7 @@ class NovitaMagics(Magics, Configurable):
 
     def _run_cell(self, line: str, cell: str, local_ns: dict) -> Any:
         try:
-            argv = shlex.split(line)
+            argv = shlex.split(strip_comment(line))
         except ValueError as error:
             raise UsageError(f"%%novita: cannot parse the line ({error})") from None
         if not argv or argv[0] != "create":
@@ -207,13 +142,6 @@ class NovitaMagics(Magics, Configurable):
             return text
 
     # -- the session client --------------------------------------------------------------------
-    def client_options(self) -> dict[str, Any]:
-        return {
-            "default_region": self.default_region,
-            "budget_per_hour": self.budget_per_hour,
-            "poll_interval": self.poll_interval,
-        }
-
     def get_client(self) -> Any:
         """The session's client, built from env/.env on first use (or the sandbox)."""
         if self.client is not None:
@@ -221,7 +149,7 @@ class NovitaMagics(Magics, Configurable):
         from ..client import Novita
 
         try:
-            client = Novita(**accepted(Novita, self.client_options(), "Novita()"))
+            client = Novita()
         except ConfigError as error:
             # Only a missing key means "no credentials": other config mistakes are shown.
             fields = {field for field, _rule in error.problems} or {error.field}
@@ -267,7 +195,6 @@ class NovitaMagics(Magics, Configurable):
         url = self.sandbox_client.sandbox_server.url
         if self.client is self.sandbox_client:
             self.close_client()
-        self._base_configs.pop(id(self.sandbox_client), None)
         self.sandbox_client.close()
         self.sandbox_client.sandbox_server.stop()
         self.sandbox_client = None
@@ -279,7 +206,6 @@ class NovitaMagics(Magics, Configurable):
             panel.stop()
         self.panels.clear()
         if self.client is not None and self.client is not self.sandbox_client:
-            self._base_configs.pop(id(self.client), None)
             self.client.close()
         self.client = None
 
@@ -315,6 +241,22 @@ class NovitaMagics(Magics, Configurable):
         return panel
 
 
+_OPTION_TRAITS = trait_options.traits()
+NovitaMagics = magics_class(
+    type(
+        "NovitaMagics",
+        (_NovitaMagics,),
+        {
+            "__module__": __name__,
+            "__doc__": _NovitaMagics.__doc__,
+            **_OPTION_TRAITS,
+            "_check_option": validate(*_OPTION_TRAITS)(_NovitaMagics._check_option),
+            "_option_changed": observe(*_OPTION_TRAITS)(_NovitaMagics._option_changed),
+        },
+    )
+)
+
+
 def _instance_mimebundle(instance: Instance) -> dict[str, Any] | None:
     from .widgets import instance_mimebundle
 
@@ -332,7 +274,7 @@ def _count_products(frame: Any) -> int:
         return len({getattr(p, "id", p) for p in frame})
 
 
-_LOADED: dict[int, NovitaMagics] = {}
+_LOADED: dict[int, _NovitaMagics] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -347,8 +289,13 @@ def load_ipython_extension(ipython: Any) -> None:
     # imported when the first Instance is displayed).
     ipython.display_formatter.mimebundle_formatter.for_type(Instance, _instance_mimebundle)
     _LOADED[id(ipython)] = magics
-    if os.environ.get("NOVITA_AUTO_SANDBOX", "").lower() in {"1", "true", "yes"}:
-        magics.auto_sandbox = True
+    for option in SESSION:  # the session options the environment sets (NOVITA_AUTO_SANDBOX...)
+        text = os.environ.get(option.env or "")
+        if option.trait and text and text.strip():
+            try:
+                setattr(magics, option.trait, option.parse_text(text))
+            except ValidationError as error:
+                print(f"Ignored {option.env}: {error.problems[0][1]}", file=sys.stderr)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -366,6 +313,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     manager.registry.pop("NovitaMagics", None)
 
 
-def get_magics(ipython: Any) -> NovitaMagics | None:
+def get_magics(ipython: Any) -> _NovitaMagics | None:
     """The loaded NovitaMagics of a shell (tests and the demo use it)."""
     return _LOADED.get(id(ipython))

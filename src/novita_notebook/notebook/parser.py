@@ -1,19 +1,35 @@
 """The ``%novita`` grammar: an argparse parser whose mistakes raise UsageError (with the
-subcommand's own usage) and whose --help prints and returns, so neither ends the kernel.
+subcommand's own usage) and whose --help prints and returns, so neither ends the kernel. Every
+option flag is generated from the option families (options/), converted by the option's own
+rule, so a bad value reads as it does from Python, a cell or ``%config``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..validation import WAIT_TARGETS
-from .commands import guard as guard_commands
-from .spec import CREATE_OPTIONS, parse_seconds
+from ..options import CREATE, GUARD, RUN, WAITING, Option
+from ..validation import TEMPLATE_CHANNELS
+
+__all__ = [
+    "ParserExit",
+    "MagicArgumentParser",
+    "add_option_flags",
+    "option_values",
+    "build_parser",
+    "build_cell_parser",
+    "strip_comment",
+    "CREATE_FLAGS",
+]
+
+#: The options ``%novita create`` (and the cell form's first line) takes: create's, then the
+#: guard rules.
+CREATE_FLAGS: tuple[Option, ...] = (*CREATE.options, *GUARD.options)
 
 
 class ParserExit(Exception):
@@ -58,35 +74,89 @@ class MagicArgumentParser(argparse.ArgumentParser):
         return message
 
 
-def seconds(field: str) -> Any:
-    """An argparse ``type`` for durations: validation.py's rule, its words in the usage error."""
-
-    def parse(text: str) -> float:
-        try:
-            return parse_seconds(text, field)
-        except ValueError as error:  # ValidationError is a ValueError
-            raise argparse.ArgumentTypeError(getattr(error, "message", str(error))) from None
-
-    return parse
-
-
-def add_create_options(parser: argparse.ArgumentParser, *, name_required: bool = True) -> None:
-    """The one option set of create, for the line magic and the cell magic's first line."""
-    if name_required:
-        parser.add_argument("name", help="instance name (letters, digits, hyphens)")
-    else:
-        parser.add_argument("name", nargs="?", help="instance name (or name: in the cell)")
-    mode = parser.add_mutually_exclusive_group()
-    for option in CREATE_OPTIONS:
-        flag = "--" + option.key.replace("_", "-")
-        target = mode if option.key in {"wait", "background"} else parser
-        if option.kind == "flag":
-            target.add_argument(flag, dest=option.key, action="store_true", help=option.help)
-        elif option.kind == "list":
-            aliases = ["--" + alias.replace("_", "-") for alias in option.aliases]
-            target.add_argument(*aliases, flag, dest=option.key, action="append", help=option.help)
+def strip_comment(line: str) -> str:
+    """The line without an unquoted trailing ``# comment`` (a ``#`` that starts a word), as a
+    shell reads it: ``sandbox start  # offline`` → ``sandbox start``; ``"a # b"`` and
+    ``--envs A=x#1`` keep theirs."""
+    quote: str | None = None
+    escaped = False
+    word_start = True  # at the start of the line or after unquoted, unescaped whitespace
+    for index, char in enumerate(line):
+        if escaped:
+            escaped, word_start = False, False
+        elif char == "\\" and quote != "'":
+            escaped, word_start = True, False
+        elif quote:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote, word_start = char, False
+        elif char == "#" and word_start:
+            return line[:index].rstrip()
         else:
-            target.add_argument(flag, dest=option.key, choices=option.choices, help=option.help)
+            word_start = char.isspace()
+    return line
+
+
+def _converter(option: Option) -> Any:
+    """An argparse ``type``: the option's own rule, its words in the usage error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return option.parse_text(text)
+        except ValueError as error:  # ValidationError is a ValueError
+            problems = getattr(error, "problems", None) or [(option.name, str(error))]
+            raise argparse.ArgumentTypeError(problems[0][1]) from None
+
+    convert.__name__ = option.kind.name  # what argparse names in "invalid <type> value"
+    return convert
+
+
+def add_option_flags(
+    parser: argparse.ArgumentParser,
+    options: Iterable[Option],
+    *,
+    exclusive: Iterable[str] = (),
+) -> None:
+    """One flag per option that declares one: a switch for yes/no kinds, repeatable for
+    lists, else one value converted by the option's rule. ``exclusive`` options share a
+    mutually exclusive group."""
+    together = set(exclusive)
+    group = parser.add_mutually_exclusive_group() if together else None
+    for option in options:
+        if not option.flag:
+            continue
+        target = group if group is not None and option.name in together else parser
+        help_text = option.help.replace("%", "%%")
+        if option.kind.switch:
+            target.add_argument(
+                *option.flags, dest=option.name, action="store_true", help=help_text
+            )
+        else:
+            target.add_argument(
+                *option.flags,
+                dest=option.name,
+                type=_converter(option),
+                action="append" if option.repeat else "store",
+                metavar=option.kind.metavar,
+                help=help_text,
+            )
+
+
+def option_values(args: argparse.Namespace, options: Iterable[Option]) -> dict[str, Any]:
+    """The options given on the line (typed), repeated flags' lists flattened; switches only
+    when set."""
+    values: dict[str, Any] = {}
+    for option in options:
+        value = getattr(args, option.name, None)
+        if value is None or value is False:
+            continue
+        if option.repeat and isinstance(value, list):
+            value = [
+                item for part in value for item in (part if isinstance(part, list) else [part])
+            ]
+        values[option.name] = value
+    return values
 
 
 def build_parser() -> MagicArgumentParser:
@@ -98,28 +168,23 @@ def build_parser() -> MagicArgumentParser:
             "Offline: %novita sandbox start. Real cloud: set NOVITA_API_KEY, then "
             "%novita config --reload. Cell form: %%novita create, then one 'key: value' per "
             "line: name and the options of %novita create (gpu: RTX 4090, max_price: 0.5). "
-            "Options: %config NovitaMagics.<default_region|billing|poll_interval|"
-            "budget_per_hour|auto_sandbox|short_errors|sandbox_speed>."
+            "Options: %config NovitaMagics.<option>; every option is listed in docs/options.md."
         ),
     )
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
-
     _add_catalog(sub)
     _add_instance_commands(sub)
+    _add_guard_commands(sub)
+    _add_many_commands(sub)
     _add_session_commands(sub)
-    guard_commands.add_parsers(sub)
     parser.commands = dict(sub.choices)
     return parser
 
 
 def _add_catalog(sub: Any) -> None:
-    """products, browse, regions, instances, templates."""
+    """products, browse, regions, instances, templates, volumes."""
     p = sub.add_parser("products", help="GPU products by region with price and stock")
-    p.add_argument("--gpu", help='GPU model or product name, fuzzy ("4090", "A100")')
-    p.add_argument("--region", help="region code, e.g. AS-SGP-02")
-    p.add_argument("--max-price", dest="max_price", help="USD per GPU-hour ceiling")
-    p.add_argument("--billing", help="onDemand (default), spot or monthly")
-    p.add_argument("--gpu-num", dest="gpu_num", type=int, help="GPUs per instance")
+    add_option_flags(p, [CREATE[n] for n in ("gpu", "region", "gpu_num", "billing", "max_price")])
     p.add_argument("--available", action="store_true", help="only products in stock")
     p.add_argument("--refresh", action="store_true", help="bypass the product cache")
 
@@ -130,40 +195,102 @@ def _add_catalog(sub: Any) -> None:
     sub.add_parser("regions", help="regions (clusters) and their GPU types")
 
     p = sub.add_parser("instances", help="instances on the account")
-    p.add_argument("--status", help="only this status, e.g. running")
+    p.add_argument("--status", help="only this status or phase, e.g. running")
 
-    sub.add_parser("templates", help="templates you can create from")
+    p = sub.add_parser("templates", help="templates you can create from")
+    p.add_argument("--name", help="only templates with this name")
+    p.add_argument("--type", help="only templates of this type")
+    p.add_argument("--channel", choices=TEMPLATE_CHANNELS, help="only this channel")
 
-    sub.add_parser("storages", help="network volumes: name, id, region, size, price")
+    sub.add_parser("storages", help="network volumes (the same as %%novita volumes)")
+    p = sub.add_parser(
+        "volumes",
+        help="network volumes: list, create NAME --region R --size GB, delete NAME",
+        description="%novita volumes | volumes create NAME --region R --size GB | "
+        "volumes delete NAME",
+    )
+    p.add_argument("action", nargs="?", choices=("list", "create", "delete"), default="list")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--region", help="the volume's region (create)")
+    p.add_argument("--size", help="size in GB, 10 to 10240 (create)")
 
 
 def _add_instance_commands(sub: Any) -> None:
     """create, wait, watch and the lifecycle verbs."""
-    p = sub.add_parser("create", help="create an instance (cheapest match, region fallback)")
-    add_create_options(p)
+    p = sub.add_parser(
+        "create",
+        help="create an instance (cheapest match, region fallback)",
+        usage="%(prog)s NAME [--gpu GPU] [--wait | --background] [options: --help lists them]",
+    )
+    p.add_argument("name", help="instance name (letters, digits, hyphens)")
+    add_option_flags(p, CREATE_FLAGS, exclusive=("wait", "background"))
 
     p = sub.add_parser("wait", help="wait for an instance to reach a status")
     p.add_argument("target", metavar="ID_OR_NAME")
-    p.add_argument(
-        "--until", default="running", choices=WAIT_TARGETS, help="status to reach (default running)"
-    )
-    p.add_argument("--timeout", type=seconds("timeout"), help="seconds before giving up")
+    add_option_flags(p, [WAITING["until"], WAITING["timeout"]])
 
     p = sub.add_parser("watch", help="live panel of instances, updated in the background")
     p.add_argument("targets", nargs="*", metavar="ID_OR_NAME")
-    p.add_argument("--interval", type=seconds("interval"), help="seconds between polls")
-    p.add_argument(
-        "--keep", action="store_true", help="keep the session's other panels running too"
-    )
+    add_option_flags(p, [WAITING["interval"], WAITING["keep"]])
 
     for action in ("start", "stop", "restart", "delete"):
         p = sub.add_parser(action, help=f"{action} an instance")
         p.add_argument("target", metavar="ID_OR_NAME")
 
 
+def _add_guard_commands(sub: Any) -> None:
+    """guard (set rules, --no-guard, status) and extend."""
+    p = sub.add_parser(
+        "guard",
+        usage="%(prog)s NAME_OR_ID [--stop-after WHEN] [rules: --help lists them] | status",
+        help="bound an instance's life: deadline, idle stop, budget, spot policy; or status",
+        description="%novita guard NAME --stop-after 2h --idle-stop 30m | NAME --no-guard | status",
+    )
+    p.add_argument("target", metavar="NAME_OR_ID|status")
+    add_option_flags(p, GUARD)
+    p.add_argument("--replace", action="store_true", help="replace the rules, not merge")
+    p.add_argument(
+        "--no-guard", dest="no_guard", nargs="*", metavar="RULE",
+        help="remove all rules, or the named ones (stop_after, idle, budget...)",
+    )  # fmt: skip
+
+    p = sub.add_parser("extend", help="push a guarded instance's deadline back, e.g. 1h")
+    p.add_argument("target", metavar="NAME_OR_ID")
+    p.add_argument("duration", nargs="?", default="1h", help="how much later (default 1h)")
+    p.add_argument("--rule", choices=("stop_after", "delete_after"), help="only this deadline")
+
+
+def _add_many_commands(sub: Any) -> None:
+    """batch and classroom: several instances in one command."""
+    shared = [o for o in CREATE_FLAGS if o.name not in ("wait", "background", "unique_name")]
+    p = sub.add_parser(
+        "batch",
+        usage="%(prog)s N [--prefix PREFIX] [--gpu GPU] [options: --help lists them]",
+        help="create N instances at once (PREFIX-1..N), one row each",
+        description="%novita batch 3 --gpu 4090 --prefix demo [create options]",
+    )
+    p.add_argument("count", type=int, metavar="N")
+    p.add_argument("--prefix", default="batch", help="names are PREFIX-1 .. PREFIX-N")
+    p.add_argument("--all-or-nothing", dest="all_or_nothing", action="store_true",
+                   help="delete what was made if any create fails")  # fmt: skip
+    add_option_flags(p, shared)
+
+    p = sub.add_parser(
+        "classroom",
+        usage="%(prog)s N [--gpu GPU] [--stop-after WHEN] [options: --help lists them]",
+        help="teaching: N guarded instances under one deadline, and a handout",
+        description="%novita classroom 12 --gpu 4090 --stop-after 3h --budget-total 40",
+    )
+    p.add_argument("count", type=int, metavar="N")
+    p.add_argument("--prefix", default="student", help="seat names are PREFIX-1 .. PREFIX-N")
+    add_option_flags(p, [o for o in shared if o.name != "no_guard"])
+
+
 def _add_session_commands(sub: Any) -> None:
-    """mine, cleanup, config, sandbox."""
-    sub.add_parser("mine", help="instances this notebook created (survives kernel restarts)")
+    """mine, cleanup, config, sandbox, doctor."""
+    p = sub.add_parser("mine", help="instances this notebook created (survives kernel restarts)")
+    p.add_argument("--status", help="only this status or phase, e.g. running")
+    p.add_argument("--name", help="only names containing this text")
 
     p = sub.add_parser(
         "cleanup",
@@ -192,7 +319,13 @@ def build_cell_parser() -> MagicArgumentParser:
     body gives the rest, one ``key: value`` per line."""
     parser = MagicArgumentParser(
         prog="%%novita create",
+        usage="%(prog)s [NAME] [options: --help lists them], then one 'key: value' per line",
         description="Create an instance from a cell: one 'key: value' per line.",
     )
-    add_create_options(parser, name_required=False)
+    parser.add_argument("name", nargs="?", help="instance name (or name: in the cell)")
+    add_option_flags(parser, CREATE_FLAGS, exclusive=("wait", "background"))
     return parser
+
+
+#: Every option a run takes, for the remote-run magic built on them.
+RUN_FLAGS: tuple[Option, ...] = RUN.options

@@ -4,12 +4,14 @@ nothing itself (the parser and spec did) and calls the library with what the use
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, create, doctor, guard, ledger, lifecycle, session, storages
+from . import catalog, create, doctor, guard, ledger, lifecycle, many, session, storages
+from .common import Session
 
-Command = Callable[[Any, Any], Any]
+Command = Callable[[Session, argparse.Namespace], Any]
 
 COMMANDS: dict[str, Command] = {
     **catalog.COMMANDS,
@@ -20,6 +22,7 @@ COMMANDS: dict[str, Command] = {
     **guard.COMMANDS,
     **doctor.COMMANDS,
     **storages.COMMANDS,
+    **many.COMMANDS,
 }
 
 __all__ = ["COMMANDS", "Command"]

@@ -1,14 +1,42 @@
-"""What the subcommands share: keyword filtering against a library signature, so a magic never
-turns an argument the library lacks into a TypeError.
+"""What the subcommands share: the session they run in (``Session``), the client they call
+(``Client``, the protocol ``Novita`` satisfies), and keyword filtering against a library
+signature, so a magic never turns an argument the library lacks into a TypeError.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ...errors import ValidationError
+from ...protocols import NovitaClient as Client
+
+__all__ = ["Client", "Session", "accepted"]
+
+
+class Session(Protocol):
+    """The %novita session as its subcommands use it (NovitaMagics)."""
+
+    billing: str | None
+    sandbox_client: Client | None
+    panels: list[Any]
+
+    @property
+    def client(self) -> Client | None: ...
+
+    def get_client(self) -> Client: ...
+    def open_panel(
+        self,
+        ids: list[str] | None,
+        interval: float | None,
+        *,
+        keep: bool = False,
+        seed: list[Any] | None = None,
+    ) -> Any: ...
+    def start_sandbox(self, speed: float | None = None, seed: int | None = None) -> Any: ...
+    def stop_sandbox(self) -> None: ...
+    def close_client(self) -> None: ...
 
 
 def accepted(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from ...errors import NovitaError, ValidationError
 from .. import spec as specs
-from .common import accepted
+from ..parser import CREATE_FLAGS, option_values
+from .common import Client, Session, accepted
 
 #: How the library's own Ctrl-C message begins; the magic prints its own, in magic terms.
 _LIBRARY_INTERRUPT = "Stopped waiting for "
@@ -62,8 +63,8 @@ class _DropLibraryInterrupt:
 
 @contextlib.contextmanager
 def _one_interrupt_message() -> Iterator[None]:
-    """Keep the library's Ctrl-C message out, so the magic's is the only one (see
-    /work/notes/M-needs.md: the library should leave it to a caller that owns the display)."""
+    """Keep the library's Ctrl-C message out, so the magic's is the only one (the magic owns
+    the display, and its message speaks of magics)."""
     original = sys.stderr
     sys.stderr = _DropLibraryInterrupt(original)
     try:
@@ -84,7 +85,7 @@ def _interruptible(call: Callable[[], Any], progress: LazyProgress | None) -> tu
             progress.finish()
 
 
-def _find(client: Any, name: str) -> Any:
+def _find(client: Client, name: str) -> Any:
     """The instance called ``name`` after a Ctrl-C, or None if it cannot be seen (yet)."""
     try:
         return client.instance(name)
@@ -107,30 +108,30 @@ def resume_message(name: str, instance: Any, until: str = "running") -> str:
     )
 
 
-def create(magics: Any, args: argparse.Namespace) -> Any:
-    raw = {option.key: getattr(args, option.key) for option in specs.CREATE_OPTIONS}
-    raw["name"] = args.name
-    return create_instance(magics, specs.normalise_create_kwargs(raw))
+def create(magics: Session, args: argparse.Namespace) -> Any:
+    values = option_values(args, CREATE_FLAGS)
+    values["name"] = args.name
+    return create_instance(magics, specs.normalise_create_kwargs(values))
 
 
-def create_from_cell(magics: Any, args: argparse.Namespace, body: str) -> Any:
+def create_from_cell(magics: Session, args: argparse.Namespace, body: str) -> Any:
     """``%%novita create [options]`` with ``key: value`` lines; a key may be given once."""
     spec = specs.cell_values(body)
-    for key in ["name", *(option.key for option in specs.CREATE_OPTIONS)]:
-        given = getattr(args, key, None)
-        if given in (None, False):
-            continue
+    given = option_values(args, CREATE_FLAGS)
+    if args.name is not None:
+        given["name"] = args.name
+    for key, value in given.items():
         if key in spec:
             raise ValidationError(
                 f"{key!r} is given twice, on the %%novita line and on line {spec[key][0]} of "
                 "the cell; keep one",
                 field=key,
             )
-        spec[key] = (0, given)
+        spec[key] = (0, value)
     return create_instance(magics, specs.normalise_create_kwargs(specs.values_of(spec)))
 
 
-def create_instance(magics: Any, kwargs: dict[str, Any]) -> Any:
+def create_instance(magics: Session, kwargs: dict[str, Any]) -> Any:
     """One ``client.create`` call; a fallback report is shown, --background hands back a panel."""
     from IPython.display import display
 
@@ -142,7 +143,7 @@ def create_instance(magics: Any, kwargs: dict[str, Any]) -> Any:
         raise ValidationError("give wait or background, not both", field="background")
     client = magics.get_client()
     if "billing" not in kwargs and magics.billing:
-        kwargs["billing"] = specs.parse_billing(magics.billing)
+        kwargs["billing"] = magics.billing
     progress = LazyProgress(kwargs["name"], kwargs.get("wait_until", "running")) if wait else None
     kwargs.update(wait=wait, progress=progress.update if progress else False)
     call_kwargs = accepted(client.create, kwargs, "create()")
@@ -159,15 +160,16 @@ def create_instance(magics: Any, kwargs: dict[str, Any]) -> Any:
     return instance
 
 
-def wait(magics: Any, args: argparse.Namespace) -> Any:
+def wait(magics: Session, args: argparse.Namespace) -> Any:
     client = magics.get_client()
-    progress = LazyProgress(args.target, args.until)
-    kwargs = {"until": args.until, "timeout": args.timeout, "progress": progress.update}
+    until = args.until or "running"
+    progress = LazyProgress(args.target, until)
+    kwargs = {"until": until, "timeout": args.timeout, "progress": progress.update}
     call_kwargs = accepted(client.wait, kwargs, "wait()")
     final, interrupted = _interruptible(lambda: client.wait(args.target, **call_kwargs), progress)
     if interrupted:
         found = _find(client, args.target)
-        print(resume_message(args.target, found, args.until), file=sys.stderr)
+        print(resume_message(args.target, found, until), file=sys.stderr)
         return found
     return final
 

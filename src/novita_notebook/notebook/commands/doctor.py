@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .common import Session
 
-def doctor(magics: Any, args: argparse.Namespace) -> Any:
+
+def doctor(magics: Session, args: argparse.Namespace) -> Any:
     return magics.get_client().doctor(timeout=args.timeout)
 
 

@@ -1,5 +1,6 @@
-"""``%novita mine`` (a sentence when the ledger is empty) and ``%novita cleanup`` (a preview
-of what --stop and --delete would do, row by row, until one of them is given).
+"""``%novita mine`` (filtered by status or name; a sentence when nothing is left) and
+``%novita cleanup`` (a preview of what --stop and --delete would do, row by row, until one of
+them is given).
 """
 
 from __future__ import annotations
@@ -9,12 +10,25 @@ import functools
 from typing import Any
 
 from ...money import format_money
-from .common import accepted
+from ...parsing import phase_of
+from ...validation import check_statuses
+from .common import Client, Session, accepted
 
 
-def mine(magics: Any, args: argparse.Namespace) -> Any:
+def mine(magics: Session, args: argparse.Namespace) -> Any:
     client = magics.get_client()
     frame = client.mine()
+    wanted = check_statuses(getattr(args, "status", None))
+    name = getattr(args, "name", None)
+    if len(frame) and (wanted is not None or name):
+        keep = [
+            (wanted is None or s in wanted or phase_of(str(s)) in wanted)
+            and (not name or name.lower() in str(n).lower())
+            for s, n in zip(frame["status"], frame["name"], strict=True)
+        ]
+        frame = frame[keep]
+        if len(frame) == 0:
+            return explained_when_empty(frame, "No instance created from here matches that.")
     if len(frame) == 0:
         sentence = (
             f"No instances created from here against {client.config.api_url}: the ledger is "
@@ -56,7 +70,7 @@ def explained_when_empty(frame: Any, sentence: str) -> Any:
     return explained
 
 
-def cleanup(magics: Any, args: argparse.Namespace) -> Any:
+def cleanup(magics: Session, args: argparse.Namespace) -> Any:
     client = magics.get_client()
     # --forget-gone (parser: store_true) forgets entries whose instance is gone, at once.
     forget_gone = bool(getattr(args, "forget_gone", False))
@@ -68,7 +82,7 @@ def cleanup(magics: Any, args: argparse.Namespace) -> Any:
     return _preview(client)
 
 
-def _preview(client: Any) -> Any:
+def _preview(client: Client) -> Any:
     """Both plans side by side: what --stop and what --delete would do to each row."""
     stop = client.cleanup(stop=True, dry_run=True)
     delete = client.cleanup(delete=True, dry_run=True)

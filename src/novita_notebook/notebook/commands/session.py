@@ -7,19 +7,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-#: The magic's own %config options, shown by %novita config.
-MAGIC_OPTIONS = (
-    "default_region",
-    "billing",
-    "poll_interval",
-    "budget_per_hour",
-    "auto_sandbox",
-    "short_errors",
-    "sandbox_speed",
-)
+from ..traits import TRAIT_OPTIONS
+from .common import Session
+
+#: The magic's own %config options, shown by %novita config (from the option families).
+MAGIC_OPTIONS = tuple(TRAIT_OPTIONS)
 
 
-def config(magics: Any, args: argparse.Namespace) -> Any:
+def config(magics: Session, args: argparse.Namespace) -> Any:
     if args.reload:
         if magics.sandbox_client is not None:
             magics.stop_sandbox()
@@ -33,7 +28,7 @@ def config(magics: Any, args: argparse.Namespace) -> Any:
     return settings
 
 
-def sandbox(magics: Any, args: argparse.Namespace) -> Any:
+def sandbox(magics: Session, args: argparse.Namespace) -> Any:
     if args.action == "start":
         magics.start_sandbox(args.speed, args.seed)
         return None
