@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import novita_notebook.client as client_module
+import novita_notebook.listings as listings_module
 from novita_notebook.frames import INSTANCE_COLUMNS, instances_frame, listed_instances_frame
 from novita_notebook.models import Instance
 from novita_notebook.parsing import LISTING_FIELDS, listing_fields
@@ -115,7 +115,7 @@ def test_instances_equals_the_instance_route(client, sandbox, monkeypatch):
     )
     served = client.api.list_instances()
     raws = [*served, *_edge_rows()]
-    monkeypatch.setattr(client_module, "datetime", _FrozenDatetime)
+    monkeypatch.setattr(listings_module, "datetime", _FrozenDatetime)
     # the live shapes reach instances() as the API would send them (the sandbox cannot)
     monkeypatch.setattr(client.api, "list_instances", lambda: copy.deepcopy(raws))
 
@@ -139,7 +139,7 @@ def test_instances_equals_the_instance_route(client, sandbox, monkeypatch):
 )
 def test_status_filter_equals_the_instance_route(client, monkeypatch, wanted):
     raws = _edge_rows()
-    monkeypatch.setattr(client_module, "datetime", _FrozenDatetime)
+    monkeypatch.setattr(listings_module, "datetime", _FrozenDatetime)
     monkeypatch.setattr(client.api, "list_instances", lambda: copy.deepcopy(raws))
     keep = {wanted} if isinstance(wanted, str) else set(wanted)
     kept = [

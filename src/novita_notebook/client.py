@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +24,13 @@ from .http import RateLimiter, Transport
 from .instances import InstanceRef, Instances, instance_ref
 from .ledger import Ledger
 from .ledger_views import LedgerService
+from .listings import Listings
 from .models import Cluster, Instance, Product, Template
-from .options import CREATE, GUARD, SESSION, WAITING
+from .options import GUARD, WAITING
 from .options.create import DEFAULT_ROOTFS_GB
 from .options.guard import parse_extension, parse_rule_names
-from .parsing import phase_of
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
 from .provisioning.request import prepare_request
-from .validation import check_bool, check_statuses, invalid, parse_channels, require_text
 from .waiting.backoff import Backoff
 from .waiting.probes import Probe
 from .waiting.service import Waiting
@@ -46,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .guard.store import GuardRecord
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .remote.service import Remote
     from .teaching import Handout
 
 __all__ = ["Novita"]
@@ -113,6 +112,7 @@ class Novita:
         self.catalog = Catalog(self.api, config.cache_ttl)
         self._ledger = Ledger(api_url=config.api_url)
         self._closed = False
+        self._remote: Remote | None = None  # SSH work, built on first use (remote/)
         self._compose()
 
     def _compose(self) -> None:
@@ -121,6 +121,7 @@ class Novita:
         self.lifecycle = Instances(
             api=self.api, catalog=self.catalog, ledger=self._ledger, owner=self
         )
+        self.listings = Listings(self.api, self.catalog, self._ledger)
         self.waiting = Waiting(
             api=self.api,
             config=self.config,
@@ -158,23 +159,9 @@ class Novita:
         ``close()`` (or leaving a ``with`` block) stops the sandbox; it is kept as
         ``client.sandbox_server`` (``.url``, ``.set_faults(...)``, ``.requests()``...).
         """
-        for name in ("api_key", "api_url"):
-            if name in client_kwargs:
-                raise invalid(name, "cannot be given to Novita.sandbox(); the sandbox provides it")
-        speed = SESSION["sandbox_speed"].parse(speed, "speed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise invalid("seed", f"must be an integer, got {seed!r}")
-        from .sandbox import Sandbox  # lazy: the sandbox is only needed offline
+        from .offline import sandbox_client  # the sandbox is only needed offline
 
-        server = Sandbox(speed=speed, seed=0 if seed is None else seed)
-        server.start()
-        try:
-            client = cls(api_key=server.api_key, api_url=server.url, **client_kwargs)
-        except BaseException:
-            server.stop()
-            raise
-        client.sandbox_server = server
-        return client
+        return sandbox_client(cls, speed, seed, client_kwargs)
 
     @property
     def ledger(self) -> Ledger:
@@ -207,6 +194,8 @@ class Novita:
         except Exception:  # closing must still release the connections
             logger.warning("could not stop every watcher", exc_info=True)
         try:
+            if self._remote is not None:
+                self._remote.close()
             self.guards.close()
             self.transport.close()
         finally:
@@ -222,6 +211,24 @@ class Novita:
     def __repr__(self) -> str:
         where = " (sandbox)" if self.sandbox_server is not None else ""
         return f"<Novita {self.config.api_url}{where} key={self.config.masked_key}>"
+
+    # -- work on instances over SSH -------------------------------------------------------------
+    @property
+    def remote(self) -> Remote:
+        """SSH access to instances (``remote/``): one pooled connection per instance, host
+        keys pinned per instance id, the password read from the API when needed."""
+        if self._remote is None:
+            from .remote.service import Remote
+
+            self._remote = Remote(self.config.api_url, self.instance)
+        return self._remote
+
+    def forget_host_key(self, instance: InstanceRef) -> bool:
+        """Drop the SSH host key pinned for an instance (its id, name or handle), after you
+        know why it changed; the next connection pins the key it sees. True if one was."""
+        ref = instance_ref(instance)
+        target = ref if isinstance(ref, Instance) else self.instance(ref)
+        return self.remote.forget_host_key(target.id)
 
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:
@@ -305,32 +312,8 @@ class Novita:
         <NA>, and ``available_somewhere``/``stock_somewhere`` hold the API's aggregate (in
         stock in at least one region offering the product).
         """
-        filters = CREATE.parse(
-            dict(gpu=gpu, region=region, gpu_num=gpu_num, billing=billing, max_price=max_price)
-        )
-        gpu, region, gpu_num = filters["gpu"], filters["region"], filters["gpu_num"]
-        billing, max_price = filters["billing"], filters["max_price"]
-        if available is not None:
-            check_bool(available, "available")
-        check_bool(refresh, "refresh")
-        check_bool(detail, "detail")
-
-        selection = self.catalog.select(
-            gpu=gpu,
-            region=region,
-            gpu_num=gpu_num,
-            billing=billing,
-            max_price=max_price,
-            available=available,
-            detail=detail,
-            refresh=refresh,
-        )
-        return _frames().products_frame(
-            selection.items,
-            self.catalog.clusters(),
-            billing=billing,
-            per_region=selection.per_region,
-            aggregate=selection.aggregate,
+        return self.listings.products(
+            gpu, region, gpu_num, billing, max_price, available, refresh, detail
         )
 
     def regions(self, refresh: bool = False, detail: bool = True) -> pd.DataFrame:
@@ -339,37 +322,14 @@ class Novita:
         kept 15 s; ``refresh=True`` asks again); ``detail=False`` skips them:
         ``products_available`` is then <NA> and ``cheapest_gpu`` is the cheapest listed there,
         in stock or not."""
-        check_bool(refresh, "refresh")
-        check_bool(detail, "detail")
-        clusters = self.cached_clusters(refresh)
-        products = self.catalog.listing("onDemand", refresh)
-        listings = None
-        if detail:
-            fetched = self.catalog.region_listings([c.id for c in clusters], refresh=refresh)
-            for value in fetched.values():
-                if isinstance(value, NovitaError):
-                    raise value
-            listings = {key: value for key, value in fetched.items() if isinstance(value, list)}
-        return _frames().regions_frame(clusters, products, listings)
+        return self.listings.regions(refresh, detail)
 
     def instances(
         self, status: str | Iterable[str] | None = None, refresh: bool = False
     ) -> pd.DataFrame:
         """Every instance (all pages), newest first. ``status``: statuses and/or phases to keep
         (``"running"``, ``["exited", "failed"]``). ``refresh`` also reloads the price catalog."""
-        wanted = check_statuses(status)
-        check_bool(refresh, "refresh")
-        if refresh:
-            self.cached_products(refresh=True)
-            self.cached_clusters(refresh=True)
-        rows = self.lifecycle.listed()
-        if wanted is not None:
-            rows = [
-                r
-                for r in rows
-                if r["status"] in wanted or phase_of(r["status"], r["status_error"]) in wanted
-            ]
-        return _frames().listed_instances_frame(rows, datetime.now(UTC))
+        return self.listings.instances(status, refresh)
 
     def templates(
         self,
@@ -381,15 +341,7 @@ class Novita:
         """Templates as a DataFrame (all pages); without filters from the cache. Without
         ``channel``: official, community and your private templates, one listing per channel
         (``channel`` + ``isMyCommunity``, true for private, as the newest docs ask)."""
-        name = require_text(name, "name")
-        type = require_text(type, "type")  # noqa: A001 - the API's word
-        channel = parse_channels(channel)
-        check_bool(refresh, "refresh")
-        if name is None and type is None and channel is None:
-            items = self.cached_templates(refresh)
-        else:
-            items = self.api.templates(name=name, type=type, channel=channel)
-        return _frames().templates_frame(items)
+        return self.listings.templates(name, type, channel, refresh)
 
     # -- provisioning (provisioning/) --------------------------------------------------------
     def create(
@@ -456,19 +408,20 @@ class Novita:
         Names are kept as given and must be unique among live instances (``unique_name=True``
         appends a random suffix). After an ambiguous failure (timeout, dropped connection, 5xx)
         the instance is looked up by name and adopted if it exists, so one call makes at most
-        one instance. With ``budget_per_hour`` configured, a create that would push the hourly
-        price of live, billed or starting instances over it raises ``BudgetExceededError``.
+        one instance. With the client's ``spend_limit_per_hour`` set, a create that would push
+        the hourly price of live, billed or starting instances over it raises
+        ``BudgetExceededError``.
         Raises ``CapacityError`` (with ``attempts`` and ``alternatives``) when no region can
         serve the request; every error raised after the search began carries
         ``fallback_report``.
 
         Guard rules bound the instance's life even after the kernel dies (docs/guard.md):
-        ``stop_after``/``delete_after`` (a duration such as "2h" or a time), ``idle_stop`` (stop
-        when GPU use stays below ``idle_threshold`` %, default 5, this long), ``budget`` (USD
-        total) and ``budget_per_hour`` (USD/h; the newest guarded instances stop first),
-        ``warn_before`` and ``on_reclaim`` ("notify", "migrate", "recreate"; spot). They add to
-        the user's NOVITA_GUARD_* defaults; ``guard=False`` sets none. Bad rules fail before any
-        request; the guard process starts by itself (NOVITA_GUARD_AUTOSTART=0 opts out).
+        ``stop_after``/``delete_after`` (deadlines: "2h", "1h30m" from now, or a time such as
+        "18:00Z"), ``idle_stop`` (stop when GPU use stays below ``idle_threshold`` %, default
+        5, this long), ``budget`` (USD total) and ``budget_per_hour`` (USD/h; the newest guarded
+        instances stop first), ``warn_before`` and ``on_reclaim`` ("notify", "migrate",
+        "recreate"; spot). They add to the user's NOVITA_GUARD_* defaults; ``guard=False`` sets
+        none. Every keyword, what it accepts and its flag and cell key: docs/options.md.
         """
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         rules = {GUARD[name].name: given.pop(name) for name in _CREATE_RULES}

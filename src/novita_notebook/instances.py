@@ -17,7 +17,6 @@ from .catalog import Catalog
 from .errors import NotFoundError, NovitaError, ValidationError
 from .ledger import Ledger
 from .models import GONE_STATUSES, Instance, InstanceActions
-from .parsing import listing_fields
 from .validation import invalid, port_dicts
 
 __all__ = ["Instances", "Change", "InstanceRef", "instance_ref", "NOT_FOUND_HINT"]
@@ -193,27 +192,6 @@ class Instances:
         target = self.resolve(ref)
         self.api.edit_instance(target.id, ports=port_list, expand_root_disk=expand_root_disk_gb)
         return self.resolve(target.id)
-
-    def listed(self) -> list[dict[str, Any]]:
-        """Every instance as the list view gives it (parsing.listing_fields, no Instance
-        made), priced from the catalog and with the creation time the ledger recorded."""
-        rows = [listing_fields(raw) for raw in self.api.list_instances()]
-        try:
-            index = self.catalog.price_index()
-        except NovitaError as exc:
-            logger.debug("instances without prices: %s", type(exc).__name__)
-            index = {}
-        try:
-            recorded = self.ledger.created_times()
-        except Exception as exc:  # noqa: BLE001 - a broken ledger must not break listings
-            logger.debug("ledger unavailable for creation times: %s", type(exc).__name__)
-            recorded = {}
-        for row in rows:
-            row["price_per_hour"] = self.catalog.listed_price(row, index)
-            if row["created_at"] is None:
-                # The list view carries no timestamps; instances made here have one on record.
-                row["created_at"] = recorded.get(row["id"])
-        return rows
 
     def _forget_deleted(self, target: Instance) -> None:
         """The ledger forgets a deleted instance; this client remembers its id and name, so a
