@@ -464,17 +464,6 @@ class NovitaAPI:
             )
         return data
 
-    def update_network_storage(
-        self, storage_id: str, *, name: str | None = None, size_gb: int | None = None
-    ) -> None:
-        """Rename a volume and/or grow it (its size can only grow)."""
-        body: dict[str, Any] = {"storageId": _require_id(storage_id, "storage_id")}
-        if name is not None:
-            body["storageName"] = _require_id(name, "name")
-        if size_gb is not None:
-            body["storageSize"] = _optional_int(size_gb, "size_gb", 1)
-        self._post("/networkstorage/update", body, idempotent=True)
-
     def delete_network_storage(self, storage_id: str) -> None:
         storage_id = _require_id(storage_id, "storage_id")
         self._post("/networkstorage/delete", {"storageId": storage_id}, idempotent=True)

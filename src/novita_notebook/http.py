@@ -14,8 +14,8 @@ Choices, and why:
   fast with ``RateLimitError`` when it is longer than the retry cap).
 - Only idempotent calls are retried (GETs and the instance lifecycle POSTs, which the API
   treats as "set the desired state"). Instance create, template create and registry-auth save
-  are sent exactly once: a retry after a lost answer could create a duplicate (the
-  predecessor's worst bug).
+  are sent exactly once: a retry after a lost answer could create a duplicate (a billed GPU
+  nobody knows of).
 - The circuit breaker is ``pybreaker`` (a well-kept state machine) used only for its state and
   counters: ``CircuitBreaker.call`` holds a lock for the whole guarded call, which would
   serialize every request of the client, so outcomes are recorded after the fact with instant

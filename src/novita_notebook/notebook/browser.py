@@ -4,13 +4,16 @@ form pre-filled from the chosen row.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import html
 from ..errors import NovitaError, ValidationError
 from . import display as _display
 from .display import Displayable, error_html
 from .form import CreateForm
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..protocols import NovitaClient
 
 _SORT_PREFERENCE = ("price_per_hour", "price", "spot_per_hour", "gpu", "region", "vram_gb")
 _LABEL_COLUMNS = (("product", "name", "product_name"), ("region",))
@@ -97,7 +100,9 @@ _NUMBERS = ("Int64", "int64", "float64", "Float64")
 class ProductBrowser(Displayable):
     """Filter products by GPU, region, max price and stock; sort; open a pre-filled form."""
 
-    def __init__(self, client: Any, gpu: str | None = None, region: str | None = None) -> None:
+    def __init__(
+        self, client: NovitaClient, gpu: str | None = None, region: str | None = None
+    ) -> None:
         self.client = client
         self.frame: Any = None
         self.form: CreateForm | None = None

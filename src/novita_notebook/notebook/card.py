@@ -4,7 +4,7 @@ buttons (delete asks first); ``%load_ext`` displays bound Instances this way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import html
 from ..errors import NovitaError
@@ -12,12 +12,15 @@ from ..models import Instance
 from . import display as _display
 from .display import Displayable, error_html
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..protocols import NovitaClient
+
 
 class InstanceCard(Displayable):
     """The connection card of one instance with Refresh / Start / Stop / Delete buttons (delete
     asks for confirmation). ``%load_ext`` makes bound Instances display this way."""
 
-    def __init__(self, instance: Instance, client: Any = None) -> None:
+    def __init__(self, instance: Instance, client: NovitaClient | None = None) -> None:
         self.instance = instance
         self.client = client if client is not None else getattr(instance, "_client", None)
         self.confirming = False

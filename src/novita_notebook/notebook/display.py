@@ -37,11 +37,6 @@ class Displayable:
         return bundle
 
 
-def fmt_money(amount: float | None) -> str:
-    """USD as text (``$0.30``; ``<$0.01``; None → ``—``): html.format_money over money.py."""
-    return html.format_money(amount)
-
-
 def format_error(error: Exception) -> str:
     message = getattr(error, "message", None) or str(error)
     hint = getattr(error, "hint", None)

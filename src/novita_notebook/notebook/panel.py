@@ -7,13 +7,16 @@ from __future__ import annotations
 import threading
 from collections import deque
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import html
 from ..errors import NovitaError, ValidationError
 from ..models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time
 from . import display as _display
 from .display import Displayable, error_html
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..protocols import NovitaClient
 
 #: Summary redraws per second at most when the watcher interval is shorter.
 _MIN_TICK = 0.5
@@ -84,7 +87,7 @@ class InstancePanel(Displayable):
 
     def __init__(
         self,
-        client: Any,
+        client: NovitaClient,
         instances: list[str] | None = None,
         interval: float | None = None,
         start: bool = True,

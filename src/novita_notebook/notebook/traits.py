@@ -6,14 +6,17 @@ setting changes the session client's settings, a guard rule becomes a session de
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import Any as AnyTrait
-from traitlets import TraitError
+from traitlets import HasTraits, TraitError
 
 from ..errors import ValidationError
 from ..options import CLIENT, CREATE, GUARD, SESSION, Option
 from ..options.guard import session_value
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .commands.common import Client
 
 __all__ = ["TRAIT_OPTIONS", "DEPRECATED_TRAITS", "traits", "checked", "apply_to_client"]
 
@@ -71,7 +74,7 @@ def renamed(trait: str) -> str | None:
     return new
 
 
-def apply_to_client(magics: Any, client: Any, trait: str | None = None) -> None:
+def apply_to_client(magics: HasTraits, client: Client, trait: str | None = None) -> None:
     """The session's options on its client: a client setting through the settings' own rule
     (None gives back the client's own value), guard rules as the session's defaults."""
     config = getattr(client, "config", None)

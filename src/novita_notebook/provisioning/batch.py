@@ -207,16 +207,16 @@ class _Run:
         self.progress = progress
         self.failed = threading.Event()
         self._lock = threading.Lock()
-        self._listings: dict[int, list[Product]] = {}
+        self._listing: list[Product] | None = None
         self._done = 0
 
-    def listing_for(self, gpu_num: int) -> list[Product]:
-        # One listing per GPU count for the whole batch; stock raced away is handled by
-        # falling back to the next candidate, as in create().
+    def listing(self) -> list[Product]:
+        # One listing for the whole batch; stock raced away is handled by falling back to the
+        # next candidate, as in create().
         with self._lock:
-            if gpu_num not in self._listings:
-                self._listings[gpu_num] = self.provisioner.fresh_listing(gpu_num)
-            return self._listings[gpu_num]
+            if self._listing is None:
+                self._listing = self.provisioner.fresh_listing()
+            return self._listing
 
     def _guard(self, index: int, instance: Instance, row: dict[str, Any]) -> None:
         """Guard a made instance; a guard store that cannot be written is said in its row
@@ -233,7 +233,7 @@ class _Run:
             row.update(status="skipped", error="not attempted: another create of the batch failed")
         else:
             try:
-                listing = self.listing_for(request.gpu_num)
+                listing = self.listing()
                 instance = self.provisioner.provision(request, listing=listing)
             except NovitaError as error:
                 self.failed.set()

@@ -408,9 +408,7 @@ class Provisioner:
             fallback_report=report,
         )
 
-    def fresh_listing(self, gpu_num: int) -> list[Product]:
+    def fresh_listing(self) -> list[Product]:
         """The current unfiltered on-demand listing (refreshed once, e.g. by a batch): offers
-        and prices. ``gpu_num`` is kept for callers: stock per GPU count comes from the region
-        listings each create reads."""
-        del gpu_num
+        and prices; stock per GPU count comes from the region listings each create reads."""
         return patiently(lambda: self.catalog.listing("onDemand", refresh=True))

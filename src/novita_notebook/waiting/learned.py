@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ValidationError
 from .backoff import Backoff, positive_number
@@ -417,7 +417,13 @@ ANCHOR_MIN_AGE = 20.0
 ANCHOR_MAX_AGE = 3600.0
 
 
-def history_of(client: Any) -> PhaseHistory | None:
+class HasSettings(Protocol):
+    """What the history needs of a client: its settings (``api_url`` scopes the history)."""
+
+    config: Any
+
+
+def history_of(client: HasSettings | object) -> PhaseHistory | None:
     """The phase history a client's waits and watchers share (one per API URL, in the ledger
     dir); None when the client has no config (a bare test double) or ``learn_waits`` is
     False in it."""

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -28,7 +28,7 @@ from ..errors import (
     ValidationError,
     is_transient,
 )
-from ..models import StatusChange
+from ..models import Instance, StatusChange
 from ..retry import retry_delay
 from ._settings import positive, redact_url, validate_url
 from .payload import WebhookEvent, build_payload, encode, event_name
@@ -37,6 +37,12 @@ from .signature import require_secret, sign
 __all__ = ["Notifier"]
 
 log = logging.getLogger(__name__)
+
+
+class InstanceSource(Protocol):
+    """What a notifier asks of a client: one instance, fresh (SSH and Jupyter details)."""
+
+    def instance(self, instance: str) -> Instance: ...
 
 
 def _user_agent() -> str:
@@ -78,7 +84,7 @@ class Notifier:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         queue_size: int = 1000,
-        client: Any = None,
+        client: InstanceSource | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.url = validate_url(url if url is not None else os.environ.get("WEBHOOK_URL"))
