@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from .errors import NotFoundError, NovitaError, ValidationError
 from .ledger import GONE, Ledger, _normalise_url
 from .models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time, phase_of
 from .pending import PendingCreates, resolve_from_listing
+from .validation import invalid, parse_timedelta
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -83,31 +85,24 @@ def _cost_so_far(
 
 
 def _parse_older_than(value: Any) -> timedelta | None:
-    """``older_than``: a timedelta, hours as a number, or text like ``"2h"``/``"30min"``."""
+    """``older_than``: a duration in the one grammar (``"2h"``, ``"1 day"``, a timedelta) or 0.
+    A bare number still means hours, with a DeprecationWarning: everywhere else a bare number is
+    seconds, and this one will be too."""
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        delta = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        delta = timedelta(hours=float(value))
-    elif isinstance(value, str):
-        import pandas as pd
-
-        try:
-            delta = pd.Timedelta(value).to_pytimedelta()
-        except (ValueError, TypeError):
-            raise ValidationError(
-                f"older_than {value!r} is not a duration (try '2h', '30min' or a number of hours)",
-                field="older_than",
-            ) from None
-    else:
-        raise ValidationError(
-            "older_than must be a timedelta, a number of hours or text like '2h'",
-            field="older_than",
+    if isinstance(value, int | float) and not isinstance(value, bool) and value != 0:
+        if value < 0:
+            raise invalid("older_than", f"must not be negative, got {value!r}")
+        warnings.warn(
+            f"older_than={value!r} is read as {value!r} hours; write '{value:g}h' (a bare number "
+            "will mean seconds, as for every other duration)",
+            DeprecationWarning,
+            stacklevel=4,
         )
-    if delta < timedelta(0):
-        raise ValidationError("older_than must not be negative", field="older_than")
-    return delta
+        return timedelta(hours=float(value))
+    if value == 0 and not isinstance(value, bool):
+        return timedelta(0)
+    return parse_timedelta(value, "older_than")
 
 
 def _name_filter(names: Any) -> set[str] | None:
@@ -295,7 +290,8 @@ class LedgerService:
         running ones unless ``delete=True``, ``delete`` for every live one with it, ``forget``
         for those already gone) and ``saves_per_hour`` the hourly spend it saves. With
         ``dry_run=False`` the actions run; deleted and gone instances leave the ledger.
-        ``older_than`` (timedelta, hours, or '2h') and ``names`` (names or ids) narrow it.
+        ``older_than`` (a duration: '2h', '1 day', a timedelta) and ``names`` (names or ids)
+        narrow it.
         """
         import pandas as pd
 

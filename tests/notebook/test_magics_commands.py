@@ -48,6 +48,12 @@ def test_stop_after_a_time_of_day_as_the_help_shows(ip, client):
     assert rules.stop_after > datetime.now(UTC)
 
 
+def test_every_guard_rule_flag_reaches_create(ip, client):
+    made = run(ip, 'create ruled-1 --gpu "RTX 4090" --budget-total 40 --idle-stop "1 hour"')
+    rules = client.guards.store.get(made.id).rules
+    assert rules.budget_total == 40.0 and rules.idle_stop.total_seconds() == 3600
+
+
 def run_help(ip, command):
     import contextlib
     import io

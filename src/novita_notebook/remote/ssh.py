@@ -29,7 +29,7 @@ from ..errors import (
     SSHConnectionError,
     is_transient,
 )
-from ..waiting.backoff import retry_delay
+from ..retry import retry_delay
 from .commands import command_line
 from .known_hosts import HostKeys
 

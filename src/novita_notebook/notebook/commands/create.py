@@ -139,6 +139,8 @@ def create_instance(magics: Session, kwargs: dict[str, Any]) -> Any:
     background = bool(kwargs.pop("background", False))
     if kwargs.pop("no_guard", False):
         kwargs["guard"] = False
+    if "budget_total" in kwargs:  # create()'s keyword for the total cap
+        kwargs["budget"] = kwargs.pop("budget_total")
     if wait and background:
         raise ValidationError("give wait or background, not both", field="background")
     client = magics.get_client()
