@@ -32,7 +32,7 @@ NO_KEY_MESSAGE = (
 )
 
 
-class _NovitaMagics(Magics, Configurable):
+class SessionMagics(Magics, Configurable):
     """``%novita COMMAND ...`` and ``%%novita create`` (see ``%novita --help``).
 
     Its ``%config NovitaMagics.<option>`` traits are generated from the option families
@@ -245,13 +245,13 @@ _OPTION_TRAITS = trait_options.traits()
 NovitaMagics = magics_class(
     type(
         "NovitaMagics",
-        (_NovitaMagics,),
+        (SessionMagics,),
         {
             "__module__": __name__,
-            "__doc__": _NovitaMagics.__doc__,
+            "__doc__": SessionMagics.__doc__,
             **_OPTION_TRAITS,
-            "_check_option": validate(*_OPTION_TRAITS)(_NovitaMagics._check_option),
-            "_option_changed": observe(*_OPTION_TRAITS)(_NovitaMagics._option_changed),
+            "_check_option": validate(*_OPTION_TRAITS)(SessionMagics._check_option),
+            "_option_changed": observe(*_OPTION_TRAITS)(SessionMagics._option_changed),
         },
     )
 )
@@ -274,7 +274,7 @@ def _count_products(frame: Any) -> int:
         return len({getattr(p, "id", p) for p in frame})
 
 
-_LOADED: dict[int, _NovitaMagics] = {}
+_LOADED: dict[int, SessionMagics] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -313,6 +313,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     manager.registry.pop("NovitaMagics", None)
 
 
-def get_magics(ipython: Any) -> _NovitaMagics | None:
+def get_magics(ipython: Any) -> SessionMagics | None:
     """The loaded NovitaMagics of a shell (tests and the demo use it)."""
     return _LOADED.get(id(ipython))

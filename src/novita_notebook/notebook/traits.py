@@ -35,12 +35,25 @@ DEPRECATED_TRAITS: dict[str, str] = {
 }
 
 
+_KIND_TRAITS: dict[str, type] = {}
+
+
+def _trait_class(kind_name: str) -> type:
+    """A trait class named for the option's kind, so ``%config NovitaMagics`` lists
+    ``poll_interval=<Duration>`` rather than ``<Any>``; the option's rule checks the value."""
+    name = kind_name.capitalize()
+    if name not in _KIND_TRAITS:
+        _KIND_TRAITS[name] = type(name, (AnyTrait,), {"info_text": f"a {kind_name}"})
+    return _KIND_TRAITS[name]
+
+
 def traits() -> dict[str, Any]:
     """The traitlets of NovitaMagics, each with its option's default and help line."""
     made: dict[str, Any] = {}
     for name, option in TRAIT_OPTIONS.items():
         default = option.default if option in SESSION.options else None
-        made[name] = AnyTrait(default, allow_none=True, help=option.help).tag(config=True)
+        trait = _trait_class(option.kind.name)
+        made[name] = trait(default, allow_none=True, help=option.help).tag(config=True)
     for old, new in DEPRECATED_TRAITS.items():
         help_text = f"Deprecated: the old name of {new} (same meaning)."
         made[old] = AnyTrait(None, allow_none=True, help=help_text).tag(config=True)
