@@ -216,6 +216,10 @@ class SSHPool:
         """Run a coroutine on the SSH loop and wait for its result here."""
         return self._loop.run(coro, timeout)
 
+    def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine on the SSH loop; its future can be waited on or cancelled."""
+        return self._loop.submit(coro)
+
     def call(
         self,
         instance_id: str,
