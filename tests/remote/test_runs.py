@@ -215,6 +215,15 @@ def test_a_stopped_instance_loses_its_run(client, instance):
     assert client.runs(refresh=False).iloc[0]["state"] == "lost"
 
 
+def test_runs_marks_the_run_of_a_deleted_instance_lost_without_waiting(client, instance):
+    run = client.run(instance, "import time\ntime.sleep(60)", detach=True)
+    assert busy_instances(client.config.api_url) == {instance.id: [run.id]}
+    client.delete(instance.id)
+    frame = client.runs()
+    assert frame.iloc[0]["run"] == run.id and frame.iloc[0]["state"] == "lost"
+    assert busy_instances(client.config.api_url) == {}
+
+
 def test_attach_to_an_unknown_run_says_how_to_find_runs(client):
     with pytest.raises(NotFoundError, match="runs()"):
         client.attach("r-0000000000")
@@ -231,3 +240,17 @@ def test_attach_to_an_ended_run_replays_it_and_brings_its_values(client, instanc
     failed.wait(check=False)
     with pytest.raises(RemoteRunError, match="ValueError: bad"):
         client.attach(failed, on_output=lambda *_: None)
+
+
+def test_an_image_without_tail_is_followed_over_sftp(client, instance, monkeypatch):
+    """The sandbox's instances all have tail: force the edge of an image that has none."""
+    from novita_notebook.remote import scripts
+
+    monkeypatch.setattr(scripts, "follow_command", lambda *args: ["sh", "-c", "exit 127"])
+    seen, sink = collect()
+    run = client.run(
+        instance,
+        "import time\nfor i in range(3):\n    print(i)\n    time.sleep(0.1)",
+        on_output=sink,
+    )
+    assert run.stdout == "0\n1\n2\n" and len(seen) >= 2

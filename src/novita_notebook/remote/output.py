@@ -22,8 +22,8 @@ STREAMS = ("stdout", "stderr")
 def capped_note(run_id: str, remote_dir: str, limit: int) -> str:
     return (
         f"\n[novita] output past {limit:,} characters is not shown or kept here; the whole log "
-        f"stays on the instance in ~/{remote_dir}/stdout and stderr: "
-        f"novita.attach({run_id!r}).log('stdout') fetches it\n"
+        f"stays on the instance in ~/{remote_dir}/stdout and stderr: run.log('stdout') or "
+        f"novita.attach({run_id!r}, wait=False).log('stdout') fetches it\n"
     )
 
 

@@ -120,6 +120,12 @@ class Run:
             self._follow_once()
         return self
 
+    def lost(self, reason: str) -> Run:
+        """Mark a run that cannot be going any more (its instance stopped or is gone)."""
+        if not self.done:
+            self._finish("lost", None, None, reason)
+        return self
+
     def settle(self) -> Run:
         """Learn whether the run ended without reading its output (for listings): its exit
         status and markers if it ended, lost if its processes or its instance are gone."""

@@ -126,8 +126,10 @@ def signal_command(run_id: str, signal_name: str, marker: str | None) -> list[st
 
 
 #: The follower's exit statuses: the exit status is written; the supervisor died without
-#: writing it; the run did not start within FOLLOW_START_SECONDS; the image has no tail.
-FOLLOW_ENDED, FOLLOW_VANISHED, FOLLOW_NOT_STARTED, FOLLOW_UNABLE = 0, 3, 4, 127
+#: writing it; the run did not start within FOLLOW_START_SECONDS; nobody reads any more (a
+#: tail died writing to a closed channel); the image has no tail.
+FOLLOW_ENDED, FOLLOW_VANISHED, FOLLOW_NOT_STARTED, FOLLOW_ORPHANED = 0, 3, 4, 5
+FOLLOW_UNABLE = 127
 FOLLOW_START_SECONDS = 30
 
 
@@ -145,7 +147,10 @@ def follow_command(run_id: str, stdout_offset: int, stderr_offset: int) -> list[
         'tail -c +"$3" -f "$D/stderr" >&2 & T2=$!; '
         'while [ ! -e "$D/exit" ]; do '
         'if [ -n "$P" ] && ! kill -0 "$P" 2>/dev/null && [ ! -e "$D/exit" ]; then '
-        'kill "$T1" "$T2" 2>/dev/null; exit 3; fi; sleep $S; done; '
+        'kill "$T1" "$T2" 2>/dev/null; exit 3; fi; '
+        # Nobody reads any more (a tail died writing to a closed channel): stop following.
+        'kill -0 "$T1" 2>/dev/null && kill -0 "$T2" 2>/dev/null || { kill "$T1" "$T2" 2>/dev/null; exit 5; }; '
+        "sleep $S; done; "
         'sleep $S; kill "$T1" "$T2" 2>/dev/null; exit 0'
     )
     return [

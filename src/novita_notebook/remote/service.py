@@ -10,7 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError, RemoteError, SSHConnectionError, ValidationError
+from ..errors import (
+    NotFoundError,
+    NovitaError,
+    RemoteError,
+    SSHConnectionError,
+    ValidationError,
+)
 from ..models import Instance
 from . import launch
 from .output import DEFAULT_MAX_OUTPUT, OutputSink
@@ -49,7 +55,14 @@ class Remote:
 
     def credentials(self, instance_id: str) -> tuple[Endpoint, str]:
         """Where the instance's SSH server is and its password, read from the API now."""
-        instance = self._fetch(instance_id)
+        try:
+            instance = self._fetch(instance_id)
+        except NotFoundError:
+            raise RemoteError(
+                f"instance {instance_id} no longer exists",
+                instance_id=instance_id,
+                reason=NOT_RUNNING,
+            ) from None
         where = f"instance {instance.name or instance.id} ({instance.id})"
         if instance.status in COMING_BACK:
             raise SSHConnectionError(
@@ -131,9 +144,10 @@ class Remote:
 
         now = datetime.now(UTC)
         rows = []
+        statuses: dict[str, str | None] = {}  # one look per instance
         for record in reversed(self.store.all()):
             if refresh and record.active:
-                record = self._settled(record)
+                record = self._settled(record, statuses)
             end = record.finished or now
             duration = max(end - record.started, end - end)
             hours = duration.total_seconds() / 3600
@@ -156,11 +170,27 @@ class Remote:
         frame["duration"] = pd.to_timedelta(frame["duration"])
         return frame
 
-    def _settled(self, record: RunRecord) -> RunRecord:
-        """The record after a light look at the instance (exit status, markers, liveness)."""
+    def _settled(self, record: RunRecord, statuses: dict[str, str | None]) -> RunRecord:
+        """The record after a light look: lost if its instance is gone or stopped, else the
+        run's files (exit status, markers, liveness). An instance on its way back, or that
+        cannot be reached, leaves the record as it was (a listing never waits on it)."""
+        if record.instance_id not in statuses:
+            try:
+                statuses[record.instance_id] = self._fetch(record.instance_id).status
+            except NotFoundError:
+                statuses[record.instance_id] = None
+            except NovitaError as error:
+                log.debug("could not look at instance %s: %s", record.instance_id, error.message)
+                statuses[record.instance_id] = "unknown"
+        status = statuses[record.instance_id]
+        if status in COMING_BACK or status == "unknown":
+            return record
+        run = Run(record, self.pool, self.store)
+        if status != "running":
+            return run.lost(f"instance {record.instance_id} is {status or 'gone'}").record
         try:
-            return Run(record, self.pool, self.store).settle().record
-        except RemoteError as error:
+            return run.settle().record
+        except NovitaError as error:
             log.debug("could not look at run %s: %s", record.id, type(error).__name__)
             return record
 
