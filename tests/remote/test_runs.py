@@ -254,3 +254,29 @@ def test_an_image_without_tail_is_followed_over_sftp(client, instance, monkeypat
         on_output=sink,
     )
     assert run.stdout == "0\n1\n2\n" and len(seen) >= 2
+
+
+def test_a_run_remembered_but_never_launched_is_not_started(client, instance):
+    """A kernel that died between remembering a run and launching it."""
+    from datetime import UTC, datetime
+
+    from novita_notebook.remote.store import RunRecord, RunStore
+
+    record = RunRecord(
+        id="r-00000000aa",
+        instance_id=instance.id,
+        instance_name=instance.name,
+        kind="python",
+        code_hash="0" * 16,
+        started=datetime.now(UTC),
+        remote_dir=".novita/runs/r-00000000aa",
+    )
+    store = RunStore(client.config.api_url)
+    store.save(record)
+    assert busy_instances(client.config.api_url) == {instance.id: [record.id]}
+    with pytest.raises(RemoteRunError, match="never started"):
+        client.attach(record.id)
+    assert store.get(record.id).state == "not_started"
+    assert busy_instances(client.config.api_url) == {}
+    store.save(record)  # the same from a listing
+    assert client.runs().iloc[0]["state"] == "not_started"

@@ -303,14 +303,14 @@ class Run:
             # A stop, a delete or a reclaim ends every process of the instance.
             self._finish("lost", None, None, error.message)
             return False
-        if self._record.state == "starting":  # stored with the next progress save
-            self._record = replace(self._record, state="running")
         got = False
         for stream in STREAMS:
             data = step.data.get(stream, b"")
             if data:
                 got = True
                 self._show(stream, self._buffer.add(stream, data))
+        if got and self._record.state == "starting":  # stored with the next progress save
+            self._record = replace(self._record, state="running")
         if step.exit_code is not None:
             self._ended(step)
         elif check_alive or (not got and time.monotonic() - self._alive_checked > LIVENESS_EVERY):
@@ -461,8 +461,7 @@ class Run:
         self._saved_at = now
         self._record = replace(
             self._record,
-            state="running",
-            seen=datetime.now(UTC),
+            seen=datetime.now(UTC) if self._record.state == "running" else self._record.seen,
             stdout_bytes=self._buffer.bytes_seen["stdout"],
             stderr_bytes=self._buffer.bytes_seen["stderr"],
         )

@@ -126,7 +126,7 @@ def signal_command(run_id: str, signal_name: str, marker: str | None) -> list[st
 
 
 #: The follower's exit statuses: the exit status is written; the supervisor died without
-#: writing it; the run did not start within FOLLOW_START_SECONDS; nobody reads any more (a
+#: writing it; the run was never launched, or did not start within FOLLOW_START_SECONDS; nobody reads any more (a
 #: tail died writing to a closed channel); the image has no tail.
 FOLLOW_ENDED, FOLLOW_VANISHED, FOLLOW_NOT_STARTED, FOLLOW_ORPHANED = 0, 3, 4, 5
 FOLLOW_UNABLE = 127
@@ -140,6 +140,7 @@ def follow_command(run_id: str, stdout_offset: int, stderr_offset: int) -> list[
         'cd "$HOME" 2>/dev/null || cd /; D="$1"; '
         "command -v tail >/dev/null 2>&1 || exit 127; "
         "S=0.05; sleep 0.01 2>/dev/null || S=1; i=0; "
+        '[ -d "$D/launched" ] || exit 4; '
         'while [ ! -e "$D/stdout" ] || [ ! -e "$D/stderr" ]; do '
         f'i=$((i+1)); [ "$i" -gt {FOLLOW_START_SECONDS * 20} ] && exit 4; sleep $S; done; '
         'P=$(cat "$D/pid" 2>/dev/null); '
