@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .api import NovitaAPI
@@ -26,11 +25,12 @@ from .ledger import Ledger
 from .ledger_views import LedgerService
 from .listings import Listings
 from .models import Cluster, Instance, Product, Template
-from .options import GUARD, WAITING
+from .options import GUARD, RUN, WAITING
 from .options.create import DEFAULT_ROOTFS_GB
 from .options.guard import parse_extension, parse_rule_names
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
 from .provisioning.request import prepare_request
+from .validation import invalid
 from .waiting.backoff import Backoff
 from .waiting.probes import Probe
 from .waiting.service import Waiting
@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .guard.store import GuardRecord
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .remote.output import OutputSink
+    from .remote.runs import Run
     from .remote.service import Remote
     from .teaching import Handout
 
@@ -53,13 +55,6 @@ logger = logging.getLogger("novita_notebook")
 
 #: create()'s guard keywords: each rule's name, ``budget`` for budget_total.
 _CREATE_RULES = tuple((option.aliases or (option.name,))[0] for option in GUARD)
-
-
-def _frames() -> ModuleType:
-    """frames.py imports pandas (slow): load it only when a DataFrame is asked for."""
-    from . import frames
-
-    return frames
 
 
 class Novita:
@@ -102,10 +97,8 @@ class Novita:
         config, key = load_config(**given)
         self.config: Config = config
         self.max_concurrency: int = config.max_concurrency
-        self.rate_limiter: RateLimiter | None = (
-            RateLimiter(config.rate_limit_per_second) if config.rate_limit_per_second else None
-        )
-        self.transport = Transport.for_settings(config, key, self.rate_limiter)
+        self.transport = Transport.for_settings(config, key)
+        self.rate_limiter: RateLimiter | None = self.transport.rate_limiter
         del key  # from here on the raw key lives only in the transport
         self.api = NovitaAPI(self.transport)
         self.sandbox_server: Any = None
@@ -223,12 +216,62 @@ class Novita:
             self._remote = Remote(self.config.api_url, self.instance)
         return self._remote
 
+    def run(
+        self,
+        instance: InstanceRef,
+        code: str,
+        *,
+        detach: bool = False,
+        put: Mapping[str, Any] | None = None,
+        get: Sequence[str] | None = None,
+        python: str | None = None,
+        timeout: float | str | None = None,
+        env: Mapping[str, str] | None = None,
+        shell: bool = False,
+        on_output: OutputSink | None = None,
+        max_output: int = 1_000_000,
+    ) -> Run:
+        """Run ``code`` on an instance (its id, name or handle) as a durable run: detached
+        there, so it survives a dropped connection and a dead kernel; output streams here as
+        it comes (``on_output(stream, text)``, else printed, up to ``max_output`` characters,
+        the whole log kept on the instance). ``put`` sends local values (a dict), ``get``
+        brings names back into ``run.values``; ``python`` picks the interpreter, ``shell=True``
+        runs a shell script (images without Python); ``timeout`` (seconds) ends it there;
+        ``env`` sets variables. ``detach=True`` returns the ``Run`` at once. A bad end raises
+        RemoteRunError with the remote traceback's last lines; Ctrl-C interrupts the code."""
+        how = RUN.parse({k: v for k, v in locals().items() if k in RUN})
+        if isinstance(how["put"], list):
+            raise invalid("put", "must be a dict of names to values in Python")
+        if how["env"] is not None:
+            how["env"] = dict(how["env"])
+        return self.remote.run(self._target(instance), code, on_output=on_output, **how)
+
+    def attach(
+        self,
+        run: Run | str,
+        *,
+        wait: bool = True,
+        on_output: OutputSink | None = None,
+        max_output: int = 1_000_000,
+    ) -> Run:
+        """A run remembered on this machine (a ``Run`` or its id), in this kernel or another:
+        replays its output from the start and, with ``wait``, follows it to its end."""
+        return self.remote.attach(run, wait=wait, on_output=on_output, max_output=max_output)
+
+    def runs(self, refresh: bool = True) -> pd.DataFrame:
+        """The runs remembered on this machine, newest first: run, instance, started,
+        duration, state, exit_code, cost (estimated from the instance's price). ``refresh``
+        looks at the instances of runs not seen to end."""
+        return self.remote.runs(refresh=refresh)
+
+    def _target(self, instance: InstanceRef) -> Instance:
+        ref = instance_ref(instance)
+        return ref if isinstance(ref, Instance) else self.instance(ref)
+
     def forget_host_key(self, instance: InstanceRef) -> bool:
         """Drop the SSH host key pinned for an instance (its id, name or handle), after you
         know why it changed; the next connection pins the key it sees. True if one was."""
-        ref = instance_ref(instance)
-        target = ref if isinstance(ref, Instance) else self.instance(ref)
-        return self.remote.forget_host_key(target.id)
+        return self.remote.forget_host_key(self._target(instance).id)
 
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:
@@ -299,18 +342,15 @@ class Novita:
         refresh: bool = False,
         detail: bool = False,
     ) -> pd.DataFrame:
-        """GPU products, one row per product × region, cheapest first.
-
-        ``gpu`` matches loosely (``"4090"``, ``"rtx 4090"``, ``"RTX 4090 24GB"``) or is a
-        product id; ``region`` is a region name or id; ``billing`` (onDemand, spot, monthly)
-        lists that method's offers and sorts/filters by its price; ``max_price`` is USD per
+        """GPU products, one row per product × region, cheapest first. ``gpu`` matches loosely
+        ("4090", "rtx 4090") or is a product id; ``region`` a name or id; ``billing`` (onDemand,
+        spot, monthly) lists that method's offers at its price; ``max_price`` is USD per
         GPU-hour; ``gpu_num`` asks which products can serve that many GPUs.
 
-        Stock is known per region only from that region's own listing. With ``region``,
+        Stock is known per region only from that region's own listing: with ``region``,
         ``available`` or ``detail=True`` each row's ``available``/``stock`` are its region's
-        (one listing per region offering a match, fetched concurrently). Otherwise they are
-        <NA>, and ``available_somewhere``/``stock_somewhere`` hold the API's aggregate (in
-        stock in at least one region offering the product).
+        (the listings fetched at once); otherwise they are <NA>, and ``available_somewhere``/
+        ``stock_somewhere`` hold the API's aggregate.
         """
         return self.listings.products(
             gpu, region, gpu_num, billing, max_price, available, refresh, detail
@@ -381,47 +421,32 @@ class Novita:
         on_reclaim: str | None = None,
     ) -> Instance:
         """Create an instance, falling back across regions; by default on the cheapest offer
-        in stock in any region.
+        in stock in any region. Every keyword, what it accepts and its flag and cell key are in
+        docs/options.md; how an offer is chosen is in docs/architecture.md.
 
-        ``gpu`` is matched fuzzily ("4090", "rtx 4090", "RTX 4090 24GB" or a product id; None
-        means any GPU). Offers and prices come from one cached catalog listing, each candidate
-        region's stock from its own listing (fetched at once). ``prefer`` orders the offers:
-        ``"price"`` (the default) cheapest per GPU-hour first across regions, the region order
-        breaking ties; ``"region"`` the regions in order (``region`` or ``default_region``
-        first, then AS-SGP-02, CN-HK-01, AS-IN-01 and the rest; ``regions`` replaces that
-        list), cheapest first within each (ties: more memory, then CPU per GPU). When stock
-        races away (the create answers INSUFFICIENT_RESOURCE) the next offer is tried.
-        ``max_price`` is USD per GPU-hour, the unit of ``products()``. The result carries
-        ``fallback_report`` (the policy, and which answer decided each region); with
-        ``wait=True`` it is returned once ``wait_until`` is reached (``progress`` is passed
-        to ``wait``).
+        ``gpu`` is matched loosely ("4090", "rtx 4090", a product id; None: any GPU). Offers
+        and prices come from one cached listing, each candidate region's stock from its own
+        listing. ``prefer="price"`` takes the cheapest per GPU-hour across regions (the region
+        order breaks ties); ``prefer="region"`` the regions in order (``region`` or
+        ``default_region`` first; ``regions`` replaces the default order). When stock races
+        away the next offer is tried. The result carries ``fallback_report``; with
+        ``wait=True`` it returns once ``wait_until`` is reached.
 
-        ``volumes``: network volumes to mount, by name or id (``"my-data"``, ``("my-data",
-        "/data")`` or ``"my-data:/data"``; default mount point ``/network``). A volume is
-        mountable only in its own region, so the create is pinned there and the report says
-        so (``network_storages`` takes the same entries).
-
-        ``template`` (id or name) supplies image, ports, envs, rootfs, command, entrypoint and
-        registry auth (sent as ``imageAuthId``, never a password); ``envs``/``ports`` given here
-        override it. Without image or template a public PyTorch + Jupyter image is used.
-
-        Names are kept as given and must be unique among live instances (``unique_name=True``
-        appends a random suffix). After an ambiguous failure (timeout, dropped connection, 5xx)
-        the instance is looked up by name and adopted if it exists, so one call makes at most
-        one instance. With the client's ``spend_limit_per_hour`` set, a create that would push
-        the hourly price of live, billed or starting instances over it raises
-        ``BudgetExceededError``.
-        Raises ``CapacityError`` (with ``attempts`` and ``alternatives``) when no region can
-        serve the request; every error raised after the search began carries
-        ``fallback_report``.
+        ``volumes`` mount network volumes by name or id (``"my-data:/data"``; default
+        ``/network``) and pin the create to their region. ``template`` supplies image, ports,
+        envs, disk, command and registry auth (only its id is sent); ``envs``/``ports`` given
+        here override it. Names must be unique among live instances (``unique_name=True``
+        adds a suffix); after an ambiguous failure the instance is looked up and adopted, so
+        one call makes at most one instance. With the client's ``spend_limit_per_hour``, a
+        create that would push the hourly spend over it raises ``BudgetExceededError``; no
+        region serving it raises ``CapacityError`` (with ``attempts`` and ``alternatives``).
 
         Guard rules bound the instance's life even after the kernel dies (docs/guard.md):
-        ``stop_after``/``delete_after`` (deadlines: "2h", "1h30m" from now, or a time such as
-        "18:00Z"), ``idle_stop`` (stop when GPU use stays below ``idle_threshold`` %, default
-        5, this long), ``budget`` (USD total) and ``budget_per_hour`` (USD/h; the newest guarded
-        instances stop first), ``warn_before`` and ``on_reclaim`` ("notify", "migrate",
-        "recreate"; spot). They add to the user's NOVITA_GUARD_* defaults; ``guard=False`` sets
-        none. Every keyword, what it accepts and its flag and cell key: docs/options.md.
+        ``stop_after``/``delete_after`` (deadlines: "2h" from now or a time such as "18:00Z"),
+        ``idle_stop`` (below ``idle_threshold`` % this long), ``budget`` (USD total),
+        ``budget_per_hour`` (USD/h; the newest guarded stop first), ``warn_before`` and
+        ``on_reclaim`` (spot). They add to the NOVITA_GUARD_* defaults; ``guard=False`` sets
+        none. Bad arguments fail together, before any request.
         """
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         rules = {GUARD[name].name: given.pop(name) for name in _CREATE_RULES}
@@ -501,17 +526,8 @@ class Novita:
     ) -> Template:
         """Create a private template. ``image_auth_id`` (a registry auth id or name) is stored
         as the template's imageAuth: only the id, never a password."""
-        return self.resources.create_template(
-            name,
-            image,
-            ports=ports,
-            envs=envs,
-            rootfs_gb=rootfs_gb,
-            start_command=start_command,
-            entrypoint=entrypoint,
-            image_auth_id=image_auth_id,
-            readme=readme,
-        )
+        options = {k: v for k, v in locals().items() if k not in ("self", "name", "image")}
+        return self.resources.create_template(name, image, **options)
 
     def delete_template(self, id_or_name: str) -> None:
         """Delete a private template by id or exact name."""
@@ -558,14 +574,8 @@ class Novita:
         """Find the ledger's forgotten instances and stop or delete them (a dry run by
         default); ``forget_gone=True`` forgets gone ones at once. See
         ``LedgerService.cleanup``."""
-        return self.ledger_service.cleanup(
-            stop=stop,
-            delete=delete,
-            dry_run=dry_run,
-            older_than=older_than,
-            names=names,
-            forget_gone=forget_gone,
-        )
+        options = {k: v for k, v in locals().items() if k != "self"}
+        return self.ledger_service.cleanup(**options)
 
     # -- waiting (waiting/) --------------------------------------------------------------------
     def wait(
@@ -590,10 +600,7 @@ class Novita:
         ``progress(instance, elapsed, phase)``. Runs on the caller's thread, starts none.
         """
         how = WAITING.parse(dict(until=until, timeout=timeout, progress=progress, poll=poll))
-        return self.waiting.wait(
-            instance_ref(instance), how["until"] or "running", how["timeout"],
-            progress=how["progress"], probe=probe, poll=how["poll"],
-        )  # fmt: skip
+        return self.waiting.wait(instance_ref(instance), probe=probe, **how)
 
     async def wait_async(
         self,
@@ -612,10 +619,7 @@ class Novita:
         executor, so cancelling the task stops the wait after the call in flight.
         """
         how = WAITING.parse(dict(until=until, timeout=timeout, progress=progress, poll=poll))
-        return await self.waiting.wait_async(
-            instance_ref(instance), how["until"] or "running", how["timeout"],
-            progress=how["progress"], probe=probe, poll=how["poll"],
-        )  # fmt: skip
+        return await self.waiting.wait_async(instance_ref(instance), probe=probe, **how)
 
     def watch(
         self,
@@ -642,13 +646,7 @@ class Novita:
             dict(interval=interval, page_size=page_size, stop_when_terminal=stop_when_terminal)
         )
         watcher = self.waiting.watch(
-            instances,
-            how["interval"],
-            callbacks=callbacks,
-            notify=notify,
-            stop_when_terminal=how["stop_when_terminal"],
-            page_size=how["page_size"],
-            error_backoff=error_backoff,
+            instances, callbacks=callbacks, notify=notify, error_backoff=error_backoff, **how
         )
         self.guards.attach(watcher)
         return watcher

@@ -171,17 +171,17 @@ class Transport:
         self._not_before_lock = threading.Lock()
 
     @classmethod
-    def for_settings(
-        cls, settings: Any, api_key: str, rate_limiter: RateLimiter | None = None
-    ) -> Transport:
-        """A transport as a client's settings (config.Config) describe it."""
+    def for_settings(cls, settings: Any, api_key: str) -> Transport:
+        """A transport as a client's settings (config.Config) describe it, with its own rate
+        limiter when they set ``rate_limit_per_second``."""
+        rate = settings.rate_limit_per_second
         return cls(
             settings.api_url,
             api_key,
             timeout=settings.timeout,
             max_retries=settings.max_retries,
             max_concurrency=settings.max_concurrency,
-            rate_limiter=rate_limiter,
+            rate_limiter=RateLimiter(rate) if rate else None,
             retry_backoff=settings.retry_backoff,
             retry_backoff_max=settings.retry_backoff_max,
             breaker_threshold=settings.breaker_threshold,

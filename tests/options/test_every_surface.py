@@ -93,8 +93,10 @@ BAD: dict[str, dict[str, tuple[object, object]]] = {
         "put": (["not a name"], "not a name"),
         "get": (["not a name"], "not a name"),
         "python": (5, NO_TEXT),
+        "shell": ("maybe", "maybe"),
         "timeout": ("soon", "soon"),
         "env": ({"1A": "x"}, "1A=x"),
+        "max_output": (-1, "-1"),
     },
     "session": {
         "auto_sandbox": ("maybe", "maybe"),
@@ -157,6 +159,10 @@ def python_rule(family, option, value, client) -> str | None:
         call = client.watch if name in ("interval", "page_size", "stop_when_terminal") else None
         with pytest.raises(ValidationError) as caught:
             (call or (lambda **kw: client.wait("anything", **kw)))(**{name: value})
+        return rule_of(caught.value, name)
+    if family is RUN:
+        with pytest.raises(ValidationError) as caught:
+            client.run("anything", "print(1)", **{name: value})
         return rule_of(caught.value, name)
     with pytest.raises(ValidationError) as caught:
         option.parse(value)

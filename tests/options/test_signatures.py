@@ -8,7 +8,7 @@ import inspect
 import pytest
 
 from novita_notebook import Novita
-from novita_notebook.options import CLIENT, CREATE, GUARD, WAITING
+from novita_notebook.options import CLIENT, CREATE, GUARD, RUN, WAITING
 
 
 def _keywords(function) -> dict[str, inspect.Parameter]:
@@ -31,8 +31,9 @@ def _same_default(option, parameter) -> bool:
         (Novita.create, [CREATE, GUARD], {"guard"}),
         (Novita.wait, [], {"instance", "until", "timeout", "progress", "probe", "poll"}),
         (Novita.wait_async, [], {"instance", "until", "timeout", "progress", "probe", "poll"}),
+        (Novita.run, [RUN], {"instance", "code", "on_output"}),
     ],
-    ids=["Novita()", "create", "wait", "wait_async"],
+    ids=["Novita()", "create", "wait", "wait_async", "run"],
 )
 def test_signatures_match_their_families(function, families, extra):
     keywords = _keywords(function)

@@ -75,9 +75,16 @@ RUN = Family(
         Option(
             "python",
             kinds.text("must be an interpreter name or path like 'python3'", example="python3"),
-            "the interpreter on the instance",
-            default="python3",
+            "the interpreter on the instance (default python3)",
             flag="--python",
+            cell=True,
+        ),
+        Option(
+            "shell",
+            kinds.SWITCH,
+            "run the code as a shell script (images without Python; no put or get)",
+            default=False,
+            flag="--shell",
             cell=True,
         ),
         Option(
@@ -94,6 +101,12 @@ RUN = Family(
             flag="--env",
             cell=True,
             repeat=True,
+        ),
+        Option(
+            "max_output",
+            kinds.size(0, 1_000_000_000, example="1000000"),
+            "characters of output shown here (the whole log stays on the instance)",
+            default=1_000_000,
         ),
     ),
 )
