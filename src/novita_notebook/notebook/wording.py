@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import re
 
-from ..options import CLIENT, CREATE, GUARD, WAITING
+from ..options import CLIENT, CREATE, GUARD, RUN, WAITING
 
 __all__ = ["in_magic_terms", "PYTHON_TO_MAGIC"]
 
 #: Python calls named in messages and hints → the magic that does the same.
 PYTHON_TO_MAGIC: tuple[tuple[str, str], ...] = (
+    (r"\bnovita\.wait\('([^']*)', until='([^']*)'\)", r"%novita wait \1 --until \2"),
+    (r"\bnovita\.watch\(\['([^']*)'\]\)", r"%novita watch \1"),
+    (r"\bnovita\.instance\(\.\.\.\)\.status says", "%novita instances shows it"),
+    (r"Pass the values to Novita\(\.\.\.\), set them", "Set them"),
+    (r" \(or pass api_key=\.\.\.\)", " (environment or .env, then %novita config --reload)"),
+    (r"Novita\.sandbox\(\) or %novita sandbox start", "%novita sandbox start"),
     (r"\b(?:client|novita|Novita)\.instances\(\)", "%novita instances"),
     (r"\b(?:client|novita|Novita)\.mine\(\)", "%novita mine"),
     (r"\b(?:client|novita|Novita)\.templates\(\)", "%novita templates"),
@@ -20,6 +26,8 @@ PYTHON_TO_MAGIC: tuple[tuple[str, str], ...] = (
     (r"\b(?:client|novita|Novita)\.products\(\)", "%novita products"),
     (r"\b(?:client|novita|Novita)\.regions\(\)", "%novita regions"),
     (r"\b(?:client|novita|Novita)\.wait\([^)]*\)", "%novita wait NAME"),
+    (r"\b(?:client|novita|Novita)\.watch\(\[?([^)\]]*)\]?\)", r"%novita watch \1"),
+    (r"\b(?:client|novita|Novita)\.(start|stop|restart|delete)\(([^)]*)\)", r"%novita \1 \2"),
     (r"\b(?:client|novita|Novita)\.guard_status\(\)", "%novita guard status"),
     (
         r"\b(?:novita\.|Novita\.|client\.)?create_storage\([^)]*\)",
@@ -30,7 +38,7 @@ PYTHON_TO_MAGIC: tuple[tuple[str, str], ...] = (
 )
 _FLAGS = {
     option.name: option.flag
-    for family in (CREATE, GUARD, WAITING)
+    for family in (CREATE, GUARD, WAITING, RUN)
     for option in family
     if option.flag
 }
@@ -38,11 +46,14 @@ _TRAITS = {option.name: option.trait for option in CLIENT if option.trait}
 
 
 def _keyword(match: re.Match[str]) -> str:
-    """``max_price=`` → ``--max-price``; a client setting → its %config trait."""
-    name = match.group(1)
+    """``max_price=`` → ``--max-price``; ``python='...'`` → ``--python ...``; ``shell=True`` →
+    ``--shell``; a client setting → its %config trait."""
+    name, value = match.group(1), match.group(2) or ""
     if name in _FLAGS:
-        return str(_FLAGS[name])
-    if name in _TRAITS:
+        if value in ("True", ""):
+            return str(_FLAGS[name])
+        return f"{_FLAGS[name]} {value.strip(chr(39) + chr(34))}"
+    if name in _TRAITS and not value:
         return f"%config NovitaMagics.{_TRAITS[name]}"
     return match.group(0)
 
@@ -52,7 +63,7 @@ def in_magic_terms(text: str, *, fields: bool = True) -> str:
     leading ``field:`` of an option is shown as its flag (a line, not a cell)."""
     for pattern, replacement in PYTHON_TO_MAGIC:
         text = re.sub(pattern, replacement, text)
-    text = re.sub(r"\b([a-z_]+)=(?=[\s),.]|$)", _keyword, text)
+    text = re.sub(r"\b([a-z_]+)=('[^']*'|\"[^\"]*\"|True|(?=[\s),.]|$))", _keyword, text)
     if fields:
         text = re.sub(
             r"(^|\n  - )([a-z_]+):",
