@@ -42,6 +42,11 @@ def _clamp(value: float) -> float:
     return round(min(100.0, max(0.0, value)), 2)
 
 
+def _scaled(percent: float, scale: float) -> float:
+    """A percentage as served: unchanged, or a fraction 0-1 (``metricsScale=1``)."""
+    return round(_clamp(percent) * scale, 4)
+
+
 def _empty() -> dict[str, Any]:
     return {
         "cpuUtilization": [],
@@ -55,8 +60,10 @@ def _empty() -> dict[str, Any]:
 def series(
     world: World, record: InstanceRecord, start: int, end: int, interval: int
 ) -> dict[str, Any]:
-    """Points every ``interval`` s in [start, end] while the instance runs. Each point is the
-    value at the end of its bucket, so a change shows in the current bucket at once."""
+    """Points every ``interval`` s in [start, end] while the instance runs (the latest
+    ``MAX_POINTS`` when the window holds more). Each point is the value at the end of its
+    bucket, so a change shows in the current bucket at once. Values are percentages, or
+    fractions with ``metricsScale=1``."""
     result = _empty()
     now = world.clock()
     if record.status != "running" or record.running_since is None:
@@ -64,27 +71,34 @@ def series(
     # The bucket holding the start of the run is the first with data.
     first = start + max(0, (int(record.running_since) - start) // interval) * interval
     last = min(end, int(now))
+    if last < first:
+        return result
+    first = max(first, first + ((last - first) // interval + 1 - MAX_POINTS) * interval)
+    scale = world.switches.metricsScale / 100.0
     gpus: list[list[dict[str, Any]]] = [[] for _ in range(record.gpu_num)]
     mems: list[list[dict[str, Any]]] = [[] for _ in range(record.gpu_num)]
     for t in range(first, last + 1, interval):
         at = min(t + interval, now)
         base = gpu_percent(world, record, at)
         stamp = str(t)
-        values = [_clamp(base + 3 * _noise(record.id, t, i)) for i in range(record.gpu_num)]
-        memory = [_clamp(0.7 * v + 12 + _noise(record.id, t, i, "m")) for i, v in enumerate(values)]
+        percents = [_clamp(base + 3 * _noise(record.id, t, i)) for i in range(record.gpu_num)]
+        memory = [
+            _clamp(0.7 * v + 12 + _noise(record.id, t, i, "m")) for i, v in enumerate(percents)
+        ]
+        avg = sum(percents) / len(percents)
+        cpu = _clamp(0.3 * avg + 4 + 2 * _noise(record.id, t, "c"))
+        mem = _clamp(35 + 0.2 * avg + _noise(record.id, t, "r"))
+        values = [_scaled(v, scale) for v in percents]
+        memory_avg = _scaled(sum(memory) / len(memory), scale)
+        memory = [_scaled(v, scale) for v in memory]
         for i in range(record.gpu_num):
             gpus[i].append({"timestamp": stamp, "value": values[i]})
             mems[i].append({"timestamp": stamp, "value": memory[i]})
-        avg = sum(values) / len(values)
-        result["gpuUtilization"]["avg"].append({"timestamp": stamp, "value": _clamp(avg)})
-        result["gpuMemUtilization"]["avg"].append(
-            {"timestamp": stamp, "value": _clamp(sum(memory) / len(memory))}
-        )
-        cpu = _clamp(0.3 * avg + 4 + 2 * _noise(record.id, t, "c"))
-        result["cpuUtilization"].append({"timestamp": stamp, "value": cpu})
-        mem = _clamp(35 + 0.2 * avg + _noise(record.id, t, "r"))
-        result["memUtilization"].append({"timestamp": stamp, "value": mem})
-        result["rootDiskUtilization"].append({"timestamp": stamp, "value": 18.0})
+        result["gpuUtilization"]["avg"].append({"timestamp": stamp, "value": _scaled(avg, scale)})
+        result["gpuMemUtilization"]["avg"].append({"timestamp": stamp, "value": memory_avg})
+        result["cpuUtilization"].append({"timestamp": stamp, "value": _scaled(cpu, scale)})
+        result["memUtilization"].append({"timestamp": stamp, "value": _scaled(mem, scale)})
+        result["rootDiskUtilization"].append({"timestamp": stamp, "value": _scaled(18.0, scale)})
     for key, per_gpu in (("gpuUtilization", gpus), ("gpuMemUtilization", mems)):
         if per_gpu[0]:
             result[key]["gpuIds"] = [
@@ -99,13 +113,14 @@ def get_metrics(world: World, query: Query, body: Any) -> Any:
         raise invalid("instanceId", "is required")
     now = int(world.clock())
     end = query_int(query, "endTime", minimum=0, default=now)
-    interval = query_int(query, "interval", minimum=1, default=DEFAULT_INTERVAL_SECONDS)
-    # Omitted start: the last hour, or fewer seconds when that many points would be too many.
-    window = min(DEFAULT_WINDOW_SECONDS, (MAX_POINTS - 1) * interval)
-    start = query_int(query, "startTime", minimum=0, default=max(0, end - window))
-    if start > end:
-        raise invalid("startTime", "must not be after endTime")
-    if (end - start) // interval + 1 > MAX_POINTS:
-        raise invalid("interval", f"too small for the window: at most {MAX_POINTS} points")
+    # Only the parameter names are public, no limits: 0 or an omitted interval is the default
+    # step, a window with more points than MAX_POINTS answers its latest ones, and a start
+    # after the end an empty series (a client written from the docs is never refused).
+    interval = query_int(query, "interval", minimum=0) or DEFAULT_INTERVAL_SECONDS
+    if world.switches.metricsStep:
+        interval = world.switches.metricsStep  # the API's own step, whatever was asked
+    start = query_int(query, "startTime", minimum=0, default=max(0, end - DEFAULT_WINDOW_SECONDS))
     record = world.find(instance_id)
+    if start > end:
+        return _empty()
     return series(world, record, start, end, interval)
