@@ -20,6 +20,7 @@ from .parsing import (
     MaskedRaw,
     RawSource,
     StatusError,
+    error_is_failure,
     fast_int,
     fast_time,
     gpu_model_of,
@@ -301,7 +302,14 @@ class Instance:
 
     @property
     def failed(self) -> bool:
-        return self.status_error is not None and self.status_error.is_failure
+        """A statusError on an instance that came to rest (``parsing.error_is_failure``)."""
+        return error_is_failure(self.status, self.status_error)
+
+    @property
+    def warning(self) -> StatusError | None:
+        """A statusError that is not (yet) a failure: the instance is on its way or running."""
+        error = self.status_error
+        return error if error is not None and error.is_failure and not self.failed else None
 
     @property
     def http_endpoints(self) -> list[str]:
