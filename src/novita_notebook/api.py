@@ -163,9 +163,11 @@ class NovitaAPI:
         min_memory_per_gpu: int | None = None,
         min_rootfs_size: int | None = None,
     ) -> list[Product]:
-        """GPU products; an entry listing several regions is split into one per region, each
-        copy keeping the entry's ``available`` (true if it is in stock somewhere among them,
-        not in that region: pass ``cluster_id`` for one region's stock)."""
+        """GPU products. Unfiltered, an entry listing several regions is split into one per
+        region, each copy keeping the entry's ``available`` (true if it is in stock somewhere
+        among them, not in that region). With ``cluster_id`` (that region's stock) each
+        product id comes once, as listed: whatever its ``regions`` hold, the caller knows
+        which region it asked about (the catalog labels the rows with it)."""
         _optional_str(cluster_id, "cluster_id")
         _optional_str(product_name, "product_name")
         _optional_int(gpu_num, "gpu_num", 0, 8)
@@ -186,9 +188,14 @@ class NovitaAPI:
             },
         )
         products: list[Product] = []
+        seen: set[str] = set()
         for item in _items(data, "data", "GET", "/products"):
             product = Product.from_api(item)
-            if len(product.regions) > 1:
+            if cluster_id is not None:
+                if product.id not in seen:  # a repeated id would be a second, inflated row
+                    seen.add(product.id)
+                    products.append(product)
+            elif len(product.regions) > 1:
                 products.extend(dataclasses.replace(product, regions=(r,)) for r in product.regions)
             else:
                 products.append(product)

@@ -496,13 +496,17 @@ class Novita:
             detail=detail,
             refresh=refresh,
         )
-        return _frames().products_frame(
+        clusters = self.catalog.clusters()
+        frame = _frames().products_frame(
             selection.items,
-            self.catalog.clusters(),
+            clusters,
             billing=billing,
             per_region=selection.per_region,
             aggregate=selection.aggregate,
         )
+        if selection.join is not None:
+            frame.attrs["region_join"] = selection.join.describe(clusters)
+        return frame
 
     def regions(self, refresh: bool = False, detail: bool = True) -> pd.DataFrame:
         """Regions (clusters) with their GPU types, product counts, products in stock and the
@@ -521,7 +525,9 @@ class Novita:
                 if isinstance(value, NovitaError):
                     raise value
             listings = {key: value for key, value in fetched.items() if isinstance(value, list)}
-        return _frames().regions_frame(clusters, products, listings)
+        frame = _frames().regions_frame(clusters, products, listings)
+        frame.attrs["region_join"] = self.catalog.region_join().describe(clusters)
+        return frame
 
     def instances(
         self, status: str | Iterable[str] | None = None, refresh: bool = False

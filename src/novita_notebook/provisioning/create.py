@@ -183,6 +183,8 @@ class Provisioner:
         if request.gpu and not matches:
             raise unknown_gpu_error(request.gpu, products, request.billing)
         report = FallbackReport(request.gpu, request.gpu_num, request.billing, request.prefer)
+        join = patiently(lambda: self.catalog.region_join(billing=request.billing))
+        report.region_join = join.describe(ordered)
         try:
             offers = self._plan(request, plan, ordered, matches, mounts, report)
             for offer in offers:

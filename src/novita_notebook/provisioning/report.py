@@ -74,6 +74,8 @@ class FallbackReport:
         self.billing = billing
         self.prefer = prefer
         self.restriction: str | None = None  # e.g. why only one region could be used
+        #: how products' region labels were matched to clusters (catalog.region_join)
+        self.region_join: str | None = None
         self.attempts: list[Attempt] = []
 
     @property
@@ -128,6 +130,8 @@ class FallbackReport:
         lines = [f"policy: {self.policy}"]
         if self.restriction:
             lines.append(f"regions: {self.restriction}")
+        if self.region_join and not self.region_join.startswith("regions joined by name"):
+            lines.append(self.region_join)
         return lines
 
     def __repr__(self) -> str:
