@@ -10,6 +10,7 @@ from typing import Any
 
 from . import errors
 from .http import Transport
+from .lifecycle import send_confirmed
 from .models import Cluster, Product, RegistryAuth, Template
 from .validation import BILLING_METHODS, normalise_billing
 
@@ -268,8 +269,20 @@ class NovitaAPI:
         return params
 
     def _lifecycle(self, action: str, instance_id: str) -> None:
+        """One lifecycle POST, resent only after a read shows it did not take effect
+        (``lifecycle.send_confirmed``: resending one is not known to be harmless)."""
         instance_id = _require_id(instance_id, "instance_id")
-        self._post(f"/gpu/instance/{action}", {"instanceId": instance_id}, idempotent=True)
+        path, body = f"/gpu/instance/{action}", {"instanceId": instance_id}
+        transport = self.transport
+        send_confirmed(
+            action,
+            instance_id,
+            post=lambda: self._post(path, body, idempotent=False),
+            read=lambda: self.get_instance(instance_id),
+            attempts=1 + transport.max_retries,
+            base=transport.retry_backoff,
+            cap=transport.retry_backoff_max,
+        )
 
     def start_instance(self, instance_id: str) -> None:
         self._lifecycle("start", instance_id)
