@@ -25,7 +25,14 @@ from .validation import BILLING_METHODS, check_bool
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Catalog", "Selection", "REGION_TTL", "REGION_CONCURRENCY", "merge_entries"]
+__all__ = [
+    "Catalog",
+    "Selection",
+    "REGION_TTL",
+    "REGION_CONCURRENCY",
+    "merge_entries",
+    "estimated_columns",
+]
 
 T = TypeVar("T")
 
@@ -431,6 +438,14 @@ class Catalog:
         if price is None:
             return None
         return price * (fields["gpu_num"] or 1)
+
+
+def estimated_columns(billing: str | None, gpu_num: int | None) -> list[str]:
+    """The price columns of a products frame that rest on a guess (money.ESTIMATED_PRICES):
+    the monthly price always, every price of a listing for several GPUs."""
+    if gpu_num is not None and gpu_num > 1:
+        return ["price_per_hour", "spot_per_hour", "monthly_per_hour"]
+    return ["monthly_per_hour"]
 
 
 def cheapest_by_model(products: Iterable[Product]) -> str:

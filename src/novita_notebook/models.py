@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .money import format_money
+from .money import format_money, price_is_estimate
 from .parsing import (
     BILLED_STATUSES,
     GONE_STATUSES,
@@ -312,6 +312,11 @@ class Instance:
         return error if error is not None and error.is_failure and not self.failed else None
 
     @property
+    def price_estimated(self) -> bool:
+        """``price_per_hour`` rests on a guess (monthly, or several GPUs: money.py)."""
+        return price_is_estimate(self.billing_mode, self.gpu_num)
+
+    @property
     def http_endpoints(self) -> list[str]:
         return [p.endpoint for p in self.port_mappings if p.type == "http" and p.endpoint]
 
@@ -332,7 +337,7 @@ class Instance:
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:
         price = (
-            f" {format_money(self.price_per_hour, per_hour=True)}"
+            f" {format_money(self.price_per_hour, per_hour=True, estimate=self.price_estimated)}"
             if self.price_per_hour is not None
             else ""
         )

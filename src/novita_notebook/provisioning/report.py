@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import html
-from ..money import format_money
+from ..money import format_money, price_is_estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -144,7 +144,11 @@ class FallbackReport:
         for attempt in self.attempts:
             phase = "running" if attempt.outcome == OUTCOME_CHOSEN else "failed"
             price = (
-                format_money(attempt.price_per_hour, per_hour=True)
+                format_money(
+                    attempt.price_per_hour,
+                    per_hour=True,
+                    estimate=price_is_estimate(self.billing, self.gpu_num),
+                )
                 if attempt.price_per_hour
                 else None
             )
