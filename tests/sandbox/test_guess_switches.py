@@ -196,7 +196,7 @@ def test_an_ambiguous_action_is_applied_and_its_answer_lost(sandbox, api):
     [
         ({"clusterNames": "codes"}, "clusterNames: must be one of label, city"),
         ({"repeatActions": 1}, "repeatActions: must be true or false"),
-        ({"metricsScale": 10}, "metricsScale"),
+        ({"metricsScale": 0}, "metricsScale"),
         ({"metricsStep": 1.5}, "metricsStep"),
         ({"badKeyStatus": 403}, "badKeyStatus"),
     ],

@@ -42,9 +42,24 @@ def _clamp(value: float) -> float:
     return round(min(100.0, max(0.0, value)), 2)
 
 
-def _scaled(percent: float, scale: float) -> float:
-    """A percentage as served: unchanged, or a fraction 0-1 (``metricsScale=1``)."""
-    return round(_clamp(percent) * scale, 4)
+def _rescale(result: dict[str, Any], scale: float) -> dict[str, Any]:
+    """Every utilisation value in the unit the ``metricsScale`` switch asks for: 100 keeps
+    percentages, 1 serves fractions 0-1 (the unit no public source settles)."""
+    if scale == 100.0:
+        return result
+
+    def points(items: list[dict[str, Any]]) -> None:
+        for point in items:
+            point["value"] = round(point["value"] * scale / 100.0, 6)
+
+    for value in result.values():
+        if isinstance(value, dict):
+            points(value["avg"])
+            for entry in value["gpuIds"]:
+                points(entry["items"])
+        else:
+            points(value)
+    return result
 
 
 def _empty() -> dict[str, Any]:
@@ -62,8 +77,7 @@ def series(
 ) -> dict[str, Any]:
     """Points every ``interval`` s in [start, end] while the instance runs (the latest
     ``MAX_POINTS`` when the window holds more). Each point is the value at the end of its
-    bucket, so a change shows in the current bucket at once. Values are percentages, or
-    fractions with ``metricsScale=1``."""
+    bucket, so a change shows in the current bucket at once."""
     result = _empty()
     now = world.clock()
     if record.status != "running" or record.running_since is None:
@@ -74,31 +88,27 @@ def series(
     if last < first:
         return result
     first = max(first, first + ((last - first) // interval + 1 - MAX_POINTS) * interval)
-    scale = world.switches.metricsScale / 100.0
     gpus: list[list[dict[str, Any]]] = [[] for _ in range(record.gpu_num)]
     mems: list[list[dict[str, Any]]] = [[] for _ in range(record.gpu_num)]
     for t in range(first, last + 1, interval):
         at = min(t + interval, now)
         base = gpu_percent(world, record, at)
         stamp = str(t)
-        percents = [_clamp(base + 3 * _noise(record.id, t, i)) for i in range(record.gpu_num)]
-        memory = [
-            _clamp(0.7 * v + 12 + _noise(record.id, t, i, "m")) for i, v in enumerate(percents)
-        ]
-        avg = sum(percents) / len(percents)
-        cpu = _clamp(0.3 * avg + 4 + 2 * _noise(record.id, t, "c"))
-        mem = _clamp(35 + 0.2 * avg + _noise(record.id, t, "r"))
-        values = [_scaled(v, scale) for v in percents]
-        memory_avg = _scaled(sum(memory) / len(memory), scale)
-        memory = [_scaled(v, scale) for v in memory]
+        values = [_clamp(base + 3 * _noise(record.id, t, i)) for i in range(record.gpu_num)]
+        memory = [_clamp(0.7 * v + 12 + _noise(record.id, t, i, "m")) for i, v in enumerate(values)]
         for i in range(record.gpu_num):
             gpus[i].append({"timestamp": stamp, "value": values[i]})
             mems[i].append({"timestamp": stamp, "value": memory[i]})
-        result["gpuUtilization"]["avg"].append({"timestamp": stamp, "value": _scaled(avg, scale)})
-        result["gpuMemUtilization"]["avg"].append({"timestamp": stamp, "value": memory_avg})
-        result["cpuUtilization"].append({"timestamp": stamp, "value": _scaled(cpu, scale)})
-        result["memUtilization"].append({"timestamp": stamp, "value": _scaled(mem, scale)})
-        result["rootDiskUtilization"].append({"timestamp": stamp, "value": _scaled(18.0, scale)})
+        avg = sum(values) / len(values)
+        result["gpuUtilization"]["avg"].append({"timestamp": stamp, "value": _clamp(avg)})
+        result["gpuMemUtilization"]["avg"].append(
+            {"timestamp": stamp, "value": _clamp(sum(memory) / len(memory))}
+        )
+        cpu = _clamp(0.3 * avg + 4 + 2 * _noise(record.id, t, "c"))
+        result["cpuUtilization"].append({"timestamp": stamp, "value": cpu})
+        mem = _clamp(35 + 0.2 * avg + _noise(record.id, t, "r"))
+        result["memUtilization"].append({"timestamp": stamp, "value": mem})
+        result["rootDiskUtilization"].append({"timestamp": stamp, "value": 18.0})
     for key, per_gpu in (("gpuUtilization", gpus), ("gpuMemUtilization", mems)):
         if per_gpu[0]:
             result[key]["gpuIds"] = [
@@ -123,4 +133,4 @@ def get_metrics(world: World, query: Query, body: Any) -> Any:
     record = world.find(instance_id)
     if start > end:
         return _empty()
-    return series(world, record, start, end, interval)
+    return _rescale(series(world, record, start, end, interval), world.switches.metricsScale)

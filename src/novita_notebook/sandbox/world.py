@@ -55,7 +55,7 @@ class Switches:
     phaseJitter: float = 0.0  # ±fraction applied (seeded) to every timed phase
     spotNoticeRate: float = 0.0  # random reclaim notices per running spot instance-hour
     pendingRate: float = 1 / 3  # share of creates that show "pending" before "toCreate"
-    metricsScale: float = 100.0  # 100: metrics values are percentages (0-100); 1: fractions (0-1)
+    metricsScale: float = 100.0  # utilisation values: 100 serves percentages, 1 fractions 0-1
     # One switch per unverified guess (docs/assumptions.md): the default is the guess, the
     # other value the other plausible answer.
     clusterNames: str = "label"  # "label": a cluster's name is its region label's code; "city"
@@ -92,7 +92,10 @@ _SWITCH_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "phaseJitter": ("must be a number between 0 and 0.9", lambda v: 0 <= v <= 0.9),
     "spotNoticeRate": ("must be a number >= 0 (notices per hour)", lambda v: v >= 0),
     "pendingRate": ("must be a number between 0 and 1", lambda v: 0 <= v <= 1),
-    "metricsScale": ("must be 100 (percentages) or 1 (fractions)", lambda v: v in (1, 100)),
+    "metricsScale": (
+        "must be a number in (0, 100] (100: percent, 1: fractions)",
+        lambda v: 0 < v <= 100,
+    ),  # fmt: skip
     "metricsStep": (
         "must be 0 (as asked) or seconds 1-3600",
         lambda v: v == int(v) and 0 <= v <= 3600,
