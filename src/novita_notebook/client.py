@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .doctor import DoctorReport
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .remote.service import Remote
 
 __all__ = ["Novita"]
 
@@ -156,6 +157,7 @@ class Novita:
         self._ledger = Ledger(api_url=config.api_url)
         self._closed = False
         self._deleted: dict[str, Instance] = {}  # id and name -> what this client deleted
+        self._remote: Remote | None = None  # SSH work, built on first use (remote/)
         self._compose()
 
     def _compose(self) -> None:
@@ -260,6 +262,8 @@ class Novita:
         except Exception:  # closing must still release the connections
             logger.warning("could not stop every watcher", exc_info=True)
         try:
+            if self._remote is not None:
+                self._remote.close()
             self.guards.close()
             self.transport.close()
         finally:
@@ -275,6 +279,25 @@ class Novita:
     def __repr__(self) -> str:
         where = " (sandbox)" if self.sandbox_server is not None else ""
         return f"<Novita {self.config.api_url}{where} key={self.config.masked_key}>"
+
+    # -- work on instances over SSH -------------------------------------------------------------
+    @property
+    def remote(self) -> Remote:
+        """SSH access to instances (``remote/``): one pooled connection per instance, host
+        keys pinned per instance id, the password read from the API when needed."""
+        if self._remote is None:
+            from .remote.service import Remote
+
+            self._remote = Remote(self.config.api_url, self.instance)
+        return self._remote
+
+    def _target(self, instance: Instance | str) -> Instance:
+        return instance if isinstance(instance, Instance) else self.resolve(instance)
+
+    def forget_host_key(self, instance: Instance | str) -> bool:
+        """Drop the SSH host key pinned for an instance (its id, name or handle), after you
+        know why it changed; the next connection pins the key it sees. True if one was."""
+        return self.remote.forget_host_key(self._target(instance).id)
 
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.assumptions.cases import CASES, Case
-from tests.doctor.doctor_helpers import AGE_SECONDS, verifiable_account
 
 from novita_notebook import Novita
 from novita_notebook.doctor import run_doctor
@@ -24,6 +22,8 @@ from novita_notebook.guard.enforcer import Enforcer
 from novita_notebook.guard.rules import GuardRules
 from novita_notebook.sandbox import Sandbox
 from novita_notebook.sandbox import faults as sandbox_faults
+from tests.assumptions.cases import CASES, Case
+from tests.doctor.doctor_helpers import AGE_SECONDS, verifiable_account
 
 SPEED = 600.0
 IMAGE = "ubuntu:22.04"

@@ -1,5 +1,6 @@
 """The API key, webhook secret, registry password and SSH passwords never appear in a repr,
-str, HTML repr, DataFrame, exception or DEBUG log record, across a whole user session.
+str, HTML repr, DataFrame, exception, file or DEBUG log record, across a whole user session
+(SSH connections to the instance included).
 """
 
 from __future__ import annotations
@@ -117,6 +118,18 @@ def test_a_whole_session_never_shows_a_secret(secret_client, secret_sandbox, sec
     assert fresh.ssh_password, "the sandbox gave the instance no SSH password to hide"
     secrets = {**secrets, "ssh password": fresh.ssh_password}
     look("instance", fresh)
+    # over SSH (the password read from the API, asyncssh logging at DEBUG): a command, a
+    # dropped connection reopened, and a changed host key refused
+    smi = client.remote.pool.run(fresh.id, ["nvidia-smi", "-L"])
+    assert smi.ok, smi.stderr
+    secret_sandbox.sever_ssh(fresh.id)
+    assert client.remote.pool.run(fresh.id, ["true"], retry=True).ok
+    secret_sandbox.rotate_host_key(fresh.id)
+    secret_sandbox.sever_ssh(fresh.id)
+    with pytest.raises(NovitaError) as caught:
+        client.remote.pool.run(fresh.id, ["true"], retry=True)
+    seen.update({f"host key error {k}": v for k, v in _error_text(caught.value).items()})
+    look("remote", client.remote)
     look("fallback report", inst.fallback_report)
     frame = client.instances()
     seen["instances frame"] = frame.to_string() + frame.to_html()

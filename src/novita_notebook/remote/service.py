@@ -1,0 +1,70 @@
+"""Remote: the client's service for working on instances over SSH. It finds an instance's SSH
+server and password through the API each time a connection is opened, and owns the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import RemoteError, SSHConnectionError
+from ..models import Instance
+from .ssh import NOT_RUNNING, Endpoint, SSHPool
+
+#: Statuses from which the instance comes back to "running" by itself: keep trying.
+COMING_BACK = frozenset(
+    {"toStart", "starting", "toRestart", "restarting", "migrating", "toReset", "resetting"}
+)
+
+
+class Remote:
+    """SSH access to the instances of one API. ``fetch(id) -> Instance`` reads the instance
+    (with its connection details) from the API."""
+
+    def __init__(self, api_url: str, fetch: Callable[[str], Instance]) -> None:
+        self.api_url = api_url
+        self._fetch = fetch
+        self._pool: SSHPool | None = None
+
+    @property
+    def pool(self) -> SSHPool:
+        if self._pool is None:
+            self._pool = SSHPool(self.api_url, self.credentials)
+        return self._pool
+
+    def credentials(self, instance_id: str) -> tuple[Endpoint, str]:
+        """Where the instance's SSH server is and its password, read from the API now."""
+        instance = self._fetch(instance_id)
+        where = f"instance {instance.name or instance.id} ({instance.id})"
+        if instance.status in COMING_BACK:
+            raise SSHConnectionError(
+                f"{where} is {instance.status}; waiting for it to run", instance_id=instance.id
+            )
+        if instance.status != "running":
+            raise RemoteError(
+                f"{where} is {instance.status}, not running: nothing to connect to",
+                instance_id=instance.id,
+                reason=NOT_RUNNING,
+                hint=f"novita.start({instance.id!r}) starts a stopped instance.",
+            )
+        if not instance.ssh_host or not instance.ssh_port or not instance.ssh_password:
+            raise SSHConnectionError(
+                f"the API gives no SSH command and password for {where} yet",
+                instance_id=instance.id,
+            )
+        return Endpoint(instance.ssh_host, instance.ssh_port), instance.ssh_password
+
+    def forget_host_key(self, instance_id: str) -> bool:
+        """Drop the host key pinned for the instance; the next connection pins what it sees."""
+        if self._pool is not None:
+            self._pool.close(instance_id)
+        from .known_hosts import HostKeys
+
+        return HostKeys(self.api_url).forget(instance_id)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    def __repr__(self) -> str:
+        opened = self._pool.opened if self._pool is not None else 0
+        return f"<Remote {self.api_url} connections opened={opened}>"
