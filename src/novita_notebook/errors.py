@@ -344,6 +344,8 @@ def may_have_applied(error: BaseException) -> bool:
     (timeout, dropped connection) or a server error. A 429 or an open breaker was never sent."""
     if isinstance(error, RateLimitError | CircuitBreakerError):
         return False
+    if isinstance(error, NovitaError) and error.reason in PERMANENT_SERVER_REASONS:
+        return False  # the server answered and refused
     if isinstance(error, TimeoutError | NetworkError):
         return True
     return isinstance(error, NovitaError) and (error.status or 0) >= 500
