@@ -7,6 +7,7 @@ lost, created twice or wrongly stopped. Each test runs on a fresh fast sandbox.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,7 @@ def _params(column: str) -> list:
 @pytest.fixture
 def world(request, monkeypatch) -> Iterator[tuple[Sandbox, Novita]]:
     """A sandbox with the case's switches and a fast client (no guard process)."""
-    case: Case = request.param if hasattr(request, "param") else request.getfixturevalue("case")
+    case: Case = request.getfixturevalue("case")
     monkeypatch.setenv("NOVITA_GUARD_AUTOSTART", "0")
     monkeypatch.setattr(sandbox_faults, "RATE_WINDOW_SECONDS", 1.0)
     with Sandbox(speed=SPEED, seed=7, switches=case.switches) as sandbox:
@@ -73,8 +74,6 @@ def _held(sandbox: Sandbox) -> dict[str, dict]:
 
 def _posts(sandbox: Sandbox, action: str) -> Counter:
     """instanceId → how many POSTs of ``action`` reached the sandbox."""
-    import json
-
     return Counter(
         json.loads(r["body"])["instanceId"]
         for r in sandbox.requests()
