@@ -60,6 +60,7 @@ EXPECTED = (
     "extension load time vs import pandas",
     "watcher CPU in % of a core vs the 2 % budget",
     "guard process CPU in % of a core vs the 0.5 % budget",
+    "doctor with 6,000 catalog items vs 600",
 )
 
 
