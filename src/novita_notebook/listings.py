@@ -12,9 +12,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .api import NovitaAPI
-from .catalog import Catalog
+from .catalog import Catalog, estimated_columns
 from .errors import NovitaError
 from .ledger import Ledger
+from .money import price_is_estimate
 from .options import CREATE
 from .parsing import listing_fields, phase_of
 from .validation import check_bool, check_statuses, parse_channels, require_text
@@ -63,13 +64,18 @@ class Listings:
         selection = self.catalog.select(
             **filters, available=available, detail=detail, refresh=refresh
         )
-        return _frames().products_frame(
+        clusters = self.catalog.clusters()
+        frame = _frames().products_frame(
             selection.items,
-            self.catalog.clusters(),
+            clusters,
             billing=filters["billing"],
             per_region=selection.per_region,
             aggregate=selection.aggregate,
         )
+        if selection.join is not None:
+            frame.attrs["region_join"] = selection.join.describe(clusters)
+        frame.attrs["estimated"] = estimated_columns(filters["billing"], filters["gpu_num"])
+        return frame
 
     def regions(self, refresh: Any, detail: Any) -> pd.DataFrame:
         check_bool(refresh, "refresh")
@@ -83,7 +89,9 @@ class Listings:
                 if isinstance(value, NovitaError):
                     raise value
             listings = {key: value for key, value in fetched.items() if isinstance(value, list)}
-        return _frames().regions_frame(clusters, products, listings)
+        frame = _frames().regions_frame(clusters, products, listings)
+        frame.attrs["region_join"] = self.catalog.region_join().describe(clusters)
+        return frame
 
     def instances(self, status: str | Iterable[str] | None, refresh: Any) -> pd.DataFrame:
         wanted = check_statuses(status)
@@ -98,7 +106,10 @@ class Listings:
                 for r in rows
                 if r["status"] in wanted or phase_of(r["status"], r["status_error"]) in wanted
             ]
-        return _frames().listed_instances_frame(rows, datetime.now(UTC))
+        frame = _frames().listed_instances_frame(rows, datetime.now(UTC))
+        if any(price_is_estimate(r["billing_mode"], r["gpu_num"]) for r in rows):
+            frame.attrs["estimated"] = ["price_per_hour", "cost_so_far"]  # money.ESTIMATED_PRICES
+        return frame
 
     def templates(self, name: Any, type: Any, channel: Any, refresh: Any) -> pd.DataFrame:  # noqa: A002
         name = require_text(name, "name")
