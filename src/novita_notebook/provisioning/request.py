@@ -4,7 +4,7 @@ its template into a LaunchPlan, and turned into the API's body for one offer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +120,52 @@ class LaunchPlan:
     default_rootfs_gb: int  # fitted into each product's bounds
 
 
+def instance_body(
+    *,
+    name: str,
+    product_id: str,
+    image: str,
+    billing: str,
+    gpu_num: int = 1,
+    rootfs_gb: int | None = None,
+    cluster_id: str | None = None,
+    image_auth_id: str | None = None,
+    ports: Iterable[tuple[int, str]] = (),
+    envs: Iterable[tuple[str, str]] = (),
+    command: str | None = None,
+    entrypoint: str | None = None,
+    network_storages: Iterable[dict[str, str]] = (),
+) -> dict[str, Any]:
+    """The API's create body, the one builder of it (a create, a batch's and the guard's
+    recreate): what is not given is left out, the disk is ``DEFAULT_ROOTFS_GB`` unless told."""
+    body: dict[str, Any] = {
+        "name": name,
+        "productId": product_id,
+        "gpuNum": gpu_num,
+        "rootfsSize": DEFAULT_ROOTFS_GB if rootfs_gb is None else rootfs_gb,
+        "imageUrl": image,
+        "kind": "gpu",
+        "billingMode": billing,
+    }
+    if cluster_id:
+        body["clusterId"] = cluster_id
+    if billing == "monthly":
+        body["month"] = 1
+    ports_text = format_ports(dict.fromkeys(ports))
+    envs_list = [{"key": k, "value": v} for k, v in envs]
+    storages = list(network_storages)
+    optional = {
+        "imageAuthId": image_auth_id,
+        "ports": ports_text,
+        "envs": envs_list,
+        "command": command,
+        "entrypoint": entrypoint,
+        "networkStorages": storages,
+    }
+    body.update({key: value for key, value in optional.items() if value})
+    return body
+
+
 def create_body(
     request: CreateRequest, plan: LaunchPlan, name: str, cluster: Cluster, product: Product
 ) -> dict[str, Any]:
@@ -129,31 +175,21 @@ def create_body(
         rootfs = min(rootfs, product.max_rootfs)
     if product.min_rootfs:
         rootfs = max(rootfs, product.min_rootfs)
-    body: dict[str, Any] = {
-        "name": name,
-        "productId": product.id,
-        "gpuNum": request.gpu_num,
-        "rootfsSize": rootfs,
-        "clusterId": cluster.id,
-        "imageUrl": plan.image,
-        "kind": "gpu",
-        "billingMode": request.billing,
-    }
-    if request.billing == "monthly":
-        body["month"] = 1
-    if plan.image_auth_id:
-        body["imageAuthId"] = plan.image_auth_id
-    if plan.ports:
-        body["ports"] = format_ports(plan.ports)
-    if plan.envs:
-        body["envs"] = [{"key": k, "value": v} for k, v in plan.envs]
-    if plan.command:
-        body["command"] = plan.command
-    if plan.entrypoint:
-        body["entrypoint"] = plan.entrypoint
-    if request.network_storages:
-        body["networkStorages"] = request.network_storages
-    return body
+    return instance_body(
+        name=name,
+        product_id=product.id,
+        image=plan.image,
+        billing=request.billing,
+        gpu_num=request.gpu_num,
+        rootfs_gb=rootfs,
+        cluster_id=cluster.id,
+        image_auth_id=plan.image_auth_id,
+        ports=plan.ports,
+        envs=plan.envs,
+        command=plan.command,
+        entrypoint=plan.entrypoint,
+        network_storages=request.network_storages,
+    )
 
 
 def launch_plan(request: CreateRequest, resources: Resources) -> LaunchPlan:
