@@ -95,6 +95,11 @@ class GuardStatus(dict):
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
+    def _repr_html_(self) -> str:
+        from ..views import guard_status_html  # the one rendering of every view lives there
+
+        return guard_status_html(self)
+
 
 class GuardService:
     """The guard for one client. ``session_defaults`` (rule keywords, set by

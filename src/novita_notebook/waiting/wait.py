@@ -36,6 +36,7 @@ from .learned import (
     eta_text,
     history_of,
     instance_eta,
+    prior_scale,
     track,
     untrack,
 )
@@ -219,7 +220,11 @@ class _WaitRun:
             if isinstance(self.instance, Instance) and step_of(self.instance.status) == "queued":
                 started_at = self.started
             schedule = LearnedSchedule.for_instance(
-                known, history, fallback=schedule, started_at=started_at
+                known,
+                history,
+                fallback=schedule,
+                started_at=started_at,
+                scale=prior_scale(getattr(self.service, "owner", None)),
             )
         if not track(known.id, schedule):
             schedule.record = False  # a watcher (or another wait) records this one

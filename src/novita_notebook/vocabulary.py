@@ -1,0 +1,93 @@
+"""The words people read for the API's statuses and billing modes: one table that every view
+(card, panel, browser, reports, progress, handout) uses; DataFrames keep the raw value.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BILLING_WORDS",
+    "STATUS_WORDS",
+    "WORDS",
+    "billing_word",
+    "status_detail",
+    "status_word",
+]
+
+#: The words a status can read as, in lifecycle order.
+WORDS: tuple[str, ...] = (
+    "creating",
+    "starting",
+    "running",
+    "stopping",
+    "stopped",
+    "failed",
+    "deleting",
+    "deleted",
+)
+
+#: Every documented API status (and ``pending``, seen live) → the word people use for it.
+STATUS_WORDS: dict[str, str] = {
+    "pending": "creating",
+    "toCreate": "creating",
+    "creating": "creating",
+    "pulling": "creating",
+    "toStart": "starting",
+    "starting": "starting",
+    "toRestart": "starting",
+    "restarting": "starting",
+    "toReset": "starting",
+    "resetting": "starting",
+    "migrating": "starting",
+    "running": "running",
+    "toStop": "stopping",
+    "stopping": "stopping",
+    "exited": "stopped",
+    "freezing": "stopped",
+    "toRemove": "deleting",
+    "removing": "deleting",
+    "removed": "deleted",
+}
+
+#: What the API is doing inside a word, where it says more than the word (tooltips, progress).
+_DETAILS: dict[str, str] = {
+    "pending": "queued",
+    "toCreate": "queued",
+    "pulling": "pulling the image",
+    "toStart": "queued",
+    "toRestart": "restarting",
+    "restarting": "restarting",
+    "toReset": "resetting",
+    "resetting": "resetting",
+    "migrating": "moving to another machine",
+    "toStop": "queued",
+    "freezing": "freezing",
+    "toRemove": "queued",
+}
+
+#: Billing modes (the API's ``billingMode`` / ``billingMethod``) → words.
+BILLING_WORDS: dict[str, str] = {"onDemand": "on demand", "spot": "spot", "monthly": "monthly"}
+
+
+def status_word(status: str | None, *, failed: bool = False) -> str:
+    """``toCreate`` → ``creating``, ``exited`` → ``stopped``, ``removing`` → ``deleting``; a
+    failed instance (a statusError) is ``failed`` whatever its status; None → ``unknown``; a
+    status the API adds later is shown as it comes."""
+    if failed:
+        return "failed"
+    if not status:
+        return "unknown"
+    return STATUS_WORDS.get(status, status)
+
+
+def status_detail(status: str | None) -> str:
+    """The step within the word (``pulling`` → ``pulling the image``); "" when the word says
+    it all."""
+    return _DETAILS.get(status or "", "")
+
+
+def billing_word(mode: str | None) -> str:
+    """``onDemand`` → ``on demand``; spot and monthly as they are; None → ``on demand`` (the
+    API's default)."""
+    if not mode:
+        return BILLING_WORDS["onDemand"]
+    return BILLING_WORDS.get(mode, mode)
