@@ -525,12 +525,13 @@ def test_dropdowns_preselect_the_first_row(client):
 def test_product_browser_is_compact_and_formats_money(client):
     browser = ProductBrowser(client, gpu="4090")
     table = browser.table.value
-    assert table.count("<th ") == 6  # the compact default set
+    assert table.count("<th ") == 8  # the default set: what tells offers apart
+    assert "RAM GB/GPU</th>" in table and "disk GB/GPU</th>" in table
     assert "$/h</th>" in table and "monthly" not in table
     assert "0.2975" not in table and "0.29750000000000004" not in browser._repr_html_()
     assert "$0.35/h" in table
     assert "boolean value of NA" not in table and "&lt;NA&gt;" not in table
-    assert "high</span><span" in table  # stock of the listing, marked as every region's
+    assert "</span> high</td>" in table and "*" not in table  # the region's stock, in words
     assert "white-space:nowrap'>RTX 4090 24GB" in table  # names stay on one line
     browser.columns_button.value = True
     assert browser.columns.layout.display == ""

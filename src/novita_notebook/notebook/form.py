@@ -38,6 +38,9 @@ class CreateForm(Displayable):
 
     def __init__(self, client: Any, **prefill: Any) -> None:
         self.client = client
+        #: the exact offer picked in the browser ({"id", "name", "words"}): created as that
+        #: product id while the GPU field still names it
+        self.product: dict[str, str] | None = prefill.pop("product", None)
         self.prefill = {k: v for k, v in prefill.items() if v is not None}
         self.instance: Instance | None = None
         self.error: Exception | None = None
@@ -110,6 +113,8 @@ class CreateForm(Displayable):
             self._status("Fix the fields marked above.")
             return None
         wait = kwargs.pop("wait", False)
+        if self.product is not None and kwargs.get("gpu") == self.product["name"]:
+            kwargs["gpu"] = self.product["id"]  # exactly the row picked, not a cheaper twin
         self.error = None
         self._status(html.text(f"Creating {kwargs['name']}…"), raw=True)
         self._set_creating(True)
@@ -147,6 +152,18 @@ class CreateForm(Displayable):
             self._status(error_html(error), raw=True)
         finally:
             self.progress.finish()
+
+    def _offer_html(self) -> str:
+        """The exact offer the create will use, while the GPU field names it."""
+        if self.product is None or (
+            self.widget is not None and self.fields["gpu"].value != self.product["name"]
+        ):
+            return ""
+        words = f"Creates exactly {self.product['words']} (product {self.product['id']})."
+        return html.muted(html.text(words))
+
+    def _draw_offer(self) -> None:
+        self.offer.value = self._offer_html()
 
     def _set_creating(self, creating: bool) -> None:
         """One create at a time: the button is disabled while the create call runs."""
@@ -195,6 +212,9 @@ class CreateForm(Displayable):
             self.fields[key] = field
             self.messages[key] = message
             rows.append(widgets.HBox([field, message], layout=wrap))
+        self.offer = widgets.HTML(self._offer_html())
+        self.fields["gpu"].observe(lambda _change: self._draw_offer(), names="value")
+        rows.append(self.offer)
         billing = specs.parse_billing(self.prefill.get("billing")) or "onDemand"
         self.billing = widgets.Dropdown(
             options=[(billing_word(method), method) for method in specs.BILLING_METHODS],
