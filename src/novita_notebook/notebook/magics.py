@@ -16,6 +16,7 @@ from IPython.utils.text import DollarFormatter
 from traitlets import Bool, Float, TraitError, Unicode, observe, validate
 from traitlets.config.configurable import Configurable
 
+from ..config import SANDBOX_SPEED
 from ..errors import ConfigError, NovitaError, ValidationError
 from ..models import Instance
 from . import spec as specs
@@ -63,7 +64,7 @@ class NovitaMagics(Magics, Configurable):
         True, help="Show user and API errors as one short message with a hint (no traceback)."
     ).tag(config=True)
     sandbox_speed = Float(
-        50.0, help="Clock speed-up of the sandbox started by %novita sandbox start."
+        SANDBOX_SPEED, help="Clock speed-up of the sandbox started by %novita sandbox start."
     ).tag(config=True)
     guard_stop_after = Unicode(
         None, allow_none=True, help="Guard: stop each created instance after this, e.g. 2h."
