@@ -310,7 +310,7 @@ class GuardService:
         )
         spacing = timedelta(seconds=grace or KERNEL_INTERVAL)
         kernel = KernelGuard(backend, self.client.config.api_url, grace=spacing)
-        spot = SpotWatch(self.client.api, kernel.store, emit=backend.notify)
+        spot = SpotWatch(self.client.api, kernel.store, emit=backend.notify, relay=self.emit)
         self._kernel, self._spot = kernel, spot
 
         def guard_tick(listing: list[dict[str, Any]]) -> None:
