@@ -92,7 +92,7 @@ def test_notebook_blocks_run_as_pasted(run_in_kernel, name, mode):
 
 
 def test_statements_split_where_a_person_would():
-    code = 'a = 1  # one\n\n# two\nb = f(\n    1,\n)\n%novita mine\n'
+    code = "a = 1  # one\n\n# two\nb = f(\n    1,\n)\n%novita mine\n"
     assert statements(code) == ["a = 1  # one", "# two\nb = f(\n    1,\n)", "%novita mine"]
 
 

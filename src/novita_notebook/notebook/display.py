@@ -168,6 +168,9 @@ def show(view: Displayable) -> None:
 
     state = _state(view)
     markup, plain = view._repr_html_(), repr(view)
+    if _shell() is None:  # plain Python: the text is all there is (IPython would print it)
+        print(plain)
+        return
     widget = view.widget if in_kernel() else None
     with state.lock:
         state.published = (markup, plain)

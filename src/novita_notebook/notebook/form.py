@@ -10,7 +10,7 @@ from typing import Any
 from .. import html, views
 from ..errors import NovitaError, ValidationError
 from ..models import Instance
-from ..vocabulary import billing_word
+from ..vocabulary import billing_word, status_word
 from . import display as _display
 from . import spec as specs
 from .display import Displayable, error_html, problem_html
@@ -186,7 +186,8 @@ class CreateForm(Displayable):
         if report_html:
             report_html = f"<div style='margin-bottom:8px'>{report_html}</div>"
         self.result.value = report_html + views.instance_card(self.instance)
-        self._status(html.text(f"{self.instance.name} is {self.instance.status}."), raw=True)
+        word = status_word(self.instance.status, failed=self.instance.phase == "failed")
+        self._status(html.text(f"{self.instance.name} is {word}."), raw=True)
 
     def _status(self, text: str, raw: bool = False) -> None:
         if self.widget is not None:

@@ -26,6 +26,7 @@ _STEPS_BY_TARGET = {
 _SCALE = 1000  # bar units: fine enough that the bar creeps between polls
 _CEILING = 0.95  # an ETA never fills the bar: only the target does
 _CREEP = 0.5  # seconds between the bar's own moves while a wait polls sparsely
+_ABANDONED = 600.0  # no update for this long: the bar stops moving by itself
 
 
 def words_trail(statuses: list[str]) -> list[str]:
@@ -89,7 +90,7 @@ class WaitProgress(Displayable):
             self._advance()
         if show:
             _display.show(self)
-            self._start_creeping()
+        self._start_creeping()
         self._refresh(changed)
 
     def finish(self) -> None:
@@ -130,7 +131,11 @@ class WaitProgress(Displayable):
         def creep() -> None:
             while not self._stop_creep.wait(_CREEP):
                 with self._lock:
-                    if self.done:
+                    idle = time.monotonic() - self._updated
+                    # done, or nothing left to move, or a wait that stopped calling without
+                    # finish(): the thread ends
+                    if self.done or self.fraction >= _CEILING or idle > _ABANDONED:
+                        self._creeping = None
                         return
                     self._advance()
                 self._refresh(False)
@@ -166,12 +171,23 @@ class WaitProgress(Displayable):
         return f"{trail} ({detail})" if detail and not self.reached else trail
 
     def _label_html(self) -> str:
-        word = status_word(self.last_status, failed=self.phase == "failed") if self.statuses else ""
-        state = html.badge(word, self.phase, f"API status: {self.last_status}") if word else ""
+        """``name [● running] creating → running, 12 s — ready in ~40 s``: the badge says where
+        it is now, the muted part how it got there."""
+        if not self.statuses:
+            how = html.text(self._trail())
+            state = ""
+        else:
+            word = status_word(self.last_status, failed=self.phase == "failed")
+            state = html.badge(word, self.phase, f"API status: {self.last_status}")
+            words = words_trail(self.statuses)
+            detail = status_detail(self.last_status) if not self.reached else ""
+            steps = " → ".join(words) if len(words) > 1 else ""
+            how = html.text(", ".join(part for part in (steps, detail) if part))
         eta = f" &mdash; {html.text(self.eta)}" if self.eta else ""
+        seconds = f"{self.elapsed:.0f} s"
+        muted = f"<span style='color:{html.MUTED}'>{how + ', ' if how else ''}{seconds}</span>"
         return (
-            f"<span style='{html.FONT}'><b>{html.text(self.name)}</b> {state} "
-            f"{html.text(self._trail())} ({self.elapsed:.0f} s){eta}</span>"
+            f"<span style='{html.FONT}'><b>{html.text(self.name)}</b> {state} {muted}{eta}</span>"
         )
 
     def _repr_html_(self) -> str:
