@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from .parsing import STATUS_ORDER, phase_of
+
 __all__ = [
     "BILLING_WORDS",
     "STATUS_WORDS",
@@ -25,28 +27,19 @@ WORDS: tuple[str, ...] = (
     "deleted",
 )
 
-#: Every documented API status (and ``pending``, seen live) → the word people use for it.
-STATUS_WORDS: dict[str, str] = {
-    "pending": "creating",
-    "toCreate": "creating",
-    "creating": "creating",
-    "pulling": "creating",
-    "toStart": "starting",
+#: The word for each phase (``parsing.phase_of``; ``failed`` and ``unknown`` stay as they are).
+_PHASE_WORDS: dict[str, str] = {
+    "provisioning": "creating",
     "starting": "starting",
-    "toRestart": "starting",
-    "restarting": "starting",
-    "toReset": "starting",
-    "resetting": "starting",
-    "migrating": "starting",
     "running": "running",
-    "toStop": "stopping",
     "stopping": "stopping",
-    "exited": "stopped",
-    "freezing": "stopped",
-    "toRemove": "deleting",
+    "stopped": "stopped",
     "removing": "deleting",
     "removed": "deleted",
 }
+
+#: Every documented API status (and ``pending``, seen live) → the word people use for it.
+STATUS_WORDS: dict[str, str] = {status: _PHASE_WORDS[phase_of(status)] for status in STATUS_ORDER}
 
 #: What the API is doing inside a word, where it says more than the word (tooltips, progress).
 _DETAILS: dict[str, str] = {

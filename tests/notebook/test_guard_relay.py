@@ -10,13 +10,7 @@ from novita_notebook.guard.spot import SpotWatch, with_spot_details
 from novita_notebook.guard.store import GuardStore
 from novita_notebook.notebook.widgets import InstancePanel
 
-
-def eventually(check, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met")
-        time.sleep(0.02)
+from .test_widgets import eventually
 
 
 def test_a_notice_announced_by_the_guard_process_reaches_events_and_panel(

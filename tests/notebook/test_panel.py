@@ -11,16 +11,7 @@ import pytest
 
 from novita_notebook.notebook.widgets import InstancePanel
 
-
-def eventually(check, timeout=20.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+from .test_widgets import eventually
 
 
 @pytest.fixture
