@@ -20,11 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 NAMES = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
 #: The notebooks that show widgets (the others' checks would pass on nothing).
-WITH_WIDGETS = (
-    "01-quickstart.ipynb",
-    "04-watch-and-webhooks.ipynb",
-    "06-guards-and-teaching.ipynb",
-)
+WITH_WIDGETS = ("01-quickstart.ipynb", "04-watch-and-webhooks.ipynb")
 
 
 def _export(source: Path, folder: Path, home: Path) -> Path:
