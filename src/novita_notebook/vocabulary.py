@@ -13,6 +13,7 @@ __all__ = [
     "billing_word",
     "status_detail",
     "status_word",
+    "target_word",
 ]
 
 #: The words a status can read as, in lifecycle order.
@@ -76,6 +77,15 @@ def status_detail(status: str | None) -> str:
     """The step within the word (``pulling`` → ``pulling the image``); "" when the word says
     it all."""
     return _DETAILS.get(status or "", "")
+
+
+#: A wait's target (``wait(until=...)``) as the state it means.
+_TARGET_WORDS = {"exited": "stopped", "removed": "deleted"}
+
+
+def target_word(until: str) -> str:
+    """``exited`` → ``stopped``, ``removed`` → ``deleted``; running and reachable as they are."""
+    return _TARGET_WORDS.get(until, until)
 
 
 def billing_word(mode: str | None) -> str:

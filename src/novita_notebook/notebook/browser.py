@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import html
 from ..errors import NovitaError, ValidationError
+from ..vocabulary import billing_word
 from . import display as _display
 from .display import Displayable, error_html
 from .form import CreateForm
@@ -75,6 +76,8 @@ def _cell(column: str, value: Any) -> str:
         icon, phase, words = STOCK_WORDS.get(str(value), ("?", "unknown", str(value)))
         ink = html.PHASE_INK[phase]
         return f"<span style='color:{ink}' aria-hidden='true'>{icon}</span> {html.text(words)}"
+    if column == "billing_methods" and isinstance(value, str) and value:
+        return html.text(", ".join(billing_word(m.strip()) for m in value.split(",")))
     if _missing(value):
         return "&mdash;"
     if column in _MONEY:
