@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import html, views
 from ..errors import NovitaError, ValidationError
-from ..models import GONE_STATUSES, Instance, parse_time
+from ..models import GONE_STATUSES, Instance
 from ..vocabulary import status_word
 from . import display as _display
 from .card import allowed, done_line
@@ -21,6 +21,7 @@ from .display import Displayable, error_html
 from .panel_state import (
     Connection,
     GuardNotices,
+    LedgerStarts,
     Spend,
     spend_detail,
     spend_of,
@@ -66,8 +67,7 @@ class InstancePanel(Displayable):
         self.history: deque[float] = deque(maxlen=_HISTORY)  # $/h per tick, for the sparkline
         self.connection = Connection()
         self.guard_notices = GuardNotices()
-        self._starts: dict[str, datetime] = {}  # id -> creation time from the ledger
-        self._ledger_ids: set[str] = set()  # ids already looked up in the ledger
+        self._starts = LedgerStarts(lambda: self.client.ledger)
         self._eta_rows: set[str] = set()  # ids whose row shows an ETA (redrawn each tick)
         self._lock = threading.RLock()
         self._ticking = threading.Event()
@@ -202,21 +202,10 @@ class InstancePanel(Displayable):
         return spend_detail(self.live, starts=self.starts())
 
     def starts(self) -> dict[str, datetime]:
-        """Creation times the ledger recorded for our instances (the list view has none);
-        each id is looked up once, so instances created elsewhere stay unknown cheaply."""
+        """Creation times the ledger recorded for the panel's instances."""
         with self._lock:
-            new = [i for i in self.states if i not in self._ledger_ids]
-            if new:
-                self._ledger_ids.update(new)
-                try:
-                    entries = self.client.ledger.entries()
-                except Exception:  # noqa: BLE001 - no ledger: costs stay unknown
-                    entries = []
-                for entry in entries:
-                    created = parse_time(entry.get("created_at"))
-                    if entry.get("id") in self.states and created is not None:
-                        self._starts[entry["id"]] = created
-            return dict(self._starts)
+            ids = list(self.states)
+        return self._starts.of(ids)
 
     # -- rendering -----------------------------------------------------------------------------
     def _row(self, instance: Instance) -> str:
@@ -480,7 +469,7 @@ class InstancePanel(Displayable):
         if self.delete_button.disabled and self.pending_delete is not None:
             self._cancel_delete(quietly=True)
         detailed = self.details_of(instance) if instance is not None else None
-        since = self._starts.get(detailed.id) if detailed is not None else None
+        since = self.starts().get(detailed.id) if detailed is not None else None
         self.card.value = views.instance_card(detailed, since=since) if detailed is not None else ""
 
     def details_of(self, instance: Instance) -> Instance:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from .. import html, views
-from ..models import BILLED_STATUSES, GONE_STATUSES, Instance
+from ..models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time
 
 _NOTICES = 4  # guard and spot facts shown, newest last
 #: Guard events that report an action done (the warning before it is then resolved).
@@ -71,6 +71,32 @@ def summary_text(spend: Spend, live: int) -> str:
         if spend.unknown:
             so_far += f" (+ unknown for {', '.join(spend.unknown)})"
     return f"{live} live · {html.format_money(spend.per_hour, per_hour=True)} now · {so_far}"
+
+
+class LedgerStarts:
+    """Creation times the ledger recorded (the list view has none): each id is looked up
+    once, so instances created elsewhere stay unknown cheaply."""
+
+    def __init__(self, ledger: Callable[[], Any]) -> None:
+        self._ledger = ledger
+        self._lock = threading.Lock()
+        self._starts: dict[str, datetime] = {}
+        self._looked: set[str] = set()
+
+    def of(self, ids: list[str]) -> dict[str, datetime]:
+        with self._lock:
+            new = [i for i in ids if i not in self._looked]
+            if new:
+                self._looked.update(new)
+                try:
+                    entries = self._ledger().entries()
+                except Exception:  # noqa: BLE001 - no ledger: costs stay unknown
+                    entries = []
+                for entry in entries:
+                    created = parse_time(entry.get("created_at"))
+                    if entry.get("id") in new and created is not None:
+                        self._starts[entry["id"]] = created
+            return dict(self._starts)
 
 
 # -- live, paused, disconnected ---------------------------------------------------------------
