@@ -76,7 +76,7 @@ class Handout:
 
     def summary(self) -> str:
         """``12 seats; all stop at 2026-12-01 18:00 UTC; budget $40.00 for the whole class``."""
-        deadline = f"{self.deadline:%Y-%m-%d %H:%M} UTC" if self.deadline else "none"
+        deadline = f"all stop at {self.deadline:%Y-%m-%d %H:%M} UTC" if self.deadline else ""
         cap = (
             f"; budget {html.format_money(self.budget_total)} for the whole class "
             "(all seats together)"
@@ -86,7 +86,7 @@ class Handout:
         failed = len(self.seats) - len(self.ok)
         fail = f", {failed} failed" if failed else ""
         seats = f"{len(self.ok)} seat{'' if len(self.ok) == 1 else 's'}"
-        return f"{seats}{fail}; all stop at {deadline}{cap}"
+        return f"{seats}{fail}" + (f"; {deadline}" if deadline else "") + cap
 
     def to_html(self) -> str:
         """A standalone table to paste into a course page: Jupyter links (http(s) only)

@@ -22,19 +22,28 @@ from novita_notebook.notebook.widgets import CreateForm, InstanceCard, InstanceP
 client = Novita.sandbox(speed=100, seed=0)
 get_ipython().magics_manager.registry["NovitaMagics"].client = client  # %novita uses it too
 print("sandbox at", client.sandbox_server.url)"""
+#: The HTML views no widget draws, in the dark theme too: the doctor's report, the guard's
+#: status and a class handout (their alignment is checked with the rest).
+REPORTS = """\
+from IPython.display import display
+from novita_notebook.teaching import Handout, Seat
+
+seat = Seat("student-1", "i-1", "running", "https://example.org/lab", "ssh root@x -p 1")
+display(client.doctor(), client.guard_status(), Handout([seat], budget_total=40))"""
 CELLS = [
     SETUP,
     "browser = ProductBrowser(client)\nbrowser",
     "panel = InstancePanel(client, interval=0.2)\npanel",
     "form = CreateForm(client)\nform",
+    REPORTS,
     'card = InstanceCard(client.instance("drive-1"))\ncard',
     'client.guard("drive-1", stop_after=60, warn_before=58)',
     'client.guard("drive-1", delete_after=60, warn_before=58)',
     "%novita wait drive-1 --until removed",
     "client.sandbox_server.stop()  # the API goes away",
 ]
-(SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, CARD_CELL, GUARD_CELL, DELETE_GUARD_CELL,
- WAIT_CELL, GONE_CELL) = range(len(CELLS))  # fmt: skip
+(SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, REPORTS_CELL, CARD_CELL, GUARD_CELL,
+ DELETE_GUARD_CELL, WAIT_CELL, GONE_CELL) = range(len(CELLS))  # fmt: skip
 
 
 class Sandbox:
@@ -75,6 +84,11 @@ def test_widgets_driven_by_hand(lab):
     lab.menu("Run", "Run All Above Selected Cell")
     lab.wait_idle()
     assert lab.tracebacks() == [] and lab.widget_failures() == []
+    reports = lab.cell(REPORTS_CELL)
+    for view in (".novita-doctor", ".novita-guard-status", ".novita-handout"):
+        assert reports.locator(view).count() == 1, view
+    assert lab.misaligned() == [] and lab.wrapped_regions() == []
+    lab.shot("reports", reports)
     url = re.search(r"sandbox at (\S+)", lab.cell(SETUP_CELL).inner_text()).group(1)
     sandbox = Sandbox(url)
 

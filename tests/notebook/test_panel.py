@@ -66,6 +66,7 @@ def test_live_then_paused_with_the_time_of_the_last_read(client):
         panel.stop()
     assert "data-state='paused'" in panel.summary.value
     assert "panel.start() resumes" in panel.summary.value
+    assert "/h at the last read" in panel.summary.value and "/h now" not in panel.summary.value
     assert repr(panel).startswith("<InstancePanel paused")
     panel.start()
     try:

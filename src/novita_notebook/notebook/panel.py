@@ -312,7 +312,8 @@ class InstancePanel(Displayable):
             self.message.value = words if raw else html.text(words)
 
     def _summary_text(self) -> str:
-        return summary_text(self.spend_detail(), len(self.live))
+        current = self.connection.state(self.watcher)[0] in ("live", "waiting")
+        return summary_text(self.spend_detail(), len(self.live), current)
 
     def _status_html(self) -> str:
         """The connection state with its last good read, then spend and its sparkline."""

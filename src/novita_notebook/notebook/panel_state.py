@@ -62,15 +62,17 @@ def spend_detail(
     return Spend(per_hour, so_far, tuple(unknown))
 
 
-def summary_text(spend: Spend, live: int) -> str:
-    """``2 live · $0.72/h now · ≈$0.05 so far`` (+ which costs are unknown)."""
+def summary_text(spend: Spend, live: int, current: bool = True) -> str:
+    """``2 live · $0.72/h now · ≈$0.05 so far`` (+ which costs are unknown); "at the last
+    read" instead of "now" when the data is not ``current`` (paused, disconnected)."""
     if spend.so_far is None:
         so_far = "so far: unknown" if spend.unknown else "nothing billed now"
     else:
         so_far = f"{html.approx_money(spend.so_far)} so far"
         if spend.unknown:
             so_far += f" (+ unknown for {', '.join(spend.unknown)})"
-    return f"{live} live · {html.format_money(spend.per_hour, per_hour=True)} now · {so_far}"
+    when = "now" if current else "at the last read"
+    return f"{live} live · {html.format_money(spend.per_hour, per_hour=True)} {when} · {so_far}"
 
 
 class LedgerStarts:
