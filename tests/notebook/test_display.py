@@ -297,3 +297,8 @@ def test_handout_says_the_budget_is_for_the_whole_class():
 
     handout = Handout([Seat("s-1", "i1", "running", "https://x/", "ssh a")], budget_total=40)
     assert "budget $40.00 for the whole class (all seats together)" in handout.summary()
+
+
+def test_an_empty_instance_list_says_what_to_do(ip):
+    frame = ip.run_line_magic("novita", "instances")
+    assert len(frame) == 0 and "%novita create NAME --gpu 4090" in frame._repr_html_()

@@ -256,6 +256,11 @@ class InstancesFrame(pd.DataFrame):
         return pd.DataFrame
 
     def _repr_html_(self) -> str:
+        if len(self) == 0:
+            return html.muted(
+                "No instances. <code>%novita create NAME --gpu 4090</code> makes one; it is "
+                "listed here next time."
+            )
         caption = getattr(self, "caption", "") or ""
         return views.instances_overview(
             self.to_dict("records"), columns=len(self.columns), caption=caption
