@@ -247,6 +247,14 @@ class Lab:
             }"""
         )
 
+    def doubled_views(self) -> int:
+        """Export snapshots on screen: next to a drawn widget each must hide (or be emptied),
+        or the view would show twice."""
+        return self.page.evaluate(
+            """() => [...document.querySelectorAll('.jp-OutputArea-output .novita-snapshot')]
+                  .filter(s => s.getBoundingClientRect().height > 0).length"""
+        )
+
     def widgets(self) -> Any:
         """Rendered ipywidgets views inside outputs."""
         return self.page.locator(f"{WIDGET_VIEW} > .jupyter-widgets.widget-box")

@@ -88,6 +88,7 @@ def test_widgets_driven_by_hand(lab):
     for view in (".novita-doctor", ".novita-guard-status", ".novita-handout"):
         assert reports.locator(view).count() == 1, view
     assert lab.misaligned() == [] and lab.wrapped_regions() == []
+    assert lab.doubled_views() == 0
     lab.shot("reports", reports)
     url = re.search(r"sandbox at (\S+)", lab.cell(SETUP_CELL).inner_text()).group(1)
     sandbox = Sandbox(url)

@@ -128,8 +128,10 @@ class Displayable:
             if (markup, plain) == state.published:
                 return
             state.published = (markup, plain)
-            for handle, kind in list(state.handles):
-                handle.update(_snapshot_bundle(kind, markup, plain), raw=True)
+            # a terminal prints every update anew: only what insists (a new status) goes there
+            targets = [(h, k) for h, k in state.handles if force or in_kernel()]
+        for handle, kind in targets:
+            handle.update(_snapshot_bundle(kind, markup, plain), raw=True)
 
 
 class _ShowState:
