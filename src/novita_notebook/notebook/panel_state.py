@@ -175,7 +175,9 @@ class GuardNotices:
             if event_type in ACTIONS:
                 self.resolve(instance_id)  # the warned action happened
             if event_type == "spot.reclaim_notice":
-                self.reclaims[instance_id] = str(payload.get("reclaim_time") or "soon")
+                when = payload.get("reclaim_time") or "soon"
+                moment = _time(when)
+                self.reclaims[instance_id] = html.clock_time(moment) if moment else str(when)
             self.facts.append((event_type, dict(payload)))
 
     def resolve(self, instance_id: str, rule: str | None = None) -> None:
