@@ -211,11 +211,6 @@ def _track_views(view: Any, widget: Any, state: _ShowState) -> None:
     widget.observe(seen, names="_view_count")
 
 
-def fmt_money(amount: float | None) -> str:
-    """USD as text (``$0.30``; ``<$0.01``; None → ``—``): html.format_money over money.py."""
-    return html.format_money(amount)
-
-
 def format_error(error: Exception) -> str:
     message = getattr(error, "message", None) or str(error)
     hint = getattr(error, "hint", None)
