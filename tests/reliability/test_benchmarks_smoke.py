@@ -61,6 +61,7 @@ EXPECTED = (
     "extension load time vs import pandas",
     "watcher CPU in % of a core vs the 2 % budget",
     "guard process CPU in % of a core vs the 0.5 % budget",
+    "doctor with 6,000 catalog items vs 600",
 )
 #: The runs-over-SSH figures need OpenSSH's client as their baseline.
 if shutil.which("ssh") and shutil.which("sshpass"):

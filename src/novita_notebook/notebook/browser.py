@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import html
 from ..errors import NovitaError, ValidationError
+from ..money import ESTIMATE_MARK
 from ..vocabulary import billing_word
 from . import display as _display
 from .display import Displayable, error_html
@@ -88,11 +89,18 @@ def _cell(column: str, value: Any) -> str:
 
 
 def product_table(frame: Any, columns: Any = DEFAULT_COLUMNS) -> str:
-    """Products as a compact HTML table: chosen columns, money as ``$0.30/h``, numbers
+    """Products as a compact HTML table: chosen columns, money as ``$0.30/h`` (``≈`` before
+    a price whose unit is a guess, as the frame's ``attrs["estimated"]`` says), numbers
     right-aligned, names, regions and stock on one line."""
     shown = [c for c in columns if c in frame.columns] or [str(c) for c in frame.columns]
     labels = [LABELS.get(c, c) for c in shown]
-    rows = [[_cell(c, row[c]) for c in shown] for _, row in frame.iterrows()]
+    guessed = set(frame.attrs.get("estimated") or ())
+
+    def cell(column: str, value: Any) -> str:
+        markup = _cell(column, value)
+        return ESTIMATE_MARK + markup if column in guessed and not _missing(value) else markup
+
+    rows = [[cell(c, row[c]) for c in shown] for _, row in frame.iterrows()]
     numeric = [LABELS.get(c, c) for c in shown if c in _MONEY or str(frame[c].dtype) in _NUMBERS]
     whole = [LABELS.get(c, c) for c in shown if c in _NOWRAP]
     return html.table(labels, rows, raw_columns=labels, numeric=numeric, nowrap_columns=whole)

@@ -34,15 +34,17 @@ class SilentProgress:
 
 
 class TextProgress:
-    """One printed line per status change (in words), and one at the end."""
+    """One printed line per status change (in words, or a new statusError warning), and one
+    at the end."""
 
     def __init__(self) -> None:
-        self._last: str | None = None
+        self._last: tuple[Any, ...] | None = None
 
     def update(self, instance: Instance, elapsed: float, note: str | None = None) -> None:
-        if instance.status == self._last:
+        seen = (instance.status, instance.warning)
+        if seen == self._last:
             return
-        self._last = instance.status
+        self._last = seen
         word = status_word(instance.status, failed=instance.phase == "failed")
         detail = status_detail(instance.status)
         extra = f"  ({note})" if note else ""
