@@ -181,7 +181,7 @@ class InstanceActions(Protocol):
     def wait(self, instance: Any, until: str = "running", **kwargs: Any) -> Any: ...
 
 
-# The HTML card of an Instance is drawn by html.instance_card; the package registers it at
+# The HTML card of an Instance is drawn by views.instance_card; the package registers it at
 # import (novita_notebook/__init__.py), so models never import html.
 _instance_html: Callable[[Instance], str] | None = None
 
