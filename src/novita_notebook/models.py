@@ -182,7 +182,7 @@ class InstanceActions(Protocol):
 
 
 # The HTML card of an Instance is drawn by views.instance_card; the package registers it at
-# import (novita_notebook/__init__.py), so models never import html.
+# import (novita_notebook/__init__.py), so models never import views.
 _instance_html: Callable[[Instance], str] | None = None
 
 
