@@ -29,6 +29,7 @@ LEAVES = (
     "retry",
     "_version",
     "guard.rules",
+    "vocabulary",
 )
 NOTEBOOK_ONLY = ("IPython", "ipywidgets")
 

@@ -19,6 +19,7 @@ from .options.client import (
     is_loopback_host,
 )
 from .options.schema import Option, deprecated_name
+from .options.session import SANDBOX_SPEED
 
 __all__ = [
     "Config",
@@ -28,6 +29,7 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_API_URL",
     "MIN_WEBHOOK_SECRET_LENGTH",
+    "SANDBOX_SPEED",
 ]
 
 #: Settings the Config object holds: every client option but the key itself.

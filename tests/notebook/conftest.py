@@ -25,10 +25,11 @@ def magics(shell):
     assert found is not None
     yield found
     found.shutdown()
-    for name in ("default_region", "billing", "poll_interval", "budget_per_hour"):
-        setattr(found, name, None)
-    found.auto_sandbox = False
-    found.short_errors = True
+    from novita_notebook.notebook.traits import TRAIT_OPTIONS
+    from novita_notebook.options import SESSION
+
+    for name, option in TRAIT_OPTIONS.items():  # every %config option back to its default
+        setattr(found, name, option.default if option in SESSION.options else None)
     # %config writes into the shell's config, which a reloaded extension would read back.
     shell.config.pop("NovitaMagics", None)
 

@@ -127,7 +127,7 @@ def test_stop_and_start_say_requested_only_when_they_sent_one(ip, client, sandbo
     sandbox.clear_requests()
     run(ip, "stop verb-1")
     out = capsys.readouterr().out
-    assert "requested" not in out and "is already exited; nothing was sent" in out
+    assert "requested" not in out and "is already stopped; nothing was sent" in out
     assert not [r for r in sandbox.requests() if r["path"].endswith("/stop")]
 
 

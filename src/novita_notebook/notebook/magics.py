@@ -59,10 +59,9 @@ class SessionMagics(Magics, Configurable):
 
     def _option_changed(self, change: Any) -> None:
         name = change["name"]
-        new = trait_options.renamed(name)
-        if new is not None:  # an old name: set the new one, forget the old
+        if name in trait_options.DEPRECATED_TRAITS:  # an old name: set the new one, forget it
             if change["new"] is not None:
-                setattr(self, new, change["new"])
+                setattr(self, trait_options.renamed(name), change["new"])
                 setattr(self, name, None)
             return
         # %config takes effect at once on the session client, not only on the next one.
@@ -257,10 +256,10 @@ NovitaMagics = magics_class(
 )
 
 
-def _instance_mimebundle(instance: Instance) -> dict[str, Any] | None:
-    from .widgets import instance_mimebundle
+def _display_instance(instance: Instance) -> None:
+    from .card import display_instance
 
-    return instance_mimebundle(instance)
+    display_instance(instance)
 
 
 def _count_products(frame: Any) -> int:
@@ -287,7 +286,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.configurables.append(magics)
     # Bound Instances display as a card with Start/Stop/Delete buttons (ipywidgets is only
     # imported when the first Instance is displayed).
-    ipython.display_formatter.mimebundle_formatter.for_type(Instance, _instance_mimebundle)
+    ipython.display_formatter.ipython_display_formatter.for_type(Instance, _display_instance)
     _LOADED[id(ipython)] = magics
     for option in SESSION:  # the session options the environment sets (NOVITA_AUTO_SANDBOX...)
         text = os.environ.get(option.env or "")
@@ -304,7 +303,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics is None:
         return
     magics.shutdown()
-    ipython.display_formatter.mimebundle_formatter.type_printers.pop(Instance, None)
+    ipython.display_formatter.ipython_display_formatter.type_printers.pop(Instance, None)
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
     manager = ipython.magics_manager

@@ -8,7 +8,12 @@ from __future__ import annotations
 from . import kinds
 from .schema import Family, Option
 
-__all__ = ["SESSION"]
+__all__ = ["SESSION", "SANDBOX_SPEED"]
+
+#: How much faster than real time an in-process sandbox runs unless told otherwise (by
+#: ``Novita.sandbox(speed=...)`` and ``%novita sandbox start``, alike): a create that takes a
+#: minute on Novita takes about a second, so a newcomer following the README waits seconds.
+SANDBOX_SPEED = 50.0
 
 SESSION = Family(
     "session",
@@ -35,7 +40,7 @@ SESSION = Family(
             "sandbox_speed",
             kinds.number("must be a number > 0 (1 = real time, 60 = a minute a second)"),
             "clock speed-up of the sandbox %novita sandbox start runs",
-            default=50.0,
+            default=SANDBOX_SPEED,
             trait="sandbox_speed",
             python=False,
         ),

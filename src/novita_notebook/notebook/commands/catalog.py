@@ -29,9 +29,10 @@ def products(magics: Session, args: argparse.Namespace) -> Any:
 
 
 def browse(magics: Session, args: argparse.Namespace) -> Any:
+    from ..display import display_now
     from ..widgets import ProductBrowser
 
-    return ProductBrowser(magics.get_client(), gpu=args.gpu, region=args.region)
+    return display_now(ProductBrowser(magics.get_client(), gpu=args.gpu, region=args.region))
 
 
 def regions(magics: Session, args: argparse.Namespace) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...errors import NovitaError, ValidationError
 from .. import spec as specs
+from ..display import display_now
 from ..parser import CREATE_FLAGS, option_values
 from .common import Client, Session, accepted
 
@@ -158,8 +159,9 @@ def create_instance(magics: Session, kwargs: dict[str, Any]) -> Any:
     if report is not None:
         display(report)
     if background:
-        return magics.open_panel([instance.id], None, seed=[instance])
-    return instance
+        return display_now(magics.open_panel([instance.id], None, seed=[instance]))
+    # `gpu = %novita create ...` assigns it: the card is shown all the same
+    return display_now(instance)
 
 
 def wait(magics: Session, args: argparse.Namespace) -> Any:

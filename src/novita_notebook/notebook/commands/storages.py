@@ -28,7 +28,10 @@ def volumes(magics: Session, args: argparse.Namespace) -> Any:
         raise ValidationError(f"volumes {action}: give the volume's NAME", field="name")
     if action == "delete":
         gone = client.delete_storage(args.name)
-        print(f"Volume {gone.name} ({gone.id}) deleted.")
+        if gone is None:
+            print(f"No volume is named {args.name}; nothing was sent.")
+        else:
+            print(f"Volume {gone.name} ({gone.id}) deleted.")
         return gone
     if args.region is None or args.size is None:
         missing = "--region" if args.region is None else "--size"
