@@ -122,24 +122,19 @@ class Instances:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, ref: Any) -> Change:
         """Start a stopped instance; nothing is sent when it is already running or starting."""
-        target = self.resolve(ref)
-        if target.status in _STARTED:
-            logger.info(
-                "%s (%s) is already %s; nothing to start", target.name, target.id, target.status
-            )
-            return Change(target, False)
-        self.api.start_instance(target.id)
-        return Change(self.resolve(target.id), True)
+        return self._change("start", ref, _STARTED, self.api.start_instance)
 
     def stop(self, ref: Any) -> Change:
         """Stop an instance; nothing is sent when it is already stopped or stopping."""
+        return self._change("stop", ref, _STOPPED, self.api.stop_instance)
+
+    def _change(self, verb: str, ref: Any, done: frozenset[str], send: Any) -> Change:
         target = self.resolve(ref)
-        if target.status in _STOPPED:
-            logger.info(
-                "%s (%s) is already %s; nothing to stop", target.name, target.id, target.status
-            )
+        if target.status in done:
+            logger.info("%s (%s) is already %s; nothing to %s", target.name, target.id,
+                        target.status, verb)  # fmt: skip
             return Change(target, False)
-        self.api.stop_instance(target.id)
+        send(target.id)
         return Change(self.resolve(target.id), True)
 
     def restart(self, ref: Any) -> Change:

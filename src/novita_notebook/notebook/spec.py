@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ValidationError
-from ..options import Option, raise_problems
+from ..options import Family, Option
 from ..validation import BILLING_METHODS
 from .parser import CREATE_FLAGS
 
@@ -26,6 +26,8 @@ __all__ = [
 ]
 
 _BY_NAME: dict[str, Option] = {option.name: option for option in CREATE_FLAGS}
+#: create's options and the guard rules, as one family (what a cell and the form take).
+_CREATE_AND_RULES = Family("create+guard", "create() with its guard rules", CREATE_FLAGS)
 #: Cell keys → option name (every option of create with a cell key, and its aliases).
 CELL_KEYS: dict[str, str] = {
     spelling: option.name for option in CREATE_FLAGS if option.cell for spelling in option.spellings
@@ -78,22 +80,10 @@ def values_of(lines: Mapping[str, tuple[int, Any]]) -> dict[str, Any]:
 def parse_text_options(values: Mapping[str, Any]) -> dict[str, Any]:
     """Create options given as text (a cell, the form) or already typed by a flag, each by
     its option's rule; one ValidationError lists every problem."""
-    out: dict[str, Any] = {}
-    problems: list[tuple[str, str]] = []
-    for key, value in values.items():
-        option = _BY_NAME.get(key)
-        if option is None:
-            out[key] = value
-            continue
-        try:
-            parsed = option.parse_text(value) if isinstance(value, str) else value
-        except ValidationError as error:
-            problems.extend(error.problems or [(key, error.message)])
-            continue
-        if parsed is not None:
-            out[key] = parsed
-    raise_problems(problems)
-    return out
+    text = {k: v for k, v in values.items() if k in _CREATE_AND_RULES and isinstance(v, str)}
+    out = {k: v for k, v in values.items() if k not in text}
+    out.update(_CREATE_AND_RULES.parse(text, text=True))
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def normalise_create_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,21 +18,6 @@ from .schema import Family, Kind, Option
 
 __all__ = ["GUARD", "RULE_NAMES", "parse_rule_names", "parse_extension", "session_value"]
 
-#: What ``unguard(instance, *names)`` may remove: each rule, and the groups ``idle``
-#: (idle_stop and its threshold), ``budget`` (both caps) and ``deadline`` (both deadlines).
-RULE_NAMES = (
-    "stop_after",
-    "delete_after",
-    "idle_stop",
-    "idle_threshold",
-    "budget_per_hour",
-    "budget_total",
-    "warn_before",
-    "on_reclaim",
-    "idle",
-    "budget",
-    "deadline",
-)
 ON_RECLAIM = ("notify", "migrate", "recreate")
 
 
@@ -138,6 +123,11 @@ GUARD = Family(
         ),
     ),
 )
+
+
+#: What ``unguard(instance, *names)`` may remove: each rule, and the groups ``idle``
+#: (idle_stop and its threshold), ``budget`` (both caps) and ``deadline`` (both deadlines).
+RULE_NAMES = (*GUARD.names(), "idle", "budget", "deadline")
 
 
 def parse_rule_names(names: Any, field: str = "rules") -> tuple[str, ...]:
