@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .doctor import DoctorReport
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .remote.kernel import RemoteKernel
     from .remote.service import Remote
 
 __all__ = ["Novita"]
@@ -297,6 +298,23 @@ class Novita:
         """Drop the SSH host key pinned for an instance (its id, name or handle), after you
         know why it changed; the next connection pins the key it sees. True if one was."""
         return self.remote.forget_host_key(self._target(instance).id)
+
+    def kernel(
+        self,
+        instance: Instance | str,
+        *,
+        python: str | None = None,
+        new: bool = False,
+        install: bool = False,
+    ) -> RemoteKernel:
+        """The instance's remote IPython kernel (started there, or found again with its
+        variables): ``execute(code)`` runs code in it and returns the outputs. ``python``
+        (default python3) runs it; ``new`` starts afresh; ``install`` pip-installs ipykernel
+        there when missing. Stopping the instance ends the kernel. See ``remote/kernel.py``."""
+        target = self._target(instance)
+        return self.remote.kernels.kernel(
+            target.id, target.name or target.id, python=python, new=new, install=install
+        )
 
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:

@@ -1,14 +1,19 @@
 """Remote: the client's service for working on instances over SSH. It finds an instance's SSH
-server and password through the API each time a connection is opened, and owns the pool.
+server and password through the API each time a connection is opened, and owns the pool and
+the remote kernels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import RemoteError, SSHConnectionError
 from ..models import Instance
 from .ssh import NOT_RUNNING, Endpoint, SSHPool
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernels import Kernels
 
 #: Statuses from which the instance comes back to "running" by itself: keep trying.
 COMING_BACK = frozenset(
@@ -24,12 +29,29 @@ class Remote:
         self.api_url = api_url
         self._fetch = fetch
         self._pool: SSHPool | None = None
+        self._kernels: Kernels | None = None
 
     @property
     def pool(self) -> SSHPool:
         if self._pool is None:
             self._pool = SSHPool(self.api_url, self.credentials)
         return self._pool
+
+    @property
+    def kernels(self) -> Kernels:
+        """The remote kernels (one per instance), built on first use."""
+        if self._kernels is None:
+            from .kernels import Kernels
+
+            self._kernels = Kernels(self.api_url, self.pool, self.status_of)
+        return self._kernels
+
+    def instance(self, instance_id: str) -> Instance:
+        """The instance read from the API now."""
+        return self._fetch(instance_id)
+
+    def status_of(self, instance_id: str) -> str | None:
+        return self._fetch(instance_id).status
 
     def credentials(self, instance_id: str) -> tuple[Endpoint, str]:
         """Where the instance's SSH server is and its password, read from the API now."""
@@ -62,6 +84,9 @@ class Remote:
         return HostKeys(self.api_url).forget(instance_id)
 
     def close(self) -> None:
+        """Let go of the kernels (they keep running on their instances) and the connections."""
+        if self._kernels is not None:
+            self._kernels.close()
         if self._pool is not None:
             self._pool.close()
 
