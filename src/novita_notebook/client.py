@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .doctor import DoctorReport
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .remote.files import Progress, Transfer
     from .remote.kernel import RemoteKernel
     from .remote.service import Remote
 
@@ -315,6 +317,48 @@ class Novita:
         return self.remote.kernels.kernel(
             target.id, target.name or target.id, python=python, new=new, install=install
         )
+
+    def push(
+        self,
+        instance: Instance | str,
+        local: str | os.PathLike[str],
+        remote: str | None = None,
+        *,
+        ignore: str | Sequence[str] | None = None,
+        default_ignore: bool = True,
+        checksum: bool = False,
+        progress: Callable[[Progress], Any] | None = None,
+    ) -> Transfer:
+        """Copy a local file or folder to the instance over SFTP (``remote`` relative to its
+        home; default: the same name there). ``ignore``: .gitignore lines, added to a default
+        that skips .git, virtual environments and caches (``default_ignore=False`` drops
+        it). Unchanged files are skipped (``checksum=True`` compares contents), an interrupted
+        push resumes, permissions and mtimes are kept. ``progress(Progress)`` is called a few
+        times a second. Returns what was sent (``Transfer``)."""
+        target = self._target(instance)
+        return self.remote.files.push(
+            target.id, target.name or target.id, local, remote, ignore=ignore,
+            default_ignore=default_ignore, checksum=checksum, progress=progress,
+        )  # fmt: skip
+
+    def pull(
+        self,
+        instance: Instance | str,
+        remote: str,
+        local: str | os.PathLike[str] | None = None,
+        *,
+        ignore: str | Sequence[str] | None = None,
+        default_ignore: bool = True,
+        checksum: bool = False,
+        progress: Callable[[Progress], Any] | None = None,
+    ) -> Transfer:
+        """Copy a file or folder of the instance here (``local`` default: its name in the
+        current folder); the same options as ``push``."""
+        target = self._target(instance)
+        return self.remote.files.pull(
+            target.id, target.name or target.id, remote, local, ignore=ignore,
+            default_ignore=default_ignore, checksum=checksum, progress=progress,
+        )  # fmt: skip
 
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:

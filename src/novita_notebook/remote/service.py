@@ -13,6 +13,7 @@ from ..models import Instance
 from .ssh import NOT_RUNNING, Endpoint, SSHPool
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .files import Files
     from .kernels import Kernels
 
 #: Statuses from which the instance comes back to "running" by itself: keep trying.
@@ -30,6 +31,7 @@ class Remote:
         self._fetch = fetch
         self._pool: SSHPool | None = None
         self._kernels: Kernels | None = None
+        self._files: Files | None = None
 
     @property
     def pool(self) -> SSHPool:
@@ -45,6 +47,15 @@ class Remote:
 
             self._kernels = Kernels(self.api_url, self.pool, self.status_of)
         return self._kernels
+
+    @property
+    def files(self) -> Files:
+        """push and pull over SFTP, built on first use."""
+        if self._files is None:
+            from .files import Files
+
+            self._files = Files(self.api_url, self.pool)
+        return self._files
 
     def instance(self, instance_id: str) -> Instance:
         """The instance read from the API now."""
