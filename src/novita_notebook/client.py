@@ -318,6 +318,13 @@ class Novita:
             target.id, target.name or target.id, python=python, new=new, install=install
         )
 
+    def top(self, instance: Instance | str) -> pd.DataFrame:
+        """What the instance's GPUs are doing, read from ``nvidia-smi`` over SSH: one row per
+        GPU (name, utilisation, memory used/total, temperature, power, processes) with the
+        instance's price and spend so far. ``attrs['source']`` says where it was read."""
+        target = self.instance(instance.id if isinstance(instance, Instance) else instance)
+        return self.remote.top(target, _frames().cost_so_far(target))
+
     def push(
         self,
         instance: Instance | str,

@@ -116,17 +116,33 @@ def gather(
         record = by_id.get(instance_id)
         if record is None:
             continue
-        samples, error = None, None
+        samples, error, source, busy = None, None, "metrics", None
         if record.rules.idle_stop is not None and raw.get("status") == "running":
             start = now - record.rules.idle_stop - grace * 2 - METRICS_MARGIN
             try:
                 samples = read_gpu_utilisation(backend.metrics(instance_id, start, now))
             except (NovitaError, ValueError, OSError) as exc:
                 error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            samples, error, source = _gpu_fallback(backend, instance_id, samples, error, source)
+            busy = backend.busy(instance_id) if hasattr(backend, "busy") else None
         states[instance_id] = InstanceState.from_raw(
-            raw, record, utilisation=samples, metrics_error=error
-        )
+            raw, record, utilisation=samples, metrics_error=error, utilisation_source=source,
+            busy=busy,
+        )  # fmt: skip
     return states
+
+
+def _gpu_fallback(
+    backend: Any, instance_id: str, samples: Any, error: str | None, source: str
+) -> tuple[Any, str | None, str]:
+    """Without metric samples, the GPU's own reading over SSH when the backend has one."""
+    if samples or not hasattr(backend, "gpu_utilisation"):
+        return samples, error, source
+    try:
+        reading = backend.gpu_utilisation(instance_id)
+    except (NovitaError, OSError) as exc:
+        return samples, f"{error or 'no metric samples'}; nvidia-smi: {exc}", source
+    return reading.samples, None, reading.source
 
 
 @dataclass

@@ -13,8 +13,11 @@ from ..models import Instance
 from .ssh import NOT_RUNNING, Endpoint, SSHPool
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from .files import Files
     from .kernels import Kernels
+    from .top import GpuUtilisation
 
 #: Statuses from which the instance comes back to "running" by itself: keep trying.
 COMING_BACK = frozenset(
@@ -56,6 +59,28 @@ class Remote:
 
             self._files = Files(self.api_url, self.pool)
         return self._files
+
+    def top(self, instance: Instance, spent: float | None = None) -> pd.DataFrame:
+        """The instance's GPUs as nvidia-smi reports them now, one row each, with its price
+        and ``spent`` (USD so far)."""
+        from .top import read_gpus, top_frame
+
+        gpus, at = read_gpus(self.pool, instance.id)
+        return top_frame(gpus, at, instance, spent)
+
+    def gpu_utilisation(self, instance_id: str) -> GpuUtilisation:
+        """For the guard's idle rule: the GPUs' utilisation read over SSH now, after the
+        readings taken before (``source`` says so)."""
+        from .top import gpu_utilisation
+
+        return gpu_utilisation(self.pool, self.api_url, instance_id)
+
+    def busy(self, instance_id: str) -> str | None:
+        """For the guard's idle rule: what keeps the instance busy whatever its GPU says
+        (a remote kernel running a cell, an active run), or None."""
+        from .activity import busy_reason
+
+        return busy_reason(self.api_url, instance_id)
 
     def instance(self, instance_id: str) -> Instance:
         """The instance read from the API now."""
