@@ -450,6 +450,7 @@ class Novita:
                 "%s (%s) is already %s; nothing to stop", target.name, target.id, target.status
             )
             return target
+        self._warn_unpulled(target, "stop")
         self.api.stop_instance(target.id)
         return self.instance(target.id)
 
@@ -476,6 +477,7 @@ class Novita:
             logger.info("%s (%s) is already deleted; nothing to do", target.name, target.id)
             self._forget_deleted(target)
             return target
+        self._warn_unpulled(target, "delete")
         with contextlib.suppress(NotFoundError):  # gone between the lookup and the delete
             self.api.delete_instance(target.id)
         self._forget_deleted(target)
@@ -483,6 +485,14 @@ class Novita:
             return self.instance(target.id)
         except NotFoundError:
             return _removed(target)
+
+    def _warn_unpulled(self, target: Instance, action: str) -> None:
+        """Files written on the instance since its last pull are named before they may go."""
+        from .remote.unpulled import warning
+
+        text = warning(self.config.api_url, target.id, target.name, action)
+        if text:
+            logger.warning("%s", text)
 
     def _forget_deleted(self, target: Instance) -> None:
         """The ledger forgets a deleted instance; this client remembers its id and name, so a
@@ -492,6 +502,7 @@ class Novita:
         if target.name:
             self._deleted[target.name] = removed
         self.guards.forget([target.id], "deleted by this client")
+        self.remote.forget_instance(target.id)
         try:
             self.ledger.forget(target.id)
         except (OSError, NovitaError) as exc:  # the delete itself succeeded

@@ -187,7 +187,9 @@ def test_single_files_relative_to_the_home_and_clear_errors(
         client.pull(instance, "nothing-here")
 
 
-def test_files_written_since_the_last_pull_are_named_before_a_stop(client, instance, tmp_path):
+def test_files_written_since_the_last_pull_are_named_before_a_stop(
+    client, instance, sandbox, tmp_path, monkeypatch, caplog
+):
     api = client.config.api_url
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.py").write_text("print(1)")
@@ -199,3 +201,41 @@ def test_files_written_since_the_last_pull_are_named_before_a_stop(client, insta
     assert "novita.pull('remote-1', 'runs/r-1/out')" in text and "delete" in text
     client.pull(instance, "work", tmp_path / "work")
     assert [w.path for w in unpulled.unpulled(api, instance.id)] == ["runs/r-1/out"]
+
+    # A run's outputs come back in one call, and then nothing is left unpulled.
+    assert client.remote.pool.run(instance.id, ["mkdir", "-p", "runs/r-1/out"]).ok
+    (Path(sandbox.instance_home(instance.id)) / "runs/r-1/out/loss.csv").write_text("1,0.5\n")
+    client.stop(instance.id)  # the user's stop names them first
+    assert "novita.pull('remote-1', 'runs/r-1/out')" in caplog.text
+    monkeypatch.chdir(tmp_path)
+    client.wait(instance.id, until="exited", timeout=30)
+    client.start(instance.id)
+    client.wait(instance.id, until="running", timeout=30)
+    got = client.remote.files.pull_outputs(instance.id, instance.name, "~/runs/r-1/out")
+    assert (tmp_path / "novita-outputs/remote-1/out/loss.csv").read_text() == "1,0.5\n"
+    assert got.files == ["loss.csv"] and unpulled.unpulled(api, instance.id) == []
+
+
+def test_the_guards_warning_before_a_delete_names_unpulled_files(client, instance):
+    from datetime import UTC, datetime
+
+    from novita_notebook.guard.enforcer import Enforcer
+    from novita_notebook.guard.events import event_text
+    from novita_notebook.guard.policy import PlannedAction
+    from novita_notebook.guard.store import GuardStore
+
+    api = client.config.api_url
+    unpulled.note_written(api, instance.id, "runs/r-2/out", "run r-2")
+    seen = []
+
+    class Announcer:
+        def notify(self, event_type, data):
+            seen.append(event_text(event_type, data))
+
+    warn = PlannedAction(instance.id, "warn", "delete_after", "the deadline passed",
+                         datetime.now(UTC), "k1", instance.name, "guard.warning",
+                         {"action": "delete", "action_due": "12:00"})  # fmt: skip
+    enforcer = Enforcer(Announcer(), GuardStore(api_url=api))
+    enforcer._run(warn, datetime.now(UTC))
+    assert "novita.pull('remote-1', 'runs/r-2/out')" in seen[0]
+    assert "a delete removes them for good" in seen[0]

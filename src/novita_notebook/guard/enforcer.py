@@ -145,6 +145,16 @@ def _gpu_fallback(
     return reading.samples, None, reading.source
 
 
+def _files_note(api_url: str | None, action: PlannedAction) -> dict[str, str]:
+    """A warning before a stop or delete names files written there since the last pull."""
+    if action.kind != "warn" or action.data.get("action") not in ("stop", "delete") or not api_url:
+        return {}
+    from ..remote.unpulled import warning
+
+    text = warning(api_url, action.instance_id, action.name, str(action.data["action"]))
+    return {"unpulled": text} if text else {}
+
+
 @dataclass
 class TickResult:
     """One pass: the plan and what was done (``results``: one dict per attempted action)."""
@@ -212,7 +222,7 @@ class Enforcer:
         if not self.store.claim(action.instance_id, claim, self.actor, self.claim_ttl):
             return None
         if action.kind in ("warn", "notify"):
-            result = self._announce(action)
+            result = self._announce(action, **_files_note(self.store.api_url, action))
             if action.kind == "warn":
                 self.store.mark_warned(action.instance_id, action.key, now)
             self.store.complete(action.instance_id, claim, self.actor)

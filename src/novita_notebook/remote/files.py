@@ -182,6 +182,19 @@ class Files:
         unpulled.note_pulled(self.api_url, instance_id, source)
         return transfer
 
+    def pull_outputs(self, instance_id: str, name: str, remote_dir: str,
+                     local: str | os.PathLike[str] | None = None, *,
+                     progress: Callable[[Progress], Any] | None = None) -> Transfer:  # fmt: skip
+        """A run's outputs in one call: the folder ``remote_dir`` to ``local`` (default
+        ``novita-outputs/<instance name>/<folder name>`` here), nothing ignored, and the
+        folder no longer counted as unpulled."""
+        source = remote_spelling(remote_dir)
+        if local is None:
+            folder = posixpath.basename(posixpath.normpath(source)) or "outputs"
+            local = Path("novita-outputs") / (name or instance_id) / folder
+        return self.pull(instance_id, name, source, local, progress=progress,
+                         default_ignore=False)  # fmt: skip
+
     def push_many(self, targets: list[tuple[str, str]], local: str | os.PathLike[str],
                   remote: str | None = None, **options: Any) -> list[Transfer | BaseException]:  # fmt: skip
         """The same push to several instances at once; each one's Transfer or error."""

@@ -119,6 +119,14 @@ class Remote:
 
         return HostKeys(self.api_url).forget(instance_id)
 
+    def forget_instance(self, instance_id: str) -> None:
+        """The instance is deleted: its unpulled files and GPU readings are gone with it."""
+        from .top import forget_readings
+        from .unpulled import forget
+
+        forget(self.api_url, instance_id)
+        forget_readings(self.api_url, instance_id)
+
     def close(self) -> None:
         """Let go of the kernels (they keep running on their instances) and the connections."""
         if self._kernels is not None:
