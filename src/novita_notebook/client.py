@@ -318,6 +318,24 @@ class Novita:
             target.id, target.name or target.id, python=python, new=new, install=install
         )
 
+    def install_kernelspec(
+        self,
+        instance: Instance | str,
+        *,
+        python: str = "python3",
+        user: bool = True,
+        prefix: str | None = None,
+    ) -> str:
+        """Install a Jupyter kernel "Novita: NAME" that runs a whole notebook on the instance
+        (pick it from the kernel menu); returns its kernel name. When the instance stops, the
+        kernel's variables end with it and its cells say so. The key is not written: the
+        Jupyter server needs NOVITA_API_KEY (environment or .env)."""
+        from .remote.kernelspec import install_kernelspec
+
+        target = self._target(instance)
+        return install_kernelspec(target.id, target.name or target.id, self.config.api_url,
+                                  python=python, user=user, prefix=prefix)  # fmt: skip
+
     def top(self, instance: Instance | str) -> pd.DataFrame:
         """What the instance's GPUs are doing, read from ``nvidia-smi`` over SSH: one row per
         GPU (name, utilisation, memory used/total, temperature, power, processes) with the

@@ -196,6 +196,13 @@ class KernelLink:
         conn = await self.pool.connection(self.instance_id)
         return await kernel_process.alive(conn, self.process)
 
+    async def end_if_stopped(self) -> bool:
+        """End the link, in words, if the instance is no longer running; True if it did."""
+        status = await asyncio.to_thread(self._status)
+        if status is not None and status != "running" and self.ended is None:
+            self.end(await self._stopped())
+        return self.ended is not None
+
     async def confirm_gone(self) -> None:
         """End the link if the kernel's process is gone (after a long silence)."""
         if self.ended is None and not await self.check_alive():

@@ -70,15 +70,17 @@ async def _run(conn: Any, script: str, *args: str, timeout: float = 30.0) -> Any
     return await conn.run(command_line(["sh", "-c", script, "sh", *args]), timeout=timeout)
 
 
-async def launch(conn: Any, sftp: Any, python: str, instance_id: str) -> KernelProcess:
+async def launch(
+    conn: Any, sftp: Any, python: str, instance_id: str, key: str | None = None
+) -> KernelProcess:
     """Start a kernel on the instance (``python -m ipykernel_launcher``) and return it; its
-    ports are read with ``read_ports``."""
+    ports are read with ``read_ports``. ``key`` signs its messages (default: a new one)."""
     kernel_id = uuid.uuid4().hex[:16]
     await sftp.makedirs(KERNEL_DIR, exist_ok=True)
     await sftp.chmod(KERNEL_DIR, 0o700)
     info = {f"{name}_port": 0 for name in CHANNELS}
     info.update(ip="127.0.0.1", transport="tcp", signature_scheme="hmac-sha256",
-                key=secrets.token_hex(32), kernel_name="")  # fmt: skip
+                key=key or secrets.token_hex(32), kernel_name="")  # fmt: skip
     process = KernelProcess(kernel_id, 0, python, time.time())
     private = asyncssh_module().SFTPAttrs(permissions=0o600)
     async with sftp.open(process.connection_file, "w", attrs=private) as file:
