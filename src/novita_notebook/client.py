@@ -1065,6 +1065,16 @@ class Novita:
         action with its time and the latest actions (what ``%novita guard status`` shows)."""
         return self.guards.status()
 
+    def push_to_class(
+        self, seats: Any, local: str | os.PathLike[str], remote: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """The same course folder to every seat of a class at once (a ``Handout``, or
+        instances, ids or names): one row per seat with what was sent or the error. Options
+        as for ``push``."""
+        from .teaching import push_to_class
+
+        return push_to_class(self, seats, local, remote, **options)
+
     def classroom(self, n: int, gpu: str | None = None, **options: Any) -> Any:
         """Teaching mode: ``n`` guarded instances named ``<prefix>-1..n`` with one deadline
         for all, returned as a ``Handout`` (name, Jupyter link, SSH command; ``to_csv()``,
