@@ -36,6 +36,8 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("extension load time", "figures_extension", "extension_load_time"),
     ("watcher CPU", "figures_wait", "watcher_cpu"),
     ("guard process CPU", "figures_guard", "guard_cpu"),
+    ("doctor vs catalog size", "figures_doctor", "linear_in_catalog_size"),
+    ("runs over SSH vs OpenSSH", "figures_remote", "run_over_ssh"),
 )
 
 

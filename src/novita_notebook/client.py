@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .api import NovitaAPI
-from .catalog import Catalog
+from .catalog import Catalog, estimated_columns
 from .config import Config, load_config
 from .errors import NotFoundError, NovitaError, ValidationError
 from .guard import GuardRules
@@ -33,6 +33,7 @@ from .models import (
     Product,
     Template,
 )
+from .money import price_is_estimate
 from .parsing import listing_fields, phase_of
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
 from .provisioning.request import DEFAULT_ROOTFS_GB, prepare_request
@@ -59,6 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .provisioning.storages import NetworkStorage
     from .remote.files import Progress, Transfer
     from .remote.kernel import RemoteKernel
+    from .remote.output import OutputSink
+    from .remote.runs import Run
     from .remote.service import Remote
 
 __all__ = ["Novita"]
@@ -292,6 +295,61 @@ class Novita:
 
             self._remote = Remote(self.config.api_url, self.instance)
         return self._remote
+
+    def run(
+        self,
+        instance: Instance | str,
+        code: str,
+        *,
+        detach: bool = False,
+        put: Mapping[str, Any] | None = None,
+        get: Sequence[str] | None = None,
+        python: str | None = None,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        shell: bool = False,
+        on_output: OutputSink | None = None,
+        max_output: int = 1_000_000,
+    ) -> Run:
+        """Run ``code`` on an instance (its id, name or handle) as a durable run: detached
+        there, so it survives a dropped connection and a dead kernel; output streams here as
+        it comes (``on_output(stream, text)``, else printed, up to ``max_output`` characters,
+        the whole log kept on the instance). ``put`` sends local values (a dict), ``get``
+        brings names back into ``run.values``; ``python`` picks the interpreter, ``shell=True``
+        runs a shell script (images without Python); ``timeout`` (seconds) ends it there;
+        ``env`` sets variables. ``detach=True`` returns the ``Run`` at once. A bad end raises
+        RemoteRunError with the remote traceback's last lines; Ctrl-C interrupts the code."""
+        return self.remote.run(
+            self._target(instance),
+            code,
+            detach=detach,
+            put=put,
+            get=get,
+            python=python,
+            timeout=timeout,
+            env=env,
+            shell=shell,
+            on_output=on_output,
+            max_output=max_output,
+        )
+
+    def attach(
+        self,
+        run: Run | str,
+        *,
+        wait: bool = True,
+        on_output: OutputSink | None = None,
+        max_output: int = 1_000_000,
+    ) -> Run:
+        """A run remembered on this machine (a ``Run`` or its id), in this kernel or another:
+        replays its output from the start and, with ``wait``, follows it to its end."""
+        return self.remote.attach(run, wait=wait, on_output=on_output, max_output=max_output)
+
+    def runs(self, refresh: bool = True) -> pd.DataFrame:
+        """The runs remembered on this machine, newest first: run, instance, started,
+        duration, state, exit_code, cost (estimated from the instance's price). ``refresh``
+        looks at the instances of runs not seen to end."""
+        return self.remote.runs(refresh=refresh)
 
     def _target(self, instance: Instance | str) -> Instance:
         return instance if isinstance(instance, Instance) else self.resolve(instance)
@@ -617,13 +675,18 @@ class Novita:
             detail=detail,
             refresh=refresh,
         )
-        return _frames().products_frame(
+        clusters = self.catalog.clusters()
+        frame = _frames().products_frame(
             selection.items,
-            self.catalog.clusters(),
+            clusters,
             billing=billing,
             per_region=selection.per_region,
             aggregate=selection.aggregate,
         )
+        if selection.join is not None:
+            frame.attrs["region_join"] = selection.join.describe(clusters)
+        frame.attrs["estimated"] = estimated_columns(billing, gpu_num)
+        return frame
 
     def regions(self, refresh: bool = False, detail: bool = True) -> pd.DataFrame:
         """Regions (clusters) with their GPU types, product counts, products in stock and the
@@ -642,7 +705,9 @@ class Novita:
                 if isinstance(value, NovitaError):
                     raise value
             listings = {key: value for key, value in fetched.items() if isinstance(value, list)}
-        return _frames().regions_frame(clusters, products, listings)
+        frame = _frames().regions_frame(clusters, products, listings)
+        frame.attrs["region_join"] = self.catalog.region_join().describe(clusters)
+        return frame
 
     def instances(
         self, status: str | Iterable[str] | None = None, refresh: bool = False
@@ -675,7 +740,10 @@ class Novita:
                 for r in rows
                 if r["status"] in wanted or phase_of(r["status"], r["status_error"]) in wanted
             ]
-        return _frames().listed_instances_frame(rows, datetime.now(UTC))
+        frame = _frames().listed_instances_frame(rows, datetime.now(UTC))
+        if any(price_is_estimate(r["billing_mode"], r["gpu_num"]) for r in rows):
+            frame.attrs["estimated"] = ["price_per_hour", "cost_so_far"]  # money.ESTIMATED_PRICES
+        return frame
 
     def _ledger_created_times(self) -> dict[str, datetime]:
         """Creation times the ledger recorded, by instance id ({} if the ledger is unreadable)."""

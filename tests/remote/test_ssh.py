@@ -156,3 +156,27 @@ def test_the_password_is_read_from_the_api_and_shown_nowhere(client, instance, s
     assert any("asyncssh" in record.name for record in caplog.records), "no SSH log to scan"
     for text in seen:
         assert password not in text
+
+
+def test_a_local_port_forwards_to_a_port_on_the_instance(client, instance):
+    """What a remote kernel or a web app on the instance is reached through."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))  # "on the instance": its loopback
+    port = server.getsockname()[1]
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(conn.recv(100).upper())
+
+    threading.Thread(target=echo, daemon=True).start()
+    listener = client.remote.pool.forward(instance.id, port)
+    try:
+        with socket.create_connection(("127.0.0.1", listener.get_port()), timeout=10) as sock:
+            sock.sendall(b"kernel channel")
+            assert sock.recv(100) == b"KERNEL CHANNEL"
+    finally:
+        listener.close()
+        server.close()

@@ -85,9 +85,13 @@ def test_the_idle_rule_reads_nvidia_smi_and_never_stops_a_busy_instance(client, 
     assert not _idle_actions(busy_plan)
     assert any("busy" in note for note in busy_plan.notes)
 
-    activity.mark_busy(api, instance.id, "run r-1", "run r-1 is running")
+    run = client.run(instance, "import time\ntime.sleep(1.5)", detach=True)
     running = gather(backend, [record], now)[instance.id]
-    assert "run r-1 is running" in running.busy and not _idle_actions(plan_for(running))
-    activity.mark_idle(api, instance.id, "run r-1")
+    assert f"active runs: {run.id}" in running.busy and not _idle_actions(plan_for(running))
+    run.wait()
     assert _idle_actions(plan_for(gather(backend, [record], now)[instance.id]))
+
+    activity.mark_busy(api, instance.id, "job 7", "job 7 is running", pid=99999999)
+    stale = gather(backend, [record], now)[instance.id]  # its holder is gone: not busy
+    assert stale.busy is None
     backend.close()

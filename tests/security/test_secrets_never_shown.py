@@ -130,6 +130,13 @@ def test_a_whole_session_never_shows_a_secret(secret_client, secret_sandbox, sec
         client.remote.pool.run(fresh.id, ["true"], retry=True)
     seen.update({f"host key error {k}": v for k, v in _error_text(caught.value).items()})
     look("remote", client.remote)
+    assert client.forget_host_key(fresh)
+    run = client.run(fresh, "answer = 42\nprint('hi')", get=["answer"], on_output=lambda *_: None)
+    look("run", run)
+    seen["runs frame"] = client.runs().to_string() + client.runs().to_html()
+    with pytest.raises(NovitaError) as caught:
+        client.run(fresh, "raise RuntimeError('no')", on_output=lambda *_: None)
+    seen.update({f"run error {k}": v for k, v in _error_text(caught.value).items()})
     look("fallback report", inst.fallback_report)
     frame = client.instances()
     seen["instances frame"] = frame.to_string() + frame.to_html()
@@ -225,6 +232,8 @@ def test_the_ledger_file_holds_no_secret(secret_client, secrets, tmp_path):
     inst = secret_client.create("ledger-secret-1", gpu="RTX 4090", image="ubuntu:22.04")
     fresh = secret_client.wait(inst, until="running", timeout=60)
     secret_client.mine()
+    # runs and pinned host keys live in the ledger directory too
+    secret_client.run(fresh, "print('hi')", on_output=lambda *_: None)
     home = Path(os.environ["NOVITA_NOTEBOOK_HOME"])
     files = [p for p in home.rglob("*") if p.is_file()]
     assert files, "the ledger wrote nothing"

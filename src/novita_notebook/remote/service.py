@@ -1,16 +1,32 @@
 """Remote: the client's service for working on instances over SSH. It finds an instance's SSH
-server and password through the API each time a connection is opened, and owns the pool and
-the remote kernels.
+server and password through the API each time a connection is opened, owns the pool, and
+starts, attaches to and lists runs; kernels, files and the GPU reading build on it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from ..errors import RemoteError, SSHConnectionError
+from ..errors import (
+    NotFoundError,
+    NovitaError,
+    RemoteError,
+    SSHConnectionError,
+    ValidationError,
+)
 from ..models import Instance
+from . import launch
+from .output import DEFAULT_MAX_OUTPUT, OutputSink
+from .runs import Run
 from .ssh import NOT_RUNNING, Endpoint, SSHPool
+from .store import RunRecord, RunStore
+
+log = logging.getLogger(__name__)
+
+RUNS_COLUMNS = ("run", "instance", "started", "duration", "state", "exit_code", "cost")
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -35,6 +51,7 @@ class Remote:
         self._pool: SSHPool | None = None
         self._kernels: Kernels | None = None
         self._files: Files | None = None
+        self.store = RunStore(api_url)
 
     @property
     def pool(self) -> SSHPool:
@@ -77,10 +94,14 @@ class Remote:
 
     def busy(self, instance_id: str) -> str | None:
         """For the guard's idle rule: what keeps the instance busy whatever its GPU says
-        (a remote kernel running a cell, an active run), or None."""
+        (a remote kernel running a cell, a run that may still be running), or None."""
         from .activity import busy_reason
+        from .store import busy_instances
 
-        return busy_reason(self.api_url, instance_id)
+        runs = busy_instances(self.api_url).get(instance_id)
+        reasons = [busy_reason(self.api_url, instance_id)]
+        reasons.append(f"active runs: {', '.join(runs)}" if runs else None)
+        return "; ".join(r for r in reasons if r) or None
 
     def instance(self, instance_id: str) -> Instance:
         """The instance read from the API now."""
@@ -91,7 +112,14 @@ class Remote:
 
     def credentials(self, instance_id: str) -> tuple[Endpoint, str]:
         """Where the instance's SSH server is and its password, read from the API now."""
-        instance = self._fetch(instance_id)
+        try:
+            instance = self._fetch(instance_id)
+        except NotFoundError:
+            raise RemoteError(
+                f"instance {instance_id} no longer exists",
+                instance_id=instance_id,
+                reason=NOT_RUNNING,
+            ) from None
         where = f"instance {instance.name or instance.id} ({instance.id})"
         if instance.status in COMING_BACK:
             raise SSHConnectionError(
@@ -127,6 +155,110 @@ class Remote:
         forget(self.api_url, instance_id)
         forget_readings(self.api_url, instance_id)
 
+    # -- runs --------------------------------------------------------------------------------
+    def run(
+        self,
+        instance: Instance,
+        code: str,
+        *,
+        detach: bool = False,
+        on_output: OutputSink | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        **options: Any,
+    ) -> Run:
+        """Start ``code`` on the instance as a durable run (see ``Novita.run``); ``options``
+        are ``RunOptions.checked``'s (put, get, python, timeout, env, shell)."""
+        checked = launch.RunOptions.checked(code, **options)
+        _check_max_output(max_output)
+        record, remote = launch.start(self.pool, self.store, instance, checked)
+        run = Run(
+            record,
+            self.pool,
+            self.store,
+            on_output=on_output,
+            max_output=max_output,
+            remote_python=remote,
+        )
+        return run if detach else run.wait()
+
+    def attach(
+        self,
+        run: Run | str,
+        *,
+        wait: bool = True,
+        on_output: OutputSink | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> Run:
+        """A remembered run, its output replayed from the start (see ``Novita.attach``)."""
+        run_id = run.id if isinstance(run, Run) else run
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise ValidationError("run must be a Run or a run id", field="run")
+        _check_max_output(max_output)
+        record = self.store.get(run_id.strip())
+        if record is None:
+            raise NotFoundError(
+                f"no run {run_id!r} is remembered for {self.api_url}",
+                hint="novita.runs() lists the runs this machine remembers.",
+            )
+        attached = Run(record, self.pool, self.store, on_output=on_output, max_output=max_output)
+        return attached.wait() if wait else attached
+
+    def runs(self, refresh: bool = True) -> pd.DataFrame:
+        """Every remembered run, newest first (see ``Novita.runs``)."""
+        import pandas as pd
+
+        now = datetime.now(UTC)
+        rows = []
+        statuses: dict[str, str | None] = {}  # one look per instance
+        for record in reversed(self.store.all()):
+            if refresh and record.active:
+                record = self._settled(record, statuses)
+            end = record.finished or now
+            duration = max(end - record.started, end - end)
+            hours = duration.total_seconds() / 3600
+            price = record.price_per_hour
+            rows.append(
+                {
+                    "run": record.id,
+                    "instance": record.instance_name or record.instance_id,
+                    "started": pd.Timestamp(record.started),
+                    "duration": pd.Timedelta(duration),
+                    "state": record.state,
+                    "exit_code": record.exit_code,
+                    "cost": price * hours if price is not None else None,
+                }
+            )
+        frame = pd.DataFrame(rows, columns=list(RUNS_COLUMNS))
+        frame["exit_code"] = frame["exit_code"].astype("Int64")
+        frame["cost"] = frame["cost"].astype("float64")
+        frame["started"] = pd.to_datetime(frame["started"], utc=True)
+        frame["duration"] = pd.to_timedelta(frame["duration"])
+        return frame
+
+    def _settled(self, record: RunRecord, statuses: dict[str, str | None]) -> RunRecord:
+        """The record after a light look: lost if its instance is gone or stopped, else the
+        run's files (exit status, markers, liveness). An instance on its way back, or that
+        cannot be reached, leaves the record as it was (a listing never waits on it)."""
+        if record.instance_id not in statuses:
+            try:
+                statuses[record.instance_id] = self._fetch(record.instance_id).status
+            except NotFoundError:
+                statuses[record.instance_id] = None
+            except NovitaError as error:
+                log.debug("could not look at instance %s: %s", record.instance_id, error.message)
+                statuses[record.instance_id] = "unknown"
+        status = statuses[record.instance_id]
+        if status in COMING_BACK or status == "unknown":
+            return record
+        run = Run(record, self.pool, self.store)
+        if status != "running":
+            return run.lost(f"instance {record.instance_id} is {status or 'gone'}").record
+        try:
+            return run.settle().record
+        except NovitaError as error:
+            log.debug("could not look at run %s: %s", record.id, type(error).__name__)
+            return record
+
     def close(self) -> None:
         """Let go of the kernels (they keep running on their instances) and the connections."""
         if self._kernels is not None:
@@ -137,3 +269,10 @@ class Remote:
     def __repr__(self) -> str:
         opened = self._pool.opened if self._pool is not None else 0
         return f"<Remote {self.api_url} connections opened={opened}>"
+
+
+def _check_max_output(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(
+            f"max_output must be a number of characters >= 0, got {value!r}", field="max_output"
+        )

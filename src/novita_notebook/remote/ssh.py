@@ -216,6 +216,10 @@ class SSHPool:
         """Run a coroutine on the SSH loop and wait for its result here."""
         return self._loop.run(coro, timeout)
 
+    def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine on the SSH loop; its future can be waited on or cancelled."""
+        return self._loop.submit(coro)
+
     def call(
         self,
         instance_id: str,
@@ -245,6 +249,19 @@ class SSHPool:
             return Completed(result.exit_status, result.stdout or b"", result.stderr or b"")
 
         return self.call(instance_id, run, retry=retry)
+
+    def forward(self, instance_id: str, remote_port: int, *, remote_host: str = "127.0.0.1") -> Any:
+        """Forward a free local loopback port to ``remote_host:remote_port`` as the instance
+        sees it (a kernel's or a web app's port). Returns asyncssh's listener (``get_port()``
+        is the local port, ``close()`` ends it); it lives as long as the connection does, so
+        after a reconnect a caller forwards again."""
+        if isinstance(remote_port, bool) or not isinstance(remote_port, int):
+            raise TypeError("remote_port must be an int")
+
+        async def forward(conn: Any) -> Any:
+            return await conn.forward_local_port("127.0.0.1", 0, remote_host, remote_port)
+
+        return self.call(instance_id, forward)
 
     def close(self, instance_id: str | None = None) -> None:
         """Close one instance's connection, or all of them."""

@@ -15,8 +15,15 @@ from typing import Any
 
 from .validate import ApiError
 
-FAULT_FIELDS = ("errorRate", "latencyMs", "rateLimitPerMinute", "dropRate", "ambiguousCreateRate")
-_RATES = ("errorRate", "dropRate", "ambiguousCreateRate")
+FAULT_FIELDS = (
+    "errorRate",
+    "latencyMs",
+    "rateLimitPerMinute",
+    "dropRate",
+    "ambiguousCreateRate",
+    "ambiguousActionRate",
+)
+_RATES = ("errorRate", "dropRate", "ambiguousCreateRate", "ambiguousActionRate")
 RATE_WINDOW_SECONDS = 60.0
 MAX_LOGGED_REQUESTS = 100_000
 _SECRET_BODY_KEYS = frozenset({"password", "imageAuth"})
@@ -31,6 +38,7 @@ class Decision:
     error: ApiError | None = None  # answer this instead (429 or 5xx), no side effect
     retry_after: int | None = None
     drop_after_create: bool = False  # ambiguous create: do it, then drop
+    drop_after_action: bool = False  # ambiguous start/stop/restart/delete: do it, then drop
 
 
 class Faults:
@@ -71,7 +79,9 @@ class Faults:
             self._recent.clear()
         return dict(clean)
 
-    def decide(self, is_create: bool, now: float | None = None) -> Decision:
+    def decide(
+        self, is_create: bool, now: float | None = None, *, is_action: bool = False
+    ) -> Decision:
         """Roll the dice for one request of the Novita namespace."""
         with self._lock:
             s = self._settings
@@ -103,7 +113,10 @@ class Faults:
                     error = ApiError("UNKNOWN", "internal server error", status=500)
                 return Decision(latency=latency, error=error)
             ambiguous = is_create and self._rng.random() < s.get("ambiguousCreateRate", 0.0)
-            return Decision(latency=latency, drop_after_create=ambiguous)
+            # Rolled only when set, so other faults' seeded sequences stay as they were.
+            rate = s.get("ambiguousActionRate", 0.0)
+            action = is_action and rate > 0 and self._rng.random() < rate
+            return Decision(latency=latency, drop_after_create=ambiguous, drop_after_action=action)
 
 
 def redact_body(text: str) -> str:

@@ -20,6 +20,7 @@ import select
 import shutil
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,8 @@ class Machines:
         self._groups: dict[str, dict[int, str]] = {}  # instance id -> {group: generation}
         self._refuse = 0
         self.forwarding_allowed = True
+        # The sessions' subprocesses, closed with the loop (so none is collected after it).
+        self._children: weakref.WeakSet[asyncio.subprocess.Process] = weakref.WeakSet()
 
     # -- the port (called from the instance's detail view, world lock held) ---------------------
     def port_for(self, record: InstanceRecord) -> int:
@@ -240,10 +243,11 @@ class Machines:
         argv = [shell, "-c", command] if command is not None else [shell, "-l"]
         return Launch(instance_id, run, argv, home, env, terminal)
 
-    def spawned(self, launch: Launch, pid: int) -> None:
+    def spawned(self, launch: Launch, child: asyncio.subprocess.Process) -> None:
         with self._lock:
             self._running[launch.instance_id] = launch.generation
-            self._groups.setdefault(launch.instance_id, {})[pid] = launch.generation
+            self._groups.setdefault(launch.instance_id, {})[child.pid] = launch.generation
+            self._children.add(child)
 
     def sftp_paths(self, instance_id: str) -> tuple[str, str]:
         """(root, home inside it) for SFTP; the disk is made ready first."""
@@ -407,6 +411,7 @@ class Machines:
         pids = list(processes.tagged(f"{self.token}/")) if groups or conns else []
         processes.signal_processes(pids, groups, processes.KILL)
         if loop is not None:
+            children = list(self._children)
 
             async def shut() -> None:
                 for conn in conns:
@@ -416,6 +421,11 @@ class Machines:
                 for task in asyncio.all_tasks():
                     if task is not asyncio.current_task():
                         task.cancel()
+                for child in children:
+                    transport = getattr(child, "_transport", None)
+                    if transport is not None:
+                        transport.close()
+                await asyncio.sleep(0.01)  # the transports' closing callbacks run here
 
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(shut(), loop).result(timeout=5)

@@ -144,7 +144,7 @@ async def _run_on_pipes(machines: Machines, launch: Launch, process: Any) -> int
         env=launch.env,
         start_new_session=True,
     )
-    machines.spawned(launch, child.pid)
+    machines.spawned(launch, child)
     feeding = asyncio.ensure_future(_feed_stdin(process, child))
     outputs = [
         asyncio.ensure_future(_forward(child.stdout, process.stdout)),
@@ -248,7 +248,7 @@ async def _run_on_pty(machines: Machines, launch: Launch, process: Any) -> int:
         )
     finally:
         os.close(slave)
-    machines.spawned(launch, child.pid)
+    machines.spawned(launch, child)
     loop = asyncio.get_running_loop()
     done = loop.create_future()
 
