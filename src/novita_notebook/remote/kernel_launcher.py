@@ -145,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception:  # noqa: BLE001 - a shaky link: the watcher deals with it
                     continue
                 # Gone: the instance stopped (say so), or Jupyter shut it down (or restarts it).
-                if not alive and not pool.run_coroutine(link.end_if_stopped(), timeout=30):
-                    break
+                if not alive:
+                    log.info("the remote kernel's process is gone")
+                    if not pool.run_coroutine(link.end_if_stopped(), timeout=30):
+                        break
     finally:
         marks.close()
     ended = link.ended

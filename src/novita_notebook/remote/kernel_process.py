@@ -125,7 +125,10 @@ async def alive(conn: Any, process: KernelProcess) -> bool:
     """Whether the kernel's process still runs (its pid, with the kernel id in its command
     line, so a reused pid after a restart is not taken for it)."""
     done = await _run(conn, _ALIVE, str(process.pid), process.kernel_id)
-    return str(done.stdout).strip() == "alive"
+    said = str(done.stdout or "").strip()
+    if said not in ("alive", "gone"):  # the answer was lost (a connection going down)
+        raise OSError(f"could not tell whether kernel {process.kernel_id} runs")
+    return said == "alive"
 
 
 async def log_tail(sftp: Any, process: KernelProcess, size: int = 2000) -> str:
