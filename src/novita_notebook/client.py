@@ -1,39 +1,33 @@
-"""Novita: the facade users hold. It owns the settings, transport, api and the Catalog, and
-composes the services (instances, provisioning, waiting, ledger, guard); each public method
-checks its arguments through the option schemas and hands over to one service.
-
-Longer than 500 lines on purpose: it is the whole public surface, each method with its full
-signature and docstring (what help() and the IDE show). One class cannot spread over modules
-without mixins, and a second facade object would change every call users write.
+"""Novita: the facade users hold. It owns the settings, transport, api and Catalog; its services
+are built in composition.py; each public method checks its arguments through the option schemas
+and hands over to one service. Longer than 500 lines on purpose: it is the whole public surface,
+each method with its full signature and docstring (what help() and an IDE show).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .api import NovitaAPI
 from .catalog import Catalog
+from .composition import compose
 from .config import SANDBOX_SPEED, Config, load_config
-from .errors import NotFoundError, NovitaError
+from .errors import NovitaError
 from .guard import GuardRules
-from .guard.service import GuardService
 from .http import RateLimiter, Transport
-from .instances import InstanceRef, Instances, instance_ref
+from .instances import InstanceRef, instance_ref
 from .ledger import Ledger
-from .ledger_views import LedgerService
-from .listings import Listings
 from .models import Cluster, Instance, Product, Template
 from .options import GUARD, RUN, WAITING
 from .options.create import DEFAULT_ROOTFS_GB
 from .options.guard import parse_extension, parse_rule_names
-from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
 from .provisioning.request import prepare_request
 from .validation import invalid
 from .waiting.backoff import Backoff
 from .waiting.probes import Probe
-from .waiting.service import Waiting
 from .waiting.watcher import EventCallback, Watcher
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,6 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .guard.store import GuardRecord
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .remote.files import Progress, Transfer
+    from .remote.kernel import RemoteKernel
     from .remote.output import OutputSink
     from .remote.runs import Run
     from .remote.service import Remote
@@ -89,10 +85,9 @@ class Novita:
         breaker_reset_timeout: float = 30.0,
         budget_per_hour: float | str | None = None,
     ) -> None:
-        """Every keyword is a client setting of docs/options.md (options/client.py), checked by
-        its rule; ``budget_per_hour`` is the old name of ``spend_limit_per_hour``
-        (DeprecationWarning). ``client.config`` holds them; the live ones (``default_region``,
-        ``spend_limit_per_hour``, ``poll_interval``) may be changed later through it."""
+        """Every keyword is a client setting of docs/options.md, checked by its rule
+        (``budget_per_hour``: the old name of ``spend_limit_per_hour``). ``client.config``
+        holds them; the live ones may be changed later through it."""
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         config, key = load_config(**given)
         self.config: Config = config
@@ -106,56 +101,19 @@ class Novita:
         self._ledger = Ledger(api_url=config.api_url)
         self._closed = False
         self._remote: Remote | None = None  # SSH work, built on first use (remote/)
-        self._compose()
-
-    def _compose(self) -> None:
-        """Build the services; each gets its collaborators explicitly, the settings object
-        included (it is changed in place, so every service sees a change at once)."""
-        self.lifecycle = Instances(
-            api=self.api, catalog=self.catalog, ledger=self._ledger, owner=self
-        )
-        self.listings = Listings(self.api, self.catalog, self._ledger)
-        self.waiting = Waiting(
-            api=self.api,
-            config=self.config,
-            to_instance=self.lifecycle.to_instance,
-            resolve=self.lifecycle.resolve,
-            owner=self,
-        )
-        self.resources = Resources(self.api, self.catalog)
-        self.budget = Budget(self.api, self.config, self.lifecycle.to_instance)
-        claims = NameClaims(self.api, read_timeout=self.config.timeout[1], ledger=self._ledger)
-        self.provisioner = Provisioner(
-            api=self.api,
-            catalog=self.catalog,
-            config=self.config,
-            ledger=self._ledger,
-            resources=self.resources,
-            budget=self.budget,
-            claims=claims,
-            fetch=self.instance,
-            wait=self.wait,
-            owner=self,
-        )
-        self.guards = GuardService(self)
-        self.lifecycle.on_deleted = self.guards.forget
-        self.batch = Batch(self.provisioner, self.max_concurrency, self.guards)
-        self.ledger_service = LedgerService(
-            self._ledger, self.api, self.catalog.price_of, on_forgotten=self.guards.forget
-        )
+        (self.lifecycle, self.listings, self.waiting, self.resources, self.budget,
+         self.provisioner, self.guards, self.batch, self.ledger_service) = compose(
+            self, config, self.api, self.catalog, self._ledger, lambda: self.remote
+        )  # fmt: skip
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
     def sandbox(
         cls, speed: float = SANDBOX_SPEED, seed: int | None = 0, **client_kwargs: Any
     ) -> Novita:
-        """Start an in-process sandbox cloud and return a client bound to it. It runs
-        ``speed`` times faster than real time (50 by default, as ``%novita sandbox start``:
-        a minute of provisioning takes about a second; 1 is real time).
-
-        ``close()`` (or leaving a ``with`` block) stops the sandbox; it is kept as
-        ``client.sandbox_server`` (``.url``, ``.set_faults(...)``, ``.requests()``...).
-        """
+        """Start an in-process sandbox cloud and return a client bound to it, ``speed`` times
+        faster than real time (50 by default, as ``%novita sandbox start``; 1: real time).
+        ``close()`` stops it; it is ``client.sandbox_server`` (``.url``, ``.set_faults()``...)."""
         from .offline import sandbox_client  # the sandbox is only needed offline
 
         return sandbox_client(cls, speed, seed, client_kwargs)
@@ -171,18 +129,16 @@ class Novita:
         return self.api.requests_made
 
     def doctor(self, timeout: float = 10.0) -> DoctorReport:
-        """Check this client's assumptions against its API with read-only calls: the key,
-        latency, paging base, catalog shape, template parameters, field shapes, unknown
-        fields (see ``novita_notebook.doctor``). Show the report; if a line differs, paste
-        ``report.bug_report()`` (values only, never the key) into a bug report."""
+        """Check this client's assumptions against its API with read-only calls (key, latency,
+        paging, catalog and field shapes; ``novita_notebook.doctor``); if a line differs,
+        paste ``report.bug_report()`` (values only, never the key) into a bug report."""
         from .doctor import run_doctor
 
         return run_doctor(self.config.api_url, self.transport.api_key, timeout=timeout)
 
     def close(self) -> None:
-        """Stop every watcher (and close every notifier bound to this client) it started,
-        release connections and stop the sandbox this client started. Idempotent; any later
-        API call raises ``ClientClosedError`` at once."""
+        """Stop the watchers (and notifiers bound to this client) and the sandbox it started,
+        release connections. Idempotent; a later call raises ``ClientClosedError`` at once."""
         if self._closed:
             return
         self._closed = True
@@ -212,8 +168,7 @@ class Novita:
     # -- work on instances over SSH -------------------------------------------------------------
     @property
     def remote(self) -> Remote:
-        """SSH access to instances (``remote/``): one pooled connection per instance, host
-        keys pinned per instance id, the password read from the API when needed."""
+        """SSH access to instances (``remote/``): one pooled connection each, host keys pinned."""
         if self._remote is None:
             from .remote.service import Remote
 
@@ -277,6 +232,92 @@ class Novita:
         know why it changed; the next connection pins the key it sees. True if one was."""
         return self.remote.forget_host_key(self._target(instance).id)
 
+    def kernel(
+        self,
+        instance: InstanceRef,
+        *,
+        python: str | None = None,
+        new: bool = False,
+        install: bool = False,
+    ) -> RemoteKernel:
+        """The instance's remote IPython kernel (started there, or found again with its
+        variables): ``execute(code)`` runs code in it and returns the outputs. ``python``
+        (default python3) runs it; ``new`` starts afresh; ``install`` pip-installs ipykernel
+        there when missing. Stopping the instance ends the kernel. See ``remote/kernel.py``."""
+        target = self._target(instance)
+        return self.remote.kernels.kernel(
+            target.id, target.name or target.id, python=python, new=new, install=install
+        )
+
+    def install_kernelspec(
+        self,
+        instance: InstanceRef,
+        *,
+        python: str = "python3",
+        user: bool = True,
+        prefix: str | None = None,
+    ) -> str:
+        """Install a Jupyter kernel "Novita: NAME" that runs a whole notebook on the instance
+        (pick it from the kernel menu); returns its kernel name. When the instance stops, the
+        kernel's variables end with it and its cells say so. The key is not written: the
+        Jupyter server needs NOVITA_API_KEY (environment or .env)."""
+        from .remote.kernelspec import install_kernelspec
+
+        target = self._target(instance)
+        return install_kernelspec(target.id, target.name or target.id, self.config.api_url,
+                                  python=python, user=user, prefix=prefix)  # fmt: skip
+
+    def top(self, instance: InstanceRef) -> pd.DataFrame:
+        """What the instance's GPUs are doing, read from ``nvidia-smi`` over SSH: one row per
+        GPU (name, utilisation, memory used/total, temperature, power, processes) with the
+        instance's price and spend so far. ``attrs['source']`` says where it was read."""
+        from .frames import cost_so_far
+
+        target = self.instance(instance)
+        return self.remote.top(target, cost_so_far(target))
+
+    def push(
+        self,
+        instance: InstanceRef,
+        local: str | os.PathLike[str],
+        remote: str | None = None,
+        *,
+        ignore: str | Sequence[str] | None = None,
+        default_ignore: bool = True,
+        checksum: bool = False,
+        progress: Callable[[Progress], Any] | None = None,
+    ) -> Transfer:
+        """Copy a local file or folder to the instance over SFTP (``remote`` relative to its
+        home; default: the same name there). ``ignore``: .gitignore lines, added to a default
+        that skips .git, virtual environments and caches (``default_ignore=False`` drops
+        it). Unchanged files are skipped (``checksum=True`` compares contents), an interrupted
+        push resumes, permissions and mtimes are kept. ``progress(Progress)`` is called a few
+        times a second. Returns what was sent (``Transfer``)."""
+        target = self._target(instance)
+        return self.remote.files.push(
+            target.id, target.name or target.id, local, remote, ignore=ignore,
+            default_ignore=default_ignore, checksum=checksum, progress=progress,
+        )  # fmt: skip
+
+    def pull(
+        self,
+        instance: InstanceRef,
+        remote: str,
+        local: str | os.PathLike[str] | None = None,
+        *,
+        ignore: str | Sequence[str] | None = None,
+        default_ignore: bool = True,
+        checksum: bool = False,
+        progress: Callable[[Progress], Any] | None = None,
+    ) -> Transfer:
+        """Copy a file or folder of the instance here (``local`` default: its name in the
+        current folder); the same options as ``push``."""
+        target = self._target(instance)
+        return self.remote.files.pull(
+            target.id, target.name or target.id, remote, local, ignore=ignore,
+            default_ignore=default_ignore, checksum=checksum, progress=progress,
+        )  # fmt: skip
+
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:
         """The full GPU product listing (all regions, one entry per product × region)."""
@@ -298,19 +339,17 @@ class Novita:
 
     # -- single instances ------------------------------------------------------------------
     def instance(self, instance: InstanceRef) -> Instance:
-        """A fresh Instance (an Instance, an id or an exact name), price filled, bound to this
-        client."""
+        """A fresh Instance (an Instance, an id or an exact name), priced, bound to this client."""
         return self.lifecycle.resolve(instance)
 
     def start(self, instance: InstanceRef) -> Instance:
-        """Start a stopped instance (an Instance, id or name); returns it refreshed (typically
-        ``toStart``). Starting one that is already running or starting sends nothing and says
-        so (an INFO log line)."""
+        """Start a stopped instance (an Instance, id or name); returns it refreshed. One already
+        running or starting: nothing is sent (an INFO line says so)."""
         return self.lifecycle.start(instance).instance
 
     def stop(self, instance: InstanceRef) -> Instance:
-        """Stop an instance (billing stops once exited); returns it refreshed. Stopping one
-        that is already stopped or stopping sends nothing and says so (an INFO log line)."""
+        """Stop an instance (billing stops once exited); returns it refreshed. One already
+        stopped or stopping: nothing is sent (an INFO line says so)."""
         return self.lifecycle.stop(instance).instance
 
     def restart(self, instance: InstanceRef) -> Instance:
@@ -318,10 +357,9 @@ class Novita:
         return self.lifecycle.restart(instance).instance
 
     def delete(self, instance: InstanceRef) -> Instance:
-        """Delete an instance; returns it refreshed (``removing``), or with status ``removed``
-        once the API forgot it. Idempotent: deleting what is already gone (an id, or a name
-        the ledger or this client knows) returns it as ``removed`` and says so (INFO log);
-        a name nothing ever knew still raises ``NotFoundError``."""
+        """Delete an instance; returns it refreshed, or ``removed`` once the API forgot it.
+        Idempotent: what is already gone (an id, or a name the ledger or this client knows)
+        comes back ``removed``; a name nothing ever knew is a ``NotFoundError``."""
         return self.lifecycle.delete(instance).instance
 
     def edit(
@@ -347,25 +385,19 @@ class Novita:
         detail: bool = False,
     ) -> pd.DataFrame:
         """GPU products, one row per product × region, cheapest first. ``gpu`` matches loosely
-        ("4090", "rtx 4090") or is a product id; ``region`` a name or id; ``billing`` (onDemand,
-        spot, monthly) lists that method's offers at its price; ``max_price`` is USD per
-        GPU-hour; ``gpu_num`` asks which products can serve that many GPUs.
-
-        Stock is known per region only from that region's own listing: with ``region``,
-        ``available`` or ``detail=True`` each row's ``available``/``stock`` are its region's
-        (the listings fetched at once); otherwise they are <NA>, and ``available_somewhere``/
-        ``stock_somewhere`` hold the API's aggregate.
-        """
+        ("4090") or is a product id; ``region`` a name or id; ``billing`` lists that method's
+        offers; ``max_price`` is USD per GPU-hour; ``gpu_num`` asks which can serve that many.
+        A region's stock comes only from its own listing: with ``region``, ``available`` or
+        ``detail=True`` the rows' ``available``/``stock`` are their region's; otherwise <NA>,
+        with the API's aggregate in ``available_somewhere``/``stock_somewhere``."""
         return self.listings.products(
             gpu, region, gpu_num, billing, max_price, available, refresh, detail
         )
 
     def regions(self, refresh: bool = False, detail: bool = True) -> pd.DataFrame:
-        """Regions (clusters) with their GPU types, product counts, products in stock and the
-        cheapest GPU in stock. Stock comes from each region's own listing (all fetched at once,
-        kept 15 s; ``refresh=True`` asks again); ``detail=False`` skips them:
-        ``products_available`` is then <NA> and ``cheapest_gpu`` is the cheapest listed there,
-        in stock or not."""
+        """Regions with their GPU types, product counts, products in stock and the cheapest GPU
+        in stock, each region's stock from its own listing (kept 15 s; ``detail=False`` skips
+        them: ``products_available`` is <NA>, ``cheapest_gpu`` the cheapest listed)."""
         return self.listings.regions(refresh, detail)
 
     def instances(
@@ -424,33 +456,26 @@ class Novita:
         warn_before: Any = None,
         on_reclaim: str | None = None,
     ) -> Instance:
-        """Create an instance, falling back across regions; by default on the cheapest offer
-        in stock in any region. Every keyword, what it accepts and its flag and cell key are in
-        docs/options.md; how an offer is chosen is in docs/architecture.md.
+        """Create an instance, falling back across regions; by default on the cheapest offer in
+        stock anywhere (``prefer="region"``: the regions in order, ``region`` or
+        ``default_region`` first, ``regions`` replacing the default order). Every keyword, what
+        it accepts and its flag and cell key: docs/options.md; how offers are judged:
+        docs/architecture.md. ``gpu`` matches loosely ("4090", a product id; None: any GPU).
+        The result carries ``fallback_report``; with ``wait=True`` it returns once
+        ``wait_until`` is reached.
 
-        ``gpu`` is matched loosely ("4090", "rtx 4090", a product id; None: any GPU). Offers
-        and prices come from one cached listing, each candidate region's stock from its own
-        listing. ``prefer="price"`` takes the cheapest per GPU-hour across regions (the region
-        order breaks ties); ``prefer="region"`` the regions in order (``region`` or
-        ``default_region`` first; ``regions`` replaces the default order). When stock races
-        away the next offer is tried. The result carries ``fallback_report``; with
-        ``wait=True`` it returns once ``wait_until`` is reached.
+        ``volumes`` (name or id, ``"my-data:/data"``) pin the create to their region;
+        ``template`` supplies image, ports, envs, disk, command and registry auth (its id only).
+        Names are unique among live instances (``unique_name=True`` adds a suffix); after an
+        ambiguous failure the instance is looked up and adopted, so one call makes at most one.
+        Over the client's ``spend_limit_per_hour``: ``BudgetExceededError``; no region can
+        serve it: ``CapacityError`` (``attempts``, ``alternatives``).
 
-        ``volumes`` mount network volumes by name or id (``"my-data:/data"``; default
-        ``/network``) and pin the create to their region. ``template`` supplies image, ports,
-        envs, disk, command and registry auth (only its id is sent); ``envs``/``ports`` given
-        here override it. Names must be unique among live instances (``unique_name=True``
-        adds a suffix); after an ambiguous failure the instance is looked up and adopted, so
-        one call makes at most one instance. With the client's ``spend_limit_per_hour``, a
-        create that would push the hourly spend over it raises ``BudgetExceededError``; no
-        region serving it raises ``CapacityError`` (with ``attempts`` and ``alternatives``).
-
-        Guard rules bound the instance's life even after the kernel dies (docs/guard.md):
-        ``stop_after``/``delete_after`` (deadlines: "2h" from now or a time such as "18:00Z"),
-        ``idle_stop`` (below ``idle_threshold`` % this long), ``budget`` (USD total),
-        ``budget_per_hour`` (USD/h; the newest guarded stop first), ``warn_before`` and
-        ``on_reclaim`` (spot). They add to the NOVITA_GUARD_* defaults; ``guard=False`` sets
-        none. Bad arguments fail together, before any request.
+        Guard rules bound its life past the kernel (docs/guard.md): ``stop_after`` and
+        ``delete_after`` (deadlines: "2h" from now or "18:00Z"), ``idle_stop`` (below
+        ``idle_threshold`` %), ``budget`` (USD total), ``budget_per_hour`` (the newest guarded
+        stop first), ``warn_before``, ``on_reclaim`` (spot); they add to NOVITA_GUARD_*
+        defaults, ``guard=False`` sets none. Bad arguments fail together, before any request.
         """
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         rules = {GUARD[name].name: given.pop(name) for name in _CREATE_RULES}
@@ -477,25 +502,14 @@ class Novita:
         progress: Callable[[int, int, dict[str, Any]], Any] | None = None,
         **common: Any,
     ) -> pd.DataFrame:
-        """Create several instances concurrently; returns one row per spec (name, instance_id,
-        region, product, price_per_hour, status, error).
-
-        ``specs`` is a count (names ``<name_prefix>-1`` …) or a list of create() kwargs dicts
-        (``common`` fills what a spec leaves out). The stock listing is read once for the
-        batch; the budget is checked per create under one lock. ``progress(done, total, row)``
-        is called after each. With ``all_or_nothing=True`` a single failure deletes every
-        instance the batch created (their rows say so). Guard keywords (``stop_after``,
-        ``budget``, ``idle_stop``..., ``guard``) work as in create(), for all or per spec.
-        """
-        return self.batch.create_many(
-            specs,
-            concurrency=concurrency,
-            name_prefix=name_prefix,
-            gpu=gpu,
-            all_or_nothing=all_or_nothing,
-            progress=progress,
-            **common,
-        )
+        """Create several instances concurrently; one row per spec (name, instance_id, region,
+        product, price_per_hour, status, error). ``specs``: a count (``<name_prefix>-1`` …) or
+        create() keyword dicts, ``common`` filling what a spec leaves out (guard keywords too).
+        One stock listing for the batch; the spend limit checked per create under one lock;
+        ``progress(done, total, row)`` after each; ``all_or_nothing=True``: one failure deletes
+        every instance the batch made."""
+        options = {k: v for k, v in locals().items() if k not in ("self", "specs", "common")}
+        return self.batch.create_many(specs, **options, **common)
 
     def storages(self) -> pd.DataFrame:
         """Network volumes: name, id, region, cluster_id, size_gb, price_per_hour (USD per
@@ -559,13 +573,7 @@ class Novita:
 
     def watch_mine(self, **kwargs: Any) -> Watcher:
         """Watch every live instance of the ledger again (after a kernel restart, say)."""
-        ids = self.ledger_service.live_ids()
-        if not ids:
-            raise NotFoundError(
-                "no live instance in the ledger for this API; create one or check mine()",
-                hint="Novita.mine() lists what the ledger remembers.",
-            )
-        return self.watch(ids, **kwargs)
+        return self.watch(self.ledger_service.live_ids(), **kwargs)
 
     def cleanup(
         self,
@@ -577,16 +585,15 @@ class Novita:
         names: Any = None,
         forget_gone: bool = False,
     ) -> pd.DataFrame:
-        """Find the ledger's forgotten instances and stop or delete them (a dry run by
-        default); ``forget_gone=True`` forgets gone ones at once. See
-        ``LedgerService.cleanup``."""
+        """Stop or delete the ledger's forgotten instances (a dry run by default;
+        ``forget_gone=True`` forgets gone ones at once). See ``LedgerService.cleanup``."""
         options = {k: v for k, v in locals().items() if k != "self"}
         return self.ledger_service.cleanup(**options)
 
     # -- waiting (waiting/) --------------------------------------------------------------------
     def wait(
         self,
-        instance: Instance | str,
+        instance: InstanceRef,
         until: str = "running",
         timeout: float | None = 600,
         *,
@@ -594,23 +601,19 @@ class Novita:
         probe: Probe | None = None,
         poll: Backoff | float | None = None,
     ) -> Instance:
-        """Block until ``instance`` (an Instance, id or name) is ``until`` and return it fresh.
-
-        ``until``: ``running``; ``reachable`` (running, SSH/Jupyter components up and every
-        http port answering below 500, or ``probe(instance)`` true); ``exited``; ``removed``
-        (status removed or gone). Polls adaptively (``poll``: a ``Backoff`` or a fixed number
-        of seconds; None: the client's ``poll_interval`` when set). Raises ``InstanceFailedError`` at once on a statusError or if the instance
-        vanishes (unless waiting for ``removed``), ``TimeoutError`` with ``last_status``.
-        Ctrl-C stops waiting only: the instance keeps going. ``progress``: None (live display
-        in notebooks, silent elsewhere), ``"text"``, ``"silent"`` or a callable
-        ``progress(instance, elapsed, phase)``. Runs on the caller's thread, starts none.
-        """
+        """Block until ``instance`` (an Instance, id or name) is ``until`` (``running``;
+        ``reachable``: running and answering, or ``probe(instance)``; ``exited``; ``removed``)
+        and return it fresh. Polls on a learned, adaptive schedule (``poll``: a ``Backoff`` or
+        a fixed duration; None: the client's ``poll_interval`` when set). Raises
+        ``InstanceFailedError`` on a statusError or a vanished instance, ``TimeoutError`` with
+        ``last_status``; Ctrl-C stops waiting only. ``progress``: None (live in notebooks),
+        ``"text"``, ``"silent"`` or ``progress(instance, elapsed, phase)``."""
         how = WAITING.parse(dict(until=until, timeout=timeout, progress=progress, poll=poll))
         return self.waiting.wait(instance_ref(instance), probe=probe, **how)
 
     async def wait_async(
         self,
-        instance: Instance | str,
+        instance: InstanceRef,
         until: str = "running",
         timeout: float | None = 600,
         *,
@@ -618,12 +621,8 @@ class Novita:
         probe: Probe | None = None,
         poll: Backoff | float | None = None,
     ) -> Instance:
-        """``await novita.wait_async(...)``: ``wait`` without blocking the event loop (a
-        notebook cell can ``await`` it; it runs on the caller's loop and never re-enters it). Same arguments and errors.
-
-        Pauses are ``asyncio.sleep``; each HTTP call (and probe) runs in the loop's default
-        executor, so cancelling the task stops the wait after the call in flight.
-        """
+        """``await novita.wait_async(...)``: ``wait`` without blocking the event loop (it runs
+        on the caller's loop, each call in its executor; cancelling stops the wait)."""
         how = WAITING.parse(dict(until=until, timeout=timeout, progress=progress, poll=poll))
         return await self.waiting.wait_async(instance_ref(instance), probe=probe, **how)
 
@@ -638,16 +637,12 @@ class Novita:
         page_size: int = 100,
         error_backoff: Backoff | None = None,
     ) -> Watcher:
-        """Watch instances in the background (a daemon thread) and return the running Watcher.
-
-        ``instances``: None for all of your instances, or ids / names (resolved once) /
-        Instances. Each tick makes one paginated list call (``page_size`` per page), never one
-        GET per instance. Status changes go to ``callbacks``, to ``notify`` (e.g. a
-        ``webhooks.Notifier``) and to ``watcher.events``; first sightings are events too
-        (``old_status`` None). ``interval`` None uses ``poll_interval`` (else 5 s).
-        Each tick also enforces the guard rules and announces spot reclaim notices
-        (``spot.reclaim_notice``), with no extra list call.
-        """
+        """Watch instances in a daemon thread and return the running Watcher: ``instances``
+        None for all of yours, or ids, names (resolved once) or Instances. Each tick makes one
+        paginated list call; status changes go to ``callbacks``, ``notify`` (a
+        ``webhooks.Notifier``) and ``watcher.events`` (first sightings too). ``interval`` None:
+        ``poll_interval``, else 5 s. Each tick also enforces the guard rules and announces spot
+        reclaim notices, with no extra call."""
         how = WAITING.parse(
             dict(interval=interval, page_size=page_size, stop_when_terminal=stop_when_terminal)
         )
@@ -667,8 +662,8 @@ class Novita:
         return self.guards.guard(instance_ref(instance), replace=replace, **typed)
 
     def unguard(self, instance: InstanceRef, *rules: str) -> GuardRecord | None:
-        """Remove an instance's guard rules: all, or the named ones ("stop_after", "idle",
-        "budget", ...). Returns what remains (None: no longer guarded)."""
+        """Remove an instance's guard rules: all, or the named ones ("idle", "budget"...).
+        Returns what remains (None: no longer guarded)."""
         return self.guards.unguard(instance_ref(instance), *parse_rule_names(rules))
 
     def extend(
@@ -683,6 +678,16 @@ class Novita:
         """The guard process (running, pid, last tick), the rules per instance, the next
         action with its time and the latest actions (what ``%novita guard status`` shows)."""
         return self.guards.status()
+
+    def push_to_class(
+        self, seats: Any, local: str | os.PathLike[str], remote: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """The same course folder to every seat of a class at once (a ``Handout``, or
+        instances, ids or names): one row per seat with what was sent or the error. Options
+        as for ``push``."""
+        from .teaching import push_to_class
+
+        return push_to_class(self, seats, local, remote, **options)
 
     def classroom(self, n: int, gpu: str | None = None, **options: Any) -> Handout:
         """Teaching mode: ``n`` guarded instances named ``<prefix>-1..n`` with one deadline

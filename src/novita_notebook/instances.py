@@ -61,7 +61,8 @@ class Change:
 
 class Instances:
     """The instances of one client. ``owner`` is what handles bind to (the client);
-    ``on_deleted(ids, reason)`` hears of every delete (the guard drops their rules)."""
+    ``on_deleted(ids, reason)`` hears of every delete (the guard drops their rules);
+    ``before_send(instance, action)`` is told before a stop or a delete is sent."""
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class Instances:
         self.ledger = ledger
         self.owner = owner
         self.on_deleted = on_deleted
+        self.before_send: Callable[[Instance, str], Any] | None = None
         self._deleted: dict[str, Instance] = {}  # id and name -> what this client deleted
 
     def to_instance(self, raw: dict[str, Any]) -> Instance:
@@ -134,6 +136,8 @@ class Instances:
             logger.info("%s (%s) is already %s; nothing to %s", target.name, target.id,
                         target.status, verb)  # fmt: skip
             return Change(target, False)
+        if verb == "stop" and self.before_send is not None:
+            self.before_send(target, verb)
         send(target.id)
         return Change(self.resolve(target.id), True)
 
@@ -159,6 +163,8 @@ class Instances:
             logger.info("%s (%s) is already deleted; nothing to do", target.name, target.id)
             self._forget_deleted(target)
             return Change(target, False)
+        if self.before_send is not None:
+            self.before_send(target, "delete")
         with contextlib.suppress(NotFoundError):  # gone between the lookup and the delete
             self.api.delete_instance(target.id)
         self._forget_deleted(target)

@@ -202,13 +202,20 @@ class LedgerService:
         return money.round_usd(price) if price is not None else None
 
     def live_ids(self) -> list[str]:
-        """Ids of the ledger's instances that are still live (for watch_mine)."""
+        """Ids of the ledger's instances that are still live (for watch_mine); NotFoundError
+        when there is none."""
         entries, live = self._rows()
-        return [
+        ids = [
             e["id"]
             for e in entries
             if e["id"] in live and str(live[e["id"]].get("status")) not in GONE_STATUSES
         ]
+        if not ids:
+            raise NotFoundError(
+                "no live instance in the ledger for this API; create one or check mine()",
+                hint="Novita.mine() lists what the ledger remembers.",
+            )
+        return ids
 
     def mine(self, refresh: bool = True, *, prune: bool = False) -> pd.DataFrame:
         """Instances this package created against this API (from the ledger), oldest first.

@@ -116,17 +116,43 @@ def gather(
         record = by_id.get(instance_id)
         if record is None:
             continue
-        samples, error = None, None
+        samples, error, source, busy = None, None, "metrics", None
         if record.rules.idle_stop is not None and raw.get("status") == "running":
             start = now - record.rules.idle_stop - grace * 2 - METRICS_MARGIN
             try:
                 samples = read_gpu_utilisation(backend.metrics(instance_id, start, now))
             except (NovitaError, ValueError, OSError) as exc:
                 error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            samples, error, source = _gpu_fallback(backend, instance_id, samples, error, source)
+            busy = backend.busy(instance_id) if hasattr(backend, "busy") else None
         states[instance_id] = InstanceState.from_raw(
-            raw, record, utilisation=samples, metrics_error=error
-        )
+            raw, record, utilisation=samples, metrics_error=error, utilisation_source=source,
+            busy=busy,
+        )  # fmt: skip
     return states
+
+
+def _gpu_fallback(
+    backend: Any, instance_id: str, samples: Any, error: str | None, source: str
+) -> tuple[Any, str | None, str]:
+    """Without metric samples, the GPU's own reading over SSH when the backend has one."""
+    if samples or not hasattr(backend, "gpu_utilisation"):
+        return samples, error, source
+    try:
+        reading = backend.gpu_utilisation(instance_id)
+    except (NovitaError, OSError) as exc:
+        return samples, f"{error or 'no metric samples'}; nvidia-smi: {exc}", source
+    return reading.samples, None, reading.source
+
+
+def _files_note(api_url: str | None, action: PlannedAction) -> dict[str, str]:
+    """A warning before a stop or delete names files written there since the last pull."""
+    if action.kind != "warn" or action.data.get("action") not in ("stop", "delete") or not api_url:
+        return {}
+    from ..remote.unpulled import warning
+
+    text = warning(api_url, action.instance_id, action.name, str(action.data["action"]))
+    return {"unpulled": text} if text else {}
 
 
 @dataclass
@@ -196,7 +222,7 @@ class Enforcer:
         if not self.store.claim(action.instance_id, claim, self.actor, self.claim_ttl):
             return None
         if action.kind in ("warn", "notify"):
-            result = self._announce(action)
+            result = self._announce(action, **_files_note(self.store.api_url, action))
             if action.kind == "warn":
                 self.store.mark_warned(action.instance_id, action.key, now)
             self.store.complete(action.instance_id, claim, self.actor)
