@@ -216,6 +216,7 @@ def test_client_side_has_no_import_cycle():
 def test_the_rules_see_what_they_check():
     """The reader resolves relative imports: a test that reads nothing cannot fail."""
     client = dict(imports_of(f"{PACKAGE}.client"))
-    assert f"{PACKAGE}.catalog" in client and f"{PACKAGE}.provisioning" in client
+    assert f"{PACKAGE}.catalog" in client and f"{PACKAGE}.composition" in client
+    assert f"{PACKAGE}.provisioning" in dict(imports_of(f"{PACKAGE}.composition"))
     assert (f"{PACKAGE}.html", False) in imports_of(f"{PACKAGE}.provisioning.report")
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]

@@ -13,7 +13,17 @@ import pytest
 from novita_notebook.notebook.wording import in_magic_terms
 
 ROOT = Path(__file__).resolve().parents[2] / "src" / "novita_notebook"
-PYTHON_ONLY = ("create_template", "create_registry_auth", "forget_host_key", ".runs(", ".attach(")
+#: What only Python does (no magic yet): templates, registry credentials and work over SSH.
+PYTHON_ONLY = (
+    "create_template",
+    "create_registry_auth",
+    "forget_host_key",
+    ".run(",
+    ".runs(",
+    ".attach(",
+    ".kernel(",
+    "install=",
+)
 PYTHON_CALL = re.compile(r"\b(?:client|novita|Novita)\.\w+\(|\b[a-z_]+=")
 
 
