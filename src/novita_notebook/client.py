@@ -701,7 +701,7 @@ class Novita:
             progress=progress,
         )
         try:
-            instance = self.provisioner.provision(request)
+            instance = self.provisioner.provision(request, guard=self.guards.create_guard(rules))
         except NovitaError as error:
             made = getattr(error, "created_instance", None)
             if isinstance(made, Instance):  # made, then its wait failed: it bills all the same

@@ -18,7 +18,7 @@ import requests
 from ..config import API_PREFIX
 from ..errors import APIError, AuthenticationError, NetworkError, NotFoundError, ValidationError
 
-__all__ = ["HttpGuardBackend", "METRICS_PATH", "recreate_body"]
+__all__ = ["HttpGuardBackend", "METRICS_PATH", "recreate_body", "replace_instance"]
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,22 @@ def _base_url(api_url: str) -> str:
     return url[: -len(API_PREFIX)] if url.endswith(API_PREFIX) else url
 
 
+def _network_volumes(detail: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``networkStorages`` entries for the network volumes ``detail`` mounts."""
+    out = []
+    for mount in detail.get("volumeMounts") or ():
+        if isinstance(mount, Mapping) and mount.get("type") == "network" and mount.get("id"):
+            entry = {"Id": str(mount["id"])}
+            if mount.get("mountPath"):
+                entry["mountPoint"] = str(mount["mountPath"])
+            out.append(entry)
+    return out
+
+
 def recreate_body(detail: Mapping[str, Any]) -> dict[str, Any]:
-    """A create body for a fresh instance like ``detail`` (a get-instance object), same name.
-    The cluster is left to the API: the old one is reclaiming capacity."""
+    """A create body for a fresh instance like ``detail`` (a get-instance object): same name,
+    product, image and network volumes. The cluster is left to the API (the old one is
+    reclaiming capacity) unless volumes pin it: a volume mounts only in its own cluster."""
     ports = []
     for item in detail.get("portMappings") or ():
         if isinstance(item, Mapping):
@@ -69,9 +82,25 @@ def recreate_body(detail: Mapping[str, Any]) -> dict[str, Any]:
         or None,
     }
     body.update({k: v for k, v in optional.items() if v})
+    volumes = _network_volumes(detail)
+    if volumes:
+        body["networkStorages"] = volumes
+        if detail.get("clusterId"):
+            body["clusterId"] = str(detail["clusterId"])
     if not body["productId"] or not body["imageUrl"]:
         raise ValidationError("the instance to recreate has no product or image", field="instance")
     return body
+
+
+def replace_instance(api: Any, instance_id: str) -> str:
+    """Spot ``recreate``: make the replacement first (same name, product, image, volumes),
+    then delete the reclaimed instance; never the other way round, so a create that fails
+    leaves the old instance (and its disk) in place. Returns the replacement's id."""
+    detail = api.get_instance(instance_id)
+    new_id = str(api.create_instance(recreate_body(detail)))
+    with contextlib.suppress(NotFoundError):  # already reclaimed
+        api.delete_instance(instance_id)
+    return new_id
 
 
 class HttpGuardBackend:
@@ -80,7 +109,7 @@ class HttpGuardBackend:
 
     ``webhook_url``/``webhook_secret``: events are POSTed signed (as the Notifier signs);
     ``on_event``: also called with each event (the kernel shows it). The last events are
-    kept in ``events``.
+    kept in ``events``. ``transport_options`` go to the Transport (retry pacing).
     """
 
     def __init__(
@@ -92,6 +121,7 @@ class HttpGuardBackend:
         webhook_secret: str | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
+        transport_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
             raise ValidationError("api_url must be an http(s) URL", field="api_url")
@@ -104,6 +134,7 @@ class HttpGuardBackend:
         self._webhook_secret = webhook_secret
         self._on_event = on_event
         self.timeout = timeout
+        self._transport_options = dict(transport_options or {})
         self.events: deque[dict[str, Any]] = deque(maxlen=100)
         self._lock = threading.Lock()
         self._api: Any = None
@@ -123,7 +154,9 @@ class HttpGuardBackend:
                 from ..http import Transport
 
                 key = self._load_key()
-                self._api = NovitaAPI(Transport(self.api_url, key, timeout=self.timeout))
+                self._api = NovitaAPI(
+                    Transport(self.api_url, key, timeout=self.timeout, **self._transport_options)
+                )
                 session = requests.Session()
                 session.trust_env = False
                 session.headers.update(
@@ -146,6 +179,9 @@ class HttpGuardBackend:
 
         return with_spot_details(self.api, self.api.list_instances())
 
+    def get_instance(self, instance_id: str) -> dict[str, Any]:
+        return self.api.get_instance(instance_id)
+
     def stop(self, instance_id: str) -> None:
         self.api.stop_instance(instance_id)
 
@@ -158,12 +194,9 @@ class HttpGuardBackend:
         )
 
     def recreate(self, instance_id: str) -> str:
-        """A fresh instance like ``instance_id`` (same name, product, image); the old one is
-        deleted first, as it is being reclaimed and names are unique among live instances."""
-        detail = self.api.get_instance(instance_id)
-        with contextlib.suppress(NotFoundError):  # already reclaimed
-            self.api.delete_instance(instance_id)
-        return self.api.create_instance(recreate_body(detail))
+        """A fresh instance like ``instance_id``: the replacement first, then the old one is
+        deleted (see ``replace_instance``)."""
+        return replace_instance(self.api, instance_id)
 
     def metrics(self, instance_id: str, start: datetime, end: datetime) -> dict[str, Any]:
         """GET the instance's metrics between ``start`` and ``end`` (unix seconds)."""
