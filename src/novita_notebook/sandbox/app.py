@@ -21,6 +21,8 @@ _SNAKE_FAULTS = {
     "rate_limit_per_minute": "rateLimitPerMinute",
     "drop_rate": "dropRate",
     "ambiguous_create_rate": "ambiguousCreateRate",
+    "list_drop_rate": "listDropRate",
+    "stop_ignore_rate": "stopIgnoreRate",
 }
 
 
@@ -30,6 +32,7 @@ _SNAKE_SWITCHES = {
     "phase_jitter": "phaseJitter",
     "spot_notice_rate": "spotNoticeRate",
     "pending_rate": "pendingRate",
+    "metrics_scale": "metricsScale",
 }
 
 

@@ -42,6 +42,26 @@ def _clamp(value: float) -> float:
     return round(min(100.0, max(0.0, value)), 2)
 
 
+def _rescale(result: dict[str, Any], scale: float) -> dict[str, Any]:
+    """Every utilisation value in the unit the ``metricsScale`` switch asks for: 100 keeps
+    percentages, 1 serves fractions 0-1 (the unit no public source settles)."""
+    if scale == 100.0:
+        return result
+
+    def points(items: list[dict[str, Any]]) -> None:
+        for point in items:
+            point["value"] = round(point["value"] * scale / 100.0, 6)
+
+    for value in result.values():
+        if isinstance(value, dict):
+            points(value["avg"])
+            for entry in value["gpuIds"]:
+                points(entry["items"])
+        else:
+            points(value)
+    return result
+
+
 def _empty() -> dict[str, Any]:
     return {
         "cpuUtilization": [],
@@ -108,4 +128,4 @@ def get_metrics(world: World, query: Query, body: Any) -> Any:
     if (end - start) // interval + 1 > MAX_POINTS:
         raise invalid("interval", f"too small for the window: at most {MAX_POINTS} points")
     record = world.find(instance_id)
-    return series(world, record, start, end, interval)
+    return _rescale(series(world, record, start, end, interval), world.switches.metricsScale)

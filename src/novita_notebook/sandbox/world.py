@@ -52,6 +52,7 @@ class Switches:
     phaseJitter: float = 0.0  # ±fraction applied (seeded) to every timed phase
     spotNoticeRate: float = 0.0  # random reclaim notices per running spot instance-hour
     pendingRate: float = 1 / 3  # share of creates that show "pending" before "toCreate"
+    metricsScale: float = 100.0  # utilisation values: 100 serves percentages, 1 fractions 0-1
 
     def update(self, values: Any) -> None:
         if not isinstance(values, dict):
@@ -65,13 +66,15 @@ class Switches:
         return asdict(self)
 
 
-_FLOAT_SWITCHES = {"phaseJitter", "spotNoticeRate", "pendingRate"}
+_FLOAT_SWITCHES = {"phaseJitter", "spotNoticeRate", "pendingRate", "metricsScale"}
 _SWITCH_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "pageBase": ("must be 0 or 1", lambda v: v in (0, 1)),
     "notFoundStatus": ("must be 404 or 400", lambda v: v in (404, 400)),
     "phaseJitter": ("must be a number between 0 and 0.9", lambda v: 0 <= v <= 0.9),
     "spotNoticeRate": ("must be a number >= 0 (notices per hour)", lambda v: v >= 0),
     "pendingRate": ("must be a number between 0 and 1", lambda v: 0 <= v <= 1),
+    "metricsScale": ("must be a number in (0, 100] (100: percent, 1: fractions)",
+                     lambda v: 0 < v <= 100),  # fmt: skip
 }
 
 
