@@ -39,6 +39,7 @@ FRAGMENT_KEEP = 4000
 _ID = re.compile(r'"id"\s*:\s*"([^"\\]{1,200})"')
 _NAME = re.compile(r'"name"\s*:\s*"([^"\\]{1,200})"')
 _API_URL = re.compile(r'"api_url"\s*:\s*"([^"\\]{1,500})"')
+_BAD_BYTES = re.compile("[\udc80-\udcff]")
 #: Keys that only a record, an intent or a claim has: a lost fragment holding one lost one.
 _ITEM_KEYS = re.compile(r'"(?:id|token|api_url|rules)"\s*:')
 
@@ -91,16 +92,21 @@ class StoreDocument:
         }
 
 
+def _clean(text: str | None) -> str | None:
+    """A name read from damaged text, without the bytes that were not UTF-8."""
+    return _BAD_BYTES.sub("", text) or None if text else None
+
+
 def _names(fragment: str) -> tuple[str | None, str | None]:
     found = _ID.search(fragment) or _NAME.search(fragment)
     url = _API_URL.search(fragment)
-    return (found.group(1) if found else None), (url.group(1) if url else None)
+    return _clean(found.group(1) if found else None), _clean(url.group(1) if url else None)
 
 
 def _check_record(item: Any, doc: StoreDocument, fragment: str) -> None:
     instance, url = _names(fragment)
     if isinstance(item, dict):
-        instance = str(item.get("id") or instance or "") or None
+        instance = _clean(str(item.get("id") or instance or ""))
     if has_bad_bytes(item):
         doc.problems.append(Problem("record", instance, "bytes that are not UTF-8", fragment, url))
         return

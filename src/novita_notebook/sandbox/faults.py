@@ -113,7 +113,6 @@ class Faults:
             ambiguous = is_create and self._rng.random() < s.get("ambiguousCreateRate", 0.0)
             return Decision(latency=latency, drop_after_create=ambiguous)
 
-
     def thin_listing(self, answer: Any) -> Any:
         """``listDropRate``: each instance of a ``GET /gpu/instances`` answer is left out
         with this chance (and ``total`` counts only those kept): a short answer."""

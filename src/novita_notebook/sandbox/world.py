@@ -73,8 +73,10 @@ _SWITCH_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "phaseJitter": ("must be a number between 0 and 0.9", lambda v: 0 <= v <= 0.9),
     "spotNoticeRate": ("must be a number >= 0 (notices per hour)", lambda v: v >= 0),
     "pendingRate": ("must be a number between 0 and 1", lambda v: 0 <= v <= 1),
-    "metricsScale": ("must be a number in (0, 100] (100: percent, 1: fractions)",
-                     lambda v: 0 < v <= 100),  # fmt: skip
+    "metricsScale": (
+        "must be a number in (0, 100] (100: percent, 1: fractions)",
+        lambda v: 0 < v <= 100,
+    ),  # fmt: skip
 }
 
 
