@@ -20,6 +20,9 @@ __all__ = ["CreateGuard", "bind_listed"]
 
 log = logging.getLogger(__name__)
 
+#: Listings that must all miss an intent's instance (over INTENT_WINDOW) before it is dropped.
+INTENT_MISSES = 3
+
 
 def bind_listed(
     store: GuardStore,
@@ -29,8 +32,9 @@ def bind_listed(
     actor: str,
 ) -> list[GuardRecord]:
     """Bind each intent whose instance ``raws`` (one listing) shows: the newest instance of
-    its name created after it was sent. An intent no listing showed for INTENT_WINDOW never
-    made an instance: it is dropped, and the log says so. Returns the records bound."""
+    its name created after it was sent. An intent that no listing showed for INTENT_WINDOW,
+    in at least INTENT_MISSES listings, never made an instance: it is dropped, and the log
+    says so. Returns the records bound."""
     bound: list[GuardRecord] = []
     changed = False
     for intent in intents:
@@ -44,8 +48,9 @@ def bind_listed(
                                  "(its answer was not seen)", actor, "guarded",
                                  name=intent.name)  # fmt: skip
             continue
+        misses = store.miss_intent(intent.token)
         expired = (now - intent.sent_at).total_seconds() > INTENT_WINDOW
-        if expired and store.drop_intent(intent.token) is not None:
+        if expired and misses >= INTENT_MISSES and store.drop_intent(intent.token) is not None:
             changed = True
             store.log_action("", "forget", f"the create of {intent.name} sent at "
                              f"{intent.sent_at:%H:%M:%SZ} made no instance (none listed "

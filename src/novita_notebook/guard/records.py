@@ -117,7 +117,8 @@ class GuardRecord:
 class GuardIntent:
     """Rules stored before a create request went out: bound to the instance's id once the
     create answers, or, if it never did (Ctrl-C, a killed kernel), once a listing shows an
-    instance of that ``name`` created after ``sent_at``. ``token`` is the ledger intent's."""
+    instance of that ``name`` created after ``sent_at``. ``token`` is the ledger intent's;
+    ``misses`` counts the listings that did not show it (one listing's word forgets nothing)."""
 
     token: str
     name: str
@@ -125,6 +126,7 @@ class GuardIntent:
     sent_at: datetime
     api_url: str | None = None
     price_per_hour: float | None = None
+    misses: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +136,7 @@ class GuardIntent:
             "sent_at": iso(self.sent_at),
             "api_url": self.api_url,
             "price_per_hour": self.price_per_hour,
+            "misses": self.misses,
         }
 
     @classmethod
@@ -153,6 +156,7 @@ class GuardIntent:
             sent_at=sent,
             api_url=scope_url(data.get("api_url")),
             price_per_hour=_price(data.get("price_per_hour")),
+            misses=int(_price(data.get("misses")) or 0),
         )
 
 

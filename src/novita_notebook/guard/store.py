@@ -363,6 +363,19 @@ class GuardStore:
         }
         return self._merge(data, instance_id, intent.rules, False, details)
 
+    def miss_intent(self, token: str) -> int:
+        """One more listing did not show the instance of intent ``token``: how many so far."""
+        out: list[int] = []
+
+        def change(data: dict[str, Any]) -> None:
+            for item in data["intents"]:
+                if item.get("token") == token:
+                    item["misses"] = int(item.get("misses") or 0) + 1
+                    out.append(item["misses"])
+
+        self.file.update(change)
+        return out[0] if out else 0
+
     def drop_intent(self, token: str) -> GuardIntent | None:
         """Forget an intent whose create surely made nothing; returns it (None if gone)."""
         out: list[GuardIntent] = []

@@ -40,6 +40,7 @@ _ID = re.compile(r'"id"\s*:\s*"([^"\\]{1,200})"')
 _NAME = re.compile(r'"name"\s*:\s*"([^"\\]{1,200})"')
 _API_URL = re.compile(r'"api_url"\s*:\s*"([^"\\]{1,500})"')
 _BAD_BYTES = re.compile("[\udc80-\udcff]")
+_COUNTS = re.compile(r'"counts"\s*:\s*\{"instances":\s*(\d+)')
 #: Keys that only a record, an intent or a claim has: a lost fragment holding one lost one.
 _ITEM_KEYS = re.compile(r'"(?:id|token|api_url|rules)"\s*:')
 
@@ -54,6 +55,7 @@ class Problem:
     reason: str
     fragment: str = ""
     api_url: str | None = None
+    count: int = 1  # records it stands for (several cut away whole name none)
 
     def to_dict(self) -> dict[str, Any]:
         text = self.fragment[:FRAGMENT_KEEP].encode("utf-8", "replace").decode("utf-8")
@@ -67,7 +69,7 @@ class Problem:
         }
 
     def who(self) -> str:
-        return f"instance {self.instance}" if self.instance else "an instance it does not name"
+        return f"instance {self.instance}" if self.instance else "instances it cannot name"
 
 
 @dataclass
@@ -178,6 +180,29 @@ def _recovered(text: str, doc: StoreDocument) -> None:
             doc.claims.append(item)
         elif isinstance(item.get("units"), dict):
             doc.units = item["units"]
+    _count_the_vanished(text, doc)
+
+
+def _count_the_vanished(text: str, doc: StoreDocument) -> None:
+    """Records cut away whole leave no fragment to name: the header's count still tells."""
+    found = _COUNTS.search(text)
+    if found is None:
+        return
+    seen = len(doc.instances) + sum(1 for p in doc.problems if _is_record_part(p))
+    missing = int(found.group(1)) - seen
+    if missing > 0:
+        reason = f"{missing} record(s) cut away whole (the file says it held {found.group(1)})"
+        doc.problems.append(Problem("record", None, reason, count=missing))
+
+
+def _is_record_part(problem: Problem) -> bool:
+    """Does a problem stand for one guarded instance's record (not a claim or an intent)?"""
+    if problem.kind == "record":
+        return True
+    fragment = problem.fragment
+    return problem.kind == "part" and '"token"' not in fragment and (
+        _ID.search(fragment) is not None or '"rules"' in fragment
+    )
 
 
 def parse_document(data: bytes) -> StoreDocument:
@@ -212,7 +237,8 @@ def read_document(path: Path) -> StoreDocument:
 def render(data: dict[str, Any]) -> str:
     """The file's text: one line per record, intent and claim (so that a file cut short
     loses as little as possible), atomically replaced by the caller."""
-    lines = ["{", f' "version": {STORE_VERSION},']
+    counts = {key: len(data.get(key) or []) for key in ("instances", "intents")}
+    lines = ["{", f' "version": {STORE_VERSION},', f' "counts": {json.dumps(counts)},']
     for key in ("instances", "intents", "claims"):
         items = data.get(key) or []
         body = ",\n".join("  " + json.dumps(item, sort_keys=True) for item in items)
@@ -278,9 +304,14 @@ def announce_losses(
             for problem in problems:
                 file.write(json.dumps(problem.to_dict(), sort_keys=True) + "\n")
     back = {r.id for r in rebuilt}
+    # rebuilt records no problem names stand in for those the file lost without a trace
+    spare = len(back - {p.instance for p in problems})
     out = []
     for problem in problems:
         saved = problem.instance in back
+        if problem.instance is None and _is_record_part(problem) and spare >= problem.count:
+            spare -= problem.count
+            saved = True
         message = _loss_message(path, problem, saved, len(rebuilt))
         log.warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=7)
