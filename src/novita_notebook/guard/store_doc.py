@@ -295,9 +295,10 @@ def intent_from_claim(claim: Mapping[str, Any]) -> GuardIntent | None:
 
 def announce_losses(
     path: Path, quarantine: Path, problems: list[Problem], rebuilt: list[GuardRecord]
-) -> list[tuple[str, str, str]]:
+) -> list[tuple[str, str, str, int]]:
     """Write the problems to the quarantine file and warn about each, naming the instance;
-    returns ``(instance, reason, result)`` per loss and per record rebuilt, for the log."""
+    returns ``(instance, reason, result, count)`` per loss and per record rebuilt, for the
+    log (``count``: how many records an unnamed loss stands for)."""
     if problems:
         quarantine.parent.mkdir(parents=True, exist_ok=True)
         with open(quarantine, "a", encoding="utf-8") as file:
@@ -316,7 +317,7 @@ def announce_losses(
         log.warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=7)
         result = "rebuilt from the ledger's copy" if saved else "rules lost: not guarded"
-        out.append((problem.instance or "", problem.reason, result))
+        out.append((problem.instance or "", problem.reason, result, problem.count))
     named = {p.instance for p in problems}
     for record in rebuilt:
         if record.id not in named:
@@ -327,7 +328,7 @@ def announce_losses(
             log.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=7)
             out.append(
-                (record.id, "missing from the guard store", "rebuilt from the ledger's copy")
+                (record.id, "missing from the guard store", "rebuilt from the ledger's copy", 1)
             )
     return out
 

@@ -147,8 +147,8 @@ class StoreFile:
         notices = announce_losses(self.path, self.quarantine_path, doc.problems, rebuilt)
         actor = f"pid {os.getpid()}"
         entries = [
-            self.actions_log.entry(instance, "quarantine", reason, actor, result)
-            for instance, reason, result in notices
+            self.actions_log.entry(instance, "quarantine", reason, actor, result, count=count)
+            for instance, reason, result, count in notices
         ]
         if entries:
             self.actions_log.append(entries)
