@@ -450,11 +450,11 @@ class Trial:
                 guard.backend.inner.close()
         assert self.store is not None
         actions = self.store.actions()
-        lost_named = {a["instance_id"] for a in actions
-                      if a["action"] == "quarantine" and a["result"].startswith("rules lost")}  # fmt: skip
-        unnamed = sum(int(a.get("count") or 1) for a in actions
-                      if a["action"] == "quarantine" and not a["instance_id"]
-                      and a["result"].startswith("rules lost"))  # fmt: skip
+        losses = [a for a in actions
+                  if a["action"] == "quarantine" and a["result"].startswith("rules lost")]  # fmt: skip
+        lost_named = {a["instance_id"] or a.get("name") for a in losses}
+        unnamed = sum(int(a.get("count") or 1) for a in losses
+                      if not a["instance_id"] and not a.get("name"))  # fmt: skip
         failed = {a["instance_id"] for a in actions if a["action"] == "failed"}
         bounds = self._bounds()
         kept = {r.id for r in self.store.records()}
@@ -468,7 +468,7 @@ class Trial:
                                     "the store")  # fmt: skip
                 if not problems:
                     continue
-                if instance_id in lost_named or instance_id in failed:
+                if lost_named & {instance_id, plan.name} or instance_id in failed:
                     self.report.excused.extend(f"{p} (announced)" for p in problems)
                 elif unnamed > 0:  # a loss the store announced without a name to give
                     unnamed -= 1

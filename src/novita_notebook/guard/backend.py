@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 METRICS_PATH = "/openapi/v1/metrics/gpu/instance"
 #: Seconds between metric points asked for (the API aggregates to it).
 METRICS_STEP = 60
+#: Tries of one metrics call (transient failures only).
+METRICS_ATTEMPTS = 4
 #: Fields of an instance that a recreated twin copies.
 _RESERVED_PORTS = {2222, 2223, 2224}
 
@@ -199,7 +202,22 @@ class HttpGuardBackend:
         return replace_instance(self.api, instance_id)
 
     def metrics(self, instance_id: str, start: datetime, end: datetime) -> dict[str, Any]:
-        """GET the instance's metrics between ``start`` and ``end`` (unix seconds)."""
+        """GET the instance's metrics between ``start`` and ``end`` (unix seconds); a
+        transient failure (dropped connection, 5xx, 429) is retried: a metrics call that
+        fails once must not hold an idle stop back by a whole interval."""
+        pause = float(self._transport_options.get("retry_backoff", 0.5))
+        for attempt in range(METRICS_ATTEMPTS):
+            try:
+                return self._metrics_once(instance_id, start, end)
+            except (NetworkError, APIError) as error:
+                status = error.status or 0
+                transient = isinstance(error, NetworkError) or status == 429 or status >= 500
+                if not transient or attempt == METRICS_ATTEMPTS - 1:
+                    raise
+                time.sleep(pause * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _metrics_once(self, instance_id: str, start: datetime, end: datetime) -> dict[str, Any]:
         self.api  # noqa: B018 - builds the session with the key
         assert self._session is not None
         params = {

@@ -40,7 +40,8 @@ _ID = re.compile(r'"id"\s*:\s*"([^"\\]{1,200})"')
 _NAME = re.compile(r'"name"\s*:\s*"([^"\\]{1,200})"')
 _API_URL = re.compile(r'"api_url"\s*:\s*"([^"\\]{1,500})"')
 _BAD_BYTES = re.compile("[\udc80-\udcff]")
-_COUNTS = re.compile(r'"counts"\s*:\s*\{"instances":\s*(\d+)')
+_DOCUMENT_KEYS = frozenset({"version", "counts", "instances", "intents", "claims", "units"})
+_COUNTS = re.compile(r'"counts"\s*:\s*\{"instances":\s*(\d+),\s*"intents":\s*(\d+)')
 #: Keys that only a record, an intent or a claim has: a lost fragment holding one lost one.
 _ITEM_KEYS = re.compile(r'"(?:id|token|api_url|rules)"\s*:')
 
@@ -84,6 +85,7 @@ class StoreDocument:
     problems: list[Problem] = field(default_factory=list)
     damaged: bool = False
     missing: bool = False
+    rebuilt_intents: int = 0
 
     def as_data(self) -> dict[str, Any]:
         return {
@@ -144,11 +146,18 @@ def _is_claim(item: Any) -> bool:
 
 
 def _whole(data: Any, doc: StoreDocument) -> bool:
-    """Check a document that parsed as JSON, item by item; False if it is no guard store."""
-    if not isinstance(data, dict):
+    """Check a document that parsed as JSON, item by item; False if it is no guard store, or
+    its structure is damaged (a key that is not ours, a count that does not add up): then it
+    is read object by object instead."""
+    if not isinstance(data, dict) or not set(data) <= _DOCUMENT_KEYS:
         return False
     parts = {key: data.get(key, []) for key in ("instances", "intents", "claims")}
     if not all(isinstance(value, list) for value in parts.values()):
+        return False
+    counts = data.get("counts")
+    if isinstance(counts, dict) and any(
+        counts.get(key) != len(parts[key]) for key in ("instances", "intents")
+    ):
         return False
     for item in parts["instances"]:
         _check_record(item, doc, json.dumps(item, ensure_ascii=False, default=str))
@@ -193,6 +202,17 @@ def _count_the_vanished(text: str, doc: StoreDocument) -> None:
     if missing > 0:
         reason = f"{missing} record(s) cut away whole (the file says it held {found.group(1)})"
         doc.problems.append(Problem("record", None, reason, count=missing))
+    seen = len(doc.intents) + sum(1 for p in doc.problems if _is_intent_part(p))
+    missing = int(found.group(2)) - seen
+    if missing > 0:
+        reason = (
+            f"{missing} create intent(s) cut away whole (the file says it held {found.group(2)})"
+        )
+        doc.problems.append(Problem("intent", None, reason, count=missing))
+
+
+def _is_intent_part(problem: Problem) -> bool:
+    return problem.kind == "intent" or (problem.kind == "part" and '"token"' in problem.fragment)
 
 
 def _is_record_part(problem: Problem) -> bool:
@@ -200,8 +220,10 @@ def _is_record_part(problem: Problem) -> bool:
     if problem.kind == "record":
         return True
     fragment = problem.fragment
-    return problem.kind == "part" and '"token"' not in fragment and (
-        _ID.search(fragment) is not None or '"rules"' in fragment
+    return (
+        problem.kind == "part"
+        and '"token"' not in fragment
+        and (_ID.search(fragment) is not None or '"rules"' in fragment)
     )
 
 
@@ -270,6 +292,7 @@ def rebuild(
         intent = intent_from_claim(claim)
         if intent is not None and intent.token not in tokens:
             doc.intents.append(intent.to_dict())
+            doc.rebuilt_intents += 1
     return rebuilt
 
 
@@ -294,11 +317,16 @@ def intent_from_claim(claim: Mapping[str, Any]) -> GuardIntent | None:
 
 
 def announce_losses(
-    path: Path, quarantine: Path, problems: list[Problem], rebuilt: list[GuardRecord]
-) -> list[tuple[str, str, str, int]]:
-    """Write the problems to the quarantine file and warn about each, naming the instance;
-    returns ``(instance, reason, result, count)`` per loss and per record rebuilt, for the
-    log (``count``: how many records an unnamed loss stands for)."""
+    path: Path,
+    quarantine: Path,
+    problems: list[Problem],
+    rebuilt: list[GuardRecord],
+    rebuilt_intents: int = 0,
+) -> list[tuple[str, str, str, int, str]]:
+    """Write the problems to the quarantine file and warn about each, naming the instance
+    (for a create in flight, its name); returns ``(instance or name, reason, result, count,
+    kind)`` per loss and per record rebuilt, for the log (``count``: how many records an
+    unnamed loss stands for)."""
     if problems:
         quarantine.parent.mkdir(parents=True, exist_ok=True)
         with open(quarantine, "a", encoding="utf-8") as file:
@@ -313,11 +341,15 @@ def announce_losses(
         if problem.instance is None and _is_record_part(problem) and spare >= problem.count:
             spare -= problem.count
             saved = True
+        if _is_intent_part(problem) and rebuilt_intents >= problem.count:
+            rebuilt_intents -= problem.count  # the ledger's create intents carried them
+            saved = True
         message = _loss_message(path, problem, saved, len(rebuilt))
         log.warning(message)
         warnings.warn(message, RuntimeWarning, stacklevel=7)
         result = "rebuilt from the ledger's copy" if saved else "rules lost: not guarded"
-        out.append((problem.instance or "", problem.reason, result, problem.count))
+        kind = "intent" if _is_intent_part(problem) else "record"
+        out.append((problem.instance or "", problem.reason, result, problem.count, kind))
     named = {p.instance for p in problems}
     for record in rebuilt:
         if record.id not in named:
@@ -328,7 +360,13 @@ def announce_losses(
             log.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=7)
             out.append(
-                (record.id, "missing from the guard store", "rebuilt from the ledger's copy", 1)
+                (
+                    record.id,
+                    "missing from the guard store",
+                    "rebuilt from the ledger's copy",
+                    1,
+                    "record",
+                )  # fmt: skip
             )
     return out
 
@@ -341,8 +379,13 @@ def _loss_message(path: Path, problem: Problem, saved: bool, rebuilt: int) -> st
     if saved:
         return f"{head} were rebuilt from the ledger's copy"
     extra = f" ({rebuilt} records were rebuilt from the ledger)" if rebuilt else ""
+    if problem.instance is None:
+        return (
+            f"{head} are lost and the ledger has no copy: those instances are NOT guarded "
+            "until you set their rules again (novita.guard(...); mine() lists what exists)"
+            f"{extra}"
+        )
     return (
-        f"{head} are lost and the ledger has no copy: that instance is NOT guarded until you "
-        f"set its rules again (novita.guard(...)); the record is kept in {QUARANTINE_FILE}"
-        f"{extra}"
+        f"{head} are lost and the ledger has no copy: it is NOT guarded until you set its "
+        f"rules again (novita.guard(...)); the record is kept in {QUARANTINE_FILE}{extra}"
     )

@@ -144,12 +144,15 @@ class StoreFile:
         if doc.damaged and self.path.exists():
             aside = move_aside(self.path)
             log.warning("guard store %s was damaged; kept as %s", self.path, aside.name)
-        notices = announce_losses(self.path, self.quarantine_path, doc.problems, rebuilt)
+        notices = announce_losses(self.path, self.quarantine_path, doc.problems, rebuilt,
+                                  doc.rebuilt_intents)  # fmt: skip
         actor = f"pid {os.getpid()}"
-        entries = [
-            self.actions_log.entry(instance, "quarantine", reason, actor, result, count=count)
-            for instance, reason, result, count in notices
-        ]
+        entries = []
+        for who, reason, result, count, kind in notices:
+            # a create in flight is named by its name: it has no instance id yet
+            instance, name = ("", who) if kind == "intent" else (who, "")
+            entries.append(self.actions_log.entry(instance, "quarantine", reason, actor, result,
+                                                  count=count, kind=kind, name=name))  # fmt: skip
         if entries:
             self.actions_log.append(entries)
 
