@@ -291,7 +291,8 @@ class Trial:
         last = max(2, int(min(spans, default=300.0) // INTERVAL))
         if rng.random() < 0.5:
             events.setdefault(rng.randint(1, last), []).append(
-                lambda kind=rng.choice(DAMAGE): self._damage(kind))
+                lambda kind=rng.choice(DAMAGE): self._damage(kind)
+            )
         if rng.random() < 0.4:
             events.setdefault(rng.randint(1, last), []).append(self._kill_guard)
         deadlines = [
@@ -480,7 +481,11 @@ class Trial:
         history = self.history.get(instance_id, [])
         if plan.extreme:
             stopped = [t for t, s in history if s in STOPPED]
-            return f"{plan.name} ({instance_id}): stopped by a rule that cannot act" if stopped else None
+            return (
+                f"{plan.name} ({instance_id}): stopped by a rule that cannot act"
+                if stopped
+                else None
+            )
         if plan.busy and "idle_stop" in plan.rules and bound is not None:
             early = [t for t, s in history if s in STOPPED and t < bound]
             if early:

@@ -190,7 +190,9 @@ class ProcessTrial:
         deadline = record.rules.stop_after.timestamp()
         # with no guard at the deadline, the bound is when one was back
         bound = max([deadline, *[back for gone, back in self.gaps if gone <= deadline + INTERVAL]])
-        self.say(f"deadline +{deadline - self.started:.2f}s, stops {[round(s - self.started, 2) for s in stops]}")
+        self.say(
+            f"deadline +{deadline - self.started:.2f}s, stops {[round(s - self.started, 2) for s in stops]}"
+        )
         if not stops:
             return [f"{instance_id}: never stopped (deadline +{deadline - self.started:.2f}s)"]
         allowance = INTERVAL + (START_ALLOWANCE if bound > deadline else 0.5)

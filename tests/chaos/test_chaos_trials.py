@@ -24,6 +24,5 @@ def test_no_guarded_instance_outlives_its_bound_and_no_rule_is_lost_silently(
     for line in report.excused:
         print(f"  announced: {line}")
     assert report.violations == [], (
-        f"seed={seed}: {report.violations}\n  {story}\n"
-        f"replay: pytest '{request.node.nodeid}' -s"
+        f"seed={seed}: {report.violations}\n  {story}\nreplay: pytest '{request.node.nodeid}' -s"
     )
