@@ -36,6 +36,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("extension load time", "figures_extension", "extension_load_time"),
     ("watcher CPU", "figures_wait", "watcher_cpu"),
     ("guard process CPU", "figures_guard", "guard_cpu"),
+    ("guard soak", "figures_guard_soak", "guard_soak"),
 )
 
 

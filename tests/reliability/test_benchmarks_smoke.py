@@ -60,6 +60,10 @@ EXPECTED = (
     "extension load time vs import pandas",
     "watcher CPU in % of a core vs the 2 % budget",
     "guard process CPU in % of a core vs the 0.5 % budget",
+    "guard soak max overrun in guard intervals",
+    "guard soak p99 overrun in guard intervals",
+    "guard soak guard-process memory at the end vs the start",
+    "guard soak guard-process threads at the end vs the start",
 )
 
 

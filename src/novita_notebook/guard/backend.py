@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -19,13 +20,31 @@ import requests
 from ..config import API_PREFIX
 from ..errors import APIError, AuthenticationError, NetworkError, NotFoundError, ValidationError
 
-__all__ = ["HttpGuardBackend", "METRICS_PATH", "recreate_body", "replace_instance"]
+__all__ = [
+    "HttpGuardBackend",
+    "METRICS_PATH",
+    "metrics_step",
+    "recreate_body",
+    "replace_instance",
+]
 
 log = logging.getLogger(__name__)
 
 METRICS_PATH = "/openapi/v1/metrics/gpu/instance"
-#: Seconds between metric points asked for (the API aggregates to it).
+#: Seconds between metric points asked for (the API aggregates to it), at most.
 METRICS_STEP = 60
+
+
+def metrics_step(interval: float | None) -> int:
+    """The metrics resolution for a guard ticking every ``interval`` seconds: a point per
+    minute at the default 30-s interval, finer for a guard that looks more often."""
+    if interval is None:
+        return METRICS_STEP
+    return int(max(1, min(METRICS_STEP, round(2 * interval))))
+
+
+#: The most points one metrics call asks for.
+MAX_POINTS = 1000
 #: Tries of one metrics call (transient failures only).
 METRICS_ATTEMPTS = 4
 #: Fields of an instance that a recreated twin copies.
@@ -112,7 +131,8 @@ class HttpGuardBackend:
 
     ``webhook_url``/``webhook_secret``: events are POSTed signed (as the Notifier signs);
     ``on_event``: also called with each event (the kernel shows it). The last events are
-    kept in ``events``. ``transport_options`` go to the Transport (retry pacing).
+    kept in ``events``. ``transport_options`` go to the Transport (retry pacing);
+    ``metrics_step`` is the seconds between metric points asked for.
     """
 
     def __init__(
@@ -125,6 +145,7 @@ class HttpGuardBackend:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
         transport_options: Mapping[str, Any] | None = None,
+        metrics_step: int = METRICS_STEP,
     ) -> None:
         if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
             raise ValidationError("api_url must be an http(s) URL", field="api_url")
@@ -138,6 +159,7 @@ class HttpGuardBackend:
         self._on_event = on_event
         self.timeout = timeout
         self._transport_options = dict(transport_options or {})
+        self.metrics_step = metrics_step
         self.events: deque[dict[str, Any]] = deque(maxlen=100)
         self._lock = threading.Lock()
         self._api: Any = None
@@ -224,7 +246,10 @@ class HttpGuardBackend:
             "instanceId": instance_id,
             "startTime": int(start.timestamp()),
             "endTime": int(end.timestamp()),
-            "interval": METRICS_STEP,
+            # never more than MAX_POINTS points, whatever the window
+            "interval": max(
+                self.metrics_step, math.ceil((end - start).total_seconds() / MAX_POINTS)
+            ),
         }
         call = {"method": "GET", "path": METRICS_PATH}
         try:

@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -223,7 +223,8 @@ class Enforcer:
     """Runs plans against a backend. Every action is first claimed in the store, so that
     several kernels and the guard process never act twice on one rule occurrence; a stop or
     delete counts as done only once a read of the instance shows it took. ``pid`` is the
-    process holding the claims (a dead holder's claims lapse at once)."""
+    process holding the claims (a dead holder's claims lapse at once); ``clock``, when
+    given, is read again after gathering: the decision is taken at that moment."""
 
     def __init__(
         self,
@@ -235,6 +236,7 @@ class Enforcer:
         grace: timedelta = DEFAULT_GRACE,
         confirm_pause: float | None = None,
         pid: int | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -244,6 +246,10 @@ class Enforcer:
         default_pause = min(1.0, grace.total_seconds() / 20)
         self.confirm_pause = default_pause if confirm_pause is None else confirm_pause
         self.pid = os.getpid() if pid is None else pid
+        # with a clock, a tick decides at the moment gathering ended (a deadline that came
+        # while the listing was read is acted on in the same tick)
+        self.clock = clock
+        self.gather_seconds = 0.0
         self._unit: str | None = None
 
     def __repr__(self) -> str:
@@ -267,6 +273,7 @@ class Enforcer:
     ) -> Plan:
         """Gather the states of ``records`` (one list call, or ``listing``), bind intents
         the listing resolves, note what the store keeps of each instance and decide."""
+        started = time.monotonic()
         intents = self.store.intents()
         if listing is None:
             listing = self.backend.list_instances() if records or intents else []
@@ -277,6 +284,9 @@ class Enforcer:
                 extra = gather(self.backend, bound, now, grace=self.grace, listing=listing)
                 sight.states.update(extra.states)
                 sight.gone |= extra.gone
+        if self.clock is not None:
+            now = max(now, self.clock())
+        self.gather_seconds = time.monotonic() - started
         records = self.store.note_states(sight.states, now)
         plan = decide(now, records, sight.states, gone=sight.gone, grace=self.grace,
                       metrics_unit=self.metrics_unit(sight.states))  # fmt: skip

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .backend import HttpGuardBackend, replace_instance
+from .backend import METRICS_STEP, HttpGuardBackend, replace_instance
 from .enforcer import Enforcer, TickResult, default_actor
 from .policy import DEFAULT_GRACE
 from .store import GuardStore
@@ -33,6 +33,7 @@ class ClientGuardBackend:
         *,
         listing: Callable[[], list[dict[str, Any]]] | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        metrics_step: int = METRICS_STEP,
     ) -> None:
         self.client = client
         self._listing = listing
@@ -43,6 +44,7 @@ class ClientGuardBackend:
             webhook_url=getattr(config, "webhook_url", None),
             webhook_secret=getattr(config, "webhook_secret", None),
             on_event=on_event,
+            metrics_step=metrics_step,
         )
 
     @property

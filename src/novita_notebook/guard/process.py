@@ -188,9 +188,22 @@ class _Guard:
         self.ticks += 1
         return plan
 
+    def pause(self, plan: Plan) -> float:
+        """Seconds until the next tick: the plan's next wake-up (bounded by the interval),
+        less what gathering took last time, so that the decision falls on the due time
+        (the enforcer decides after gathering). Never a busy loop."""
+        if plan.next_wake is None:
+            return self.interval
+        ahead = (plan.next_wake - datetime.now(UTC)).total_seconds()
+        if ahead <= 0:
+            return MIN_SLEEP
+        lead = min(self.enforcer.gather_seconds, self.interval / 2)
+        return max(min(ahead, self.interval) - lead, lead / 4, 0.01)
+
     def run(self) -> str:
         """Loop until nothing guarded is live (or a signal); returns why it ended."""
         unreachable_since: float | None = None
+        failures = 0
         while not self.stopping.is_set():
             try:
                 plan = self.tick()
@@ -205,17 +218,15 @@ class _Guard:
                     if time.monotonic() - unreachable_since > max(10 * self.interval, 5.0):
                         self.status("exited", error=message)
                         return "the local API (a sandbox) is gone"
-                self.stopping.wait(self.interval)
+                failures += 1  # once soon (a blip), then every interval (an outage)
+                self.stopping.wait(self.interval / 4 if failures == 1 else self.interval)
                 continue
-            unreachable_since = None
+            unreachable_since, failures = None, 0
             if plan is None or (not plan.live and not plan.upcoming() and not self.store.intents()):
                 self.status("exited", plan)
                 return "no guarded instance remains that could bill"
             self.status("running", plan)
-            pause = self.interval
-            if plan.next_wake is not None:
-                pause = min(pause, (plan.next_wake - datetime.now(UTC)).total_seconds())
-            self.stopping.wait(max(pause, MIN_SLEEP))
+            self.stopping.wait(self.pause(plan))
         self.status("exited")
         return "stopped by a signal"
 
@@ -232,7 +243,7 @@ def run_guard(
     from filelock import FileLock, Timeout
 
     from ..config import load_config
-    from .backend import HttpGuardBackend
+    from .backend import HttpGuardBackend, metrics_step
 
     config, key = load_config(env_file=env_file)
     interval = interval_from_env() if interval is None else interval
@@ -255,12 +266,13 @@ def run_guard(
         webhook_url=config.webhook_url,
         webhook_secret=config.webhook_secret,
         transport_options=transport_pacing(interval),
+        metrics_step=metrics_step(interval),
     )
     store = GuardStore(api_url=config.api_url)
     grace = timedelta(seconds=interval)
     enforcer = Enforcer(
         backend, store, actor=f"guard pid {os.getpid()}", grace=grace,
-        claim_ttl=max(120.0, 4 * interval),
+        claim_ttl=max(120.0, 4 * interval), clock=lambda: datetime.now(UTC),
     )  # fmt: skip
     guard = _Guard(store, enforcer, paths, interval, secret=key)
     root = logging.getLogger()

@@ -365,11 +365,16 @@ class GuardService:
 
     def kernel_hook(self, grace: float | None = None) -> Callable[[list[dict[str, Any]]], None]:
         """A watcher tick hook: spot notices as events, then one enforcement pass."""
+        from .backend import metrics_step
         from .kernel import ClientGuardBackend, KernelGuard
 
         current: dict[str, list[dict[str, Any]]] = {"raw": []}
         backend = ClientGuardBackend(
-            self.client, self._metrics_key, listing=lambda: current["raw"], on_event=self.emit
+            self.client,
+            self._metrics_key,
+            listing=lambda: current["raw"],
+            on_event=self.emit,
+            metrics_step=metrics_step(grace or KERNEL_INTERVAL),
         )
         spacing = timedelta(seconds=grace or KERNEL_INTERVAL)
         kernel = KernelGuard(backend, self.client.config.api_url, grace=spacing)
