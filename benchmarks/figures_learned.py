@@ -81,7 +81,7 @@ def simulate_wait(
     """One wait on a virtual clock: poll at 0, then after each ``next_delay()``. Returns calls,
     lag and (for schedules with ``eta``) the ETA errors at ``samples`` evenly spaced moments.
     The poll at 0 is create()'s handle: as in ``wait()``, it costs no call when the schedule's
-    history knows the way from there (waiting/wait.py, tests/learned/test_wiring.py)."""
+    history knows the way from there (waiting/wait.py, tests/waiting/test_learned_wiring.py)."""
     clock = _Clock()
     schedule = make_schedule(clock)
     arrival = timeline[-1][1]

@@ -56,6 +56,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .doctor import DoctorReport
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .remote.output import OutputSink
+    from .remote.runs import Run
+    from .remote.service import Remote
 
 __all__ = ["Novita"]
 
@@ -155,6 +158,7 @@ class Novita:
         self._ledger = Ledger(api_url=config.api_url)
         self._closed = False
         self._deleted: dict[str, Instance] = {}  # id and name -> what this client deleted
+        self._remote: Remote | None = None  # SSH work, built on first use (remote/)
         self._compose()
 
     def _compose(self) -> None:
@@ -260,6 +264,8 @@ class Novita:
         except Exception:  # closing must still release the connections
             logger.warning("could not stop every watcher", exc_info=True)
         try:
+            if self._remote is not None:
+                self._remote.close()
             self.guards.close()
             self.transport.close()
         finally:
@@ -275,6 +281,80 @@ class Novita:
     def __repr__(self) -> str:
         where = " (sandbox)" if self.sandbox_server is not None else ""
         return f"<Novita {self.config.api_url}{where} key={self.config.masked_key}>"
+
+    # -- work on instances over SSH -------------------------------------------------------------
+    @property
+    def remote(self) -> Remote:
+        """SSH access to instances (``remote/``): one pooled connection per instance, host
+        keys pinned per instance id, the password read from the API when needed."""
+        if self._remote is None:
+            from .remote.service import Remote
+
+            self._remote = Remote(self.config.api_url, self.instance)
+        return self._remote
+
+    def run(
+        self,
+        instance: Instance | str,
+        code: str,
+        *,
+        detach: bool = False,
+        put: Mapping[str, Any] | None = None,
+        get: Sequence[str] | None = None,
+        python: str | None = None,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        shell: bool = False,
+        on_output: OutputSink | None = None,
+        max_output: int = 1_000_000,
+    ) -> Run:
+        """Run ``code`` on an instance (its id, name or handle) as a durable run: detached
+        there, so it survives a dropped connection and a dead kernel; output streams here as
+        it comes (``on_output(stream, text)``, else printed, up to ``max_output`` characters,
+        the whole log kept on the instance). ``put`` sends local values (a dict), ``get``
+        brings names back into ``run.values``; ``python`` picks the interpreter, ``shell=True``
+        runs a shell script (images without Python); ``timeout`` (seconds) ends it there;
+        ``env`` sets variables. ``detach=True`` returns the ``Run`` at once. A bad end raises
+        RemoteRunError with the remote traceback's last lines; Ctrl-C interrupts the code."""
+        return self.remote.run(
+            self._target(instance),
+            code,
+            detach=detach,
+            put=put,
+            get=get,
+            python=python,
+            timeout=timeout,
+            env=env,
+            shell=shell,
+            on_output=on_output,
+            max_output=max_output,
+        )
+
+    def attach(
+        self,
+        run: Run | str,
+        *,
+        wait: bool = True,
+        on_output: OutputSink | None = None,
+        max_output: int = 1_000_000,
+    ) -> Run:
+        """A run remembered on this machine (a ``Run`` or its id), in this kernel or another:
+        replays its output from the start and, with ``wait``, follows it to its end."""
+        return self.remote.attach(run, wait=wait, on_output=on_output, max_output=max_output)
+
+    def runs(self, refresh: bool = True) -> pd.DataFrame:
+        """The runs remembered on this machine, newest first: run, instance, started,
+        duration, state, exit_code, cost (estimated from the instance's price). ``refresh``
+        looks at the instances of runs not seen to end."""
+        return self.remote.runs(refresh=refresh)
+
+    def _target(self, instance: Instance | str) -> Instance:
+        return instance if isinstance(instance, Instance) else self.resolve(instance)
+
+    def forget_host_key(self, instance: Instance | str) -> bool:
+        """Drop the SSH host key pinned for an instance (its id, name or handle), after you
+        know why it changed; the next connection pins the key it sees. True if one was."""
+        return self.remote.forget_host_key(self._target(instance).id)
 
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:

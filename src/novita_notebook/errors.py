@@ -19,8 +19,16 @@ Each error carries the HTTP status, Novita's reason, the call (method + path) an
     ├── BudgetExceededError      a create would push the hourly spend over the budget
     ├── InstanceFailedError      an instance reported statusError while being waited on
     ├── WebhookVerificationError a webhook's signature, timestamp or body is not acceptable
-    └── APIError                 anything else the API answered with
-        └── ServerError          (see above)
+    ├── APIError                 anything else the API answered with
+    │   └── ServerError          (see above)
+    └── RemoteError              something on an instance's SSH side (``instance_id``)
+        ├── SSHConnectionError   the instance's SSH server cannot be reached or the connection
+        │                        was lost after every retry (also a TransientError)
+        ├── SSHAuthenticationError  the instance refused its own password
+        ├── HostKeyChangedError  the host key differs from the one pinned for this instance
+        ├── RemoteRunError       a run ended badly: ``run_id``, ``exit_code``, ``state``,
+        │                        ``error_type``, ``traceback_tail`` (the remote's last lines)
+        └── PythonMismatchError  values cannot travel: the instance's Python differs
 
 "Is this worth retrying?" is answered here only: ``is_transient(error)``. "Might a failed
 write have been applied anyway?" likewise: ``may_have_applied(error)``. ``requested_delay``
@@ -56,6 +64,12 @@ __all__ = [
     "InstanceFailedError",
     "WebhookVerificationError",
     "APIError",
+    "RemoteError",
+    "SSHConnectionError",
+    "SSHAuthenticationError",
+    "HostKeyChangedError",
+    "RemoteRunError",
+    "PythonMismatchError",
 ]
 
 
@@ -228,6 +242,52 @@ class APIError(NovitaError):
 
 class ServerError(APIError, TransientError):
     """The API answered 5xx: its problem, not ours; idempotent calls were already retried."""
+
+
+class RemoteError(NovitaError):
+    """Something on an instance's SSH side; ``instance_id`` names the instance."""
+
+    instance_id: str | None
+
+    def __init__(self, message: str, *, instance_id: str | None = None, **kw: Any) -> None:
+        super().__init__(message, instance_id=instance_id, **kw)
+
+
+class SSHConnectionError(RemoteError, TransientError):
+    """The instance's SSH server cannot be reached, or the connection kept dropping."""
+
+    default_hint = "Is the instance running? novita.instance(...).status says; retries were made."
+
+
+class SSHAuthenticationError(RemoteError):
+    """The instance's SSH server refused the password the API gave for it."""
+
+    default_hint = "The API's password for the instance was refused; try again after a restart."
+
+
+class HostKeyChangedError(RemoteError):
+    """The instance presented a host key other than the one pinned at first connection.
+    ``pinned`` and ``presented`` are SHA256 fingerprints."""
+
+    pinned: str | None
+    presented: str | None
+
+
+class RemoteRunError(RemoteError):
+    """A run on an instance failed, timed out, was interrupted or was lost. ``run_id``,
+    ``state``, ``exit_code``, ``error_type`` (the remote exception's class name, when Python
+    said) and ``traceback_tail`` (the last lines of the remote traceback or output)."""
+
+    run_id: str | None
+    state: str | None
+    exit_code: int | None
+    error_type: str | None
+    traceback_tail: str
+
+
+class PythonMismatchError(RemoteError):
+    """Values cannot be sent or brought back: the instance's Python (or a library the values
+    need) differs from this kernel's in a way pickles do not survive."""
 
 
 def is_transient(error: BaseException) -> bool:

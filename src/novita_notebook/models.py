@@ -256,7 +256,7 @@ class Instance:
         # type, and the fields dict becomes the new object's __dict__ (what the generated
         # __init__ would do, field by field, for 40 keyword arguments, was a fifth of the
         # parse). The listed fields come from listing_fields, their one home.
-        # tests/client/test_models_parse.py checks that every field is set and that the result
+        # tests/test_models.py checks that every field is set and that the result
         # equals the constructor's.
         get = data.get
         fields = listing_fields(data)

@@ -5,6 +5,7 @@ documented format. Timings are not asserted: quick samples are far too small for
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,13 @@ EXPECTED = (
     "guard soak guard-process memory at the end vs the start",
     "guard soak guard-process threads at the end vs the start",
 )
+#: The runs-over-SSH figures need OpenSSH's client as their baseline.
+if shutil.which("ssh") and shutil.which("sshpass"):
+    EXPECTED += (
+        "first output of a cold run() (new connection) vs OpenSSH's ssh, same command",
+        "first output of a warm run() (open connection) vs OpenSSH's ssh cold",
+        "largest lag of a consumer of 1 MB of run output vs the 1-s budget",
+    )
 
 
 def test_quick_benchmark_prints_every_figure(tmp_path):

@@ -1,6 +1,6 @@
 """A table of bad inputs to every public entry point: each gets a ValidationError that names
 the field (and says the rule) before a single HTTP request reaches the sandbox.
-create()'s own rules live in tests/provision/test_provision_validation.py (not repeated here).
+create()'s own rules live in tests/provisioning/test_create_validation.py (not repeated here).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The API key, webhook secret, registry password and SSH passwords never appear in a repr,
-str, HTML repr, DataFrame, exception or DEBUG log record, across a whole user session.
+str, HTML repr, DataFrame, exception, file or DEBUG log record, across a whole user session
+(SSH connections to the instance included).
 """
 
 from __future__ import annotations
@@ -117,6 +118,25 @@ def test_a_whole_session_never_shows_a_secret(secret_client, secret_sandbox, sec
     assert fresh.ssh_password, "the sandbox gave the instance no SSH password to hide"
     secrets = {**secrets, "ssh password": fresh.ssh_password}
     look("instance", fresh)
+    # over SSH (the password read from the API, asyncssh logging at DEBUG): a command, a
+    # dropped connection reopened, and a changed host key refused
+    smi = client.remote.pool.run(fresh.id, ["nvidia-smi", "-L"])
+    assert smi.ok, smi.stderr
+    secret_sandbox.sever_ssh(fresh.id)
+    assert client.remote.pool.run(fresh.id, ["true"], retry=True).ok
+    secret_sandbox.rotate_host_key(fresh.id)
+    secret_sandbox.sever_ssh(fresh.id)
+    with pytest.raises(NovitaError) as caught:
+        client.remote.pool.run(fresh.id, ["true"], retry=True)
+    seen.update({f"host key error {k}": v for k, v in _error_text(caught.value).items()})
+    look("remote", client.remote)
+    assert client.forget_host_key(fresh)
+    run = client.run(fresh, "answer = 42\nprint('hi')", get=["answer"], on_output=lambda *_: None)
+    look("run", run)
+    seen["runs frame"] = client.runs().to_string() + client.runs().to_html()
+    with pytest.raises(NovitaError) as caught:
+        client.run(fresh, "raise RuntimeError('no')", on_output=lambda *_: None)
+    seen.update({f"run error {k}": v for k, v in _error_text(caught.value).items()})
     look("fallback report", inst.fallback_report)
     frame = client.instances()
     seen["instances frame"] = frame.to_string() + frame.to_html()
@@ -212,6 +232,8 @@ def test_the_ledger_file_holds_no_secret(secret_client, secrets, tmp_path):
     inst = secret_client.create("ledger-secret-1", gpu="RTX 4090", image="ubuntu:22.04")
     fresh = secret_client.wait(inst, until="running", timeout=60)
     secret_client.mine()
+    # runs and pinned host keys live in the ledger directory too
+    secret_client.run(fresh, "print('hi')", on_output=lambda *_: None)
     home = Path(os.environ["NOVITA_NOTEBOOK_HOME"])
     files = [p for p in home.rglob("*") if p.is_file()]
     assert files, "the ledger wrote nothing"

@@ -1,5 +1,6 @@
-"""The ``Sandbox`` object: runs the sandbox's HTTP server in a background thread and offers
-the control operations (reset, stock, faults, switches, utilisation, spot notices) in Python.
+"""The ``Sandbox`` object: runs the sandbox's HTTP server in a background thread, its
+instances' hosts (SSH, disks, processes: machines.py), and offers the control operations
+(reset, stock, faults, switches, utilisation, spot notices, SSH faults) in Python.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import time
 from typing import Any
 
 from .faults import FAULT_FIELDS, Faults, RequestLog
+from .machines import Machines
 from .routes import API_PREFIX
 from .server import Server
 from .validate import ApiError
@@ -84,6 +86,8 @@ class Sandbox:
         except ApiError as error:
             raise ValueError(_snake_message(error.message)) from None
         self.world = World(seed=seed, speed=float(speed), switches=switches)
+        self.machines = Machines(self.world, gpu_url=lambda: self.url + "/_sandbox/gpu")
+        self.world.ssh_port_for = self.machines.port_for
         self.faults = Faults(seed)
         self.log = RequestLog()
         self._server: Server | None = None
@@ -144,6 +148,11 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        """Stop serving; every instance's processes, SSH ports and disks end too."""
+        self._stop_serving()
+        self.machines.close()
+
+    def _stop_serving(self) -> None:
         with self._lifecycle:
             server, thread = self._server, self._thread
             self._server = self._thread = None
@@ -160,7 +169,7 @@ class Sandbox:
         seconds. ``wait=False`` returns at once and comes back up in the background."""
         if downtime < 0:
             raise ValueError("downtime: must be >= 0")
-        self.stop()
+        self._stop_serving()  # the API goes away; the instances' hosts do not
 
         def come_back() -> None:
             time.sleep(downtime)
@@ -189,6 +198,7 @@ class Sandbox:
     def reset(self) -> None:
         """Back to the seeded initial state: no instances, auths or private templates, the
         initial stock, no faults. The request log is kept (see clear_requests)."""
+        self.machines.close()
         self.world.reset()
         self.faults.configure({})
 
@@ -252,6 +262,33 @@ class Sandbox:
                 return str(int(record.spot_reclaim_time or 0))
         except ApiError as error:
             raise ValueError(error.message) from None
+
+    # -- the instances' hosts ------------------------------------------------------------------
+    def sever_ssh(self, instance_id: str | None = None) -> int:
+        """Cut the open SSH connections of one instance (or of all) without a goodbye, as a
+        dropped network would. Returns how many were cut; the processes go on."""
+        return self.machines.sever(instance_id)
+
+    def refuse_ssh(self, count: int) -> None:
+        """Cut the next ``count`` SSH connections as soon as they are made (0 clears)."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError("count: must be an integer >= 0")
+        self.machines.refuse(count)
+
+    def rotate_host_key(self, instance_id: str) -> str:
+        """Give an instance a new SSH host key; returns its SHA256 fingerprint."""
+        try:
+            return self.machines.rotate_host_key(instance_id)
+        except ApiError as error:
+            raise ValueError(error.message) from None
+
+    def host_key_fingerprint(self, instance_id: str) -> str | None:
+        """The SHA256 fingerprint of the instance's host key (None before its port opens)."""
+        return self.machines.host_key_fingerprint(instance_id)
+
+    def instance_home(self, instance_id: str) -> str:
+        """The directory on this machine that is the instance's home (``/root`` inside)."""
+        return self.machines.home(instance_id)
 
     def requests(self) -> list[dict[str, Any]]:
         return self.log.entries()

@@ -1,5 +1,6 @@
 """The sandbox's own control endpoints under ``/_sandbox/`` (no auth, never faulted): reset,
-stock, faults, the request log, behaviour switches, GPU utilisation and forced spot notices.
+stock, faults, the request log, behaviour switches, GPU utilisation, forced spot notices, SSH
+faults and the GPU reading an instance's nvidia-smi prints.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ CONTROL_PATHS = frozenset(
         "/_sandbox/config",
         "/_sandbox/utilization",
         "/_sandbox/spot/reclaim",
+        "/_sandbox/gpu",
+        "/_sandbox/ssh/sever",
+        "/_sandbox/ssh/refuse",
+        "/_sandbox/ssh/hostkey",
     }
 )
 
@@ -79,4 +84,25 @@ def handle(app: Sandbox, method: str, path: str, body: Any) -> Any:
                 "instanceId": instance_id,
                 "spotReclaimTime": str(int(record.spot_reclaim_time or 0)),
             }
+    if path.startswith("/_sandbox/ssh/") or path == "/_sandbox/gpu":
+        return _machines(app, method, path, body)
     raise ApiError("METHOD_NOT_ALLOWED", f"method {method} not allowed on {path}", status=405)
+
+
+def _machines(app: Sandbox, method: str, path: str, body: Any) -> Any:
+    """The instances' hosts: their GPU reading and SSH faults."""
+    if method != "POST":
+        raise ApiError("METHOD_NOT_ALLOWED", f"method {method} not allowed on {path}", status=405)
+    if path == "/_sandbox/ssh/refuse":
+        check_object(body, {"count"})
+        count = get_int(body, "count", required=True, minimum=0)
+        app.machines.refuse(count)
+        return {"count": count}
+    if path == "/_sandbox/ssh/sever":
+        check_object(body, {"instanceId"})
+        return {"severed": app.machines.sever(get_str(body, "instanceId") or None)}
+    check_object(body, {"instanceId"})
+    instance_id = get_str(body, "instanceId", required=True, min_len=1)
+    if path == "/_sandbox/gpu":
+        return app.machines.gpu_reading(instance_id)
+    return {"instanceId": instance_id, "fingerprint": app.machines.rotate_host_key(instance_id)}

@@ -38,7 +38,7 @@ class InstanceRecord:
     network_id: str
     min_cuda_version: str
     created_at: float
-    ssh_port: int
+    slot: int  # the instance's number in this sandbox: names its pretend tcp endpoints
     ssh_password: str
     terminal_password: str
     ip: str

@@ -88,6 +88,11 @@ class Server(ThreadingHTTPServer):
             self.connections.discard(request)
         super().shutdown_request(request)
 
+    def service_actions(self) -> None:
+        # Between requests (every poll interval): start serving an instance's SSH port
+        # once a connection waits on it, so no SSH thread runs before one is needed.
+        self.app.machines.serve_waiting()
+
     def close_connections(self) -> None:
         """Cut every open keep-alive connection (stop means stop)."""
         with self.connections_lock:

@@ -125,7 +125,7 @@ class ViewsMixin:
     def endpoint(self, record: InstanceRecord, port: int, kind: str) -> str:
         if kind == "http":
             return f"{self.base_url}/_sandbox/proxy/{record.id}/{port}/"
-        return f"127.0.0.1:{40000 + (record.ssh_port - 30000) * 16 + port % 16}"
+        return f"127.0.0.1:{40000 + (record.slot - 30000) * 16 + port % 16}"
 
     def all_ports(self, record: InstanceRecord) -> list[tuple[int, str]]:
         """Requested ports, then tool ports, then the ports the image exposes by itself."""
@@ -204,7 +204,7 @@ class ViewsMixin:
                 "jobs": [],
                 "tools": [dict(t) for t in record.tools],
                 "connectComponentSSH": {
-                    "sshCommand": f"ssh root@127.0.0.1 -p {record.ssh_port}",
+                    "sshCommand": f"ssh root@127.0.0.1 -p {self.ssh_port_for(record)}",
                     "password": record.ssh_password,
                     "isRunning": running,
                 },

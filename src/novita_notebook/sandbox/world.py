@@ -109,6 +109,8 @@ class World(ViewsMixin):
         self.lock = threading.RLock()
         self.base_url = "http://127.0.0.1"
         self.initial_switches = switches or Switches()
+        # The instance's real SSH port (the app's machines open it on first use).
+        self.ssh_port_for: Callable[[InstanceRecord], int] = lambda record: record.slot
         self.reset()
 
     # -- setup ---------------------------------------------------------------------------------
@@ -255,7 +257,7 @@ class World(ViewsMixin):
             id=self.new_instance_id(),
             offer=offer,
             created_at=now,
-            ssh_port=self.next_ssh_port,
+            slot=self.next_ssh_port,
             ssh_password=token(self.rng, 16),
             terminal_password=token(self.rng, 16),
             ip=f"10.{self.rng.randrange(0, 256)}.{self.rng.randrange(0, 256)}.{self.rng.randrange(2, 255)}",

@@ -42,7 +42,7 @@ DENSE_LEAD = 0.1
 #: look before. Its estimate is taken from a band this many times as wide below the
 #: expectation: from the band itself, a history that expects too late records its own
 #: expectation, never learns that the arrivals got faster, and misses them by a third (see
-#: tests/learned/test_learned.py::test_a_history_that_expects_too_late_learns_the_faster_arrivals).
+#: tests/waiting/test_learned.py::test_a_history_that_expects_too_late_learns_the_faster_arrivals).
 CENSORED_WIDTH = 3.0
 
 
