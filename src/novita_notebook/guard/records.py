@@ -4,6 +4,7 @@ before its request went out (GuardIntent) and what is known of an instance now (
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,10 +13,19 @@ from typing import Any
 
 from ..config import API_PREFIX
 from ..errors import ValidationError
-from ..models import parse_time
+from ..models import BILLED_STATUSES, parse_time
 from .rules import GuardRules
 
-__all__ = ["GuardRecord", "GuardIntent", "InstanceState", "scope_url", "iso", "stored_time"]
+__all__ = [
+    "GuardRecord",
+    "GuardIntent",
+    "InstanceState",
+    "scope_url",
+    "iso",
+    "stored_time",
+    "budget_kept",
+    "seen_stopped_update",
+]
 
 
 def scope_url(url: str | None) -> str | None:
@@ -206,3 +216,31 @@ class InstanceState:
             stopped_at=parse_time(raw.get("lastStoppedAt")),
             utilisation_peak=utilisation_peak,
         )
+
+
+def budget_kept(previous: GuardRecord | None, rules: GuardRules, replace: bool) -> GuardRecord:
+    """A record for ``rules`` that keeps the total budget's count of ``previous``: setting
+    other rules (or a new cap) goes on counting; a first total budget, or ``replace``,
+    starts the count at the rules' ``set_at``. Only the bookkeeping fields matter here."""
+    fresh = GuardRecord(id="", rules=rules)
+    if rules.budget_total is None:
+        return fresh
+    if previous is None or replace or previous.rules.budget_total is None:
+        return dataclasses.replace(fresh, budget_since=rules.set_at)
+    return dataclasses.replace(
+        fresh,
+        budget_since=previous.budget_since or previous.rules.set_at,
+        spent=previous.spent,
+        billed_since=previous.billed_since,
+        billed_seen=previous.billed_seen,
+    )
+
+
+def seen_stopped_update(record: GuardRecord, state: InstanceState, now: datetime) -> dict[str, Any]:
+    """``seen_stopped`` after a look: set when first seen stopped, cleared when billing."""
+    stopped = state.status == "exited"
+    if stopped and record.seen_stopped is None:
+        return {"seen_stopped": now}
+    if state.status in BILLED_STATUSES and record.seen_stopped is not None:
+        return {"seen_stopped": None}
+    return {}

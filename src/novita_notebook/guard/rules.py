@@ -51,8 +51,9 @@ MAX_BUDGET_PER_HOUR = 100_000.0
 #: Stored times outside these are not times this package wrote (a damaged record).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(3000, 1, 1, tzinfo=UTC)
-_BUDGET_CAPS = {"budget_total": MAX_BUDGET_TOTAL, "budget_per_hour": MAX_BUDGET_PER_HOUR}
-_BUDGET_UNITS = {"budget_total": "USD", "budget_per_hour": "USD per hour"}
+#: Each cap's largest value and unit.
+_CAPS = {"budget_total": (MAX_BUDGET_TOTAL, "USD"), "budget_per_hour": (MAX_BUDGET_PER_HOUR,
+                                                                        "USD per hour")}  # fmt: skip
 
 #: Rule → environment variable giving the user's default (also read from a .env file).
 ENV_NAMES = {
@@ -110,9 +111,8 @@ def parse_duration(value: Any, field: str) -> timedelta:
     if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
         raise ValidationError(f"{field} must be a positive duration, got {value!r}", field=field)
     if seconds > MAX_SPAN.total_seconds():
-        raise ValidationError(
-            f"{field} must be at most {_span_text(MAX_SPAN)}, got {value!r}", field=field
-        )
+        raise ValidationError(f"{field} must be at most {_span_text(MAX_SPAN)}, got {value!r}",
+                              field=field)  # fmt: skip
     return timedelta(seconds=seconds)
 
 
@@ -167,8 +167,7 @@ def parse_threshold(value: Any, field: str = "idle_threshold") -> float:
 def parse_budget(value: Any, field: str = "budget_total") -> float:
     """A cap in USD (``budget_total``) or USD per hour (``budget_per_hour``), as a number or
     text: more than 0 and at most MAX_BUDGET_TOTAL / MAX_BUDGET_PER_HOUR. Pure."""
-    cap_max = _BUDGET_CAPS.get(field, MAX_BUDGET_TOTAL)
-    unit = _BUDGET_UNITS.get(field, "USD")
+    cap_max, unit = _CAPS.get(field, _CAPS["budget_total"])
     cap = _number_input(value, field, unit)
     if cap <= 0:
         raise ValidationError(f"{field} must be more than 0 {unit}", field=field)
@@ -181,10 +180,7 @@ def parse_budget(value: Any, field: str = "budget_total") -> float:
 
 def parse_on_reclaim(value: Any, field: str = "on_reclaim") -> str:
     """The spot reclaim policy: ``notify``, ``migrate`` or ``recreate`` (any case). Pure."""
-    if not isinstance(value, str):
-        raise ValidationError(f"{field} must be a string: one of {', '.join(ON_RECLAIM)}",
-                              field=field)  # fmt: skip
-    policy = value.strip().lower()
+    policy = value.strip().lower() if isinstance(value, str) else value
     if policy not in ON_RECLAIM:
         raise ValidationError(
             f"{field} must be one of {', '.join(ON_RECLAIM)}, got {value!r}", field=field
@@ -193,17 +189,13 @@ def parse_on_reclaim(value: Any, field: str = "on_reclaim") -> str:
 
 
 def _parse_time_field(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = _aware_or_invalid(value, field, value)
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError(f"{field} {value!r} is not an ISO time", field=field) from None
-        moment = _aware_or_invalid(parsed, field, value)
-    return moment
+    if value is None or isinstance(value, datetime):
+        return value if value is None else _aware_or_invalid(value, field, value)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{field} {value!r} is not an ISO time", field=field) from None
+    return _aware_or_invalid(parsed, field, value)
 
 
 #: Rule name → its parser, ``parser(value, now)``: the typed value or a ValidationError
@@ -263,7 +255,7 @@ class GuardRules:
         for name in ("budget_per_hour", "budget_total"):
             cap = getattr(self, name)
             if cap is not None:
-                parse_budget(_finite_number(cap, name, _BUDGET_UNITS[name]), name)
+                parse_budget(_finite_number(cap, name, _CAPS[name][1]), name)
         if self.on_reclaim not in ON_RECLAIM:
             raise ValidationError(
                 f"on_reclaim must be one of {', '.join(ON_RECLAIM)}, got {self.on_reclaim!r}",
@@ -435,18 +427,20 @@ def _stored_cap(data: Mapping[str, Any], field: str) -> float | None:
     return None if value is None else parse_budget(value, field)
 
 
-def extend(rules: GuardRules, duration: Any, rule: str | None = None) -> GuardRules:
-    """``rules`` with their deadlines pushed back by ``duration`` (see GuardRules.extend)."""
+def _rules(rules: Any) -> GuardRules:
     if not isinstance(rules, GuardRules):
         raise ValidationError("rules must be a GuardRules", field="rules")
-    return rules.extend(duration, rule)
+    return rules
+
+
+def extend(rules: GuardRules, duration: Any, rule: str | None = None) -> GuardRules:
+    """``rules`` with their deadlines pushed back by ``duration`` (see GuardRules.extend)."""
+    return _rules(rules).extend(duration, rule)
 
 
 def without(rules: GuardRules, *names: str) -> GuardRules:
     """``rules`` with the named rules removed (see GuardRules.without)."""
-    if not isinstance(rules, GuardRules):
-        raise ValidationError("rules must be a GuardRules", field="rules")
-    return rules.without(*names)
+    return _rules(rules).without(*names)
 
 
 def _number_input(value: Any, field: str, unit: str) -> float:
@@ -501,12 +495,7 @@ def _env_values(
         if os.path.isfile(path):
             from dotenv import dotenv_values
 
-            values.update(
-                {
-                    k: v
-                    for k, v in dotenv_values(path).items()
-                    if k.startswith("NOVITA_GUARD_") and v
-                }
-            )
+            found = dotenv_values(path).items()
+            values.update({k: v for k, v in found if k.startswith("NOVITA_GUARD_") and v})
     values.update({k: v for k, v in environ.items() if k.startswith("NOVITA_GUARD_")})
     return values

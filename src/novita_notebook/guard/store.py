@@ -19,7 +19,15 @@ from ..errors import ValidationError
 from ..ledger import ledger_dir
 from ..pending import holder_alive
 from .actionlog import LOG_FILE
-from .records import GuardIntent, GuardRecord, InstanceState, iso, scope_url
+from .records import (
+    GuardIntent,
+    GuardRecord,
+    InstanceState,
+    budget_kept,
+    iso,
+    scope_url,
+    seen_stopped_update,
+)
 from .rules import GuardRules
 from .spend import billing_update
 from .store_doc import QUARANTINE_FILE
@@ -30,40 +38,10 @@ __all__ = ["GuardStore", "GuardRecord", "STORE_FILE", "LOG_FILE", "scope_url"]
 log = logging.getLogger(__name__)
 
 
-def _budget_kept(previous: GuardRecord | None, rules: GuardRules, replace: bool) -> GuardRecord:
-    """A record for ``rules`` that keeps the total budget's count of ``previous``: setting
-    other rules (or a new cap) goes on counting; a first total budget, or ``replace``,
-    starts the count at the rules' ``set_at``. Only the bookkeeping fields matter here."""
-    fresh = GuardRecord(id="", rules=rules)
-    if rules.budget_total is None:
-        return fresh
-    if previous is None or replace or previous.rules.budget_total is None:
-        return dataclasses.replace(fresh, budget_since=rules.set_at)
-    return dataclasses.replace(
-        fresh,
-        budget_since=previous.budget_since or previous.rules.set_at,
-        spent=previous.spent,
-        billed_since=previous.billed_since,
-        billed_seen=previous.billed_seen,
-    )
-
-
 def _require_id(value: Any, field: str = "instance_id") -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{field} must be a non-empty string", field=field)
     return value.strip()
-
-
-def _seen_stopped(record: GuardRecord, state: InstanceState, now: datetime) -> dict[str, Any]:
-    """``seen_stopped`` after a look: set when first seen stopped, cleared when billing."""
-    from ..models import BILLED_STATUSES
-
-    stopped = state.status == "exited"
-    if stopped and record.seen_stopped is None:
-        return {"seen_stopped": now}
-    if state.status in BILLED_STATUSES and record.seen_stopped is not None:
-        return {"seen_stopped": None}
-    return {}
 
 
 class GuardStore:
@@ -140,7 +118,7 @@ class GuardStore:
         old = self._find(data, instance_id)
         previous = GuardRecord.from_dict(old) if old else None
         merged = rules if (replace or previous is None) else previous.rules.merged(rules)
-        record = _budget_kept(previous, merged, replace)
+        record = budget_kept(previous, merged, replace)
 
         def kept(key: str) -> Any:
             given = details.get(key)
@@ -184,7 +162,7 @@ class GuardStore:
                 if state is not None:
                     if record.rules.budget_total is not None:
                         fields.update(billing_update(record, state, now))
-                    fields.update(_seen_stopped(record, state, now))
+                    fields.update(seen_stopped_update(record, state, now))
                 if fields:
                     record = dataclasses.replace(record, **fields)
                     data["instances"][index] = record.to_dict()

@@ -176,19 +176,47 @@ def _recovered(text: str, doc: StoreDocument) -> None:
     doc.damaged = True
     for start, end, item in recover_objects(text):
         fragment = text[start:end]
-        if item is None or has_bad_bytes(item):
+        if item is None:
             if _ITEM_KEYS.search(fragment):
                 instance, url = _names(fragment)
-                reason = "cut short or not JSON" if item is None else "bytes that are not UTF-8"
-                doc.problems.append(Problem("part", instance, reason, fragment, url))
-        elif "rules" in item and "id" in item:
-            _check_record(item, doc, fragment)
-        elif "token" in item and "sent_at" in item:
-            _check_intent(item, doc, fragment)
-        elif _is_claim(item):
-            doc.claims.append(item)
-        elif isinstance(item.get("units"), dict):
-            doc.units = item["units"]
+                doc.problems.append(Problem("part", instance, "cut short or not JSON", fragment,
+                                            url))  # fmt: skip
+        elif (
+            item
+            and not has_bad_bytes(item)
+            and all(isinstance(v, dict) and "unit" in v for v in item.values())
+        ):
+            doc.units = item  # what was learned of the API (the metrics unit)
+        else:
+            _classify(item, doc, fragment)
+    _count_the_vanished(text, doc)
+
+
+def _classify(item: Any, doc: StoreDocument, fragment: str) -> None:
+    """File one object found in a damaged document by its shape."""
+    if not isinstance(item, dict) or has_bad_bytes(item):
+        if _ITEM_KEYS.search(fragment):
+            instance, url = _names(fragment)
+            doc.problems.append(
+                Problem("part", instance, "bytes that are not UTF-8", fragment, url)
+            )
+    elif "rules" in item and "id" in item:
+        _check_record(item, doc, fragment)
+    elif "token" in item and "sent_at" in item:
+        _check_intent(item, doc, fragment)
+    elif _is_claim(item):
+        doc.claims.append(item)
+
+
+def _from_parsed(data: dict[str, Any], text: str, doc: StoreDocument) -> None:
+    """Read a document that parsed as JSON but whose structure is damaged (a key spoiled by
+    bytes that are not UTF-8, counts that do not add up): every item of every list."""
+    doc.damaged = True
+    for value in data.values():
+        for item in value if isinstance(value, list) else ():
+            _classify(item, doc, json.dumps(item, ensure_ascii=False, default=str))
+    units = data.get("units")
+    doc.units = units if isinstance(units, dict) and not has_bad_bytes(units) else {}
     _count_the_vanished(text, doc)
 
 
@@ -242,7 +270,10 @@ def parse_document(data: bytes) -> StoreDocument:
     if parsed is not None and _whole(parsed, doc):
         return doc
     doc.instances, doc.intents, doc.claims, doc.problems = [], [], [], []
-    _recovered(text, doc)
+    if isinstance(parsed, dict):  # JSON, but its structure is damaged: go by each item's shape
+        _from_parsed(parsed, text, doc)
+    else:
+        _recovered(text, doc)
     if not (doc.instances or doc.intents or doc.claims or doc.problems):
         doc.problems.append(Problem("part", None, "not a guard store", text))
     return doc
