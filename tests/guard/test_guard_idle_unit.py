@@ -76,3 +76,17 @@ def test_the_users_word_on_the_unit_lets_the_idle_rule_act_on_fractions(
     _ticks(client, sandbox)
     assert sandbox.world.instances[busy.id].status == "running"
     assert sandbox.world.instances[idle.id].status in ("toStop", "stopping", "exited")
+
+
+def test_an_instance_with_a_run_still_running_is_busy_whatever_its_gpu_says(client, sandbox):
+    from novita_notebook.remote.store import RunRecord, RunStore
+
+    working = _guarded(client, sandbox, "running-a-job", 1.0)
+    RunStore(client.config.api_url).save(
+        RunRecord(id="run-1", instance_id=working.id, instance_name="running-a-job",
+                  kind="python", code_hash="x", started=datetime.now(UTC), state="running")
+    )  # fmt: skip
+    _ticks(client, sandbox)
+    assert sandbox.world.instances[working.id].status == "running"
+    notes = client.guard_status()["notes"]
+    assert any("run run-1 is still running" in note for note in notes)

@@ -215,6 +215,20 @@ class NotConfirmed(Exception):
     """A stop or delete was sent but a read of the instance shows it did not take."""
 
 
+def runs_in_flight(api_url: str | None, now: datetime) -> dict[str, list[str]]:
+    """Instance id -> its runs (``Novita.run``) that may still be running: the idle rule
+    counts those instances busy. A runs file that cannot be read counts none."""
+    if api_url is None:
+        return {}
+    try:
+        from ..remote.store import busy_instances
+
+        return busy_instances(api_url, now)
+    except Exception as error:  # noqa: BLE001 - the idle rule then goes by the GPU alone
+        log.warning("guard: the runs file could not be read: %s", error)
+        return {}
+
+
 def default_actor(kind: str = "kernel") -> str:
     return f"{kind} pid {os.getpid()}"
 
@@ -288,8 +302,10 @@ class Enforcer:
             now = max(now, self.clock())
         self.gather_seconds = time.monotonic() - started
         records = self.store.note_states(sight.states, now)
+        idle = any(r.rules.idle_stop is not None for r in records)
         plan = decide(now, records, sight.states, gone=sight.gone, grace=self.grace,
-                      metrics_unit=self.metrics_unit(sight.states))  # fmt: skip
+                      metrics_unit=self.metrics_unit(sight.states),
+                      busy=runs_in_flight(self.store.api_url, now) if idle else None)  # fmt: skip
         if sight.notes:
             plan = dataclasses.replace(plan, notes=(*plan.notes, *sight.notes))
         return plan

@@ -4,7 +4,7 @@ a Plan of warnings and actions (stop, delete, migrate, recreate, notify) and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -232,10 +232,18 @@ def _deadline(
 
 
 def _idle(
-    b: _Builder, state: InstanceState, record: GuardRecord, stale: timedelta, unit: str | None
+    b: _Builder,
+    state: InstanceState,
+    record: GuardRecord,
+    stale: timedelta,
+    unit: str | None,
+    runs: Sequence[str] = (),
 ) -> None:
     rules = record.rules
     if rules.idle_stop is None or state.status != "running":
+        return
+    if runs:  # work launched with Novita.run: busy, whatever its GPU says
+        b.notes.append(f"{state.id}: idle rule waits: run {', '.join(runs)} is still running")
         return
     samples = state.utilisation
     if samples is None:
@@ -422,12 +430,15 @@ def decide(
     grace: timedelta = DEFAULT_GRACE,
     metrics_stale_after: timedelta = DEFAULT_METRICS_STALE,
     metrics_unit: str | None = None,
+    busy: Mapping[str, Sequence[str]] | None = None,
 ) -> Plan:
     """The plan for ``now``. ``states`` maps instance id → InstanceState; ``gone`` holds the
     ids a read by id found gone (a guarded id missing from both is unseen: kept, never
     forgotten). ``metrics_unit`` is ``percent``, ``fraction`` or None (unknown: the idle
-    rule warns and does not stop). Each rule of each instance is decided on its own: one that
-    fails is named in ``notes``/``errors`` and the others still act. Pure: no I/O, no clock."""
+    rule warns and does not stop). ``busy`` maps instance ids to their runs still running
+    (remote/store.py): the idle rule leaves those alone. Each rule of each instance is
+    decided on its own: one that fails is named in ``notes``/``errors`` and the others still
+    act. Pure: no I/O, no clock."""
     b = _Builder(now=now, grace=grace)
     confirmed_gone = set(gone)
     live: list[str] = []
@@ -450,8 +461,9 @@ def decide(
             continue
         pairs.append((state, record))
         _isolated(b, record.id, "deadline", lambda s=state, r=record: _deadlines(b, s, r))
-        _isolated(b, record.id, "idle", lambda s=state, r=record: _idle(
-            b, s, r, metrics_stale_after, metrics_unit))  # fmt: skip
+        runs = (busy or {}).get(record.id, ())
+        _isolated(b, record.id, "idle", lambda s=state, r=record, w=runs: _idle(
+            b, s, r, metrics_stale_after, metrics_unit, w))  # fmt: skip
         _isolated(b, record.id, "spot", lambda s=state, r=record: _spot(b, s, r))
     _isolated(b, "budget", "budget_per_hour", lambda: _hourly_budget(b, pairs))
     _isolated(b, "budget", "budget_total", lambda: _total_budget(b, pairs))
