@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from tests.guard.polling import process_alive as _pid_alive
 from tests.guard.polling import wait_for
 
 from novita_notebook.guard.process import guard_paths
@@ -58,16 +59,6 @@ if sys.argv[1] == "mine":
 elif sys.argv[1] == "status":
     client.guard_status()
 """
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class ProcessTrial:

@@ -9,11 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.guard.polling import tick_past_deadline
 
 from novita_notebook.errors import ValidationError
 from novita_notebook.guard import policy
-from novita_notebook.guard.backend import HttpGuardBackend
-from novita_notebook.guard.enforcer import Enforcer
 from novita_notebook.guard.policy import InstanceState, decide
 from novita_notebook.guard.rules import GuardRules
 from novita_notebook.guard.store import GuardRecord
@@ -87,12 +86,7 @@ def test_an_out_of_bounds_stored_value_costs_only_its_record_and_a_tick_never_ra
     assert [r.id for r in records] == [fine.id]
     quarantined = [json.loads(line) for line in store.quarantine_path.read_text().splitlines()]
     assert quarantined[0]["instance_id"] == wild.id and "budget_total" in quarantined[0]["reason"]
-    backend = HttpGuardBackend(client.config.api_url, lambda: sandbox.api_key)
-    try:
-        deadline = store.get(fine.id).rules.stop_after
-        Enforcer(backend, store, actor="test").tick(deadline + timedelta(seconds=1))
-    finally:
-        backend.close()
+    tick_past_deadline(client, sandbox.api_key, fine.id)
     assert sandbox.world.instances[fine.id].status in ("toStop", "stopping", "exited")
     status = client.guard_status()  # never raises either
     assert any(p["instance_id"] == wild.id for p in status["problems"])

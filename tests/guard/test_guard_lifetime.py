@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from tests.guard.polling import process_alive as _alive
 from tests.guard.polling import wait_for
 
 from novita_notebook.guard.process import guard_status
@@ -50,16 +51,6 @@ def _run(sandbox, *args: str) -> str:
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _stops(sandbox, instance_id: str) -> list[float]:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import warnings
-from datetime import timedelta
 
 import pytest
+from tests.guard.polling import tick_past_deadline
 
-from novita_notebook.guard.backend import HttpGuardBackend
-from novita_notebook.guard.enforcer import Enforcer
 from novita_notebook.guard.rules import GuardRules
 from novita_notebook.guard.store import GuardStore
 
@@ -104,12 +102,7 @@ def test_bytes_that_are_not_utf8_are_damage_never_an_exception(client, sandbox):
         frame = client.mine()
         assert set(frame["name"]) >= {"kept"}
         client.cleanup()  # a dry run
-        backend = HttpGuardBackend(client.config.api_url, lambda: sandbox.api_key)
-        try:
-            deadline = store.get(kept.id).rules.stop_after
-            Enforcer(backend, store, actor="test").tick(deadline + timedelta(seconds=1))
-        finally:
-            backend.close()
+        tick_past_deadline(client, sandbox.api_key, kept.id)
         client.create("after", gpu="RTX 3090", image=IMAGE, stop_after="1h")
         client.delete("after")
     assert sandbox.world.instances[kept.id].status in ("toStop", "stopping", "exited")

@@ -107,33 +107,25 @@ def _names(fragment: str) -> tuple[str | None, str | None]:
     return _clean(found.group(1) if found else None), _clean(url.group(1) if url else None)
 
 
-def _check_record(item: Any, doc: StoreDocument, fragment: str) -> None:
-    instance, url = _names(fragment)
-    if isinstance(item, dict):
-        instance = _clean(str(item.get("id") or instance or ""))
-    if has_bad_bytes(item):
-        doc.problems.append(Problem("record", instance, "bytes that are not UTF-8", fragment, url))
-        return
-    try:
-        GuardRecord.from_dict(item)
-    except (ValidationError, ValueError, TypeError, OverflowError) as error:
-        reason = getattr(error, "message", None) or str(error)
-        doc.problems.append(Problem("record", instance, reason, fragment, url))
-        return
-    doc.instances.append(item)
-
-
-def _check_intent(item: Any, doc: StoreDocument, fragment: str) -> None:
-    name, url = _names(fragment)
+def _check(kind: str, item: Any, doc: StoreDocument, fragment: str) -> None:
+    """Keep a record (``kind`` "record") or an intent that passes its checks; make a Problem
+    naming its instance (or create) of one that does not."""
+    named, url = _names(fragment)
+    if kind == "record" and isinstance(item, dict):
+        named = _clean(str(item.get("id") or named or ""))
+    parse, kept = (
+        (GuardRecord.from_dict, doc.instances) if kind == "record" else (GuardIntent.from_dict,
+                                                                          doc.intents)
+    )  # fmt: skip
     try:
         if has_bad_bytes(item):
             raise ValueError("bytes that are not UTF-8")
-        GuardIntent.from_dict(item)
+        parse(item)
     except (ValidationError, ValueError, TypeError, OverflowError) as error:
         reason = getattr(error, "message", None) or str(error)
-        doc.problems.append(Problem("intent", name, reason, fragment, url))
+        doc.problems.append(Problem(kind, named, reason, fragment, url))
         return
-    doc.intents.append(item)
+    kept.append(item)
 
 
 def _is_claim(item: Any) -> bool:
@@ -160,9 +152,9 @@ def _whole(data: Any, doc: StoreDocument) -> bool:
     ):
         return False
     for item in parts["instances"]:
-        _check_record(item, doc, json.dumps(item, ensure_ascii=False, default=str))
+        _check("record", item, doc, json.dumps(item, ensure_ascii=False, default=str))
     for item in parts["intents"]:
-        _check_intent(item, doc, json.dumps(item, ensure_ascii=False, default=str))
+        _check("intent", item, doc, json.dumps(item, ensure_ascii=False, default=str))
     doc.claims = [c for c in parts["claims"] if _is_claim(c)]
     dropped_claims = len(parts["claims"]) - len(doc.claims)
     units = data.get("units")
@@ -201,9 +193,9 @@ def _classify(item: Any, doc: StoreDocument, fragment: str) -> None:
                 Problem("part", instance, "bytes that are not UTF-8", fragment, url)
             )
     elif "rules" in item and "id" in item:
-        _check_record(item, doc, fragment)
+        _check("record", item, doc, fragment)
     elif "token" in item and "sent_at" in item:
-        _check_intent(item, doc, fragment)
+        _check("intent", item, doc, fragment)
     elif _is_claim(item):
         doc.claims.append(item)
 
