@@ -97,7 +97,7 @@ def test_two_kernels_and_the_guard_process_act_once(sandbox, monkeypatch):
         time.sleep(1.0)  # every actor has ticked past the deadline several times
         assert len(_posts(sandbox, "/gpu/instance/stop")[inst.id]) == 1
         logged = kernels[0].guards.store.actions(inst.id)
-        assert [a["action"] for a in logged] == ["warn", "stop"]
+        assert [a["action"] for a in logged if a["action"] != "bind"] == ["warn", "stop"]
     finally:
         for novita in kernels:
             novita.close()

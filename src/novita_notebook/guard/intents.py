@@ -44,8 +44,8 @@ def bind_listed(
             if record is not None:
                 bound.append(record)
                 changed = True
-                store.log_action(found, "bind", f"the create of {intent.name} made it "
-                                 "(its answer was not seen)", actor, "guarded",
+                store.log_action(found, "bind", f"the create of {intent.name} made it (bound "
+                                 "by name from a listing)", actor, "guarded",
                                  name=intent.name)  # fmt: skip
             continue
         misses = store.miss_intent(intent.token)
