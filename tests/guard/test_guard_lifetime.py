@@ -24,11 +24,18 @@ INTERVAL = 0.5
 DEADLINE = 7.0  # seconds from the create
 
 STEP = r"""
-import json, sys
+import json, sys, time
+
+step = sys.argv[1]
+if step == "load_ext":  # a notebook opened later: loading the extension is the call
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance().run_line_magic("load_ext", "novita_notebook")
+    time.sleep(3)  # the guard is started in the background
+    sys.exit(0)
 from novita_notebook import Novita
 
 client = Novita()
-step = sys.argv[1]
 if step == "create":
     inst = client.create("cycled", gpu="RTX 3090", image="ubuntu:22.04", wait=True,
                          stop_after=float(sys.argv[2]))
@@ -91,7 +98,7 @@ def test_a_stopped_guarded_instance_keeps_the_guard_and_a_later_start_is_enforce
     assert guard_status(sandbox.api_url).get("pid") == pid  # the same guard did it
 
 
-@pytest.mark.parametrize("call", ["open", "extend", "mine"])
+@pytest.mark.parametrize("call", ["open", "extend", "mine", "load_ext"])
 def test_a_guard_killed_with_sigkill_is_started_again_by_a_later_call(sandbox, cycled, call):
     instance_id = cycled
     pid = guard_status(sandbox.api_url).get("pid")
@@ -100,6 +107,6 @@ def test_a_guard_killed_with_sigkill_is_started_again_by_a_later_call(sandbox, c
     assert wait_for(lambda: not _alive(pid), 5)
     with sandbox.world.lock:  # started from the web console: no call of ours
         sandbox.world.start(instance_id)
-    _run(sandbox, call)  # a later kernel: Novita(), extend() or mine()
+    _run(sandbox, call)  # a later kernel: Novita(), extend(), mine() or %load_ext
     assert guard_status(sandbox.api_url)["running"]
     _started_again_and_stopped_at_the_deadline(sandbox, instance_id)
