@@ -3,9 +3,9 @@ ticked on a grid of guard intervals, and a random mix of interrupted and killed 
 stores and ledgers, extreme rule values, listings that drop instances or fail, refused stops,
 guards killed mid-action, stop/start cycles across clients and extended deadlines.
 
-The invariant is checked against the sandbox's own record (each instance's status after every
-step): every instance with a rule is stopped or deleted within one guard interval of its bound,
-a busy GPU is never stopped by the idle rule, and every rule that was lost was announced.
+The invariant (invariant.py) is checked against the sandbox's own record (each instance's status
+after every step): every instance with a rule is stopped or deleted within one guard interval
+of its bound, a busy GPU is never stopped by the idle rule, and every lost rule was announced.
 """
 
 from __future__ import annotations
@@ -441,7 +441,7 @@ class Trial:
                     status = seen[instance_id].status if instance_id in seen else "gone"
                     self.history.setdefault(instance_id, []).append((now, status))
 
-    # -- the invariant ---------------------------------------------------------------------------
+    # -- the end ---------------------------------------------------------------------------------
     def _finish(self) -> None:
         for guard in self.guards:
             if guard.helper is not None and guard.helper.poll() is None:
@@ -449,55 +449,6 @@ class Trial:
                 guard.helper.wait()
             if guard.alive:
                 guard.backend.inner.close()
-        assert self.store is not None
-        actions = self.store.actions()
-        losses = [a for a in actions
-                  if a["action"] == "quarantine" and a["result"].startswith("rules lost")]  # fmt: skip
-        lost_named = {a["instance_id"] or a.get("name") for a in losses}
-        unnamed = sum(int(a.get("count") or 1) for a in losses
-                      if not a["instance_id"] and not a.get("name"))  # fmt: skip
-        failed = {a["instance_id"] for a in actions if a["action"] == "failed"}
-        bounds = self._bounds()
-        kept = {r.id for r in self.store.records()}
-        for plan in self.plans:
-            for instance_id in plan.ids:
-                problems = [p for p in [self._check(plan, instance_id, bounds.get(plan.name))]
-                            if p is not None]  # fmt: skip
-                final = self.history.get(instance_id, [(0.0, "gone")])[-1][1]
-                if final not in GONE and instance_id not in kept:
-                    problems.append(f"{plan.name} ({instance_id}): its rules are gone from "
-                                    "the store")  # fmt: skip
-                if not problems:
-                    continue
-                if lost_named & {instance_id, plan.name} or instance_id in failed:
-                    self.report.excused.extend(f"{p} (announced)" for p in problems)
-                elif unnamed > 0:  # a loss the store announced without a name to give
-                    unnamed -= 1
-                    self.report.excused.extend(f"{p} (announced, unnamed)" for p in problems)
-                else:
-                    self.report.violations.extend(problems)
+        from tests.chaos.invariant import check
 
-    def _check(self, plan: Planned, instance_id: str, bound: float | None) -> str | None:
-        history = self.history.get(instance_id, [])
-        if plan.extreme:
-            stopped = [t for t, s in history if s in STOPPED]
-            return (
-                f"{plan.name} ({instance_id}): stopped by a rule that cannot act"
-                if stopped
-                else None
-            )
-        if plan.busy and "idle_stop" in plan.rules and bound is not None:
-            early = [t for t, s in history if s in STOPPED and t < bound]
-            if early:
-                return f"{plan.name} ({instance_id}): a busy GPU stopped by the idle rule"
-        if bound is None:
-            return None
-        if "idle_stop" in plan.rules and not plan.busy:
-            bound = max(bound, self.running_at.get(instance_id, 0.0) + 120.0 + INTERVAL)
-        wanted = GONE if "delete_after" in plan.rules else STOPPED
-        late = [(t, s) for t, s in history if t >= bound + INTERVAL and s not in wanted]
-        if late:
-            t, status = late[0]
-            return (f"{plan.name} ({instance_id}): still {status} {t - bound:.0f} s after "
-                    f"its bound (one interval is {INTERVAL:g} s)")  # fmt: skip
-        return None
+        check(self)
