@@ -258,9 +258,9 @@ class Trial:
             self.guards.append(self._guard("kernel", helper=False))
         events = self._schedule()
         faults = self._faults()
-        horizon = max(self._bounds().values(), default=self.clock()) + 3 * INTERVAL
         step = 0
-        while self.clock() <= horizon:
+        # (bounds move when a deadline is extended: the horizon is looked at every step)
+        while self.clock() <= max(self._bounds().values(), default=self.clock()) + 3 * INTERVAL:
             self.clock.offset += INTERVAL if step else 20.0
             step += 1
             if step == 1:
