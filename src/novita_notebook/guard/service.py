@@ -304,10 +304,11 @@ class GuardService:
     def autostart_enabled(self) -> bool:
         return autostart_enabled() if self.autostart is None else bool(self.autostart)
 
-    def start(self) -> dict[str, Any] | None:
-        """Make sure the rules are enforced: the guard process (unless opted out) and the
-        in-kernel guard on a watcher of this client."""
-        self.ensure_kernel_guard()
+    def start(self, *, kernel: bool = True) -> dict[str, Any] | None:
+        """Make sure the rules are enforced: the guard process (unless opted out) and, with
+        ``kernel``, the in-kernel guard on a watcher of this client."""
+        if kernel:
+            self.ensure_kernel_guard()
         if not self.autostart_enabled():
             self.process = {"running": False, "reason": "autostart is off"}
             return self.process
@@ -332,17 +333,7 @@ class GuardService:
             store = self.store
             if not store.records() and not store.intents():
                 return None
-            if kernel:
-                return self.start()
-            if not self.autostart_enabled() or getattr(self.client, "sandbox_server", None):
-                return None
-            from .process import ensure_guard_running
-
-            with self._start_lock:
-                self.process = ensure_guard_running(
-                    self.client.config.api_url, api_key=self.child_key()
-                )
-            return self.process
+            return self.start(kernel=kernel)
         except Exception as error:  # noqa: BLE001 - the caller's own call must go on
             log.warning("could not make sure the guard runs: %s", error)
             return None
