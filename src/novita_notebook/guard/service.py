@@ -376,8 +376,8 @@ class GuardService:
             current["raw"] = spot.enrich(listing)
             spot.announce(current["raw"], kernel.enforcer.actor)
             result = kernel.tick()
-            moved = [r for r in (result.results if result else ()) if r["kind"] == "recreate"]
-            if moved:  # a replacement exists: make sure the process guards it too
+            kinds = {r["kind"] for r in (result.results if result else ())}
+            if kinds & {"recreate", "migrate"}:  # it bills on, moved: a guard must answer
                 self.ensure()
 
         return guard_tick
@@ -394,7 +394,7 @@ class GuardService:
         """An event for the notebook and panel (the backend posts the webhook)."""
         self.events.append({"event": event_type, **payload})
         if self.show:
-            stream = sys.stderr if event_type == "guard.warning" else sys.stdout
+            stream = sys.stderr if event_type in ("guard.warning", "guard.failed") else sys.stdout
             print(event_text(event_type, payload), file=stream, flush=True)
         for listener in list(self.listeners):
             try:
