@@ -37,6 +37,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("watcher CPU", "figures_wait", "watcher_cpu"),
     ("guard process CPU", "figures_guard", "guard_cpu"),
     ("guard soak", "figures_guard_soak", "guard_soak"),
+    ("doctor vs catalog size", "figures_doctor", "linear_in_catalog_size"),
     ("runs over SSH vs OpenSSH", "figures_remote", "run_over_ssh"),
 )
 

@@ -59,13 +59,26 @@ def test_get_gives_up_after_max_retries(sandbox):
     assert len(api_requests(sandbox, "/clusters")) == 3
 
 
-def test_lifecycle_post_is_retried(sandbox):
+def test_lifecycle_post_is_resent_once_a_read_shows_it_did_not_land(sandbox, monkeypatch):
+    """A 5xx on a stop: the instance is read, still not stopping, so the stop is sent again
+    (resending one blindly is not known to be harmless: tests/test_lifecycle.py)."""
+    from novita_notebook.sandbox.faults import Decision
+    from novita_notebook.sandbox.validate import ApiError
+
+    original = sandbox.faults.decide
+    failed: list[bool] = []
+
+    def first_stop_fails(is_create, now=None, *, is_action=False):
+        if is_action and not failed:
+            failed.append(True)
+            return Decision(error=ApiError("UNKNOWN", "internal server error"))
+        return original(is_create, now, is_action=is_action)
+
     with make_client(sandbox, max_retries=2, breaker_threshold=50) as client:
         new_id = create_raw(client, "retry-stop")
-        sandbox.set_faults(errorRate=1.0)
-        with pytest.raises(APIError):
-            client.api.stop_instance(new_id)
-    assert len(api_requests(sandbox, "/gpu/instance/stop")) == 3
+        monkeypatch.setattr(sandbox.faults, "decide", first_stop_fails)
+        client.api.stop_instance(new_id)
+    assert [r["status"] for r in api_requests(sandbox, "/gpu/instance/stop")] == [500, 200]
 
 
 def test_create_is_never_retried_on_5xx(sandbox):

@@ -40,6 +40,13 @@ def envelope(status: int, reason: str, message: str) -> dict:
         (400, "DEPENDENT_RESOURCE_STATE", "busy", errors.InvalidStateError),
         (400, "BALANCE_NOT_ENOUGH", "top up", errors.APIError),
         (500, "UNKNOWN", "boom", errors.ServerError),
+        # The status and the reason read together: a 500 is never a not-found, and the
+        # documented 400 for a refused key is a key failure.
+        (500, "WALLET_NOT_FOUND", "wallet not found", errors.APIError),
+        (400, "INVALID_USER_TOKEN", "invalid user token", errors.AuthenticationError),
+        (400, "BANNED_USER", "banned", errors.AuthenticationError),
+        (400, "USER_NOT_FOUND", "no such user", errors.AuthenticationError),
+        (503, "RESOURCE_NOT_FOUND", "upstream lost", errors.ServerError),
     ],
 )
 def test_reasons_map_to_the_tree(status, reason, message, expected):
@@ -105,3 +112,20 @@ def test_one_answer_to_is_this_worth_retrying():
     assert errors.requested_delay(errors.CircuitBreakerError("o", retry_at=110.0), now=100.0) == 10
     assert not errors.may_have_applied(errors.RateLimitError("slow"))
     assert errors.may_have_applied(request_timeout)
+
+
+def test_a_500_wallet_not_found_is_a_refusal_never_retried_nor_not_found():
+    error = error_from_response(
+        response(500, envelope(500, "WALLET_NOT_FOUND", "wallet not found")), "POST", "/x"
+    )
+    assert not isinstance(error, errors.NotFoundError)
+    assert not errors.is_transient(error)
+    assert "nothing was changed" in error.hint
+    assert not errors.means_not_found(500, "WALLET_NOT_FOUND")
+    assert errors.means_not_found(400, "RESOURCE_NOT_FOUND") and errors.means_not_found(404, None)
+
+
+def test_key_reasons_at_any_client_status_but_not_elsewhere():
+    assert errors.key_rejected(401, None) and errors.key_rejected(400, "INVALID_USER_TOKEN")
+    assert not errors.key_rejected(400, "TEMPLATE_NOT_FOUND")
+    assert not errors.key_rejected(500, "INVALID_USER_TOKEN")

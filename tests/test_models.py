@@ -81,7 +81,11 @@ def test_quirks_of_the_live_shapes():
         PortMapping(22, "tcp", None),
     )
     assert inst.envs == (Env("A", "1"),)
-    assert inst.status_error == StatusError("", "pull failed") and inst.phase == "failed"
+    # Still pulling: the statusError is a warning until the instance comes to rest.
+    assert inst.status_error == StatusError("", "pull failed") and inst.phase == "provisioning"
+    assert inst.warning == inst.status_error and not inst.failed
+    rested = Instance.from_api({"status": "exited", "statusError": {"message": "pull failed"}})
+    assert rested.failed and rested.phase == "failed" and rested.warning is None
     assert (inst.ssh_host, inst.ssh_port, inst.ssh_password) == ("h.example", 30022, "pw")
     assert inst.max_rootfs_size == 200
     assert inst.raw["connectComponentSSH"]["password"] == "***"

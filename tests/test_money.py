@@ -22,3 +22,31 @@ def test_amounts_print_rounded():
     assert format_money(0.29750000000000004, per_hour=True) == "$0.30/h"
     assert format_money(1234.5) == "$1,234.50"
     assert format_money(None) == "—" and format_money(None, missing="-") == "-"
+
+
+def test_prices_resting_on_a_guess_print_as_estimates():
+    from novita_notebook.money import ESTIMATED_PRICES, price_is_estimate
+
+    assert format_money(0.7, per_hour=True, estimate=True) == "≈$0.70/h"
+    assert not price_is_estimate("onDemand", 1) and not price_is_estimate("spot", None)
+    assert price_is_estimate("monthly", 1) and price_is_estimate("onDemand", 2)
+    assert price_is_estimate(volume=True)
+    assert set(ESTIMATED_PRICES) == {"monthly", "several GPUs", "network volume"}
+
+
+def test_guessed_prices_are_marked_wherever_they_show(client):
+    from novita_notebook import html
+
+    two = client.create("two-gpus", gpu="RTX 3090", gpu_num=2, image="ubuntu:22.04")
+    one = client.create("one-gpu", gpu="RTX 3090", image="ubuntu:22.04")
+    assert two.price_estimated and not one.price_estimated
+    assert "≈$" in repr(two) and "≈" not in repr(one)
+    assert "≈$" in two.fallback_report.chosen.detail
+    assert "≈$" not in one.fallback_report.chosen.detail
+    assert "≈$" in two.fallback_report._repr_html_()
+    assert "≈" in html.instance_card(two) and "≈" not in html.instance_card(one)
+    assert client.products().attrs["estimated"] == ["monthly_per_hour"]
+    assert "price_per_hour" in client.products(gpu_num=2).attrs["estimated"]
+    assert client.instances().attrs["estimated"] == ["price_per_hour", "cost_so_far"]
+    client.create_storage("data", "AS-SGP-02", 20)
+    assert client.storages().attrs["estimated"] == ["price_per_hour", "price_per_month"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import errors
 from .http import Transport
+from .lifecycle import send_confirmed
 from .models import Cluster, Product, RegistryAuth, Template
 from .validation import BILLING_METHODS, normalise_billing
 
@@ -163,9 +164,11 @@ class NovitaAPI:
         min_memory_per_gpu: int | None = None,
         min_rootfs_size: int | None = None,
     ) -> list[Product]:
-        """GPU products; an entry listing several regions is split into one per region, each
-        copy keeping the entry's ``available`` (true if it is in stock somewhere among them,
-        not in that region: pass ``cluster_id`` for one region's stock)."""
+        """GPU products. Unfiltered, an entry listing several regions is split into one per
+        region, each copy keeping the entry's ``available`` (true if it is in stock somewhere
+        among them, not in that region). With ``cluster_id`` (that region's stock) each
+        product id comes once, as listed: whatever its ``regions`` hold, the caller knows
+        which region it asked about (the catalog labels the rows with it)."""
         _optional_str(cluster_id, "cluster_id")
         _optional_str(product_name, "product_name")
         _optional_int(gpu_num, "gpu_num", 0, 8)
@@ -186,9 +189,14 @@ class NovitaAPI:
             },
         )
         products: list[Product] = []
+        seen: set[str] = set()
         for item in _items(data, "data", "GET", "/products"):
             product = Product.from_api(item)
-            if len(product.regions) > 1:
+            if cluster_id is not None:
+                if product.id not in seen:  # a repeated id would be a second, inflated row
+                    seen.add(product.id)
+                    products.append(product)
+            elif len(product.regions) > 1:
                 products.extend(dataclasses.replace(product, regions=(r,)) for r in product.regions)
             else:
                 products.append(product)
@@ -261,8 +269,20 @@ class NovitaAPI:
         return params
 
     def _lifecycle(self, action: str, instance_id: str) -> None:
+        """One lifecycle POST, resent only after a read shows it did not take effect
+        (``lifecycle.send_confirmed``: resending one is not known to be harmless)."""
         instance_id = _require_id(instance_id, "instance_id")
-        self._post(f"/gpu/instance/{action}", {"instanceId": instance_id}, idempotent=True)
+        path, body = f"/gpu/instance/{action}", {"instanceId": instance_id}
+        transport = self.transport
+        send_confirmed(
+            action,
+            instance_id,
+            post=lambda: self._post(path, body, idempotent=False),
+            read=lambda: self.get_instance(instance_id),
+            attempts=1 + transport.max_retries,
+            base=transport.retry_backoff,
+            cap=transport.retry_backoff_max,
+        )
 
     def start_instance(self, instance_id: str) -> None:
         self._lifecycle("start", instance_id)

@@ -1,11 +1,14 @@
 """The catalog: cached listings (products, clusters, templates) with a TTL, per-region stock
-from ``clusterId`` listings fetched concurrently, the price index, and region lookup.
+from ``clusterId`` listings fetched concurrently, the price index, and region lookup. Every
+listing it hands out names regions by cluster name (``region_join``: by name, or learned from
+the regions' own listings when the names are not the products' region labels).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +20,19 @@ from .api import NovitaAPI
 from .errors import NovitaError, ValidationError
 from .models import Cluster, Instance, Product, Template
 from .money import format_money
+from .region_join import JOIN_NAME, RegionJoin, join_by_name, learn_join
 from .validation import BILLING_METHODS, check_bool
 
-__all__ = ["Catalog", "Selection", "REGION_TTL", "REGION_CONCURRENCY", "merge_entries"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Catalog",
+    "Selection",
+    "REGION_TTL",
+    "REGION_CONCURRENCY",
+    "merge_entries",
+    "estimated_columns",
+]
 
 T = TypeVar("T")
 
@@ -58,6 +71,7 @@ class Selection:
     items: list[Product]
     per_region: bool
     aggregate: dict[str, Product]
+    join: RegionJoin | None = None  # how the listing's region labels met the clusters
 
 
 def _offers_in(product: Product, cluster: Cluster) -> bool:
@@ -78,6 +92,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._fetch_locks: dict[Any, threading.Lock] = {}
         self._index_memo: tuple[Any, Any, dict[Any, Product]] | None = None
+        self._join_memo: dict[tuple[str | None, int], tuple[Any, Any, RegionJoin]] = {}
 
     # -- the cache ---------------------------------------------------------------------------
     def cached(
@@ -103,9 +118,45 @@ class Catalog:
             return value
 
     def products(self, refresh: bool = False) -> list[Product]:
-        """The unfiltered on-demand listing as the API layer parsed it. Its ``available`` is
-        the API's aggregate ("offered somewhere with stock"), never one region's."""
-        return list(self._raw_listing(None, refresh))
+        """The unfiltered on-demand listing as the API layer parsed it (regions by cluster
+        name). Its ``available`` is the API's aggregate ("offered somewhere with stock"),
+        never one region's."""
+        return self._joined(self._raw_listing(None, refresh))
+
+    def _joined(self, products: list[Product], method: str | None = None) -> list[Product]:
+        """``products`` (a cached unfiltered listing) with region labels as cluster names."""
+        return self._join_of(products, method).translate(products)
+
+    def region_join(self, refresh: bool = False, billing: str | None = None) -> RegionJoin:
+        """How product region labels map to clusters: by name (a cluster's name is a label's
+        code), else learned from the clusters' own ``clusterId`` listings (one call per
+        cluster the names miss, the ones a create reads anyway). Worked out once per
+        clusters and listing fetched; ``.method`` and ``.describe()`` say which was used."""
+        method = _method(billing)
+        return self._join_of(self._raw_listing(method, refresh), method, refresh)
+
+    def _join_of(
+        self, products: list[Product], method: str | None, refresh: bool = False
+    ) -> RegionJoin:
+        """The region join of one unfiltered listing (memoized per listing and clusters)."""
+        clusters = self._clusters(refresh)
+        key = (method, id(products))
+        with self._lock:
+            memo = self._join_memo.get(key)
+        if memo is not None and memo[0] is clusters and memo[1] is products:
+            return memo[2]
+        names, missed = join_by_name(clusters, products)
+        if not missed:
+            join = RegionJoin(names, how={c.id: JOIN_NAME for c in clusters})
+        else:
+            raw = self._raw_regions([c.id for c in missed], method, None, refresh=False)
+            join = learn_join(clusters, products, raw)
+            logger.info("%s", join.describe(clusters))
+        with self._lock:
+            if len(self._join_memo) > 16:  # listings come and go with the cache
+                self._join_memo.clear()
+            self._join_memo[key] = (clusters, products, join)
+        return join
 
     def _raw_listing(self, method: str | None, refresh: bool = False) -> list[Product]:
         key = "products" if method is None else ("products", method)
@@ -114,21 +165,59 @@ class Catalog:
     def listing(self, billing: str = "onDemand", refresh: bool = False) -> list[Product]:
         """The unfiltered listing for ``billing`` (``billingMethod`` sent for spot and monthly,
         so spot-only offers appear and prices are that method's): candidates and prices."""
-        return merge_entries(self._raw_listing(_method(billing), refresh))
+        return merge_entries(
+            self._joined(self._raw_listing(_method(billing), refresh), _method(billing))
+        )
 
-    def region_listing(
-        self, cluster_id: str, billing: str = "onDemand", gpu_num: int = 1, refresh: bool = False
+    def _raw_region(
+        self, cluster_id: str, method: str | None, count: int | None, refresh: bool = False
     ) -> list[Product]:
-        """One region's listing (``clusterId``): only its products, with ITS availability for
-        ``gpu_num`` GPUs; kept ``REGION_TTL`` seconds."""
-        method = _method(billing)
-        count = gpu_num if gpu_num > 1 else None
+        """A region's ``clusterId`` listing as the API gave it; kept ``REGION_TTL`` seconds."""
 
         def load() -> list[Product]:
             return self.api.products(cluster_id=cluster_id, billing_method=method, gpu_num=count)
 
         key = ("region", cluster_id, method, count)
-        return list(self.cached(key, load, refresh, cache=self._region_cache))
+        return self.cached(key, load, refresh, cache=self._region_cache)
+
+    def _raw_regions(
+        self, cluster_ids: Sequence[str], method: str | None, count: int | None, refresh: bool
+    ) -> dict[str, list[Product] | NovitaError]:
+        """Several regions' raw listings at once; a failed one maps to its error."""
+
+        def one(cluster_id: str) -> list[Product] | NovitaError:
+            try:
+                return self._raw_region(cluster_id, method, count, refresh)
+            except NovitaError as error:
+                return error
+
+        ids = list(dict.fromkeys(cluster_ids))
+        if len(ids) <= 1:
+            return {cluster_id: one(cluster_id) for cluster_id in ids}
+        with ThreadPoolExecutor(max_workers=min(REGION_CONCURRENCY, len(ids))) as pool:
+            return dict(zip(ids, pool.map(one, ids), strict=True))
+
+    def region_listing(
+        self, cluster_id: str, billing: str = "onDemand", gpu_num: int = 1, refresh: bool = False
+    ) -> list[Product]:
+        """One region's listing (``clusterId``): only its products, each id once, with ITS
+        availability for ``gpu_num`` GPUs, labelled with that region (whatever the entries'
+        ``regions`` hold: no duplicate rows, no other region's name); kept ``REGION_TTL`` s."""
+        count = gpu_num if gpu_num > 1 else None
+        raw = self._raw_region(cluster_id, _method(billing), count, refresh)
+        return self._labelled(cluster_id, raw)
+
+    def _labelled(self, cluster_id: str, raw: Sequence[Product]) -> list[Product]:
+        try:
+            cluster = next((c for c in self._clusters() if c.id == cluster_id), None)
+        except NovitaError:  # labelled by id rather than lose the listing
+            cluster = None
+        region = (cluster.name if cluster is not None else cluster_id,)
+        rows: dict[str, Product] = {}
+        for product in raw:
+            if product.id not in rows:
+                rows[product.id] = dataclasses.replace(product, regions=region)
+        return list(rows.values())
 
     def region_listings(
         self,
@@ -139,18 +228,14 @@ class Catalog:
     ) -> dict[str, list[Product] | NovitaError]:
         """Several regions' listings at once (at most ``REGION_CONCURRENCY`` in flight); a
         region whose listing failed maps to the error, so one bad answer spoils no other."""
-        ids = list(dict.fromkeys(cluster_ids))
-
-        def one(cluster_id: str) -> list[Product] | NovitaError:
-            try:
-                return self.region_listing(cluster_id, billing, gpu_num, refresh)
-            except NovitaError as error:
-                return error
-
-        if len(ids) <= 1:
-            return {cluster_id: one(cluster_id) for cluster_id in ids}
-        with ThreadPoolExecutor(max_workers=min(REGION_CONCURRENCY, len(ids))) as pool:
-            return dict(zip(ids, pool.map(one, ids), strict=True))
+        count = gpu_num if gpu_num > 1 else None
+        raw = self._raw_regions(cluster_ids, _method(billing), count, refresh)
+        return {
+            cluster_id: value
+            if isinstance(value, NovitaError)
+            else self._labelled(cluster_id, value)
+            for cluster_id, value in raw.items()
+        }
 
     def prefetch(
         self, billing: str, cluster_ids: Sequence[str], gpu_num: int = 1
@@ -172,16 +257,19 @@ class Catalog:
 
     def products_for(self, gpu_num: int, refresh: bool = False) -> list[Product]:
         """The API's listing for ``gpu_num`` GPUs (its availability means "has that many")."""
-        return list(
-            self.cached(
-                ("products", gpu_num),
-                lambda: self.api.products(gpu_num=gpu_num),
-                refresh,
-            )
+        return self._joined(self._for_gpus(gpu_num, refresh))
+
+    def _for_gpus(self, gpu_num: int, refresh: bool = False) -> list[Product]:
+        return self.cached(
+            ("products", gpu_num), lambda: self.api.products(gpu_num=gpu_num), refresh
         )
 
     def clusters(self, refresh: bool = False) -> list[Cluster]:
-        return list(self.cached("clusters", self.api.clusters, refresh))
+        return list(self._clusters(refresh))
+
+    def _clusters(self, refresh: bool = False) -> list[Cluster]:
+        """The cached cluster list itself (the same object until it is fetched again)."""
+        return self.cached("clusters", self.api.clusters, refresh)
 
     def templates(self, refresh: bool = False) -> list[Template]:
         return list(self.cached("templates", self.api.templates, refresh))
@@ -215,10 +303,12 @@ class Catalog:
         method = _method(billing)
         count = gpu_num if gpu_num and gpu_num > 1 else None
         if count is not None and method is None:
-            items = merge_entries(self.products_for(count, refresh))
+            raw = self._for_gpus(count, refresh)
         else:
-            items = self.listing(billing or "onDemand", refresh)
+            raw = self._raw_listing(method, refresh)
         clusters = self.clusters(refresh)
+        join = self._join_of(raw, method)
+        items = merge_entries(join.translate(raw))
         if region is not None:
             cluster = self.find_region(region)
             clusters = [cluster]
@@ -248,11 +338,11 @@ class Catalog:
             ]
         aggregate = {p.id: p for p in items}
         if not (region is not None or detail or available is not None):
-            return Selection(items, False, aggregate)
+            return Selection(items, False, aggregate, join)
         rows = self._region_rows(clusters, items, billing, gpu_num, refresh)
         if available is not None:
             rows = [p for p in rows if p.available is available]
-        return Selection(rows, True, aggregate)
+        return Selection(rows, True, aggregate, join)
 
     def _region_rows(
         self,
@@ -291,11 +381,13 @@ class Catalog:
     def price_index(self) -> dict[Any, Product]:
         """(product_id, REGION NAME) and (product_id, cluster id) → Product, memoized per
         listing; (product_id, None) when a product costs the same everywhere."""
-        products = self._raw_listing(None)
+        raw = self._raw_listing(None)
         clusters = self.cached("clusters", self.api.clusters)
+        join = self.region_join()
         memo = self._index_memo
-        if memo is not None and memo[0] is products and memo[1] is clusters:
+        if memo is not None and memo[0] is raw and memo[1] is join:
             return memo[2]
+        products = self._joined(raw)
         id_of = {c.name.upper(): c.id for c in clusters}
         index: dict[Any, Product] = {}
         by_product: dict[str, list[Product]] = {}
@@ -308,7 +400,7 @@ class Catalog:
         for product_id, entries in by_product.items():
             if len({p.price for p in entries}) == 1:
                 index[(product_id, None)] = entries[0]
-        self._index_memo = (products, clusters, index)
+        self._index_memo = (raw, join, index)
         return index
 
     def price_of(self, instance: Instance, index: dict[Any, Product] | None = None) -> float | None:
@@ -346,6 +438,14 @@ class Catalog:
         if price is None:
             return None
         return price * (fields["gpu_num"] or 1)
+
+
+def estimated_columns(billing: str | None, gpu_num: int | None) -> list[str]:
+    """The price columns of a products frame that rest on a guess (money.ESTIMATED_PRICES):
+    the monthly price always, every price of a listing for several GPUs."""
+    if gpu_num is not None and gpu_num > 1:
+        return ["price_per_hour", "spot_per_hour", "monthly_per_hour"]
+    return ["monthly_per_hour"]
 
 
 def cheapest_by_model(products: Iterable[Product]) -> str:

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .api import NovitaAPI
-from .catalog import Catalog
+from .catalog import Catalog, estimated_columns
 from .config import Config, load_config
 from .errors import NotFoundError, NovitaError, ValidationError
 from .guard import GuardRules
@@ -32,6 +32,7 @@ from .models import (
     Product,
     Template,
 )
+from .money import price_is_estimate
 from .parsing import listing_fields, phase_of
 from .provisioning import Batch, Budget, NameClaims, Provisioner, Resources
 from .provisioning.request import DEFAULT_ROOTFS_GB, prepare_request
@@ -579,13 +580,18 @@ class Novita:
             detail=detail,
             refresh=refresh,
         )
-        return _frames().products_frame(
+        clusters = self.catalog.clusters()
+        frame = _frames().products_frame(
             selection.items,
-            self.catalog.clusters(),
+            clusters,
             billing=billing,
             per_region=selection.per_region,
             aggregate=selection.aggregate,
         )
+        if selection.join is not None:
+            frame.attrs["region_join"] = selection.join.describe(clusters)
+        frame.attrs["estimated"] = estimated_columns(billing, gpu_num)
+        return frame
 
     def regions(self, refresh: bool = False, detail: bool = True) -> pd.DataFrame:
         """Regions (clusters) with their GPU types, product counts, products in stock and the
@@ -604,7 +610,9 @@ class Novita:
                 if isinstance(value, NovitaError):
                     raise value
             listings = {key: value for key, value in fetched.items() if isinstance(value, list)}
-        return _frames().regions_frame(clusters, products, listings)
+        frame = _frames().regions_frame(clusters, products, listings)
+        frame.attrs["region_join"] = self.catalog.region_join().describe(clusters)
+        return frame
 
     def instances(
         self, status: str | Iterable[str] | None = None, refresh: bool = False
@@ -637,7 +645,10 @@ class Novita:
                 for r in rows
                 if r["status"] in wanted or phase_of(r["status"], r["status_error"]) in wanted
             ]
-        return _frames().listed_instances_frame(rows, datetime.now(UTC))
+        frame = _frames().listed_instances_frame(rows, datetime.now(UTC))
+        if any(price_is_estimate(r["billing_mode"], r["gpu_num"]) for r in rows):
+            frame.attrs["estimated"] = ["price_per_hour", "cost_so_far"]  # money.ESTIMATED_PRICES
+        return frame
 
     def _ledger_created_times(self) -> dict[str, datetime]:
         """Creation times the ledger recorded, by instance id ({} if the ledger is unreadable)."""

@@ -32,7 +32,9 @@ Each error carries the HTTP status, Novita's reason, the call (method + path) an
 
 "Is this worth retrying?" is answered here only: ``is_transient(error)``. "Might a failed
 write have been applied anyway?" likewise: ``may_have_applied(error)``. ``requested_delay``
-reads the wait the server or the breaker asked for.
+reads the wait the server or the breaker asked for. What an answer's status and reason mean
+together (a refused key, a missing thing) is ``key_rejected`` and ``means_not_found``: the
+error map and the doctor read answers the same way.
 
 Messages never contain secrets: callers build them from ids, names and API messages only.
 """
@@ -50,6 +52,9 @@ __all__ = [
     "is_transient",
     "may_have_applied",
     "requested_delay",
+    "key_rejected",
+    "means_not_found",
+    "PERMANENT_SERVER_REASONS",
     "AuthenticationError",
     "RateLimitError",
     "TimeoutError",
@@ -71,6 +76,37 @@ __all__ = [
     "RemoteRunError",
     "PythonMismatchError",
 ]
+
+
+#: Reasons of a refused key or account; the documented account reasons come with HTTP 400.
+KEY_REASONS = frozenset(
+    {"UNAUTHORIZED", "FORBIDDEN", "INVALID_USER_TOKEN", "BANNED_USER", "USER_NOT_FOUND"}
+)
+#: Documented 5xx reasons that no retry can fix (the server answered and refused).
+PERMANENT_SERVER_REASONS = frozenset({"WALLET_NOT_FOUND"})
+
+
+def key_rejected(status: int | None, reason: str | None) -> bool:
+    """True when an answer says the key (or its account) was refused: 401/403, or a 4xx
+    whose reason is an account reason (``INVALID_USER_TOKEN`` comes as a documented 400)."""
+    status = status or 0
+    if status in (401, 403):
+        return True
+    text = reason or ""
+    return 400 <= status < 500 and (
+        text in KEY_REASONS or "TOKEN" in text or "API_KEY" in text or text.startswith("BANNED_")
+    )
+
+
+def means_not_found(status: int | None, reason: str | None) -> bool:
+    """True when an answer says the thing asked about does not exist: HTTP 404, or a 4xx whose
+    reason ends in ``_NOT_FOUND`` (the documented 400). Never a 5xx: ``WALLET_NOT_FOUND`` is
+    a documented 500, a server refusal, and reading it as "gone" would make a failed delete
+    look done."""
+    status = status or 0
+    if status == 404:
+        return True
+    return 400 <= status < 500 and (reason or "").endswith("_NOT_FOUND")
 
 
 class NovitaError(Exception):
@@ -294,8 +330,13 @@ def is_transient(error: BaseException) -> bool:
     """True when the same call may succeed if tried again later (the one retry policy)."""
     if isinstance(error, TransientError):
         return True
-    # An APIError built without the subclass (e.g. by a caller) still counts by its status.
-    return isinstance(error, APIError) and (error.status or 0) >= 500
+    # An APIError built without the subclass (e.g. by a caller) still counts by its status,
+    # unless its reason is a refusal no retry can change.
+    return (
+        isinstance(error, APIError)
+        and (error.status or 0) >= 500
+        and error.reason not in PERMANENT_SERVER_REASONS
+    )
 
 
 def may_have_applied(error: BaseException) -> bool:
@@ -303,6 +344,8 @@ def may_have_applied(error: BaseException) -> bool:
     (timeout, dropped connection) or a server error. A 429 or an open breaker was never sent."""
     if isinstance(error, RateLimitError | CircuitBreakerError):
         return False
+    if isinstance(error, NovitaError) and error.reason in PERMANENT_SERVER_REASONS:
+        return False  # the server answered and refused
     if isinstance(error, TimeoutError | NetworkError):
         return True
     return isinstance(error, NovitaError) and (error.status or 0) >= 500

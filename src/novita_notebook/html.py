@@ -244,7 +244,8 @@ def instance_card(instance: Instance, since: datetime | None = None) -> str:
             )
         )
     if instance.price_per_hour is not None:
-        rows.append(("price", money(instance.price_per_hour, per_hour=True)))
+        mark = _money.ESTIMATE_MARK if instance.price_estimated else ""  # a guessed unit
+        rows.append(("price", mark + money(instance.price_per_hour, per_hour=True)))
         spent = spent_so_far(instance, since=since)
         if spent is not None:
             rows.append(("spent so far", text(approx_money(spent))))

@@ -284,7 +284,7 @@ class Transport:
                     with self._not_before_lock:
                         self._not_before = max(self._not_before, time.monotonic() + retry_after)
                 response.close()
-                if not (status >= 500 or status == 429):
+                if not errors.is_transient(error):  # e.g. a 500 WALLET_NOT_FOUND: a refusal
                     raise error
             last_error = error
             if attempt + 1 >= attempts:

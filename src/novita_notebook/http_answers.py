@@ -41,6 +41,11 @@ _REASON_HINTS = {
     "IMAGE_AUTH_IN_USE": "Delete or change the templates/instances using this registry auth.",
     "TEMPLATE_IS_PRIVATE": "The template belongs to another account; use one of yours.",
     "UNSUPPORTED_BILLING_MODE": "Pick a billing method the product lists (Novita.products()).",
+    "WALLET_NOT_FOUND": (
+        "Novita found no wallet for the account (a server refusal, HTTP 500, not a missing "
+        "instance): nothing was changed. Check the account's billing in the Novita console."
+    ),
+    "INVALID_USER_TOKEN": "Check NOVITA_API_KEY (or pass api_key=...): Novita refused the key.",
 }
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*):\s")
 
@@ -86,7 +91,10 @@ def error_from_response(
     *,
     scrub: Callable[[str], str] = lambda s: s,
 ) -> errors.NovitaError:
-    """Map an HTTP error response to the error tree (message and reason from the envelope)."""
+    """Map an HTTP error response to the error tree from the status and the envelope's reason
+    read together: a refused key is an AuthenticationError whatever its status (401, or the
+    documented 400 ``INVALID_USER_TOKEN``); a 5xx is a server error whatever its reason (a
+    500 ``WALLET_NOT_FOUND`` is never "not found", and is not retried)."""
     status = response.status_code
     envelope = _envelope(response)
     reason = envelope.get("reason") or None
@@ -98,12 +106,21 @@ def error_from_response(
     common: dict[str, Any] = {"status": status, "reason": reason, "method": method, "path": path}
     lowered = message.lower()
 
-    if status in (401, 403) or reason in ("UNAUTHORIZED", "FORBIDDEN", "INVALID_USER_TOKEN"):
-        return errors.AuthenticationError(message, **common)
+    if errors.key_rejected(status, reason):
+        hint = _REASON_HINTS.get(reason or "")
+        return errors.AuthenticationError(message, hint=hint, **common)
     if status == 429 or reason in ("RATE_LIMIT_EXCEEDED", "SEND_CODE_TOO_FAST"):
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return errors.RateLimitError(message, retry_after=retry_after, **common)
-    if status == 404 or (reason or "").endswith("_NOT_FOUND"):
+    if status >= 500:
+        if reason in errors.PERMANENT_SERVER_REASONS:
+            return errors.APIError(message, hint=_REASON_HINTS.get(reason or ""), **common)
+        return errors.ServerError(
+            message,
+            hint="The Novita API had a server error; idempotent calls were already retried.",
+            **common,
+        )
+    if errors.means_not_found(status, reason):
         return errors.NotFoundError(
             message, hint="Check the id or name (client.instances() lists them).", **common
         )
@@ -129,12 +146,6 @@ def error_from_response(
         return errors.InvalidStateError(
             message,
             hint="Wait until the instance settles (client.wait(...)) and try again.",
-            **common,
-        )
-    if status >= 500:
-        return errors.ServerError(
-            message,
-            hint="The Novita API had a server error; idempotent calls were already retried.",
             **common,
         )
     hint = _REASON_HINTS.get(reason or "", "The API refused the call; see its message above.")

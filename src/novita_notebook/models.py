@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .money import format_money
+from .money import format_money, price_is_estimate
 from .parsing import (
     BILLED_STATUSES,
     GONE_STATUSES,
@@ -20,6 +20,7 @@ from .parsing import (
     MaskedRaw,
     RawSource,
     StatusError,
+    error_is_failure,
     fast_int,
     fast_time,
     gpu_model_of,
@@ -301,7 +302,19 @@ class Instance:
 
     @property
     def failed(self) -> bool:
-        return self.status_error is not None and self.status_error.is_failure
+        """A statusError on an instance that came to rest (``parsing.error_is_failure``)."""
+        return error_is_failure(self.status, self.status_error)
+
+    @property
+    def warning(self) -> StatusError | None:
+        """A statusError that is not (yet) a failure: the instance is on its way or running."""
+        error = self.status_error
+        return error if error is not None and error.is_failure and not self.failed else None
+
+    @property
+    def price_estimated(self) -> bool:
+        """``price_per_hour`` rests on a guess (monthly, or several GPUs: money.py)."""
+        return price_is_estimate(self.billing_mode, self.gpu_num)
 
     @property
     def http_endpoints(self) -> list[str]:
@@ -324,7 +337,7 @@ class Instance:
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:
         price = (
-            f" {format_money(self.price_per_hour, per_hour=True)}"
+            f" {format_money(self.price_per_hour, per_hour=True, estimate=self.price_estimated)}"
             if self.price_per_hour is not None
             else ""
         )

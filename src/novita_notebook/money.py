@@ -8,10 +8,38 @@ import math
 from datetime import datetime
 from typing import Any
 
-__all__ = ["PRICE_UNIT", "usd_from_api", "cost_so_far", "format_money", "round_usd"]
+__all__ = [
+    "PRICE_UNIT",
+    "ESTIMATE_MARK",
+    "ESTIMATED_PRICES",
+    "usd_from_api",
+    "cost_so_far",
+    "format_money",
+    "price_is_estimate",
+    "round_usd",
+]
 
 #: API prices are integers (or digit strings) in 1/100000 USD per hour.
 PRICE_UNIT = 100_000
+
+#: Put before an amount whose unit or multiplier no public source shows (shown as an estimate,
+#: never as fact). Views that draw their own amounts use it too.
+ESTIMATE_MARK = "\u2248"
+
+#: The prices that rest on a guess, and why (docs/assumptions.md G12, G13).
+ESTIMATED_PRICES: dict[str, str] = {
+    "monthly": "monthlyPrice is taken as per GPU per month (no public source says)",
+    "several GPUs": "a listed price is taken as per GPU and multiplied by the GPU count",
+    "network volume": "a volume's price is taken as USD per hour in 1/100000 USD",
+}
+
+
+def price_is_estimate(
+    billing: str | None = None, gpu_num: int | None = 1, *, volume: bool = False
+) -> bool:
+    """True when a price rests on a guess about its unit or multiplier: a network volume's,
+    a monthly one, or one for more than one GPU (``ESTIMATED_PRICES`` says why)."""
+    return volume or billing == "monthly" or (gpu_num or 1) > 1
 
 
 def usd_from_api(value: Any) -> float | None:
@@ -41,9 +69,12 @@ def cost_so_far(
     return round_usd(price_per_hour * hours)
 
 
-def format_money(amount: float | None, *, per_hour: bool = False, missing: str = "—") -> str:
+def format_money(
+    amount: float | None, *, per_hour: bool = False, missing: str = "—", estimate: bool = False
+) -> str:
     """``0.2975`` → ``$0.30`` (``$0.30/h`` with ``per_hour``); ``1234.5`` → ``$1,234.50``;
-    None → ``missing``."""
+    None → ``missing``; ``estimate`` (``price_is_estimate``) puts ``≈`` before it."""
     if amount is None:
         return missing
-    return f"${amount:,.2f}" + ("/h" if per_hour else "")
+    text = f"${amount:,.2f}" + ("/h" if per_hour else "")
+    return ESTIMATE_MARK + text if estimate else text

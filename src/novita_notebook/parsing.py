@@ -61,7 +61,8 @@ _PHASE_OF_STATUS: dict[str, str] = {
     "removed": "removed",
 }
 
-#: Phases in display order; ``failed`` is any status with a statusError, ``unknown`` any new string.
+#: Phases in display order; ``failed`` is a statusError on an instance that came to rest (see
+#: ``error_is_failure``), ``unknown`` any new string.
 PHASES: tuple[str, ...] = (
     "provisioning",
     "starting",
@@ -84,9 +85,26 @@ BILLED_STATUSES: frozenset[str] = frozenset(
 GONE_STATUSES: frozenset[str] = frozenset({"toRemove", "removing", "removed"})
 
 
+#: Statuses in which a statusError is not (yet) a failure: the instance is on its way, running
+#: or going away. No public source says when Novita sets statusError, so one seen there may be
+#: transient (a retried pull) or stale on a healthy instance; waits judge it over a window.
+#: Anywhere else (exited, freezing, a status nobody documented) a statusError means failed.
+ERROR_MAY_PASS: frozenset[str] = frozenset(_PHASE_OF_STATUS) - {"exited", "freezing"}
+
+
+def error_is_failure(status: str | None, status_error: StatusError | None) -> bool:
+    """True when a statusError means the instance failed: it says something, and the status
+    is one where an instance rests (``exited``) or one nobody documented."""
+    return (
+        status_error is not None
+        and status_error.is_failure
+        and (status or "") not in ERROR_MAY_PASS
+    )
+
+
 def phase_of(status: str | None, status_error: StatusError | None = None) -> str:
     """Map a raw status string (and an optional statusError) to a coarse phase name."""
-    if status_error is not None and status_error.is_failure:
+    if error_is_failure(status, status_error):
         return "failed"
     if not status:
         return "unknown"
@@ -195,7 +213,8 @@ def gpu_matches(query: str, product_name: str, gpu_model: str = "") -> bool:
 
 @dataclass(frozen=True)
 class StatusError:
-    """An instance's ``statusError``; a failure when it says anything."""
+    """An instance's ``statusError``. ``is_failure`` says it reports something; whether the
+    instance failed depends on its status too (``error_is_failure``)."""
 
     state: str
     message: str
@@ -203,6 +222,9 @@ class StatusError:
     @property
     def is_failure(self) -> bool:
         return bool(self.state or self.message)
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.state, self.message) if part) or "error"
 
 
 _SECRET_KEYS = {"password", "sshPassword", "imageAuth"}

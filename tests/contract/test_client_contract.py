@@ -15,7 +15,13 @@ import pytest
 import requests
 
 from novita_notebook import Novita
-from novita_notebook.errors import CapacityError, NotFoundError, ValidationError
+from novita_notebook.errors import (
+    APIError,
+    AuthenticationError,
+    CapacityError,
+    NotFoundError,
+    ValidationError,
+)
 from novita_notebook.guard.enforcer import read_gpu_utilisation
 from novita_notebook.models import Instance, region_code
 
@@ -202,6 +208,13 @@ CHECKS: dict[str, Callable[[Novita, Any], None]] = {
     ),
     "error_validation": check_error(
         ValidationError, lambda c: c.api.create_instance({"kind": "gpu"}), "VALIDATOR_PARAM"
+    ),
+    # A documented 500 is a refusal, never "not found": the delete did not happen.
+    "error_wallet_not_found": check_error(
+        APIError, lambda c: c.api.delete_instance("7f3a9c2e5b1d4e60"), "WALLET_NOT_FOUND"
+    ),
+    "error_bad_key": check_error(
+        AuthenticationError, lambda c: c.api.clusters(), "INVALID_USER_TOKEN"
     ),
     "instance": check_instance,
     "instances": check_instances,

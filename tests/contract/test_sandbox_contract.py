@@ -105,11 +105,13 @@ def test_sandbox_matches_fixture(name):
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {sb.api_key}"
         request = _fill(fixture["request"], _prepare(sb, session))
+        sb.configure(**fixture.get("switches", {}))  # a documented answer behind a switch
         response = session.request(
             request["method"],
             sb.url + request["path"],
             params=request.get("query"),
             json=request.get("body"),
+            headers=request.get("headers"),
             timeout=10,
         )
         log = sb.requests()[-1]

@@ -1,22 +1,32 @@
 """``novita-notebook doctor`` (doctor.main): key and URL from the environment like the client,
-the report on stdout, exit 0 when all is as assumed, 1 when something differs, 2 on bad input.
+the report on stdout, exit 0 when all is verified and as assumed, 1 when something differs,
+2 on bad input, 3 when nothing differs but something could not be verified.
 """
 
 from __future__ import annotations
 
-from doctor_helpers import make_instances
+from doctor_helpers import make_instances, verifiable_account
 
 from novita_notebook.doctor import main
 from novita_notebook.sandbox import Sandbox
 
 
 def test_default_sandbox_exits_zero_and_says_zero_based(monkeypatch, capsys, sandbox):
-    make_instances(sandbox, ["cli-a", "cli-b"])
+    verifiable_account(sandbox)
     monkeypatch.setenv("NOVITA_API_KEY", sandbox.api_key)
     monkeypatch.setenv("NOVITA_API_URL", sandbox.url)
     assert main(["--timeout", "5"]) == 0
     out = capsys.readouterr().out
     assert "instances: 0-based" in out and sandbox.api_key not in out
+    assert "everything as the client assumes" in out
+
+
+def test_an_account_with_nothing_to_look_at_exits_three(monkeypatch, capsys, sandbox):
+    monkeypatch.setenv("NOVITA_API_KEY", sandbox.api_key)
+    assert main(["--api-url", sandbox.url]) == 3
+    out = capsys.readouterr().out
+    assert "nothing differs, but not verified: " in out
+    assert "metrics" in out and "spot fields" in out and "unverified" in out
 
 
 def test_one_based_sandbox_exits_one_and_says_one_based(monkeypatch, capsys):

@@ -8,10 +8,10 @@ import socket
 
 import pytest
 import requests
-from doctor_helpers import make_instances
+from doctor_helpers import make_instances, verifiable_account
 
 from novita_notebook.doctor import run_doctor
-from novita_notebook.doctor.report import DIFFERS, FAILED, OK, UNKNOWN
+from novita_notebook.doctor.report import DIFFERS, FAILED, OK, UNVERIFIED
 from novita_notebook.sandbox import Sandbox
 
 SPEED = 300.0
@@ -22,14 +22,19 @@ def statuses(report) -> dict[str, str]:
 
 
 def test_default_sandbox_passes_every_check_and_reads_as_zero_based(sandbox):
-    make_instances(sandbox, ["doctor-a", "doctor-b"])
+    verifiable_account(sandbox)
     report = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5)
     paging = report.line("paging base")
     assert paging.status == OK and "instances: 0-based" in paging.detail
-    # The sandbox is built to the same assumptions: nothing may differ, nothing stays unknown
-    # except the registry line (no auth saved).
-    assert {n: s for n, s in statuses(report).items() if s != OK} == {"registry passwords": UNKNOWN}
-    assert report.ok and report.bug_report() == ""
+    # The sandbox is built to the same assumptions: nothing may differ, nothing stays
+    # unverified except the registry line (no auth saved; nothing the package relies on).
+    assert {n: s for n, s in statuses(report).items() if s != OK} == {
+        "registry passwords": UNVERIFIED
+    }
+    assert report.ok and report.verified and report.exit_code == 0
+    assert report.bug_report() == ""
+    for name in ("region join", "metrics", "spot fields", "instance statuses", "bad-key status"):
+        assert report.line(name).status == OK, report.text()
     assert "not-found status" in report.text() and "404" in report.line("not-found status").detail
 
 
@@ -55,7 +60,7 @@ def test_paging_base_is_read_from_templates_when_there_is_no_instance(page_base,
     assert paging.status == expected and paging.detail.startswith("templates: ")
     assert f"{page_base}-based" in paging.detail
     # Without an instance the instance-only shapes cannot be told, and the line says how.
-    assert report.line("node").status == UNKNOWN
+    assert report.line("node").status == UNVERIFIED
     assert "create one" in report.line("node").detail
 
 

@@ -20,8 +20,8 @@ def reshape(monkeypatch, path: str, change: Callable[[Any], None]) -> None:
     """Let ``change`` edit every 200 answer of ``path`` (the sandbox answers, then this edits)."""
     original = Probe._get_once
 
-    def edited(self, called_path, params):
-        reply = original(self, called_path, params)
+    def edited(self, called_path, params, **kw):
+        reply = original(self, called_path, params, **kw)
         if called_path == path and reply.status == 200:
             reply.data = copy.deepcopy(reply.data)
             change(reply.data)
@@ -104,8 +104,8 @@ def test_a_new_nested_object_is_one_finding(monkeypatch, sandbox):
 def test_template_parameters_refused_or_ignored_are_reported(monkeypatch, sandbox, channel_status):
     original = Probe._get_once
 
-    def refusing(self, path, params):
-        reply = original(self, path, params)
+    def refusing(self, path, params, **kw):
+        reply = original(self, path, params, **kw)
         if path == "/templates" and (params or {}).get("channel") == "private":
             if channel_status == 400:
                 reply.status, reply.data = 400, {"code": 400, "reason": "VALIDATOR_PARAM"}
@@ -148,8 +148,8 @@ def page_edit(monkeypatch, change: Callable[[int, Any], Any]) -> None:
     """Let ``change(pageNum, reply)`` edit or replace the instance pages the sandbox answers."""
     original = Probe._get_once
 
-    def edited(self, path, params):
-        reply = original(self, path, params)
+    def edited(self, path, params, **kw):
+        reply = original(self, path, params, **kw)
         if path == "/gpu/instances":
             reply = change(int((params or {})["pageNum"]), reply) or reply
         return reply
@@ -199,7 +199,7 @@ def test_a_listing_that_changes_while_read_is_unknown(monkeypatch, sandbox):
 
     page_edit(monkeypatch, moving)
     line = run_doctor(sandbox.api_url, sandbox.api_key, timeout=5).line("paging base")
-    assert line.status == "unknown" and "changed while it was read" in line.detail
+    assert line.status == "unverified" and "changed while it was read" in line.detail
 
 
 def test_zero_based_with_a_single_instance(sandbox):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from doctor_helpers import make_instances
+from doctor_helpers import make_instances, verifiable_account
 
 from novita_notebook import Novita
 from novita_notebook.cli import USAGE
@@ -48,7 +48,7 @@ def test_doctor_validates_before_any_call(client, sandbox):
 
 def test_cli_has_a_doctor_command(monkeypatch, capsys, sandbox):
     assert "doctor" in USAGE
-    make_instances(sandbox, ["cli-a", "cli-b"])
+    verifiable_account(sandbox)
     monkeypatch.setenv("NOVITA_API_KEY", sandbox.api_key)
     assert cli_main(["doctor", "--api-url", sandbox.url, "--timeout", "5"]) == 0
     out = capsys.readouterr().out

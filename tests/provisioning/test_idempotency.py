@@ -101,8 +101,8 @@ def test_a_create_landing_after_the_read_timeout_is_adopted_not_resent(sandbox):
 
     original = sandbox.faults.decide
 
-    def slow_creates(is_create, now=None):
-        decision = original(is_create, now)
+    def slow_creates(is_create, now=None, **kinds):
+        decision = original(is_create, now, **kinds)
         return Decision(latency=0.7) if is_create and decision == Decision() else decision
 
     sandbox.faults.decide = slow_creates  # only creates are slow: they land after 0.7 s

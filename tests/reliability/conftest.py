@@ -56,8 +56,8 @@ def slow_creates(sandbox):
     original = sandbox.faults.decide
 
     def enable(seconds: float) -> None:
-        def decide(is_create: bool, now: float | None = None):
-            decision = original(is_create, now)
+        def decide(is_create: bool, now: float | None = None, **kinds: bool):
+            decision = original(is_create, now, **kinds)
             if is_create and decision == Decision():
                 return Decision(latency=seconds)
             return decision

@@ -65,6 +65,7 @@ EXPECTED = (
     "guard soak p99 overrun in guard intervals",
     "guard soak guard-process memory at the end vs the start",
     "guard soak guard-process threads at the end vs the start",
+    "doctor with 6,000 catalog items vs 600",
 )
 #: The runs-over-SSH figures need OpenSSH's client as their baseline.
 if shutil.which("ssh") and shutil.which("sshpass"):

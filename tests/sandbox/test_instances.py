@@ -145,7 +145,6 @@ def test_lifecycle_actions_on_unknown_ids(api):
         ({"imageUrl": "x" * 501}, "imageUrl"),
         ({"imageUrl": 5}, "imageUrl"),
         ({"name": "a" * 256}, "name"),
-        ({"name": "bad name!"}, "name"),
         ({"ports": [80]}, "ports"),
         ({"ports": "80/udp"}, "ports"),
         ({"ports": "0/http"}, "ports"),
@@ -272,8 +271,10 @@ def test_list_filters_total_and_pagination(api):
     item = everything["instances"][0]
     assert isinstance(item["cpuNum"], str) and isinstance(item["rootfsSize"], int)
     assert "connectComponentSSH" not in item  # the list is the short form
-    assert_error(api.get("/gpu/instances", pageSize=0), 400, "VALIDATOR_PARAM", "pageSize")
-    assert_error(api.get("/gpu/instances", pageSize=101), 400, "VALIDATOR_PARAM", "pageSize")
+    # The docs allow any pageSize >= 0: 0 is the default size, above 100 is capped at 100.
+    assert len(api.get("/gpu/instances", pageSize=0).json()["instances"]) == 8
+    assert len(api.get("/gpu/instances", pageSize=101).json()["instances"]) == 8
+    assert_error(api.get("/gpu/instances", pageSize=-1), 400, "VALIDATOR_PARAM", "pageSize")
     assert_error(api.get("/gpu/instances", pageNum=-1), 400, "VALIDATOR_PARAM", "pageNum")
     assert_error(api.get("/gpu/instances", status="x" * 64), 400, "VALIDATOR_PARAM", "status")
 

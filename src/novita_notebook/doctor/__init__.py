@@ -1,23 +1,15 @@
-"""The doctor: read-only calls against a Novita API that check the client's assumptions
-(key, latency, paging base, catalog shape, template parameters, field shapes, unknown fields).
+"""The doctor: read-only calls against a Novita API that check what the client assumes about
+it (key, latency, paging base, catalog shape, region join, filters, price units, template
+parameters, field shapes, timestamps, statuses, metrics, spot fields, error statuses, unknown
+fields). Each line is ok, differs, unverified (nothing to look at: never ok) or failed (no usable
+answer: a refused key, or an answer that is not JSON from the API host).
 
 Use: ``run_doctor(api_url, api_key)`` returns a ``DoctorReport``; print it, show it in a
 notebook, and paste ``report.bug_report()`` (never the key, ids anonymised) when it differs.
-
-Wiring (for the helper who connects it; nothing else needs to change here):
-
-- ``cli.py``: add ``doctor`` to USAGE ("check the client's assumptions against the API your
-  key reaches (read-only)") and ``elif command == "doctor": from .doctor import main as run``.
-  ``main(argv)`` (doctor/command.py) reads ``--api-url``/``--timeout``/``--bug-report``, the
-  key from NOVITA_API_KEY or .env via ``config.load_config``, prints the report and exits 0
-  when ok, 1 when something differs, 2 on bad input.
-- ``Novita.doctor(self, timeout: float = 10.0) -> DoctorReport`` in client.py:
-  ``from .doctor import run_doctor`` (lazily), then
-  ``return run_doctor(self.config.api_url, self.transport.api_key, timeout=timeout)``.
-- ``%novita doctor`` in notebook/: ``sub.add_parser("doctor", help="check the client's
-  assumptions against the real API (read-only)")`` plus ``--timeout``, and
-  ``def cmd_doctor(self, args): return self.get_client().doctor(timeout=args.timeout or 10)``
-  (the returned report renders itself: ``_repr_html_`` and a text repr).
+``novita-notebook doctor`` (``main``) exits with ``report.exit_code``: 0 everything verified,
+1 something differs or failed, 3 nothing differs but something the package relies on is
+unverified (2: bad input). Also ``Novita().doctor()`` and ``%novita doctor``.
+docs/assumptions.md says, guess by guess, what each line checks.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from .context import Context, describe, items
-from .report import DIFFERS, OK, UNKNOWN
+from .report import DIFFERS, OK, UNVERIFIED
 
 MADE_UP_INSTANCE_ID = "novita-doctor-no-such-instance-0"
 _UNIX_SECONDS = re.compile(r"^(-1|0|\d{9,10})$")
@@ -58,7 +58,7 @@ def check_instance_detail(ctx: Context, instance_id: str | None) -> None:
 def _node(ctx: Context, detail: dict[str, Any] | None, instance_id: str | None) -> None:
     if detail is None:
         why = "no instance on the account" if instance_id is None else "get-instance failed"
-        ctx.add("node", UNKNOWN, f"{why}: create one and run the doctor again to see node")
+        ctx.add("node", UNVERIFIED, f"{why}: create one and run the doctor again to see node")
     elif "node" not in detail:
         ctx.add("node", DIFFERS, "absent from get-instance (assumed an array [{maxRootfsSize}])")
     elif isinstance(detail["node"], list):
@@ -98,15 +98,27 @@ def _time_values(value: Any) -> list[Any]:
     return found
 
 
+#: The times the package reads from get-instance (budgets, idle rule, newest-first, mine()).
+INSTANCE_TIMES = ("createdAt", "lastStartedAt", "lastStoppedAt")
+
+
 def _timestamps(ctx: Context, detail: dict[str, Any] | None) -> None:
-    seen = [detail] if detail is not None else []
-    seen += ctx.answers.get("GET /gpu/instances", []) + ctx.answers.get("GET /templates", [])
-    shapes = Counter(time_shape(v) for v in _time_values(seen))
-    if not shapes:
-        ctx.add("timestamps", UNKNOWN, "no timestamp seen: create an instance and run again")
+    if detail is None:
+        ctx.add("timestamps", UNVERIFIED, "no instance to read: create one and run again")
         return
+    missing = [key for key in INSTANCE_TIMES if key not in detail]
+    seen = [detail, *ctx.answers.get("GET /gpu/instances", [])]
+    seen += ctx.answers.get("GET /templates", [])
+    shapes = Counter(time_shape(v) for v in _time_values(seen))
     text = ", ".join(f"{shape} x{count}" for shape, count in shapes.most_common())
-    if set(shapes) == {"unix-second string"}:
+    if missing:
+        ctx.add(
+            "timestamps",
+            DIFFERS,
+            f"get-instance lacks {', '.join(missing)} (budgets and ages then count from what "
+            f"this client saw); {text or 'no other time seen'}",
+        )
+    elif set(shapes) == {"unix-second string"}:
         ctx.add("timestamps", OK, text)
     else:
         ctx.add("timestamps", DIFFERS, f"{text}; assumed unix seconds as digit strings")
@@ -132,12 +144,22 @@ def check_registry_passwords(ctx: Context) -> None:
     """Line ``registry passwords``: the listing masks them (the values are never shown)."""
     reply = ctx.get("/repository/auths")
     if reply.status != 200:
-        ctx.add("registry passwords", UNKNOWN, f"GET /repository/auths answered {describe(reply)}")
+        ctx.add(
+            "registry passwords",
+            UNVERIFIED,
+            f"GET /repository/auths answered {describe(reply)}",
+            relied_on=False,
+        )
         return
     auths = items(reply.data, "data")
     clear = sum(1 for a in auths if re.search(r"[^*•x\s]", str(a.get("password") or "")))
     if not auths:
-        ctx.add("registry passwords", UNKNOWN, "no registry auth saved: nothing to look at")
+        ctx.add(
+            "registry passwords",
+            UNVERIFIED,
+            "no registry auth saved: nothing to look at (the client never needs one back)",
+            relied_on=False,
+        )
     elif clear:
         ctx.add("registry passwords", DIFFERS, f"{clear} of {len(auths)} listed unmasked")
     else:

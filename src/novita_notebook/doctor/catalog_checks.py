@@ -1,5 +1,6 @@
-"""Doctor checks of the catalog: one entry per product id with its regions, the ``clusterId``
-and ``billingMethod`` filters, and the shapes ``spotPrice`` comes in.
+"""Doctor checks of the catalog: one entry per product id with its regions, the region join and
+``clusterId`` filter (region_checks), the ``billingMethod`` filter, the shapes ``spotPrice``
+comes in, and whether prices stay per GPU in a listing for several GPUs.
 """
 
 from __future__ import annotations
@@ -9,25 +10,72 @@ from collections import Counter
 from typing import Any
 
 from .context import Context, describe, items, plural
-from .report import DIFFERS, OK, UNKNOWN
+from .region_checks import check_regions
+from .report import DIFFERS, OK, UNVERIFIED
 
 _DIGITS = re.compile(r"^\d+$")
 ASSUMED_SPOT_SHAPES = frozenset({"digit string", "null", "absent"})
 
 
 def check_catalog(ctx: Context, clusters: list[dict[str, Any]]) -> None:
-    """Lines ``catalog shape``, ``clusterId filter``, ``billingMethod`` and ``spotPrice``."""
+    """Lines ``catalog shape``, ``region join``, ``clusterId filter``, ``billingMethod``,
+    ``spotPrice`` and ``gpuNum prices``."""
     reply = ctx.get("/products")
     if reply.status != 200:
         ctx.add("catalog shape", DIFFERS, f"GET /products answered {describe(reply)}")
         return
     products = items(reply.data, "data")
     _catalog_shape(ctx, products)
-    _cluster_filter(ctx, products, clusters)
+    check_regions(ctx, clusters, products)
     spot = ctx.get("/products", {"billingMethod": "spot"})
     spot_products = items(spot.data, "data") if spot.status == 200 else []
     _billing_filter(ctx, products, spot_products, spot.status, describe(spot))
     _spot_price(ctx, products + spot_products)
+    _gpu_num_prices(ctx, products)
+
+
+def _gpu_num_prices(ctx: Context, products: list[dict[str, Any]]) -> None:
+    """Line ``gpuNum prices``: the listing for 2 GPUs keeps each product's per-GPU price."""
+    reply = ctx.get("/products", {"gpuNum": 2})
+    if reply.status != 200:
+        ctx.add("gpuNum prices", DIFFERS, f"gpuNum=2 answered {describe(reply)}")
+        return
+    single = {str(p.get("id")): p.get("price") for p in products}
+    pairs = [
+        (_number(single[pid]), _number(p.get("price")))
+        for p in items(reply.data, "data")
+        if (pid := str(p.get("id"))) in single
+    ]
+    pairs = [(one, two) for one, two in pairs if one and two is not None]
+    if not pairs:
+        ctx.add("gpuNum prices", UNVERIFIED, "gpuNum=2 listed no product priced in both listings")
+        return
+    doubled = sum(1 for one, two in pairs if abs(two - 2 * one) < 1e-6 * one + 0.5)
+    changed = sum(1 for one, two in pairs if abs(two - one) >= 1e-6 * one + 0.5)
+    if doubled == len(pairs):
+        ctx.add(
+            "gpuNum prices",
+            DIFFERS,
+            f"gpuNum=2 lists {len(pairs)} prices doubled: prices are per instance there, not "
+            "per GPU (prices for several GPUs are shown as estimates)",
+        )
+    elif changed:
+        ctx.add(
+            "gpuNum prices",
+            DIFFERS,
+            f"gpuNum=2 changes {changed} of {len(pairs)} prices (assumed per GPU, unchanged)",
+        )
+    else:
+        ctx.add("gpuNum prices", OK, f"gpuNum=2 keeps all {len(pairs)} prices per GPU")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _catalog_shape(ctx: Context, products: list[dict[str, Any]]) -> None:
@@ -36,7 +84,7 @@ def _catalog_shape(ctx: Context, products: list[dict[str, Any]]) -> None:
     without_regions = sum(1 for p in products if not isinstance(p.get("regions"), list))
     several = sum(1 for p in products if len(p.get("regions") or []) >= 2)
     if not products:
-        ctx.add("catalog shape", UNKNOWN, "GET /products listed nothing; run again later")
+        ctx.add("catalog shape", UNVERIFIED, "GET /products listed nothing; run again later")
     elif unique < len(ids):
         ctx.add(
             "catalog shape",
@@ -53,57 +101,6 @@ def _catalog_shape(ctx: Context, products: list[dict[str, Any]]) -> None:
     else:
         many = f"{several} in several regions" if several else "each in one region"
         ctx.add("catalog shape", OK, f"{plural(unique, 'product id')} listed once each, {many}")
-
-
-def _region_label_of(cluster: dict[str, Any], products: list[dict[str, Any]]) -> str | None:
-    """The ``"CODE (City)"`` label products use for ``cluster`` (labels start with its name)."""
-    name = str(cluster.get("name") or "")
-    for product in products:
-        for label in product.get("regions") or []:
-            if isinstance(label, str) and name and label.split(" (")[0] == name:
-                return label
-    return None
-
-
-def _cluster_filter(
-    ctx: Context, products: list[dict[str, Any]], clusters: list[dict[str, Any]]
-) -> None:
-    chosen = next(
-        ((c, label) for c in clusters if (label := _region_label_of(c, products)) is not None),
-        None,
-    )
-    if chosen is None:
-        ctx.add("clusterId filter", UNKNOWN, "no cluster's name matches a product region label")
-        return
-    cluster, label = chosen
-    cluster_id = str(cluster.get("id"))
-    reply = ctx.get("/products", {"clusterId": cluster_id})
-    if reply.status != 200:
-        ctx.add("clusterId filter", DIFFERS, f"clusterId={cluster_id} answered {describe(reply)}")
-        return
-    listed = items(reply.data, "data")
-    elsewhere = sum(1 for p in listed if set(p.get("regions") or [label]) != {label})
-    offered_here = sum(1 for p in products if label in (p.get("regions") or []))
-    if elsewhere:
-        ctx.add(
-            "clusterId filter",
-            DIFFERS,
-            f"clusterId={cluster_id}: {elsewhere} of {len(listed)} entries list other regions "
-            f"than {label!r} (one region's availability cannot be read this way)",
-        )
-    elif len(listed) != offered_here:
-        ctx.add(
-            "clusterId filter",
-            DIFFERS,
-            f"clusterId={cluster_id}: {len(listed)} products, but {offered_here} of the "
-            f"unfiltered listing name {label!r}",
-        )
-    else:
-        ctx.add(
-            "clusterId filter",
-            OK,
-            f"clusterId={cluster_id}: {len(listed)} of {len(products)} products, all in {label!r}",
-        )
 
 
 def _billing_filter(
@@ -126,7 +123,9 @@ def _billing_filter(
             "billingMethods lack spot (the filter looks ignored)",
         )
     elif not spot_products:
-        ctx.add("billingMethod", UNKNOWN, "billingMethod=spot listed nothing (no spot offers now)")
+        ctx.add(
+            "billingMethod", UNVERIFIED, "billingMethod=spot listed nothing (no spot offers now)"
+        )
     else:
         ctx.add(
             "billingMethod",
@@ -155,7 +154,7 @@ def spot_shape(product: dict[str, Any]) -> str:
 def _spot_price(ctx: Context, products: list[dict[str, Any]]) -> None:
     shapes = Counter(spot_shape(p) for p in products)
     if not shapes:
-        ctx.add("spotPrice", UNKNOWN, "no products listed to look at")
+        ctx.add("spotPrice", UNVERIFIED, "no products listed to look at")
         return
     detail = ", ".join(f"{shape} x{count}" for shape, count in shapes.most_common())
     odd = set(shapes) - ASSUMED_SPOT_SHAPES

@@ -1,5 +1,7 @@
 """``novita-notebook doctor``: reads the key and URL like the client does (argument,
-environment, .env), runs the doctor and prints its report; exit 0 ok, 1 differs, 2 bad input.
+environment, .env), runs the doctor and prints its report. Exit status: 0 everything the
+package relies on was verified, 1 something differs or failed, 2 bad input, 3 nothing
+differs but something the package relies on could not be verified.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Check the client's assumptions against the Novita API your key reaches. "
         "Read-only: it lists, it never creates or changes anything. The key comes from "
         "NOVITA_API_KEY or a .env file, never from the command line (shell history).",
+        epilog="Exit status: 0 everything verified; 1 something differs or failed; 2 bad "
+        "input; 3 nothing differs, but something the package relies on could not be verified "
+        "(e.g. no running or spot instance to look at). docs/assumptions.md lists every check.",
     )
     parser.add_argument(
         "--api-url",
@@ -39,4 +44,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"novita-notebook doctor: {exc}", file=sys.stderr)
         return 2
     print(report.bug_report() if args.bug_report else report.text())
-    return 0 if report.ok else 1
+    return report.exit_code

@@ -1,13 +1,14 @@
 """What the doctor's checks share: the probe, the lines found so far, the answers by endpoint
-(for the field check) and the ids and names seen (anonymised in the bug report).
+(for the field check), the ids and names seen (anonymised in the bug report), and the
+answers that were no API answer (not JSON, another host): a check that met one fails.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .probe import Probe, Reply
-from .report import Line
+from .probe import API_PREFIX, Probe, Reply
+from .report import FAILED, Line
 
 # The user's own things; the catalog (product and cluster ids) is public and stays readable.
 ACCOUNT_PATHS = frozenset(
@@ -29,17 +30,37 @@ class Context:
             str, str
         ] = {}  # endpoint -> "HTTP 404 REASON" when it did not answer 200
         self.private: set[str] = set()
+        # Answers that were no API answer, since the current check began (begin_check).
+        self.broken: list[str] = []
 
-    def add(self, name: str, status: str, detail: str) -> None:
-        self.lines[name] = Line(name, status, self.probe.scrub(detail))
+    def begin_check(self) -> None:
+        """A new check starts: answers broken before it do not fail its lines."""
+        self.broken = []
+
+    def add(self, name: str, status: str, detail: str, *, relied_on: bool = True) -> None:
+        """Record line ``name``. A check that met an answer which was not JSON from the API
+        host fails, whatever it concluded: its conclusion rests on no real answer."""
+        if self.broken and status != FAILED:
+            status, detail = FAILED, f"{'; '.join(dict.fromkeys(self.broken))} ({detail})"
+        self.lines[name] = Line(name, status, self.probe.scrub(detail), relied_on)
 
     def get(
-        self, path: str, params: dict[str, Any] | None = None, *, collect: bool = True
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        collect: bool = True,
+        namespace: str = API_PREFIX,
     ) -> Reply:
         """GET ``path``; a 200 answer is kept for the field check (unless ``collect`` is
-        False), anything else is noted against the endpoint."""
-        reply = self.probe.get(path, params)
-        endpoint = f"GET {path}"
+        False), anything else is noted against the endpoint; an answer that is no API answer
+        (``Reply.problem``) is neither, and fails the check that asked."""
+        reply = self.probe.get(path, params, namespace=namespace)
+        endpoint = f"GET {path}" if namespace == API_PREFIX else f"GET {namespace}{path}"
+        if reply.problem:
+            self.broken.append(f"{endpoint}: {reply.problem}")
+            self.refused[endpoint] = reply.problem
+            return reply
         if reply.status == 200:
             self.refused.pop(endpoint, None)
             if collect:

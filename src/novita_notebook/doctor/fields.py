@@ -63,14 +63,26 @@ def known_from_fixtures(fixtures: Iterable[dict[str, Any]]) -> dict[str, frozens
 
 def unknown_fields(endpoint: str, answer: Any) -> list[str]:
     """Fields of ``answer`` the fixtures do not know for ``endpoint``: the outermost ones
-    only (a new object is one finding, not one per key inside it). [] for unknown endpoints."""
+    only (a new object is one finding, not one per key inside it). [] for unknown endpoints.
+    Linear in the answer's size: each path is tested against its few ancestors."""
     known = KNOWN_FIELDS.get(endpoint)
     if known is None:
         return []
-    open_below = [p[: -len(ANY_BELOW)] for p in known if p.endswith(ANY_BELOW)]
+    open_below = {p[: -len(ANY_BELOW)] for p in known if p.endswith(ANY_BELOW)}
     outermost: list[str] = []
-    for path in sorted(field_paths(answer) - known):
-        if any(path.startswith((top + ".", top + "[]")) for top in outermost + open_below):
+    reported: set[str] = set()
+    for path in sorted(field_paths(answer) - known):  # an ancestor sorts before its children
+        if any(top in reported or top in open_below for top in _ancestors(path)):
             continue
         outermost.append(path)
+        reported.add(path)
     return outermost
+
+
+def _ancestors(path: str) -> list[str]:
+    """``data[].a.b`` → ``data``, ``data[]``, ``data[].a``: every enclosing field path."""
+    found = []
+    for i, char in enumerate(path):
+        if char == "." or path.startswith("[]", i):
+            found.append(path[:i])
+    return found

@@ -8,7 +8,7 @@ from typing import Any
 
 from .context import Context, describe, item_id, items
 from .probe import Reply
-from .report import DIFFERS, OK, UNKNOWN
+from .report import DIFFERS, OK, UNVERIFIED
 
 Listing = tuple[str, str, dict[str, Any]]  # (path, key of the item list, extra parameters)
 Page = tuple[Reply, list[str]]  # the answer and the de-duplicated ids it holds
@@ -53,7 +53,7 @@ def check_paging(ctx: Context) -> str | None:
     """Line ``paging base``. Returns the id of one instance seen (for the detail checks)."""
     source = _source(ctx)
     if source is None:
-        ctx.add(NAME, UNKNOWN, HOW_TO_TELL)
+        ctx.add(NAME, UNVERIFIED, HOW_TO_TELL)
         return None
     listing, what, first, ids0 = source
     second, ids1 = _page(ctx, *listing, 1)
@@ -81,7 +81,7 @@ def _verdict(
     if ids0 and ids0 == ids1:
         _, again = _page(ctx, path, key, params, 0)
         if again != ids0:
-            return UNKNOWN, "the listing changed while it was read; run the doctor again"
+            return UNVERIFIED, "the listing changed while it was read; run the doctor again"
         return DIFFERS, (
             "1-based with 0 also the first page: pages 0 and 1 hold the same item (the "
             "client de-duplicates by id, so it lists correctly)"
@@ -93,7 +93,7 @@ def _verdict(
         if not ids1:
             return OK, "0-based: page 0 holds the only item, page 1 is empty"
         return OK, "0-based: page 0 holds the first item, page 1 the next"
-    return UNKNOWN, HOW_TO_TELL
+    return UNVERIFIED, HOW_TO_TELL
 
 
 def _total(reply: Reply) -> int | None:

@@ -1,5 +1,7 @@
 """The doctor's own HTTP: read-only GETs with plain ``requests`` and short timeouts, timed,
-independent of the client's transport; the key lives only in the session headers.
+independent of the client's transport; the key lives only in the session headers. An answer
+that is not JSON, or comes from another host than the API's (a redirect), is no answer from
+the API: its ``problem`` says why, and the check reading it fails.
 """
 
 from __future__ import annotations
@@ -7,14 +9,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from ..config import is_loopback_host
 
 API_PREFIX = "/gpu-instance/openapi/v1"
+OPENAPI_PREFIX = "/openapi/v1"  # the same host's billing namespace: instance metrics
 MAX_RETRY_AFTER = 5.0  # a 429 is retried once, waiting at most this long
+MAX_REDIRECTS = 3  # followed only on the API's own host
+WRONG_KEY = "novita-doctor-deliberately-wrong-key"
 
 
 @dataclass
@@ -27,6 +32,9 @@ class Reply:
     seconds: float
     error: str = ""
     retry_after: str = ""
+    #: why this is no answer from the API although something answered ("" when it is one):
+    #: not JSON (an HTML page, a cut-off body) or a redirect to another host
+    problem: str = ""
 
     @property
     def reason(self) -> str:
@@ -83,17 +91,38 @@ class Probe:
     def scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> Reply:
-        reply = self._get_once(path, params)
+    def get(
+        self, path: str, params: dict[str, Any] | None = None, *, namespace: str = API_PREFIX
+    ) -> Reply:
+        """GET ``path`` of the v1 base (or of ``namespace`` on the same host)."""
+        reply = self._get_once(path, params, namespace=namespace)
         if reply.status == 429:
             time.sleep(_retry_after(reply.retry_after))
-            reply = self._get_once(path, params)
+            reply = self._get_once(path, params, namespace=namespace)
         return reply
 
-    def _get_once(self, path: str, params: dict[str, Any] | None) -> Reply:
+    def get_with_wrong_key(self, path: str) -> Reply:
+        """GET ``path`` with a deliberately wrong key: how the API answers a bad key."""
+        headers = {"Authorization": f"Bearer {WRONG_KEY}"}
+        return self._get_once(path, None, headers=headers)
+
+    @property
+    def root(self) -> str:
+        """Scheme, host and port of the API (no path)."""
+        return self.base[: -len(API_PREFIX)]
+
+    def _get_once(
+        self,
+        path: str,
+        params: dict[str, Any] | None,
+        *,
+        namespace: str = API_PREFIX,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        url = self.base + path if namespace == API_PREFIX else self.root + namespace + path
         started = time.perf_counter()
         try:
-            response = self._session.get(self.base + path, params=params, timeout=self.timeout)
+            response = self._follow(url, params, headers)
         except requests.Timeout:
             self.timeouts += 1
             return Reply(0, None, time.perf_counter() - started, "timed out")
@@ -103,13 +132,52 @@ class Probe:
             return Reply(0, None, time.perf_counter() - started, text)
         seconds = time.perf_counter() - started
         self.durations.append(seconds)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        return Reply(
-            response.status_code, data, seconds, "", response.headers.get("Retry-After", "")
+        retry_after = response.headers.get("Retry-After", "")
+        if response.is_redirect:
+            where = host_of(urljoin(response.url, response.headers.get("Location", "")))
+            problem = (
+                f"redirected to {where}, another host than the API's (the key is not sent "
+                "there; point the doctor at the API itself)"
+                if not self._same_host(where)
+                else f"redirected more than {MAX_REDIRECTS} times"
+            )
+            return Reply(response.status_code, None, seconds, "", retry_after, problem)
+        data, problem = _json_of(response)
+        return Reply(response.status_code, data, seconds, "", retry_after, problem)
+
+    def _follow(
+        self, url: str, params: dict[str, Any] | None, headers: dict[str, str] | None
+    ) -> requests.Response:
+        """GET without following redirects, except on the API's own host (a few hops)."""
+        response = self._session.get(
+            url, params=params, timeout=self.timeout, allow_redirects=False, headers=headers
         )
+        for _ in range(MAX_REDIRECTS):
+            target = urljoin(response.url, response.headers.get("Location", ""))
+            if not response.is_redirect or not self._same_host(host_of(target)):
+                return response
+            response.close()
+            response = self._session.get(
+                target, timeout=self.timeout, allow_redirects=False, headers=headers
+            )
+        return response
+
+    def _same_host(self, where: str) -> bool:
+        return where == host_of(self.base)
+
+
+def _json_of(response: requests.Response) -> tuple[Any, str]:
+    """(parsed JSON, "") or (None, why the body is no JSON answer)."""
+    body = response.content or b""
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+    if not body.strip():
+        return None, f"an empty answer ({kind}), not JSON"
+    try:
+        return response.json(), ""
+    except ValueError:
+        start = body.lstrip()[:1]
+        what = "cut-off or broken JSON" if start in (b"{", b"[", b'"') else "not JSON"
+        return None, f"{what} ({kind}, {len(body)} bytes): not an answer of the Novita API"
 
 
 def _retry_after(raw: str) -> float:

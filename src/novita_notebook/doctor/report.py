@@ -1,5 +1,7 @@
-"""The doctor's result: one ``Line`` per check (ok / differs / unknown / failed) in a
-``DoctorReport`` with aligned text, a plain HTML table and a paste-able bug report.
+"""The doctor's result: one ``Line`` per check (ok / differs / unverified / failed) in a
+``DoctorReport`` with aligned text, a plain HTML table, a paste-able bug report and the exit
+code: 0 everything verified, 1 something differs or failed, 3 nothing differs but something
+the package relies on could not be verified.
 """
 
 from __future__ import annotations
@@ -11,22 +13,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-OK = "ok"
-DIFFERS = "differs"
-UNKNOWN = "unknown"
-FAILED = "failed"  # the doctor could not go on: key rejected, API unreachable
-STATUSES = (OK, DIFFERS, UNKNOWN, FAILED)
+OK = "ok"  # checked, and as the package assumes
+DIFFERS = "differs"  # checked, and not as the package assumes
+UNVERIFIED = "unverified"  # could not be checked (nothing to look at): never ok
+FAILED = "failed"  # no usable answer: key rejected, API unreachable, not JSON, another host
+STATUSES = (OK, DIFFERS, UNVERIFIED, FAILED)
+
+EXIT_OK = 0  # every line verified and as assumed
+EXIT_DIFFERS = 1  # something differs or failed
+EXIT_UNVERIFIED = 3  # nothing differs, but something the package relies on is unverified
 
 _ANON = "<anon>"
 
 
 @dataclass(frozen=True)
 class Line:
-    """One check: ``name`` (what), ``status`` (one of STATUSES) and ``detail`` (values only)."""
+    """One check: ``name`` (what), ``status`` (one of STATUSES), ``detail`` (values only) and
+    ``relied_on`` (False for a check of something the package never depends on: its being
+    unverified does not count against the exit code)."""
 
     name: str
     status: str
     detail: str
+    relied_on: bool = True
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -35,8 +44,8 @@ class Line:
 
 class DoctorReport:
     """What the doctor found about one API endpoint. ``ok`` is False when any line differs
-    or failed; ``unknown`` lines say how to make the doctor tell, and do not count against it.
-    """
+    or failed; ``verified`` is True only when every line the package relies on is ok
+    (``unverified`` lines say how to make the doctor tell). ``exit_code``: 0, 1 or 3."""
 
     def __init__(
         self,
@@ -55,7 +64,34 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        return all(line.status in (OK, UNKNOWN) for line in self.lines)
+        """Nothing differs and nothing failed (some lines may be unverified)."""
+        return all(line.status in (OK, UNVERIFIED) for line in self.lines)
+
+    @property
+    def unverified(self) -> list[Line]:
+        """The lines the package relies on that the doctor could not verify."""
+        return [line for line in self.lines if line.status == UNVERIFIED and line.relied_on]
+
+    @property
+    def verified(self) -> bool:
+        return self.ok and bool(self.lines) and not self.unverified
+
+    @property
+    def exit_code(self) -> int:
+        """0 all verified, 1 something differs or failed, 3 nothing differs but something the
+        package relies on is unverified (``novita-notebook doctor`` exits with it)."""
+        if not self.ok or not self.lines:
+            return EXIT_DIFFERS
+        return EXIT_UNVERIFIED if self.unverified else EXIT_OK
+
+    def verdict(self) -> str:
+        """The report's one-line verdict."""
+        if not self.ok:
+            return "something differs"
+        names = ", ".join(line.name for line in self.unverified)
+        if names:
+            return f"nothing differs, but not verified: {names}"
+        return "everything as the client assumes"
 
     def line(self, name: str) -> Line | None:
         """The line named ``name``, if the doctor got that far."""
@@ -63,11 +99,9 @@ class DoctorReport:
 
     def text(self) -> str:
         width = max((len(line.name) for line in self.lines), default=0)
-        head = f"Novita doctor for {self.api_host}: {self.calls} read-only calls, " + (
-            "everything as the client assumes" if self.ok else "something differs"
-        )
+        head = f"Novita doctor for {self.api_host}: {self.calls} read-only calls, {self.verdict()}"
         rows = [
-            f"  {line.name.ljust(width)}  {line.status.ljust(7)}  {line.detail}"
+            f"  {line.name.ljust(width)}  {line.status.ljust(10)}  {line.detail}"
             for line in self.lines
         ]
         tail = [] if self.ok else ["Paste report.bug_report() into a bug report (no key, no ids)."]
@@ -80,14 +114,14 @@ class DoctorReport:
 
     def _repr_html_(self) -> str:
         esc = html.escape
-        colours = {OK: "#1a7f37", DIFFERS: "#b35900", UNKNOWN: "#6e7781", FAILED: "#cf222e"}
+        colours = {OK: "#1a7f37", DIFFERS: "#b35900", UNVERIFIED: "#6e7781", FAILED: "#cf222e"}
         rows = "".join(
             f"<tr><td>{esc(line.name)}</td>"
             f'<td style="color:{colours[line.status]};font-weight:bold">{esc(line.status)}</td>'
             f'<td style="text-align:left">{esc(line.detail)}</td></tr>'
             for line in self.lines
         )
-        verdict = "everything as the client assumes" if self.ok else "something differs"
+        verdict = self.verdict()
         return (
             f"<div><b>Novita doctor</b> for {esc(self.api_host)}: {self.calls} read-only calls, "
             f"{esc(verdict)}"

@@ -1,5 +1,5 @@
-"""run_doctor: the checks in order, each answer an ok/differs/unknown/failed line; the key check
-first (a rejected key stops the run), latency last.
+"""run_doctor: the checks in order, each an ok/differs/unverified/failed line; the key check
+first (a rejected key, or an answer that is not the API's, stops the run), latency last.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from urllib.parse import urlsplit
 
+from ..errors import key_rejected
 from .account_checks import (
     check_instance_detail,
     check_not_found,
@@ -17,17 +18,19 @@ from .account_checks import (
 from .catalog_checks import check_catalog
 from .context import Context, describe, items, plural
 from .fields import unknown_fields
+from .instance_checks import check_instances, listed_instances
 from .known_fields import KNOWN_FIELDS
 from .paging import check_paging
 from .probe import Probe, host_of
-from .report import DIFFERS, FAILED, OK, UNKNOWN, DoctorReport
+from .report import DIFFERS, FAILED, OK, UNVERIFIED, DoctorReport
 
 __all__ = ["run_doctor", "DEFAULT_TIMEOUT", "LINE_ORDER"]
 
 DEFAULT_TIMEOUT = 10.0
 LINE_ORDER = (
-    "key", "latency", "paging base", "catalog shape", "clusterId filter", "billingMethod",
-    "spotPrice", "template params", "node", "timestamps", "not-found status",
+    "key", "latency", "paging base", "catalog shape", "region join", "clusterId filter",
+    "billingMethod", "spotPrice", "gpuNum prices", "template params", "node", "timestamps",
+    "instance statuses", "metrics", "spot fields", "not-found status", "bad-key status",
     "registry passwords", "endpoints", "fields",
 )  # fmt: skip
 
@@ -74,8 +77,12 @@ def run_doctor(api_url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT) 
 
 
 def _check_key(ctx: Context) -> bool:
+    """Line ``key``. False (stop) when the key was refused or nothing API-like answered."""
     reply = ctx.get("/clusters")
-    if reply.status in (401, 403):
+    if reply.problem:
+        ctx.add("key", FAILED, f"GET /clusters: {reply.problem}. Nothing else was checked.")
+        return False
+    if key_rejected(reply.status, reply.reason):
         ctx.add(
             "key",
             FAILED,
@@ -87,11 +94,40 @@ def _check_key(ctx: Context) -> bool:
         ctx.add("key", FAILED, f"the API did not answer ({reply.error}); nothing was checked")
         return False
     if reply.status != 200:
-        ctx.add("key", UNKNOWN, f"GET /clusters answered {describe(reply)}")
+        ctx.add("key", UNVERIFIED, f"GET /clusters answered {describe(reply)}")
         return True
+    if not isinstance(reply.data, dict) or not isinstance(reply.data.get("data"), list):
+        ctx.add(
+            "key",
+            FAILED,
+            "GET /clusters answered JSON without a 'data' list: not the Novita API's answer. "
+            "Nothing else was checked.",
+        )
+        return False
     clusters = items(reply.data, "data")
     ctx.add("key", OK, f"accepted (GET /clusters listed {plural(len(clusters), 'cluster')})")
     return True
+
+
+def _check_bad_key(ctx: Context) -> None:
+    """Line ``bad-key status``: how the API answers a wrong key (the client reads 401/403 and
+    the documented 400 account reasons alike)."""
+    reply = ctx.probe.get_with_wrong_key("/clusters")
+    if reply.problem:
+        ctx.add("bad-key status", FAILED, f"GET /clusters with a wrong key: {reply.problem}")
+    elif reply.status in (401, 403):
+        ctx.add("bad-key status", OK, f"a wrong key is answered {describe(reply)}")
+    elif key_rejected(reply.status, reply.reason):
+        ctx.add(
+            "bad-key status",
+            DIFFERS,
+            f"a wrong key is answered {describe(reply)} (documented; the client reads it as a "
+            "key failure too)",
+        )
+    elif reply.status == 200:
+        ctx.add("bad-key status", DIFFERS, "a wrong key was ACCEPTED (HTTP 200)")
+    else:
+        ctx.add("bad-key status", DIFFERS, f"a wrong key is answered {describe(reply)}")
 
 
 def _run_checks(ctx: Context) -> None:
@@ -106,13 +142,16 @@ def _run_checks(ctx: Context) -> None:
         ("paging base", paging),
         ("template params", lambda: check_template_params(ctx)),
         ("node", lambda: check_instance_detail(ctx, found["instance"])),
+        ("instance statuses", lambda: check_instances(ctx, listed_instances(ctx))),
         ("not-found status", lambda: check_not_found(ctx)),
+        ("bad-key status", lambda: _check_bad_key(ctx)),
         ("registry passwords", lambda: check_registry_passwords(ctx)),
         ("endpoints", lambda: check_storages(ctx)),
         ("endpoints", lambda: _check_endpoints(ctx)),
         ("fields", lambda: _check_fields(ctx)),
     ]
     for name, step in steps:
+        ctx.begin_check()
         try:
             step()
         except Exception as exc:  # noqa: BLE001 - an answer no check foresaw is a finding
@@ -138,9 +177,10 @@ def _check_latency(ctx: Context) -> None:
 
 
 def _check_endpoints(ctx: Context) -> None:
+    broken = {e: t for e, t in ctx.refused.items() if not t.startswith("HTTP ")}
     if ctx.refused:
         found = "; ".join(f"{endpoint}: {text}" for endpoint, text in sorted(ctx.refused.items()))
-        ctx.add("endpoints", DIFFERS, found)
+        ctx.add("endpoints", FAILED if broken else DIFFERS, found)
     else:
         ctx.add("endpoints", OK, f"all {len(ctx.answers)} endpoints read answered 200")
 
@@ -157,4 +197,4 @@ def _check_fields(ctx: Context) -> None:
     elif covered:
         ctx.add("fields", OK, f"every field of {covered} endpoints read is in the fixtures")
     else:
-        ctx.add("fields", UNKNOWN, "no endpoint read has contract fixtures")
+        ctx.add("fields", UNVERIFIED, "no endpoint read has contract fixtures")

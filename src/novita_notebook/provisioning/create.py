@@ -15,7 +15,7 @@ from ..config import Config
 from ..errors import CapacityError, NovitaError, ValidationError
 from ..ledger import Ledger
 from ..models import Cluster, Instance, InstanceActions, Product
-from ..money import format_money
+from ..money import format_money, price_is_estimate
 from .budget import Budget
 from .idempotency import NameClaims, patiently
 from .offers import (
@@ -85,6 +85,7 @@ def _chosen(
 ) -> Attempt:
     """The report line of the offer created on, saying what vouched for its stock."""
     label = BILLING_LABELS.get(request.billing, request.billing)
+    estimate = price_is_estimate(request.billing, request.gpu_num)
     adopted_note = " (adopted after an ambiguous create)" if adopted else ""
     signal = offer.signal if offer is not None else SIGNAL_REGION
     vouched = (
@@ -95,7 +96,8 @@ def _chosen(
     return Attempt(
         cluster.name,
         OUTCOME_CHOSEN,
-        f"chosen: {product.name} at {format_money(price, per_hour=True)} ({label}); "
+        f"chosen: {product.name} at {format_money(price, per_hour=True, estimate=estimate)} "
+        f"({label}); "
         f"{vouched}{adopted_note}",
         cluster.id,
         product.id,
@@ -197,6 +199,8 @@ class Provisioner:
         if request.gpu and not matches:
             raise unknown_gpu_error(request.gpu, products, request.billing)
         report = FallbackReport(request.gpu, request.gpu_num, request.billing, request.prefer)
+        join = patiently(lambda: self.catalog.region_join(billing=request.billing))
+        report.region_join = join.describe(ordered)
         try:
             offers = self._plan(request, plan, ordered, matches, mounts, report)
             for offer in offers:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import html
-from ..money import format_money
+from ..money import format_money, price_is_estimate
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -74,6 +74,8 @@ class FallbackReport:
         self.billing = billing
         self.prefer = prefer
         self.restriction: str | None = None  # e.g. why only one region could be used
+        #: how products' region labels were matched to clusters (catalog.region_join)
+        self.region_join: str | None = None
         self.attempts: list[Attempt] = []
 
     @property
@@ -128,6 +130,8 @@ class FallbackReport:
         lines = [f"policy: {self.policy}"]
         if self.restriction:
             lines.append(f"regions: {self.restriction}")
+        if self.region_join and not self.region_join.startswith("regions joined by name"):
+            lines.append(self.region_join)
         return lines
 
     def __repr__(self) -> str:
@@ -140,7 +144,11 @@ class FallbackReport:
         for attempt in self.attempts:
             phase = "running" if attempt.outcome == OUTCOME_CHOSEN else "failed"
             price = (
-                format_money(attempt.price_per_hour, per_hour=True)
+                format_money(
+                    attempt.price_per_hour,
+                    per_hour=True,
+                    estimate=price_is_estimate(self.billing, self.gpu_num),
+                )
                 if attempt.price_per_hour
                 else None
             )

@@ -81,7 +81,7 @@ class Storages:
 
         items = sorted(self.list(), key=lambda s: (s.name.lower(), s.id))
         hourly = [s.price_per_hour for s in items]
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "name": pd.Series([s.name for s in items], dtype="string"),
                 "id": pd.Series([s.id for s in items], dtype="string"),
@@ -98,6 +98,9 @@ class Storages:
             },
             columns=list(STORAGE_COLUMNS),
         )
+        # The price's unit is a guess (money.ESTIMATED_PRICES): views mark these columns.
+        frame.attrs["estimated"] = ["price_per_hour", "price_per_month"]
+        return frame
 
     def find(self, ref: str, field: str = "volume") -> NetworkStorage:
         """The volume with this id, else the one volume with this exact name."""

@@ -8,6 +8,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Any
 
 from .app import DEFAULT_API_KEY, Sandbox
 
@@ -54,6 +55,24 @@ def _port(text: str) -> int:
     return value
 
 
+def _switch(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` → (name, value): true/false, a number, or the word itself."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"--switch must look like NAME=VALUE, got {text!r}")
+    value: Any = raw.strip()
+    if value in ("true", "false"):
+        value = value == "true"
+    else:
+        for kind in (int, float):
+            try:
+                value = kind(value)
+                break
+            except ValueError:
+                continue
+    return name.strip(), value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="novita-notebook sandbox",
@@ -92,22 +111,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="random reclaim notices per running spot instance-hour (default 0 = none)",
     )
+    parser.add_argument(
+        "--switch",
+        type=_switch,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any behaviour switch of docs/sandbox.md, e.g. --switch clusterNames=city "
+        "(repeatable)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    sandbox = Sandbox(
-        speed=args.speed,
-        seed=args.seed,
-        api_key=args.api_key,
-        host=args.host,
-        port=args.port,
-        page_base=args.page_base,
-        not_found_status=args.not_found_status,
-        phase_jitter=args.phase_jitter,
-        spot_notice_rate=args.spot_notice_rate,
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        sandbox = Sandbox(
+            speed=args.speed,
+            seed=args.seed,
+            api_key=args.api_key,
+            host=args.host,
+            port=args.port,
+            page_base=args.page_base,
+            not_found_status=args.not_found_status,
+            phase_jitter=args.phase_jitter,
+            spot_notice_rate=args.spot_notice_rate,
+            switches=dict(args.switch),
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         sandbox.start()
     except OSError as exc:

@@ -5,6 +5,7 @@ instances' hosts (SSH, disks, processes: machines.py), and offers the control op
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -25,25 +26,24 @@ _SNAKE_FAULTS = {
     "ambiguous_create_rate": "ambiguousCreateRate",
     "list_drop_rate": "listDropRate",
     "stop_ignore_rate": "stopIgnoreRate",
+    "ambiguous_action_rate": "ambiguousActionRate",
 }
 
 
-_SNAKE_SWITCHES = {
-    "page_base": "pageBase",
-    "not_found_status": "notFoundStatus",
-    "phase_jitter": "phaseJitter",
-    "spot_notice_rate": "spotNoticeRate",
-    "pending_rate": "pendingRate",
-    "metrics_scale": "metricsScale",
-}
+def _camel(name: str) -> str:
+    """``page_base`` → ``pageBase`` (switches are camelCase on the wire; both spellings work)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _snake_message(message: str) -> str:
-    """A switch error as Python callers spell the argument."""
-    for snake, camel in _SNAKE_SWITCHES.items():
-        if message.startswith(camel + ":"):
-            return snake + message[len(camel) :]
-    return message
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _snake_message(message: str, spelled: dict[str, str]) -> str:
+    """A switch error as the caller spelled the argument."""
+    name, colon, rest = message.partition(":")
+    return spelled.get(name, name) + colon + rest if colon else message
 
 
 class Sandbox:
@@ -62,6 +62,7 @@ class Sandbox:
         phase_jitter: float = 0.0,
         spot_notice_rate: float = 0.0,
         pending_rate: float = 1 / 3,
+        switches: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(speed, bool) or not isinstance(speed, int | float) or not speed > 0:
             raise ValueError("speed: must be a number > 0")
@@ -72,20 +73,22 @@ class Sandbox:
         self.host = host
         self._port = port
         self._api_key = api_key or DEFAULT_API_KEY
-        switches = Switches()
+        values = {
+            "pageBase": page_base,
+            "notFoundStatus": not_found_status,
+            "phaseJitter": phase_jitter,
+            "spotNoticeRate": spot_notice_rate,
+            "pendingRate": pending_rate,
+        }
+        spelled = {_camel(key): key for key in switches or {}}
+        values.update({_camel(key): value for key, value in (switches or {}).items()})
+        initial = Switches()
         try:
-            switches.update(
-                {
-                    "pageBase": page_base,
-                    "notFoundStatus": not_found_status,
-                    "phaseJitter": phase_jitter,
-                    "spotNoticeRate": spot_notice_rate,
-                    "pendingRate": pending_rate,
-                }
-            )
+            initial.update(values)
         except ApiError as error:
-            raise ValueError(_snake_message(error.message)) from None
-        self.world = World(seed=seed, speed=float(speed), switches=switches)
+            spelled = {**{k: _snake(k) for k in values if k not in spelled}, **spelled}
+            raise ValueError(_snake_message(error.message, spelled)) from None
+        self.world = World(seed=seed, speed=float(speed), switches=initial)
         self.machines = Machines(self.world, gpu_url=lambda: self.url + "/_sandbox/gpu")
         self.world.ssh_port_for = self.machines.port_for
         self.faults = Faults(seed)
@@ -224,17 +227,18 @@ class Sandbox:
     def clear_faults(self) -> None:
         self.faults.configure({})
 
-    def configure(self, **switches: float) -> dict[str, Any]:
-        """Change behaviour switches now (same as POST /_sandbox/config): page_base,
-        not_found_status, phase_jitter, spot_notice_rate, pending_rate. Returns them all.
-        ``reset()`` restores the values given to the constructor."""
-        camel = {_SNAKE_SWITCHES.get(k, k): v for k, v in switches.items()}
+    def configure(self, **switches: Any) -> dict[str, Any]:
+        """Change behaviour switches now (same as POST /_sandbox/config), by their names in
+        docs/sandbox.md, camelCase or snake_case (``page_base=1``, ``clusterNames="city"``).
+        Returns them all. ``reset()`` restores the values given to the constructor."""
+        camel = {_camel(k): v for k, v in switches.items()}
         try:
             with self.world.lock:
                 self.world.switches.update(camel)
                 return self.world.switches.as_dict()
         except ApiError as error:
-            raise ValueError(_snake_message(error.message)) from None
+            spelled = {_camel(k): k for k in switches}
+            raise ValueError(_snake_message(error.message, spelled)) from None
 
     @property
     def config(self) -> dict[str, Any]:

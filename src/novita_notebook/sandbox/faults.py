@@ -21,10 +21,18 @@ FAULT_FIELDS = (
     "rateLimitPerMinute",
     "dropRate",
     "ambiguousCreateRate",
+    "ambiguousActionRate",
     "listDropRate",
     "stopIgnoreRate",
 )
-_RATES = ("errorRate", "dropRate", "ambiguousCreateRate", "listDropRate", "stopIgnoreRate")
+_RATES = (
+    "errorRate",
+    "dropRate",
+    "ambiguousCreateRate",
+    "ambiguousActionRate",
+    "listDropRate",
+    "stopIgnoreRate",
+)
 RATE_WINDOW_SECONDS = 60.0
 MAX_LOGGED_REQUESTS = 100_000
 _SECRET_BODY_KEYS = frozenset({"password", "imageAuth"})
@@ -39,6 +47,7 @@ class Decision:
     error: ApiError | None = None  # answer this instead (429 or 5xx), no side effect
     retry_after: int | None = None
     drop_after_create: bool = False  # ambiguous create: do it, then drop
+    drop_after_action: bool = False  # ambiguous start/stop/restart/delete: do it, then drop
 
 
 class Faults:
@@ -79,7 +88,9 @@ class Faults:
             self._recent.clear()
         return dict(clean)
 
-    def decide(self, is_create: bool, now: float | None = None) -> Decision:
+    def decide(
+        self, is_create: bool, now: float | None = None, *, is_action: bool = False
+    ) -> Decision:
         """Roll the dice for one request of the Novita namespace."""
         with self._lock:
             s = self._settings
@@ -111,7 +122,10 @@ class Faults:
                     error = ApiError("UNKNOWN", "internal server error", status=500)
                 return Decision(latency=latency, error=error)
             ambiguous = is_create and self._rng.random() < s.get("ambiguousCreateRate", 0.0)
-            return Decision(latency=latency, drop_after_create=ambiguous)
+            # Rolled only when set, so other faults' seeded sequences stay as they were.
+            rate = s.get("ambiguousActionRate", 0.0)
+            action = is_action and rate > 0 and self._rng.random() < rate
+            return Decision(latency=latency, drop_after_create=ambiguous, drop_after_action=action)
 
     def thin_listing(self, answer: Any) -> Any:
         """``listDropRate``: each instance of a ``GET /gpu/instances`` answer is left out

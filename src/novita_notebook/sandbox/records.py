@@ -61,6 +61,8 @@ class InstanceRecord:
     notice_drawn: bool = False  # a random notice time was drawn for this run
     # GPU utilisation overrides: (since, percent or None = back to the default pattern).
     utilization: list[tuple[float, float | None]] = field(default_factory=list)
+    restarts: int = 0  # restarts accepted (a repeated restart with repeatActions counts twice)
+    actions: dict[str, int] = field(default_factory=dict)  # repeats accepted, by action
 
     @property
     def product(self) -> ProductSpec:

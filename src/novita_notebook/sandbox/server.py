@@ -28,6 +28,10 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 _PROXY = re.compile(r"^/_sandbox/proxy/([^/]+)/(\d{1,5})(/.*)?$")
 _TERMINAL = re.compile(r"^/_sandbox/terminal/([^/]+)/?$")
 _LOGS = re.compile(r"^/_sandbox/logs/([^/]+)/(system|instance)$")
+#: The lifecycle POSTs an ``ambiguousActionRate`` fault applies, then drops the answer of.
+LIFECYCLE_ROUTES = frozenset(
+    ("POST", f"/gpu/instance/{action}") for action in ("start", "stop", "restart", "delete")
+)
 
 
 def _parse_json(text: str) -> Any:
@@ -264,17 +268,24 @@ class _Handler(BaseHTTPRequestHandler):
         prefix, routes, paths = namespace
         rel = path[len(prefix) :] or "/"
         route = (method, rel)
-        decision = app.faults.decide(is_create=route == ("POST", "/gpu/instance/create"))
+        decision = app.faults.decide(
+            is_create=route == ("POST", "/gpu/instance/create"),
+            is_action=route in LIFECYCLE_ROUTES,
+        )
         if decision.latency:
             time.sleep(decision.latency)
         if decision.drop:
             self._drop()
             return 0
         if decision.error is not None:
-            headers = {"Retry-After": str(decision.retry_after)} if decision.retry_after else None
+            headers = None
+            if decision.retry_after and app.world.switches.retryAfter:
+                headers = {"Retry-After": str(decision.retry_after)}
             self._send_error(decision.error, headers=headers, method=method)
             return decision.error.status
         if not self._authorised(app):
+            if app.world.switches.badKeyStatus == 400:  # the documented account reason
+                raise ApiError("INVALID_USER_TOKEN", "invalid user token", status=400)
             raise ApiError("UNAUTHORIZED", "missing or invalid API key (Authorization: Bearer)")
         handler = routes.get(route)
         if handler is None:
@@ -294,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 if self._log_entry is not None:
                     self._log_entry["ignored"] = list(ignored)
-        if decision.drop_after_create:
+        if decision.drop_after_create or decision.drop_after_action:
             self._drop()
             return 0
         if route == ("GET", "/gpu/instances"):

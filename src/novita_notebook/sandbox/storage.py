@@ -19,9 +19,11 @@ MAX_STORAGE_GB = 10_240
 PRICE_PER_GB_HOUR = 0.002 / 24 * catalog.PRICE_UNIT
 
 
-def storage_price(size_gb: int) -> str:
-    """Hourly price of a volume, a digit string in 1/100000 USD (rounded up)."""
-    return str(math.ceil(size_gb * PRICE_PER_GB_HOUR))
+def storage_price(size_gb: int, unit: str = "hour") -> str:
+    """Price of a volume, a digit string in 1/100000 USD (rounded up): per hour, or per
+    month (730 h) with the ``storagePrice="month"`` switch."""
+    hours = 730 if unit == "month" else 1
+    return str(math.ceil(size_gb * PRICE_PER_GB_HOUR * hours))
 
 
 def _size(body: dict[str, Any], required: bool) -> int | None:
@@ -62,12 +64,22 @@ def list_storages(world: World, query: Query, body: Any) -> Any:
     name = (query_str(query, "storageName") or "").lower()
     storage_id = query_str(query, "storageId")
     matches = [
-        dict(s)
+        _listed(world, s)
         for s in world.storages.values()
         if (not name or name in s["storageName"].lower())
         and (not storage_id or s["storageId"] == storage_id)
     ]
     return {"data": matches[first : first + size], "total": len(matches)}
+
+
+def _listed(world: World, storage: dict[str, Any]) -> dict[str, Any]:
+    """A volume as listed now: its cluster's name and price follow the current switches."""
+    cluster = catalog.CLUSTERS_BY_ID[storage["clusterId"]]
+    return {
+        **storage,
+        "clusterName": world.cluster_name(cluster),
+        "price": storage_price(storage["storageSize"], world.switches.storagePrice),
+    }
 
 
 def create_storage(world: World, query: Query, body: Any) -> Any:
@@ -94,8 +106,8 @@ def create_storage(world: World, query: Query, body: Any) -> Any:
         "storageName": name,
         "storageSize": size,
         "clusterId": cluster.id,
-        "clusterName": cluster.name,
-        "price": storage_price(size or 0),
+        "clusterName": world.cluster_name(cluster),
+        "price": storage_price(size or 0, world.switches.storagePrice),
     }
     return storage_id  # the live API answers a bare JSON string
 
@@ -114,7 +126,7 @@ def update_storage(world: World, query: Query, body: Any) -> Any:
         storage["storageName"] = name
     if size is not None:
         storage["storageSize"] = size
-        storage["price"] = storage_price(size)
+        storage["price"] = storage_price(size, world.switches.storagePrice)
     return {}
 
 

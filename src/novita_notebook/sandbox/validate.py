@@ -27,6 +27,7 @@ def collecting_ignored() -> Iterator[list[str]]:
 # The documented HTTP status of each error reason; anything not listed is a 400.
 REASON_STATUS: dict[str, int] = {
     "UNKNOWN": 500,
+    "WALLET_NOT_FOUND": 500,
     "UNAUTHORIZED": 401,
     "FORBIDDEN": 403,
     "RATE_LIMIT_EXCEEDED": 429,
@@ -267,12 +268,19 @@ def read_envs(body: dict[str, Any], key: str = "envs", limit: int = 100) -> list
     return envs
 
 
+#: The largest page served; a bigger ``pageSize`` is capped, not refused.
+MAX_PAGE_SIZE = 100
+
+
 def page_window(
     query: dict[str, list[str]], base: int, key: str = "pageNum", default_size: int = 10
 ) -> tuple[int, int, int]:
     """(page number as asked, first index, page size) for a paged listing. ``base`` 0: page 0
-    is the first; base 1: page 1 is, and 0 also means the first page."""
-    size = query_int(query, "pageSize", minimum=1, maximum=100, default=default_size)
+    is the first; base 1: page 1 is, and 0 also means the first page. The docs allow any
+    ``pageSize`` >= 0: 0 means the default size, and more than ``MAX_PAGE_SIZE`` is served as
+    ``MAX_PAGE_SIZE`` (a short page, with ``total`` telling the rest)."""
+    size = query_int(query, "pageSize", minimum=0, default=default_size) or default_size
+    size = min(size, MAX_PAGE_SIZE)
     number = query_int(query, key, minimum=0, default=base)
     index = number if base == 0 else max(number, 1) - 1
     return number, index * size, size

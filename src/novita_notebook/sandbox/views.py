@@ -15,12 +15,19 @@ FREE_CONTAINER_DISK_GB = 60
 KEEP_DATA_DAYS = 7
 JUPYTER_PORT = 8888
 REMOVAL = frozenset({"toRemove", "removing", "removed"})
+#: Where ``healthyStatusError`` shows a stale error: past the first pull, not failed.
+HEALTHY_WITH_ERROR = frozenset(
+    {"pulling", "toStart", "starting", "running", "toRestart", "restarting"}
+)
+STALE_STATUS_ERROR = {"state": "pullImageRetry", "message": "pull attempt 1 timed out; retried"}
 
 
 def product_entry(
-    product: ProductSpec, *, regions: list[str], available: bool, stock: int
+    product: ProductSpec, *, regions: list[str], available: bool, stock: int, times: int = 1
 ) -> dict[str, Any]:
-    """A product as GET /products lists it; ``spotPrice`` is null without a spot offer."""
+    """A product as GET /products lists it; ``spotPrice`` is null without a spot offer.
+    ``times`` multiplies every price (the ``gpuNumPrices="total"`` switch)."""
+    spot = product.spot_price
     return {
         "id": product.id,
         "name": product.name,
@@ -34,10 +41,11 @@ def product_entry(
         "minLocalStorage": 0,
         "maxLocalStorage": product.max_local_storage,
         "regions": regions,
-        "price": str(product.price),
-        "spotPrice": str(product.spot_price) if product.spot_price is not None else None,
+        "price": str(product.price * times),
+        "spotPrice": str(spot * times) if spot is not None else None,
         "monthlyPrice": [
-            {"price": str(price), "month": months} for months, price in product.monthly_prices
+            {"price": str(price * times), "month": months}
+            for months, price in product.monthly_prices
         ],
         "billingMethods": product.billing_methods,
         "inventoryState": catalog.inventory_state(stock),
@@ -48,11 +56,17 @@ class ViewsMixin:
     """The views; ``self`` is the World (offers, storages, clock, base_url)."""
 
     # -- catalog views -------------------------------------------------------------------------
+    def cluster_name(self, cluster: catalog.ClusterSpec) -> str:
+        """A cluster's ``name``: its region label's code, or (``clusterNames="city"``) a
+        name unlike any label."""
+        return cluster.city if self.switches.clusterNames == "city" else cluster.name
+
     def clusters_view(self) -> list[dict[str, Any]]:
-        # The GPU types offered per cluster never change: build once per reset.
-        if self._clusters_cache is None:
-            self._clusters_cache = self._build_clusters_view()
-        return self._clusters_cache
+        # The GPU types offered per cluster never change: build once per reset (and naming).
+        naming = self.switches.clusterNames
+        if self._clusters_cache is None or self._clusters_cache[0] != naming:
+            self._clusters_cache = (naming, self._build_clusters_view())
+        return self._clusters_cache[1]
 
     def _build_clusters_view(self) -> list[dict[str, Any]]:
         result = []
@@ -64,7 +78,7 @@ class ViewsMixin:
             result.append(
                 {
                     "id": cluster.id,
-                    "name": cluster.name,
+                    "name": self.cluster_name(cluster),
                     "availableGpuType": gpu_types,
                     "supportNetworkStorage": cluster.support_network_storage,
                     "supportInstanceNetwork": cluster.support_instance_network,
@@ -84,7 +98,8 @@ class ViewsMixin:
         min_rootfs_size: int | None,
     ) -> list[dict[str, Any]]:
         """One entry per product id. Unfiltered: every region offering it and the aggregate
-        availability; with ``cluster_id``: only that cluster's products and its stock."""
+        availability; with ``cluster_id``: only that cluster's products and its stock (and in
+        ``regions`` only its label, or every offering region's with ``filteredRegions="all"``)."""
         wanted_units = max(gpu_num or 1, 1)
         needle = (product_name or "").lower()
         result = []
@@ -104,12 +119,17 @@ class ViewsMixin:
             clusters = [cluster_id] if cluster_id else list(product.clusters)
             offers = [self.offers[(product.id, cid)] for cid in clusters]
             available = any(offer.stock >= wanted_units for offer in offers)
+            labelled = offers
+            if cluster_id and self.switches.filteredRegions == "all":
+                labelled = [self.offers[(product.id, cid)] for cid in product.clusters]
+            total = self.switches.gpuNumPrices == "total" and (gpu_num or 0) > 1
             result.append(
                 product_entry(
                     product,
-                    regions=[offer.cluster.region_label for offer in offers],
+                    regions=[offer.cluster.region_label for offer in labelled],
                     available=available,
                     stock=sum(offer.stock for offer in offers),
+                    times=wanted_units if total else 1,
                 )
             )
         return result
@@ -145,7 +165,7 @@ class ViewsMixin:
             "id": record.id,
             "name": record.name,
             "clusterId": record.cluster.id,
-            "clusterName": record.cluster.name,
+            "clusterName": self.cluster_name(record.cluster),
             "status": record.status,
             "imageUrl": record.image_url,
             "imageAuthId": record.image_auth_id,
@@ -161,12 +181,41 @@ class ViewsMixin:
                 {"type": "network", "size": str(size), "id": sid, "mountPath": mount}
                 for sid, mount, size in self._mounts(record)
             ],
-            "statusError": dict(record.status_error),
+            "statusError": self._status_error(record),
             "envs": [dict(e) for e in record.envs],
             "kind": "gpu",
             "billingMode": record.billing_mode,
             "endTime": self._end_time(record),
+            **(self._spot_fields(record) if self.switches.spotFields == "list" else {}),
         }
+
+    def _status_error(self, record: InstanceRecord) -> dict[str, str]:
+        """The record's statusError; with ``healthyStatusError`` a healthy instance past its
+        first pull also carries one (a stale note of a retried pull)."""
+        error = dict(record.status_error)
+        healthy = not error.get("state") and not error.get("message")
+        if healthy and self.switches.healthyStatusError and record.status in HEALTHY_WITH_ERROR:
+            return dict(STALE_STATUS_ERROR)
+        return error
+
+    def _spot_fields(self, record: InstanceRecord) -> dict[str, str]:
+        return {
+            "spotStatus": record.spot_status,
+            "spotReclaimTime": str(int(record.spot_reclaim_time or 0)),
+        }
+
+    def _times(self, record: InstanceRecord) -> dict[str, str]:
+        """createdAt/lastStartedAt/lastStoppedAt as the ``timestamps`` switch says."""
+        style = self.switches.timestamps
+        if style == "none":
+            return {}
+        factor = 1000 if style == "ms" else 1
+        values = {
+            "createdAt": record.created_at,
+            "lastStartedAt": record.last_started_at or 0,
+            "lastStoppedAt": record.last_stopped_at or 0,
+        }
+        return {key: str(int(value * factor)) for key, value in values.items()}
 
     def _mounts(self, record: InstanceRecord) -> list[tuple[str, str, int]]:
         """(storage id, mount path, size GB) of each network volume the instance mounts."""
@@ -196,6 +245,8 @@ class ViewsMixin:
         ]
         jupyter = JUPYTER_PORT in {p for p, t in ports if t == "http"}
         base = self.base_url
+        item.pop("spotStatus", None)
+        item.pop("spotReclaimTime", None)
         item.update(
             {
                 "entrypoint": record.entrypoint,
@@ -226,13 +277,12 @@ class ViewsMixin:
                 },
                 "freeStorageSize": FREE_CONTAINER_DISK_GB,
                 "keepDataDay": KEEP_DATA_DAYS,
-                "createdAt": str(int(record.created_at)),
-                "lastStartedAt": str(int(record.last_started_at or 0)),
-                "lastStoppedAt": str(int(record.last_stopped_at or 0)),
-                "spotStatus": record.spot_status,
-                "spotReclaimTime": str(int(record.spot_reclaim_time or 0)),
+                **self._times(record),
+                **(self._spot_fields(record) if self.switches.spotFields != "none" else {}),
             }
         )
+        if not jupyter and self.switches.jupyterBlock == "whenUsed":
+            del item["connectComponentJupyter"]
         return item
 
     def logs(self, record: InstanceRecord, kind: str) -> str:

@@ -35,6 +35,9 @@ REMOVED_LINGER_SECONDS = 30.0  # "removed" stays visible this long, then the id 
 CALLER = "sandbox-user"  # the account every request is made as
 
 _IMAGE_REFERENCE = re.compile(catalog.IMAGE_PATTERN)
+_STARTING = frozenset({"toStart", "starting"})
+_STOPPING = frozenset({"toStop", "stopping"})
+_RESTARTING = frozenset({"toRestart", "restarting"})
 _STOPPABLE = frozenset(
     {
         "pending", "toCreate", "creating", "pulling", "running", "toStart", "starting",
@@ -53,6 +56,22 @@ class Switches:
     spotNoticeRate: float = 0.0  # random reclaim notices per running spot instance-hour
     pendingRate: float = 1 / 3  # share of creates that show "pending" before "toCreate"
     metricsScale: float = 100.0  # utilisation values: 100 serves percentages, 1 fractions 0-1
+    # One switch per unverified guess (docs/assumptions.md): the default is the guess, the
+    # other value the other plausible answer.
+    clusterNames: str = "label"  # "label": a cluster's name is its region label's code; "city"
+    filteredRegions: str = "asked"  # clusterId listing's regions: "asked" cluster only, or "all"
+    metricsStep: int = 0  # 0: metrics points every interval asked; N: every N s whatever asked
+    spotFields: str = "detail"  # spotStatus/spotReclaimTime: "detail" only, "list" too, "none"
+    timestamps: str = "seconds"  # createdAt/lastStartedAt/lastStoppedAt: "seconds", "ms", "none"
+    repeatActions: bool = False  # a repeated lifecycle POST acts again (restart twice)
+    stopWhen: str = "any"  # which statuses accept a stop: "any" live one, or "running" only
+    healthyStatusError: bool = False  # healthy instances carry a non-empty statusError
+    storagePrice: str = "hour"  # network volume price: per "hour" (1/100000 USD) or "month"
+    gpuNumPrices: str = "perGpu"  # listing prices with gpuNum=N: "perGpu" or "total" (N x)
+    retryAfter: bool = True  # 429 answers carry Retry-After (seconds)
+    jupyterBlock: str = "always"  # connectComponentJupyter: "always" present, or "whenUsed"
+    walletNotFound: bool = False  # delete answers the documented 500 WALLET_NOT_FOUND
+    badKeyStatus: int = 401  # a wrong key: 401 UNAUTHORIZED or the documented 400
 
     def update(self, values: Any) -> None:
         if not isinstance(values, dict):
@@ -60,7 +79,7 @@ class Switches:
         for key, value in values.items():
             _check_switch(key, value)
         for key, value in values.items():
-            setattr(self, key, float(value) if key in _FLOAT_SWITCHES else int(value))
+            setattr(self, key, _typed(key, value))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,17 +96,51 @@ _SWITCH_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         "must be a number in (0, 100] (100: percent, 1: fractions)",
         lambda v: 0 < v <= 100,
     ),  # fmt: skip
+    "metricsStep": (
+        "must be 0 (as asked) or seconds 1-3600",
+        lambda v: v == int(v) and 0 <= v <= 3600,
+    ),
+    "badKeyStatus": ("must be 401 or 400", lambda v: v in (401, 400)),
 }
+#: Switches taking one of a few words, and on/off switches.
+_CHOICE_SWITCHES: dict[str, tuple[str, ...]] = {
+    "clusterNames": ("label", "city"),
+    "filteredRegions": ("asked", "all"),
+    "spotFields": ("detail", "list", "none"),
+    "timestamps": ("seconds", "ms", "none"),
+    "stopWhen": ("any", "running"),
+    "storagePrice": ("hour", "month"),
+    "gpuNumPrices": ("perGpu", "total"),
+    "jupyterBlock": ("always", "whenUsed"),
+}
+_BOOL_SWITCHES = frozenset({"repeatActions", "healthyStatusError", "retryAfter", "walletNotFound"})
+SWITCH_NAMES = (*_SWITCH_RULES, *_CHOICE_SWITCHES, *sorted(_BOOL_SWITCHES))
 
 
 def _check_switch(key: str, value: Any) -> None:
+    if key in _CHOICE_SWITCHES:
+        choices = _CHOICE_SWITCHES[key]
+        if value not in choices or not isinstance(value, str):
+            raise ApiError("VALIDATOR_PARAM", f"{key}: must be one of {', '.join(choices)}")
+        return
+    if key in _BOOL_SWITCHES:
+        if not isinstance(value, bool):
+            raise ApiError("VALIDATOR_PARAM", f"{key}: must be true or false")
+        return
     if key not in _SWITCH_RULES:
-        raise ApiError("VALIDATOR_PARAM", f"{key}: unknown switch (use {', '.join(_SWITCH_RULES)})")
+        raise ApiError("VALIDATOR_PARAM", f"{key}: unknown switch (use {', '.join(SWITCH_NAMES)})")
     rule, ok = _SWITCH_RULES[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise ApiError("VALIDATOR_PARAM", f"{key}: {rule}")
     if not ok(value):
         raise ApiError("VALIDATOR_PARAM", f"{key}: {rule}")
+
+
+def _typed(key: str, value: Any) -> Any:
+    """A checked switch value in its field's type."""
+    if key in _CHOICE_SWITCHES or key in _BOOL_SWITCHES:
+        return value
+    return float(value) if key in _FLOAT_SWITCHES else int(value)
 
 
 class World(ViewsMixin):
@@ -135,7 +188,7 @@ class World(ViewsMixin):
                 item["_user"] = item.pop("user", "novita")
                 self.templates[item["Id"]] = item
             self.next_ssh_port = 30000
-            self._clusters_cache: list[dict[str, Any]] | None = None
+            self._clusters_cache: tuple[str, list[dict[str, Any]]] | None = None
 
     def scaled(self, seconds: float) -> float:
         return seconds / self.speed
@@ -311,9 +364,18 @@ class World(ViewsMixin):
             f"invalid state change: cannot {action} instance {record.id} in status {record.status}",
         )
 
+    def _repeated(self, record: InstanceRecord, action: str, underway: frozenset[str]) -> bool:
+        """True when ``action`` is already under way and ``repeatActions`` makes a repeated
+        POST act again (counted in ``record.actions``); False to judge it normally."""
+        if record.status in underway and self.switches.repeatActions:
+            record.actions[action] = record.actions.get(action, 0) + 1
+            return True
+        return False
+
     def start(self, instance_id: str) -> None:
         record = self.find(instance_id)
-        if record.status != "exited":
+        repeated = self._repeated(record, "start", _STARTING)
+        if record.status != "exited" and not repeated:
             raise self._invalid_change(record, "start")
         now = self.clock()
         error = self.pull_error(record)
@@ -333,7 +395,9 @@ class World(ViewsMixin):
 
     def stop(self, instance_id: str) -> None:
         record = self.find(instance_id)
-        if record.status not in _STOPPABLE:
+        stoppable = _STOPPABLE if self.switches.stopWhen == "any" else frozenset({"running"})
+        repeated = self._repeated(record, "stop", _STOPPING)
+        if record.status not in stoppable and not repeated:
             raise self._invalid_change(record, "stop")
         record.running_since = None
         record.clear_spot_notice()
@@ -347,8 +411,10 @@ class World(ViewsMixin):
 
     def restart(self, instance_id: str) -> None:
         record = self.find(instance_id)
-        if record.status != "running":
+        repeated = self._repeated(record, "restart", _RESTARTING)
+        if record.status != "running" and not repeated:
             raise self._invalid_change(record, "restart")
+        record.restarts += 1
         record.running_since = None
         stages = [
             ("toRestart", self.phase(QUEUE_SECONDS)),
@@ -359,6 +425,10 @@ class World(ViewsMixin):
     def delete(self, instance_id: str) -> None:
         """Works in any state; stock is freed at once. Deleting twice is harmless."""
         record = self.find(instance_id)
+        if self.switches.walletNotFound:
+            raise ApiError(
+                "WALLET_NOT_FOUND", f"wallet not found for the account of instance {record.id}"
+            )
         if record.status in REMOVAL:
             return
         record.offer.stock += record.gpu_num

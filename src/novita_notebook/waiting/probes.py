@@ -24,8 +24,9 @@ _PROBE_HEADERS = {"User-Agent": "novita-notebook-readiness-probe", "X-Health-Che
 def components_running(instance: Instance) -> bool:
     """True unless a connection component the instance has (SSH, Jupyter) says it is down.
 
-    A component counts only when present: the API always sends a Jupyter block, with an
-    empty address and ``isRunning`` false when the instance has no Jupyter port at all.
+    A component counts only when present: a Jupyter block with an empty address (how the
+    API answers for an instance without a Jupyter port), or none at all (that it is always
+    sent is a guess, docs/assumptions.md), says nothing.
     """
     ssh_down = instance.ssh_running is False and bool(instance.ssh_command)
     jupyter_down = instance.jupyter_running is False and bool(instance.jupyter_url)

@@ -33,15 +33,16 @@ class SilentProgress:
 
 
 class TextProgress:
-    """One printed line per status change, and one at the end."""
+    """One printed line per status change (or new statusError warning), and one at the end."""
 
     def __init__(self) -> None:
-        self._last: str | None = None
+        self._last: tuple[Any, ...] | None = None
 
     def update(self, instance: Instance, elapsed: float, note: str | None = None) -> None:
-        if instance.status == self._last:
+        seen = (instance.status, instance.warning)
+        if seen == self._last:
             return
-        self._last = instance.status
+        self._last = seen
         extra = f"  ({note})" if note else ""
         print(f"{instance.name or instance.id}  {instance.status}  {elapsed:.1f} s{extra}")
 

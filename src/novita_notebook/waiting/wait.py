@@ -52,6 +52,12 @@ FRESH_SECONDS = 10.0
 #: Targets a learned schedule knows the way to (stop and delete phases are not learned).
 LEARNED_TARGETS = ("running", "reachable")
 
+#: Seconds a statusError may stand on an instance still on its way before the wait counts it
+#: as a failure. No public source says when Novita sets statusError (a retried pull may leave
+#: one behind), so one seen before the instance comes to rest is a warning on the progress
+#: line until it has lasted this long; on a rested instance (exited) it fails at once.
+STATUS_ERROR_WINDOW = 120.0
+
 # Instance.eta asks this (models never import waiting/): the live wait's or watcher's view.
 set_instance_eta(lambda instance: (eta := instance_eta(instance)) and eta[0])
 
@@ -68,6 +74,8 @@ class WaitPlan:
     #: build a LearnedSchedule around ``schedule`` once the instance is known (adaptive
     #: waits for running/reachable; a fixed pace, explicit or from the config, never learns)
     learn: bool = False
+    #: seconds a statusError may last on an instance on its way before it is a failure
+    error_window: float = dataclasses.field(default_factory=lambda: STATUS_ERROR_WINDOW)
 
 
 def plan_wait(
@@ -199,6 +207,8 @@ class _WaitRun:
         # call: the schedule never polls earlier than that.
         self.not_before = 0.0
         self.tracked: LearnedSchedule | None = None
+        # Monotonic time a statusError was first seen on the instance on its way (None: none).
+        self.warning_since: float | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -344,6 +354,8 @@ class _WaitRun:
         until = self.plan.until
         self.last, self.last_status = current, current.status
         verdict, note = verdict_of(current, until, self.label)
+        if verdict != "yes" and until != "removed":
+            note = self.judge_warning(current) or note
         if verdict == "probe":
             probe = self.plan.probe
             assert probe is not None
@@ -363,6 +375,28 @@ class _WaitRun:
         urgent = until == "reachable" and current.status == "running"
         self.plan.schedule.observe(current.status, urgent=urgent)
         return False, note
+
+    def judge_warning(self, current: Instance) -> str | None:
+        """A statusError on an instance still on its way: the progress line's warning while
+        it is young, a failure once it has stood ``error_window`` seconds."""
+        warning = current.warning
+        if warning is None:
+            self.warning_since = None
+            return None
+        now = time.monotonic()
+        if self.warning_since is None:
+            self.warning_since = now
+        lasted, window = now - self.warning_since, self.plan.error_window
+        if lasted >= window:
+            raise InstanceFailedError(
+                f"instance {self.label} failed while waiting for it to be {self.plan.until}: "
+                f"{warning} (status {current.status}; the statusError stood {lasted:.1f} s, "
+                f"longer than the {window:g} s it is given to clear)",
+                instance_id=current.id,
+                last_status=current.status,
+                status_error=warning,
+            )
+        return f"warning: statusError {warning} ({lasted:.0f} s; a failure after {window:g} s)"
 
     def timed_out(self, note: str | None) -> NovitaTimeoutError:
         detail = f" ({note})" if note else ""
