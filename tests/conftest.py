@@ -63,3 +63,29 @@ def client(sandbox):
     novita = Novita(api_key=sandbox.api_key, api_url=sandbox.url)
     yield novita
     novita.close()
+
+
+@pytest.fixture
+def run_in_kernel(tmp_path):
+    """Run code cells in a real IPython kernel (nbclient), as a notebook would, with widget
+    state stored like ``nbconvert --execute``; returns the executed notebook. The kernel sees
+    this test's environment (private ledger directory, no credentials)."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+
+    def run(cells: list[str], *, timeout: float = 120, allow_errors: bool = False) -> object:
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+        notebook.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                           "display_name": "Python 3"}  # fmt: skip
+        client = nbclient.NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            allow_errors=allow_errors,
+            resources={"metadata": {"path": str(tmp_path)}},
+        )
+        client.execute()
+        return notebook
+
+    return run

@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = "novita_notebook"
 ROOT = Path(__file__).resolve().parents[1] / "src" / PACKAGE
-LEAVES = {"errors", "money", "models", "parsing", "columns", "config", "validation"}
+LEAVES = {"errors", "money", "models", "parsing", "columns", "config", "validation", "vocabulary"}
 NOTEBOOK_ONLY = ("IPython", "ipywidgets")
 
 

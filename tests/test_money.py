@@ -35,7 +35,7 @@ def test_prices_resting_on_a_guess_print_as_estimates():
 
 
 def test_guessed_prices_are_marked_wherever_they_show(client):
-    from novita_notebook import html
+    from novita_notebook import views
 
     two = client.create("two-gpus", gpu="RTX 3090", gpu_num=2, image="ubuntu:22.04")
     one = client.create("one-gpu", gpu="RTX 3090", image="ubuntu:22.04")
@@ -44,7 +44,7 @@ def test_guessed_prices_are_marked_wherever_they_show(client):
     assert "≈$" in two.fallback_report.chosen.detail
     assert "≈$" not in one.fallback_report.chosen.detail
     assert "≈$" in two.fallback_report._repr_html_()
-    assert "≈" in html.instance_card(two) and "≈" not in html.instance_card(one)
+    assert "≈" in views.instance_card(two) and "≈" not in views.instance_card(one)
     assert client.products().attrs["estimated"] == ["monthly_per_hour"]
     assert "price_per_hour" in client.products(gpu_num=2).attrs["estimated"]
     assert client.instances().attrs["estimated"] == ["price_per_hour", "cost_so_far"]

@@ -33,8 +33,8 @@ def test_classroom_creates_guarded_seats_with_one_deadline(client, sandbox, tmp_
     assert [r["name"] for r in rows] == ["student-1", "student-2", "student-3"]
     assert (tmp_path / "class.csv").read_text() == handout.to_csv()
     page = handout.to_html()
-    assert page == handout._repr_html_() and page.count("<tr>") == 4
-    assert "all stop at" in page and "budget 20 USD" in page
+    assert page == handout._repr_html_() and page.count("<tr ") == 4
+    assert "all stop at" in page and "budget $20.00 for the whole class" in page
     for text in (page, handout.to_csv(), repr(handout)):
         assert sandbox.api_key not in text
 

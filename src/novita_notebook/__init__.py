@@ -26,10 +26,10 @@ from .errors import (
     ValidationError,
     WebhookVerificationError,
 )
-from .html import instance_card as _instance_card
 from .models import Cluster, Instance, Product, RegistryAuth, Template, set_instance_html
+from .views import instance_card as _instance_card
 
-set_instance_html(_instance_card)  # models draw their card through html without importing it
+set_instance_html(_instance_card)  # models draw their card through views without importing it
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Novita

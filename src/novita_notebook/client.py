@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api import NovitaAPI
 from .catalog import Catalog, estimated_columns
-from .config import Config, load_config
+from .config import SANDBOX_SPEED, Config, load_config
 from .errors import NotFoundError, NovitaError, ValidationError
 from .guard import GuardRules
 from .guard.service import GuardService
@@ -202,8 +202,12 @@ class Novita:
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
-    def sandbox(cls, speed: float = 1.0, seed: int | None = 0, **client_kwargs: Any) -> Novita:
-        """Start an in-process sandbox cloud and return a client bound to it.
+    def sandbox(
+        cls, speed: float = SANDBOX_SPEED, seed: int | None = 0, **client_kwargs: Any
+    ) -> Novita:
+        """Start an in-process sandbox cloud and return a client bound to it. It runs
+        ``speed`` times faster than real time (50 by default, as ``%novita sandbox start``:
+        a minute of provisioning takes about a second; 1 is real time).
 
         ``close()`` (or leaving a ``with`` block) stops the sandbox; it is kept as
         ``client.sandbox_server`` (``.url``, ``.set_faults(...)``, ``.requests()``...).
@@ -845,8 +849,10 @@ class Novita:
         storage) and return it; ``create(..., volumes=[name])`` mounts it."""
         return self.provisioner.storages.create(name, region, size_gb)
 
-    def delete_storage(self, name_or_id: str) -> NetworkStorage:
-        """Delete a network volume by id or exact name; returns what was deleted."""
+    def delete_storage(self, name_or_id: str) -> NetworkStorage | None:
+        """Delete a network volume by id or exact name; returns what was deleted, or None when
+        there is no such volume (deleting twice is fine). ``create_storage`` refuses a name
+        already used, so a name always means one volume."""
         return self.provisioner.storages.delete(name_or_id)
 
     def current_spend_per_hour(self) -> float:

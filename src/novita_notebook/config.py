@@ -20,6 +20,10 @@ __all__ = ["Config", "load_config", "mask_secret", "is_loopback_host", "API_PREF
 DEFAULT_API_URL = "https://api.novita.ai"
 API_PREFIX = "/gpu-instance/openapi/v1"
 MIN_WEBHOOK_SECRET_LENGTH = 16
+#: How much faster than real time an in-process sandbox runs unless told otherwise (by
+#: ``Novita.sandbox(speed=...)`` and ``%novita sandbox start``, alike): a create that takes a
+#: minute on Novita takes about a second, so a newcomer following the README waits seconds.
+SANDBOX_SPEED = 50.0
 
 # Arguments that can also come from the environment or the .env file, with their variable.
 _ENV_NAMES = {

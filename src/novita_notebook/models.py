@@ -181,8 +181,8 @@ class InstanceActions(Protocol):
     def wait(self, instance: Any, until: str = "running", **kwargs: Any) -> Any: ...
 
 
-# The HTML card of an Instance is drawn by html.instance_card; the package registers it at
-# import (novita_notebook/__init__.py), so models never import html.
+# The HTML card of an Instance is drawn by views.instance_card; the package registers it at
+# import (novita_notebook/__init__.py), so models never import views.
 _instance_html: Callable[[Instance], str] | None = None
 
 
@@ -435,6 +435,14 @@ class Template:
     readme: str | None = None
     min_cuda_version: str | None = None
     created_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        """``<Template 'my-pytorch' (tpl-1) pytorch/pytorch:2.1 private, ports 8888/http>``:
+        what it is and what it runs; no env values (they may hold tokens)."""
+        channel = f" {self.channel}" if self.channel else ""
+        ports = ", ".join(f"{n}/{p.type}" for p in self.ports for n in p.ports)
+        ports = f", ports {ports}" if ports else ""
+        return f"<Template {self.name!r} ({self.id}) {self.image}{channel}{ports}>"
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Template:

@@ -5,16 +5,17 @@ returns a handout (name, Jupyter link, SSH command) exportable to CSV and HTML.
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import html
 from .errors import ValidationError
 from .guard.rules import GuardRules
 from .guard.service import RULE_ARGS, rule_kwargs
+from .vocabulary import status_word
 
 __all__ = ["Handout", "Seat", "classroom"]
 
@@ -74,31 +75,31 @@ class Handout:
         return text
 
     def summary(self) -> str:
-        deadline = f"{self.deadline:%Y-%m-%d %H:%M}Z" if self.deadline else "none"
-        cap = f", budget {self.budget_total:g} USD" if self.budget_total else ""
+        """``12 seats; all stop at 2026-12-01 18:00 UTC; budget $40.00 for the whole class``."""
+        deadline = f"all stop at {self.deadline:%Y-%m-%d %H:%M} UTC" if self.deadline else ""
+        cap = (
+            f"; budget {html.format_money(self.budget_total)} for the whole class "
+            "(all seats together)"
+            if self.budget_total
+            else ""
+        )
         failed = len(self.seats) - len(self.ok)
         fail = f", {failed} failed" if failed else ""
-        return f"{len(self.ok)} instances{fail}; all stop at {deadline}{cap}"
+        seats = f"{len(self.ok)} seat{'' if len(self.ok) == 1 else 's'}"
+        return f"{seats}{fail}" + (f"; {deadline}" if deadline else "") + cap
 
     def to_html(self) -> str:
-        """A standalone table: links clickable, SSH commands in code."""
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in ("name", "Jupyter", "SSH", "status"))
-        body = []
+        """A standalone table to paste into a course page: Jupyter links (http(s) only)
+        clickable, SSH commands in code, status in words."""
+        rows = []
         for seat in self.seats:
-            link = (
-                f'<a href="{html.escape(seat.jupyter_url)}" target="_blank">open</a>'
-                if seat.jupyter_url
-                else html.escape(seat.error or "-")
-            )
-            ssh = f"<code>{html.escape(seat.ssh_command)}</code>" if seat.ssh_command else "-"
-            body.append(
-                f"<tr><td>{html.escape(seat.name)}</td><td>{link}</td><td>{ssh}</td>"
-                f"<td>{html.escape(seat.status or '-')}</td></tr>"
-            )
-        return (
-            f"<table><caption>{html.escape(self.summary())}</caption>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        )
+            jupyter = html.link(seat.jupyter_url, "open") if seat.jupyter_url else "&mdash;"
+            ssh = f"<code>{html.text(seat.ssh_command)}</code>" if seat.ssh_command else "&mdash;"
+            state = html.text(seat.error) if seat.error else html.text(status_word(seat.status))
+            rows.append([html.nowrap(seat.name), jupyter, ssh, state])
+        columns = ("name", "Jupyter", "SSH", "status")
+        body = html.table(columns, rows, raw_columns=columns)
+        return html.frame(html.text(self.summary()), body, kind="handout")
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -124,7 +125,7 @@ def classroom(
 ) -> Handout:
     """Create ``n`` instances ``<prefix>-1``..``<prefix>-n`` (a batch), guard them all with
     ONE deadline (``stop_after``, fixed now) and an optional total ``budget`` (USD for the
-    class), and return the handout. Other rule keywords (``idle_stop``...) apply to every
+    whole class, all seats together: not per seat), and return the handout. Other rule keywords (``idle_stop``...) apply to every
     seat; the rest (``image``, ``template``, ``region``...) go to each create."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 200:
         raise ValidationError(f"n must be an integer from 1 to 200, got {n!r}", field="n")

@@ -76,12 +76,19 @@ def _write_settings(settings_dir: Path) -> None:
         path.write_text(json.dumps(values))
 
 
+#: Where screenshots go unless ``NOVITA_TEST_SCREENSHOTS`` says: inside the repository, in a
+#: folder git ignores (``build/``), so CI can keep them as artefacts.
+ARTIFACTS = REPO / "build" / "browser-artifacts"
+
+
 @pytest.fixture(scope="session")
-def artifacts(tmp_path_factory) -> Path:
-    """Where screenshots go (``NOVITA_TEST_SCREENSHOTS``, else a pytest temp folder, which
-    pytest rotates away after a few runs); printed so a person can look at them."""
+def artifacts() -> Path:
+    """Where screenshots go (``NOVITA_TEST_SCREENSHOTS``, else ``build/browser-artifacts``,
+    emptied at the start of a run); printed so a person can look at them."""
     chosen = os.environ.get("NOVITA_TEST_SCREENSHOTS")
-    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("browser-screenshots")
+    folder = Path(chosen) if chosen else ARTIFACTS
+    if not chosen and folder.exists():
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\nbrowser screenshots: {folder}", file=sys.stderr)
     return folder

@@ -203,6 +203,58 @@ class Lab:
                   .map(td => td.innerText)"""
         )
 
+    def misaligned(self) -> list[str]:
+        """Cells of our views whose alignment is not the one they ask for, and rows the
+        notebook's table CSS striped: each view's own style must win."""
+        return self.page.evaluate(
+            """() => {
+                const bad = [];
+                const views = '.novita-frame, .novita-instances, table.novita-table, .novita-widget';
+                for (const root of document.querySelectorAll(
+                        '.jp-OutputArea-output :is(' + views + ')')) {
+                    for (const cell of root.querySelectorAll('td, th')) {
+                        const want = cell.style.textAlign || 'left';
+                        const got = getComputedStyle(cell).textAlign;
+                        if (got !== want && !(want === 'left' && got === 'start'))
+                            bad.push(got + ': ' + cell.innerText.slice(0, 40));
+                    }
+                    for (const row of root.querySelectorAll('tr')) {
+                        const bg = getComputedStyle(row).backgroundColor;
+                        if (bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent')
+                            bad.push('striped row ' + bg + ': ' + row.innerText.slice(0, 40));
+                    }
+                }
+                return bad;
+            }"""
+        )
+
+    def wrapped_regions(self) -> list[str]:
+        """Region codes (``AS-SGP-02``) in our views drawn on more than one line."""
+        return self.page.evaluate(
+            """() => {
+                const views = '.novita-frame, .novita-instances, table.novita-table, .novita-widget';
+                const code = /^[A-Z]{2,3}-[A-Z]+-[0-9]{2}$/;
+                const out = [];
+                for (const el of document.querySelectorAll(
+                        '.jp-OutputArea-output :is(' + views + ') :is(span, td)')) {
+                    if (el.children.length || !code.test(el.textContent.trim())) continue;
+                    const range = document.createRange();
+                    range.selectNodeContents(el);
+                    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                    if (lines.size > 1) out.push(el.textContent.trim());
+                }
+                return out;
+            }"""
+        )
+
+    def doubled_views(self) -> int:
+        """Export snapshots on screen: next to a drawn widget each must hide (or be emptied),
+        or the view would show twice."""
+        return self.page.evaluate(
+            """() => [...document.querySelectorAll('.jp-OutputArea-output .novita-snapshot')]
+                  .filter(s => s.getBoundingClientRect().height > 0).length"""
+        )
+
     def widgets(self) -> Any:
         """Rendered ipywidgets views inside outputs."""
         return self.page.locator(f"{WIDGET_VIEW} > .jupyter-widgets.widget-box")

@@ -69,6 +69,9 @@ def test_notebook_runs_clean(lab, name, theme):
         assert wide[0] <= 1000 and wide[1] <= 1, f"{selector} scrolls sideways: {wide}"
     assert lab.unstyled_links() == []
     assert lab.unpadded_cells() == []
+    assert lab.misaligned() == [], "the notebook's table CSS won over a view's own"
+    assert lab.doubled_views() == 0, "a widget shown next to its own export snapshot"
+    assert lab.wrapped_regions() == []
     assert lab.console_errors == []
 
 

@@ -1,6 +1,8 @@
-"""The widgets driven as a person would in JupyterLab: filter the product browser and create
-from it, watch the panel follow a stop made elsewhere, use the card's buttons, see the form's
-validation, confirm and cancel a delete. The sandbox is checked over its API after each step.
+"""The widgets driven as a person would in JupyterLab (dark theme, 1,000 px): filter the product
+browser and create from it, watch the panel follow a stop made elsewhere, buttons enabled only
+where they make sense, a guard warning that goes once extended or deleted, the card's buttons,
+the form's validation, confirm and cancel a delete, and the panel once the API is gone. The
+sandbox is checked over its API after each step; every view keeps its own alignment.
 """
 
 from __future__ import annotations
@@ -20,18 +22,28 @@ from novita_notebook.notebook.widgets import CreateForm, InstanceCard, InstanceP
 client = Novita.sandbox(speed=100, seed=0)
 get_ipython().magics_manager.registry["NovitaMagics"].client = client  # %novita uses it too
 print("sandbox at", client.sandbox_server.url)"""
+#: The HTML views no widget draws, in the dark theme too: the doctor's report, the guard's
+#: status and a class handout (their alignment is checked with the rest).
+REPORTS = """\
+from IPython.display import display
+from novita_notebook.teaching import Handout, Seat
+
+seat = Seat("student-1", "i-1", "running", "https://example.org/lab", "ssh root@x -p 1")
+display(client.doctor(), client.guard_status(), Handout([seat], budget_total=40))"""
 CELLS = [
     SETUP,
     "browser = ProductBrowser(client)\nbrowser",
     "panel = InstancePanel(client, interval=0.2)\npanel",
     "form = CreateForm(client)\nform",
+    REPORTS,
     'card = InstanceCard(client.instance("drive-1"))\ncard',
     'client.guard("drive-1", stop_after=60, warn_before=58)',
+    'client.guard("drive-1", delete_after=60, warn_before=58)',
     "%novita wait drive-1 --until removed",
+    "client.sandbox_server.stop()  # the API goes away",
 ]
-SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, CARD_CELL, GUARD_CELL, WAIT_CELL = range(
-    len(CELLS)
-)
+(SETUP_CELL, BROWSER_CELL, PANEL_CELL, FORM_CELL, REPORTS_CELL, CARD_CELL, GUARD_CELL,
+ DELETE_GUARD_CELL, WAIT_CELL, GONE_CELL) = range(len(CELLS))  # fmt: skip
 
 
 class Sandbox:
@@ -72,6 +84,12 @@ def test_widgets_driven_by_hand(lab):
     lab.menu("Run", "Run All Above Selected Cell")
     lab.wait_idle()
     assert lab.tracebacks() == [] and lab.widget_failures() == []
+    reports = lab.cell(REPORTS_CELL)
+    for view in (".novita-doctor", ".novita-guard-status", ".novita-handout"):
+        assert reports.locator(view).count() == 1, view
+    assert lab.misaligned() == [] and lab.wrapped_regions() == []
+    assert lab.doubled_views() == 0
+    lab.shot("reports", reports)
     url = re.search(r"sandbox at (\S+)", lab.cell(SETUP_CELL).inner_text()).group(1)
     sandbox = Sandbox(url)
 
@@ -83,6 +101,8 @@ def test_widgets_driven_by_hand(lab):
     _form_validation(lab)
     _delete_cancel_then_confirm(lab, sandbox, instance_id)
     _wait_until_removed(lab)
+    assert lab.misaligned() == [] and lab.wrapped_regions() == []
+    _panel_disconnected(lab)
     assert lab.tracebacks() == []
     assert lab.unstyled_links() == [] and lab.unpadded_cells() == []
     assert lab.console_errors == []
@@ -94,7 +114,7 @@ def _filter_and_create(lab) -> None:
     everything = _count(browser)
     browser.locator("input[placeholder='4090, A100…']").fill("4090")
     lab.page.wait_for_function(
-        "([el, n]) => !el.innerText.includes(n + ' product(s)')",
+        "([el, n]) => !el.innerText.includes('(' + n + ' offers)')",
         arg=[browser.element_handle(), everything],
     )
     assert 0 < _count(browser) < everything
@@ -123,6 +143,8 @@ def _panel_shows_the_new_instance(lab, sandbox: Sandbox) -> str:
     instance_id = row.locator("code").inner_text().strip()
     assert sandbox.instance(instance_id)["status"] == "running"
     _assert_columns_aligned(panel)
+    assert _button(panel, "Start").is_disabled()  # running: nothing to start
+    assert _button(panel, "Stop").is_enabled() and _button(panel, "Delete").is_enabled()
     lab.page.wait_for_function(  # cost so far is computed from the ledger's creation time
         "el => /1 live · \\$0\\.\\d\\d\\/h now · (<\\$0\\.01|≈\\$\\d)/.test(el.innerText)",
         arg=panel.element_handle(),
@@ -148,6 +170,9 @@ def _panel_guard_warning_then_extend(lab) -> None:
     _button(panel, "Extend 1h").click()
     panel.get_by_text("Extended by 1h for drive-1.").wait_for(timeout=15000)
     assert _button(panel, "Extend 1h").is_hidden()
+    warning.wait_for(state="detached", timeout=15000)  # answered: not left standing
+    lab.page.wait_for_timeout(500)  # a few ticks later it has not come back
+    assert panel.locator(".novita-notice", has_text="Guard warning").count() == 0
 
 
 def _card_stop_and_refresh(lab, sandbox: Sandbox, instance_id: str) -> None:
@@ -155,22 +180,25 @@ def _card_stop_and_refresh(lab, sandbox: Sandbox, instance_id: str) -> None:
     lab.page.keyboard.press("Shift+Enter")
     card = lab.cell(CARD_CELL)
     _button(card, "Stop").wait_for(timeout=30000)
+    assert _button(card, "Start").is_disabled()
     _button(card, "Stop").click()
-    card.get_by_text("Stop requested for drive-1").wait_for(timeout=15000)
+    card.get_by_text("Stop: drive-1 is now stopping.").wait_for(timeout=15000)
     _eventually(lambda: sandbox.instance(instance_id)["status"] == "exited")
     _button(card, "Refresh").click()
-    card.locator(".novita-status", has_text="exited").wait_for(timeout=15000)
+    card.locator(".novita-status", has_text="stopped").wait_for(timeout=15000)
+    assert _button(card, "Start").is_enabled() and _button(card, "Stop").is_disabled()
     lab.shot("card-stopped", card)
 
 
 def _panel_follows_an_outside_stop(lab, sandbox: Sandbox, instance_id: str) -> None:
     """Start from the panel's own button, then a stop made outside the notebook shows up."""
     panel = lab.cell(PANEL_CELL)
-    panel.locator(".novita-table tr", has_text="exited").wait_for(timeout=30000)
+    panel.locator(".novita-table tr", has_text="stopped").wait_for(timeout=30000)
     _button(panel, "Start").click()
     panel.locator(".novita-table tr", has_text="running").wait_for(timeout=30000)
     sandbox.stop(instance_id)  # nobody touches the notebook
-    panel.locator(".novita-table tr", has_text="exited").wait_for(timeout=30000)
+    panel.locator(".novita-table tr", has_text="stopped").wait_for(timeout=30000)
+    assert "exited" not in panel.locator(".novita-table").first.inner_text()
     lab.shot("panel-external-stop", panel)
 
 
@@ -186,7 +214,13 @@ def _form_validation(lab) -> None:
 
 
 def _delete_cancel_then_confirm(lab, sandbox: Sandbox, instance_id: str) -> None:
+    """A delete deadline warns in the panel; the card deletes the instance (cancel first,
+    then confirm) and the panel's warning goes with it."""
     card, panel = lab.cell(CARD_CELL), lab.cell(PANEL_CELL)
+    lab.select_cell(DELETE_GUARD_CELL)
+    lab.page.keyboard.press("Shift+Enter")
+    warning = panel.locator(".novita-notice", has_text="Guard warning: drive-1")
+    warning.wait_for(timeout=30000)
     _button(card, "Delete").click()
     _button(card, "Confirm delete").wait_for()
     lab.shot("card-delete-asked", card)
@@ -196,11 +230,21 @@ def _delete_cancel_then_confirm(lab, sandbox: Sandbox, instance_id: str) -> None
     assert sandbox.instance(instance_id)["status"] == "exited"
     _button(card, "Delete").click()
     _button(card, "Confirm delete").click()
-    card.get_by_text("Delete requested for drive-1").wait_for(timeout=15000)
-    panel.locator(".novita-table tr", has_text=re.compile("removing|removed")).wait_for(
+    card.get_by_text(re.compile(r"Delete: drive-1 is now (deleting|deleted)")).wait_for(
+        timeout=15000
+    )
+    panel.locator(".novita-table tr", has_text=re.compile("deleting|deleted")).wait_for(
         timeout=30000
     )
+    lab.page.wait_for_function(  # nothing left to start, stop or delete
+        "el => [...el.querySelectorAll('button')].filter(b => /^\\s*(Start|Stop|Delete)\\s*$/"
+        ".test(b.innerText)).every(b => b.disabled)",
+        arg=panel.element_handle(),
+        timeout=30000,
+    )
     _eventually(lambda: sandbox.instance(instance_id)["status"] in ("removing", "removed"))
+    warning.wait_for(state="detached", timeout=15000)  # the deleted instance's warning goes
+    assert panel.locator(".novita-notice", has_text="Guard warning").count() == 0
     lab.shot("deleted", panel)
 
 
@@ -217,10 +261,21 @@ def _wait_until_removed(lab) -> None:
         timeout=60000,
     )
     label = cell.locator(".widget-hbox:has(.widget-hprogress) .widget-html").first.inner_text()
-    assert re.search(r"^drive-1\s+removed\b", label), label
+    assert re.search(r"^drive-1\s+\u2715?\s*deleted\b", label), label
     lab.wait_idle(need_busy=False)
     assert lab.tracebacks() == []
     lab.shot("wait-removed", cell)
+
+
+def _panel_disconnected(lab) -> None:
+    """With the API gone the panel says so, with the time of its last good read."""
+    panel = lab.cell(PANEL_CELL)
+    lab.select_cell(GONE_CELL)
+    lab.page.keyboard.press("Shift+Enter")
+    state = panel.locator(".novita-connection[data-state='disconnected']")
+    state.wait_for(timeout=30000)
+    assert re.search(r"last good read at \d\d:\d\d:\d\d UTC", panel.inner_text())
+    lab.shot("panel-disconnected", panel)
 
 
 def _button(widget, label: str):
@@ -229,7 +284,8 @@ def _button(widget, label: str):
 
 
 def _count(widget) -> int:
-    return int(re.search(r"(\d+) product\(s\)", widget.inner_text()).group(1))
+    """The number of offers the browser counts (compact: "... of N GPUs (M offers)")."""
+    return int(re.search(r"(\d+) offers?\b", widget.inner_text()).group(1))
 
 
 def _assert_columns_aligned(panel) -> None:

@@ -85,7 +85,7 @@ def test_text_is_aligned_and_html_is_an_escaped_table():
     rows = report.text().splitlines()[1:3]
     assert rows[0].index("ok") == rows[1].index("differs")
     html = report._repr_html_()
-    assert "<table>" in html and "&lt;b&gt;HTTP 400&lt;/b&gt;" in html and "<b>HTTP" not in html
+    assert "<table " in html and "&lt;b&gt;HTTP 400&lt;/b&gt;" in html and "<b>HTTP" not in html
     assert "something differs" in html and not report.ok
 
 

@@ -36,7 +36,7 @@ def eventually(check, timeout=20.0, interval=0.02):
 def test_product_browser_filters_sort_and_create_form(client):
     browser = ProductBrowser(client)
     everything = len(browser.frame)
-    assert everything > 0 and "<table>" in browser.table.value
+    assert everything > 0 and "<table" in browser.table.value
 
     browser.gpu.value = "4090"
     assert 0 < len(browser.frame) < everything
@@ -71,7 +71,7 @@ def test_product_browser_filters_sort_and_create_form(client):
 def test_product_browser_html_fallback(client):
     browser = ProductBrowser(client, gpu="A100")
     markup = browser._repr_html_()
-    assert "A100" in markup and "<table>" in markup
+    assert "A100" in markup and "<table" in markup
     bundle = browser._repr_mimebundle_()
     assert "text/html" in bundle and "text/plain" in bundle
     assert "application/vnd.jupyter.widget-view+json" in bundle
@@ -175,7 +175,7 @@ def test_instance_panel_rows_buttons_and_delete_confirmation(client, sandbox):
         ]
         untouched_value = untouched.value
         panel.stop_button.click()
-        assert "Stop requested" in panel.message.value
+        assert "Stop: panel-1 is now stopping." in panel.message.value
         eventually(lambda: panel.states[first.id].status == "exited")
         assert "exited" in panel.row_widgets[first.id].value
         assert untouched.value == untouched_value  # the other row kept its markup
@@ -192,7 +192,7 @@ def test_instance_panel_rows_buttons_and_delete_confirmation(client, sandbox):
 
         panel.delete_button.click()
         panel.confirm_button.click()
-        assert "Delete requested" in panel.message.value
+        assert "Delete: panel-1 is being deleted." in panel.message.value
         eventually(lambda: panel.states[first.id].status == "removed")
         assert [i.name for i in panel.live] == ["panel-2"]
     finally:
@@ -401,7 +401,7 @@ def test_instance_card_buttons_act_on_the_sandbox(client):
     card = InstanceCard(instance)
     assert "cardw-1" in card.card.value
     card.stop_button.click()
-    assert "Stop requested" in card.message.value
+    assert "Stop: cardw-1 is now stopping." in card.message.value
     client.wait(instance.id, until="exited", timeout=30, progress=False)
     assert card.refresh().status == "exited" and "exited" in card.card.value
 
@@ -413,11 +413,18 @@ def test_instance_card_buttons_act_on_the_sandbox(client):
     assert client.wait(instance.id, until="removed", timeout=30, progress=False).status == "removed"
 
 
-def test_load_ext_displays_bound_instances_as_card_widgets(shell, magics, client):
+def test_load_ext_displays_bound_instances_as_cards(shell, magics, client):
+    """Outside a kernel the card shows as its HTML and text (the widget needs a frontend;
+    tests/notebook/test_kernel_display.py checks the widget in a real kernel)."""
+    from IPython.utils.capture import capture_output
+
     instance = client.create("fmt-1", gpu="RTX 4090", progress="silent")
-    data, _ = shell.display_formatter.format(instance)
-    assert "application/vnd.jupyter.widget-view+json" in data
-    assert "fmt-1" in data["text/html"]
+    with capture_output() as shown:
+        data, _ = shell.display_formatter.format(instance)
+    assert data == {}  # the card displayed itself
+    (output,) = shown.outputs
+    assert "fmt-1" in output.data["text/html"] and "novita-card" in output.data["text/html"]
+    assert output.data["text/plain"].startswith("fmt-1  creating")
     shell.run_line_magic("unload_ext", "novita_notebook")
     try:
         data, _ = shell.display_formatter.format(instance)
@@ -510,7 +517,7 @@ def test_dropdowns_preselect_the_first_row(client):
     try:
         eventually(lambda: panel.selector.value)
         panel.stop_button.click()
-        assert "Stop requested for pre-1" in panel.message.value
+        assert "Stop: pre-1 is now stopping." in panel.message.value
     finally:
         panel.stop()
 
@@ -518,12 +525,13 @@ def test_dropdowns_preselect_the_first_row(client):
 def test_product_browser_is_compact_and_formats_money(client):
     browser = ProductBrowser(client, gpu="4090")
     table = browser.table.value
-    assert table.count("<th ") == 6  # the compact default set
+    assert table.count("<th ") == 8  # the default set: what tells offers apart
+    assert "RAM GB/GPU</th>" in table and "disk GB/GPU</th>" in table
     assert "$/h</th>" in table and "monthly" not in table
     assert "0.2975" not in table and "0.29750000000000004" not in browser._repr_html_()
     assert "$0.35/h" in table
     assert "boolean value of NA" not in table and "&lt;NA&gt;" not in table
-    assert "high</span><span" in table  # stock of the listing, marked as every region's
+    assert "</span> high</td>" in table and "*" not in table  # the region's stock, in words
     assert "white-space:nowrap'>RTX 4090 24GB" in table  # names stay on one line
     browser.columns_button.value = True
     assert browser.columns.layout.display == ""
@@ -542,8 +550,8 @@ def test_links_are_styled_and_report_cells_padded(client):
     form.wait_box.value = False
     form.create_button.click()
     assert form.instance is not None
-    report = form.result.value.split("novita-frame")[0]
-    assert "<td style='padding:3px 8px" in report
+    report = form.result.value.split("novita-card")[0]
+    assert "<td style='padding:3px 8px" in report and "text-align:left" in report
     assert "var(--jp-content-link-color" in form.result.value  # the card's Jupyter link
 
 

@@ -44,7 +44,7 @@ def test_removed_wait_ends_with_a_full_green_bar(client, make_instance):
     assert progress.last_status == "removed"
     assert progress.bar.value == progress.bar.max
     assert progress.bar.bar_style == "success"
-    assert "removed" in repr(progress) and "removed" in progress._repr_html_()
+    assert "deleted" in repr(progress) and "deleted" in progress._repr_html_()
 
 
 def test_stop_wait_bar_is_coloured_while_it_stops_and_full_when_exited(client, make_instance):

@@ -6,7 +6,6 @@ the package relies on could not be verified.
 
 from __future__ import annotations
 
-import html
 import platform
 import re
 from collections.abc import Iterable
@@ -113,21 +112,18 @@ class DoctorReport:
         return self.text()
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        colours = {OK: "#1a7f37", DIFFERS: "#b35900", UNVERIFIED: "#6e7781", FAILED: "#cf222e"}
-        rows = "".join(
-            f"<tr><td>{esc(line.name)}</td>"
-            f'<td style="color:{colours[line.status]};font-weight:bold">{esc(line.status)}</td>'
-            f'<td style="text-align:left">{esc(line.detail)}</td></tr>'
+        # The package's table pieces (imported here: the doctor itself needs none of them).
+        from .. import html as pieces
+
+        looks = {OK: "running", DIFFERS: "starting", UNVERIFIED: "unknown", FAILED: "failed"}
+        rows = [
+            [pieces.nowrap(line.name), pieces.badge(line.status, looks[line.status]), line.detail]
             for line in self.lines
-        )
-        verdict = self.verdict()
-        return (
-            f"<div><b>Novita doctor</b> for {esc(self.api_host)}: {self.calls} read-only calls, "
-            f"{esc(verdict)}"
-            "<table><thead><tr><th>check</th><th>status</th><th>detail</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></div>"
-        )
+        ]
+        title = f"Novita doctor for {pieces.text(self.api_host)}"
+        body = pieces.muted(pieces.text(f"{self.calls} read-only calls, {self.verdict()}"))
+        body += pieces.table(("check", "status", "detail"), rows, raw_columns=("check", "status"))
+        return pieces.frame(title, body, kind="doctor")
 
     def bug_report(self) -> str:
         """A short text to paste into a bug report when anything differs or failed ("" when

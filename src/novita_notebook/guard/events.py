@@ -5,6 +5,7 @@ extends or cancels the announced action (also what the panel shows).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["event_text", "cancel_call", "extend_call"]
@@ -26,6 +27,16 @@ _CANCEL_RULE = {
     "budget_total": "budget",
     "budget": "budget",
 }
+
+
+def _to_the_second(value: Any) -> str:
+    """An ISO time as people read it (``2026-12-01 18:00:05 UTC``); anything else as it is."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _target(payload: Mapping[str, Any]) -> str:
@@ -60,7 +71,7 @@ def event_text(event_type: str, payload: Mapping[str, Any]) -> str:
         )
     if event_type == "guard.warning":
         action = payload.get("action") or "stop"
-        due = payload.get("action_due") or payload.get("due") or "soon"
+        due = _to_the_second(payload.get("action_due") or payload.get("due") or "soon")
         verb = _PAST.get(str(action), str(action))
         text = f"Guard warning: {who} will be {verb} at {due}: {reason}."
         extend = extend_call(payload)

@@ -79,6 +79,11 @@ class GuardRecord:
     billed_seen: datetime | None = None
     seen_stopped: datetime | None = None
 
+    def __repr__(self) -> str:
+        """``<GuardRecord demo-1 (id): stop at 2026-12-01 18:00:00Z; budget 5 USD total>``."""
+        counted = f"; {self.spent:.2f} USD counted" if self.rules.budget_total else ""
+        return f"<GuardRecord {self.name or '?'} ({self.id}): {self.rules.describe()}{counted}>"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -110,6 +110,11 @@ class GuardStatus(dict):
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
+    def _repr_html_(self) -> str:
+        from ..views import guard_status_html  # the one rendering of every view lives there
+
+        return guard_status_html(self)
+
 
 class GuardService:
     """The guard for one client. ``session_defaults`` (rule keywords, set by
@@ -128,6 +133,7 @@ class GuardService:
         self._kernel: Any = None
         self._spot: SpotWatch | None = None
         self._watcher: Any = None
+        self._relayed: set[tuple[str, str]] = set()  # notices relayed from another actor
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
 
@@ -369,7 +375,7 @@ class GuardService:
         )
         spacing = timedelta(seconds=grace or KERNEL_INTERVAL)
         kernel = KernelGuard(backend, self.client.config.api_url, grace=spacing)
-        spot = SpotWatch(self.client.api, kernel.store, emit=backend.notify)
+        spot = SpotWatch(self.client.api, kernel.store, emit=backend.notify, relay=self._relay)
         self._kernel, self._spot = kernel, spot
 
         def guard_tick(listing: list[dict[str, Any]]) -> None:
@@ -401,6 +407,16 @@ class GuardService:
                 listener(event_type, payload)
             except Exception:  # noqa: BLE001 - a display failing must not stop the guard
                 log.exception("guard event listener failed")
+
+    def _relay(self, event_type: str, payload: dict[str, Any]) -> None:
+        """A notice the guard process announced, shown here once however many of this
+        client's watchers see it."""
+        key = (str(payload.get("instanceId")), str(payload.get("reclaim_time")))
+        with self._lock:
+            if key in self._relayed:
+                return
+            self._relayed.add(key)
+        self.emit(event_type, payload)
 
     def say(self, event_type: str, payload: Mapping[str, Any]) -> str:
         return event_text(event_type, payload)

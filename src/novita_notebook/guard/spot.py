@@ -61,11 +61,19 @@ class SpotWatch:
     across kernels and the guard process (claim ``notify:spot:<time>``)."""
 
     def __init__(
-        self, api: Any, store: GuardStore, emit: Callable[[str, dict[str, Any]], None]
+        self,
+        api: Any,
+        store: GuardStore,
+        emit: Callable[[str, dict[str, Any]], None],
+        relay: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.api = api
         self.store = store
         self.emit = emit
+        #: told (once) of a notice another actor (the guard process) announced, so the
+        #: notebook shows it too; the webhook already went out from there
+        self.relay = relay
+        self._relayed: set[str] = set()
 
     def enrich(self, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return with_spot_details(self.api, listing)
@@ -79,7 +87,10 @@ class SpotWatch:
                 continue
             instance_id = str(raw.get("id") or raw.get("Id") or "")
             claim = f"notify:spot:{stamp}"
-            if not instance_id or not self.store.claim(instance_id, claim, actor, NOTICE_CLAIM_TTL):
+            if not instance_id:
+                continue
+            if not self.store.claim(instance_id, claim, actor, NOTICE_CLAIM_TTL):
+                self._relay_announced(raw, instance_id, stamp, actor)
                 continue
             record = self.store.get(instance_id)
             policy = record.rules.on_reclaim if record is not None else "notify"
@@ -106,3 +117,35 @@ class SpotWatch:
             )
             announced.append(instance_id)
         return announced
+
+    def _relay_announced(
+        self, raw: Mapping[str, Any], instance_id: str, stamp: str, actor: str
+    ) -> None:
+        """A notice another actor claimed: once its action log says it was announced, hand
+        it to ``relay`` (once per reclaim time)."""
+        key = f"spot:{stamp}"
+        if self.relay is None or f"{instance_id} {key}" in self._relayed:
+            return
+        done = [
+            entry
+            for entry in self.store.actions(instance_id)
+            if entry.get("key") == key and entry.get("action") == "notify"
+        ]
+        if not done or done[-1].get("actor") == actor:
+            return  # still in flight elsewhere (next tick), or our own
+        self._relayed.add(f"{instance_id} {key}")
+        entry = done[-1]
+        record = self.store.get(instance_id)
+        self.relay(
+            "spot.reclaim_notice",
+            {
+                "instanceId": instance_id,
+                "name": str(raw.get("name") or ""),
+                "rule": "spot",
+                "reason": entry.get("reason") or f"spot reclaim notice (reclaim at {stamp})",
+                "actor": entry.get("actor"),
+                "spot_status": raw.get("spotStatus"),
+                "reclaim_time": stamp,
+                "on_reclaim": record.rules.on_reclaim if record is not None else "notify",
+            },
+        )

@@ -1,5 +1,6 @@
-"""The product browser: filter by GPU, region, max price and stock, sort, and open a create
-form pre-filled from the chosen row.
+"""The product browser: filter by GPU, region, max price and stock; compact (the cheapest offer
+of each GPU) or every offer; RAM, disk and each region's own stock in words; a create form
+for exactly the row picked.
 """
 
 from __future__ import annotations
@@ -8,38 +9,54 @@ from typing import Any
 
 from .. import html
 from ..errors import NovitaError, ValidationError
+from ..money import ESTIMATE_MARK
+from ..vocabulary import billing_word
 from . import display as _display
 from .display import Displayable, error_html
 from .form import CreateForm
 
 _SORT_PREFERENCE = ("price_per_hour", "price", "spot_per_hour", "gpu", "region", "vram_gb")
-_LABEL_COLUMNS = (("product", "name", "product_name"), ("region",))
 
-#: Shown by default; the rest are one click away behind the "columns" control.
-DEFAULT_COLUMNS = ("product", "region", "price_per_hour", "spot_per_hour", "vram_gb", "stock")
+#: Shown by default (what tells two offers of one GPU apart); the rest are one click away.
+DEFAULT_COLUMNS = (
+    "product",
+    "region",
+    "price_per_hour",
+    "spot_per_hour",
+    "vram_gb",
+    "mem_per_gpu",
+    "disk_per_gpu",
+    "stock",
+)
 #: Column headings people read (raw names otherwise).
 LABELS = {
     "price_per_hour": "$/h",
     "spot_per_hour": "spot $/h",
     "monthly_per_hour": "monthly $/h",
     "vram_gb": "VRAM GB",
-    "cpu_per_gpu": "CPU/GPU",
+    "cpu_per_gpu": "CPUs/GPU",
     "mem_per_gpu": "RAM GB/GPU",
     "disk_per_gpu": "disk GB/GPU",
     "min_rootfs": "min rootfs GB",
     "max_rootfs": "max rootfs GB",
     "billing_methods": "billing",
+    "stock": "stock here",
+    "stock_somewhere": "stock anywhere",
 }
 _MONEY = ("price_per_hour", "spot_per_hour", "monthly_per_hour", "price")
-_NOWRAP = "white-space:nowrap"
+_NOWRAP = ("product", "gpu", "region", "product_id", "cluster_id", "stock")
 _NARROW = {"description_width": "56px"}  # short labels keep the filters on one line
-#: Stock levels as text with an icon (colour is not the only signal).
-_STOCK = {
-    "none": ("\u25cb", "failed"),
-    "low": ("\u25d1", "starting"),
-    "normal": ("\u25d5", "running"),
-    "high": ("\u25cf", "running"),
+#: Stock levels, as each region's own listing gives them: icon, look and words.
+STOCK_WORDS = {
+    "none": ("\u25cb", "failed", "none: sold out here"),
+    "low": ("\u25d1", "starting", "low: a few left"),
+    "normal": ("\u25d5", "running", "normal"),
+    "high": ("\u25cf", "running", "high"),
 }
+STOCK_LEGEND = (
+    "stock here: what the region's own listing says now (high, normal, low, none); "
+    "\u201cunknown\u201d when the region did not answer."
+)
 
 
 def _missing(value: Any) -> bool:
@@ -53,55 +70,81 @@ def _missing(value: Any) -> bool:
 
 
 def _cell(column: str, value: Any) -> str:
-    """One product cell as HTML: money formatted, stock with an icon, names kept on one line."""
+    """One product cell as HTML: money formatted, stock in words with an icon."""
+    if column in ("stock", "stock_somewhere"):
+        if _missing(value):
+            return f"<span style='color:{html.MUTED}'>unknown</span>"
+        icon, phase, words = STOCK_WORDS.get(str(value), ("?", "unknown", str(value)))
+        ink = html.PHASE_INK[phase]
+        return f"<span style='color:{ink}' aria-hidden='true'>{icon}</span> {html.text(words)}"
+    if column == "billing_methods" and isinstance(value, str) and value:
+        return html.text(", ".join(billing_word(m.strip()) for m in value.split(",")))
     if _missing(value):
         return "&mdash;"
     if column in _MONEY:
         return html.money(float(value), per_hour=True)
-    if column == "stock":
-        icon, phase = _STOCK.get(str(value), ("?", "unknown"))
-        ink = html.PHASE_INK[phase]
-        return f"<span style='{_NOWRAP}'><span style='color:{ink}'>{icon}</span> {html.text(value)}</span>"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if column in ("product", "gpu", "region", "product_id", "cluster_id"):
-        return f"<span style='{_NOWRAP}'>{html.text(value)}</span>"
     return html.text(value)
 
 
-def _shown_cell(column: str, row: Any) -> str:
-    """A row's cell; a region's stock that the listing does not know falls back to the stock
-    over every region offering the product, marked so, never shown as a region's own."""
-    if column == "stock" and _missing(row["stock"]) and not _missing(row.get("stock_somewhere")):
-        muted = f"color:{html.MUTED}"
-        return (
-            f"<span title='stock over every region offering this product'>"
-            f"{_cell(column, row['stock_somewhere'])}<span style='{muted}'>*</span></span>"
-        )
-    return _cell(column, row[column])
-
-
 def product_table(frame: Any, columns: Any = DEFAULT_COLUMNS) -> str:
-    """Products as a compact HTML table: chosen columns, money as ``$0.30/h``, numbers
-    right-aligned, names on one line."""
+    """Products as a compact HTML table: chosen columns, money as ``$0.30/h`` (``≈`` before
+    a price whose unit is a guess, as the frame's ``attrs["estimated"]`` says), numbers
+    right-aligned, names, regions and stock on one line."""
     shown = [c for c in columns if c in frame.columns] or [str(c) for c in frame.columns]
     labels = [LABELS.get(c, c) for c in shown]
-    rows = [[_shown_cell(c, row) for c in shown] for _, row in frame.iterrows()]
+    guessed = set(frame.attrs.get("estimated") or ())
+
+    def cell(column: str, value: Any) -> str:
+        markup = _cell(column, value)
+        return ESTIMATE_MARK + markup if column in guessed and not _missing(value) else markup
+
+    rows = [[cell(c, row[c]) for c in shown] for _, row in frame.iterrows()]
     numeric = [LABELS.get(c, c) for c in shown if c in _MONEY or str(frame[c].dtype) in _NUMBERS]
-    return html.table(labels, rows, raw_columns=labels, numeric=numeric)
+    whole = [LABELS.get(c, c) for c in shown if c in _NOWRAP]
+    return html.table(labels, rows, raw_columns=labels, numeric=numeric, nowrap_columns=whole)
 
 
 _NUMBERS = ("Int64", "int64", "float64", "Float64")
 
 
+def cheapest_per_gpu(frame: Any) -> Any:
+    """One row per GPU model: its cheapest offer in stock (its cheapest at all when none
+    is), in the frame's order."""
+    if "gpu" not in frame.columns or len(frame) == 0:
+        return frame
+    available = frame["available"].fillna(False) if "available" in frame.columns else None
+    keep = []
+    for _, group in frame.groupby("gpu", sort=False):
+        stocked = group[available.loc[group.index]] if available is not None else group
+        keep.append((stocked if len(stocked) else group).index[0])
+    return frame.loc[sorted(keep, key=list(frame.index).index)]
+
+
+def describe_row(row: Any) -> str:
+    """``RTX 4090 24GB · AS-SGP-02 · $0.39/h · 96 GB RAM · 200 GB disk`` (per GPU)."""
+    parts = [str(row[c]) for c in ("product", "region") if c in row and not _missing(row[c])]
+    price = row.get("price_per_hour")
+    if not _missing(price):
+        parts.append(html.format_money(float(price), per_hour=True))
+    for column, unit in (("mem_per_gpu", "GB RAM"), ("disk_per_gpu", "GB disk")):
+        if column in row and not _missing(row[column]):
+            parts.append(f"{row[column]} {unit}")
+    return " · ".join(parts) or str(row.name)
+
+
 class ProductBrowser(Displayable):
-    """Filter products by GPU, region, max price and stock; sort; open a pre-filled form."""
+    """Filter products by GPU, region, max price and stock; sort; compact or every offer;
+    open a form that creates exactly the row picked."""
 
     def __init__(self, client: Any, gpu: str | None = None, region: str | None = None) -> None:
         self.client = client
-        self.frame: Any = None
+        self.frame: Any = None  # every offer matching the filters
         self.form: CreateForm | None = None
         self.error: Exception | None = None
+        self.no_match: str = ""  # the filters match nothing: why, in words
+        self.show_all = False
         self._filters = {"gpu": gpu, "region": region, "max_price": None, "available": False}
         self._sort: str | None = None
         self._build_widgets()
@@ -118,16 +161,30 @@ class ProductBrowser(Displayable):
             "available": bool(self.available.value),
         }
 
+    @property
+    def shown(self) -> Any:
+        """The rows on screen: every offer, or the cheapest of each GPU (the default)."""
+        if self.frame is None or self.all_offers():
+            return self.frame
+        return cheapest_per_gpu(self.frame)
+
+    def all_offers(self) -> bool:
+        return bool(self.all_button.value) if self.widget is not None else self.show_all
+
     def refresh(self) -> Any:
-        """Query products with the current filters and redraw the table."""
+        """Query products with the current filters (each region's own stock) and redraw."""
         filters = self.filters()
         kwargs = {k: v for k, v in filters.items() if v not in (None, False)}
+        self.error, self.no_match, frame = None, "", None
         try:
-            frame = self.client.products(**kwargs)
-            self.error = None
+            frame = self.client.products(**kwargs, detail=True)
+        except ValidationError as error:
+            if error.field in ("gpu", "region"):  # a filter that matches nothing: no crash
+                self.no_match = error.message
+            else:
+                self.error = error
         except NovitaError as error:
             self.error = error
-            frame = None
         if frame is not None:
             sort = self._sort_key(frame)
             if sort is not None:
@@ -148,26 +205,30 @@ class ProductBrowser(Displayable):
                 return column
         return None
 
-    def _label(self, row: Any) -> str:
-        parts = []
-        for candidates in _LABEL_COLUMNS:
-            for column in candidates:
-                if column in row and not _missing(row[column]):
-                    parts.append(str(row[column]))
-                    break
-        price = row.get("price_per_hour")
-        if not _missing(price):  # one region can list a product twice
-            parts.append(html.format_money(float(price), per_hour=True))
-        return " · ".join(parts) or str(row.name)
-
     def _table_html(self) -> str:
         if self.error is not None:
             return error_html(self.error)
-        if self.frame is None or len(self.frame) == 0:
-            return "<i>No product matches these filters.</i>"
-        table = product_table(self.frame, self.shown_columns())
+        shown = self.shown
+        if shown is None or len(shown) == 0:
+            why = self.no_match or "no offer passes these filters"
+            return html.muted(
+                html.text(f"No product matches: {why}. Loosen a filter (GPU, region, max $/h).")
+            )
+        table = product_table(shown, self.shown_columns())
+        legend = html.muted(html.text(STOCK_LEGEND)) if "stock" in self.shown_columns() else ""
         # Only the table scrolls if someone picks many columns; filters stay put.
-        return f"<div style='overflow-x:auto;max-width:100%'>{table}</div>"
+        return f"<div style='overflow-x:auto;max-width:100%'>{table}</div>{legend}"
+
+    def count_text(self) -> str:
+        """``cheapest of each of 11 GPUs (49 offers)``, or ``49 offers``."""
+        if self.frame is None or len(self.frame) == 0:
+            return "0 offers"
+        offers = len(self.frame)
+        plural = "" if offers == 1 else "s"
+        if self.all_offers():
+            return f"{offers} offer{plural}"
+        gpus = len(self.shown)
+        return f"the cheapest offer of each of {gpus} GPU{'' if gpus == 1 else 's'} ({offers} offer{plural})"
 
     def shown_columns(self) -> tuple[str, ...]:
         if self.widget is None:
@@ -202,28 +263,41 @@ class ProductBrowser(Displayable):
 
     def _draw(self) -> None:
         self.table.value = self._table_html()
+        shown = self.shown
         options = []
-        if self.frame is not None:
-            options = [(self._label(row), index) for index, row in self.frame.iterrows()]
+        if shown is not None:
+            options = [(describe_row(row), index) for index, row in shown.iterrows()]
         chosen = self.choice.value
         self.choice.options = options
         values = [value for _, value in options]
         # Keep the row if it is still there; else preselect the first (cheapest) one.
         self.choice.value = chosen if chosen in values else (values[0] if values else None)
-        self.count.value = html.text(f"{len(options)} product(s)")
+        self.choice.disabled = self.create_button.disabled = not values
+        self.count.value = html.text(self.count_text())
+        self.all_button.description = "cheapest per GPU" if self.all_offers() else "show all"
         self.chart.value = self.chart_html()
+        self.refresh_snapshot()
 
     def open_form(self, index: int | None = None) -> CreateForm:
-        """The Create button: a CreateForm pre-filled from the chosen row."""
+        """The Create button: a CreateForm for exactly the chosen row (its product id, and its
+        region as the only one)."""
         if index is None and self.widget is not None:
             index = self.choice.value
         if self.frame is None or index is None or index not in self.frame.index:
             raise ValidationError("choose a product row first", field="product")
         row = self.frame.loc[index]
-        gpu = next((row[c] for c in ("product", "name", "product_name", "gpu") if c in row), None)
         region = row.get("region")
+        product = None
+        if "product_id" in row and not _missing(row["product_id"]):
+            product = {"id": str(row["product_id"]), "name": str(row["product"]),
+                       "words": describe_row(row)}  # fmt: skip
         self.form = CreateForm(
-            self.client, gpu=gpu, region=region, billing=self.filters().get("billing")
+            self.client,
+            gpu=row.get("product"),
+            region=region,
+            regions=region,  # this region only: the row picked, not a cheaper one elsewhere
+            billing=self.filters().get("billing"),
+            product=product,
         )
         if self.widget is not None:
             self.form_box.children = (self.form.widget,)
@@ -234,9 +308,9 @@ class ProductBrowser(Displayable):
         if widgets is None:
             return
         try:
-            regions = self.client.regions()
+            regions = self.client.regions(detail=False)
             codes = _region_codes(regions)
-        except NovitaError:
+        except (NovitaError, TypeError):
             codes = []
         self._build_filters(widgets, codes)
         self._build_table_controls(widgets)
@@ -303,11 +377,17 @@ class ProductBrowser(Displayable):
             lambda change: setattr(self.columns.layout, "display", "" if change["new"] else "none"),
             names="value",
         )
+        self.all_button = widgets.ToggleButton(
+            value=self.show_all,
+            description="show all",
+            tooltip="every offer, or only the cheapest of each GPU",
+            layout=widgets.Layout(width="auto"),
+        )
         self.table = widgets.HTML("")
         self.count = widgets.HTML("")
         self.chart = widgets.HTML("")
         self.choice = widgets.Dropdown(
-            options=[], description="product", style=narrow, layout=widgets.Layout(width="400px")
+            options=[], description="offer", style=narrow, layout=widgets.Layout(width="560px")
         )
         self.create_button = widgets.Button(
             description="Create…", icon="plus", button_style="primary"
@@ -319,6 +399,7 @@ class ProductBrowser(Displayable):
         for control in (self.gpu, self.region, self.max_price, self.available, self.sort):
             control.observe(lambda _change: self.refresh(), names="value")
         self.columns.observe(lambda _change: self._redraw_table(), names="value")
+        self.all_button.observe(lambda _change: self._draw(), names="value")
         self.choice.observe(lambda _change: self._redraw_chart(), names="value")
         wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
         self.widget = _display.framed(
@@ -327,7 +408,9 @@ class ProductBrowser(Displayable):
                 widgets.HBox(
                     [self.gpu, self.region, self.max_price, self.available, self.sort], layout=wrap
                 ),
-                widgets.HBox([self.count, self.columns_button, self.columns], layout=wrap),
+                widgets.HBox(
+                    [self.count, self.all_button, self.columns_button, self.columns], layout=wrap
+                ),
                 self.table,
                 widgets.HBox([self.choice, self.create_button], layout=wrap),
                 self.chart,
@@ -347,6 +430,7 @@ class ProductBrowser(Displayable):
 
     def _redraw_table(self) -> None:
         self.table.value = self._table_html()
+        self.refresh_snapshot()
 
     def _redraw_chart(self) -> None:
         self.chart.value = self.chart_html()
@@ -358,11 +442,11 @@ class ProductBrowser(Displayable):
             self.count.value = error_html(error)
 
     def _repr_html_(self) -> str:
-        return html.frame("GPU products", self._table_html())
+        subtitle = html.text(self.count_text())
+        return html.frame("GPU products", self._table_html(), subtitle=subtitle, kind="browser")
 
     def __repr__(self) -> str:
-        count = 0 if self.frame is None else len(self.frame)
-        return f"<ProductBrowser {count} product(s) filters={self.filters()}>"
+        return f"<ProductBrowser {self.count_text()} filters={self.filters()}>"
 
 
 def _region_codes(regions: Any) -> list[str]:

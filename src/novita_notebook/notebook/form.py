@@ -7,9 +7,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .. import html
+from .. import html, views
 from ..errors import NovitaError, ValidationError
 from ..models import Instance
+from ..vocabulary import billing_word, status_word
 from . import display as _display
 from . import spec as specs
 from .display import Displayable, error_html, problem_html
@@ -37,11 +38,15 @@ class CreateForm(Displayable):
 
     def __init__(self, client: Any, **prefill: Any) -> None:
         self.client = client
+        #: the exact offer picked in the browser ({"id", "name", "words"}): created as that
+        #: product id while the GPU field still names it
+        self.product: dict[str, str] | None = prefill.pop("product", None)
         self.prefill = {k: v for k, v in prefill.items() if v is not None}
         self.instance: Instance | None = None
         self.error: Exception | None = None
         self.progress: WaitProgress | None = None
         self._worker: threading.Thread | None = None
+        self._creating = False
         self._build_widgets()
 
     def values(self) -> dict[str, Any]:
@@ -92,28 +97,38 @@ class CreateForm(Displayable):
             for key, message in self.messages.items():
                 message.value = problem_html(problems[key]) if key in problems else ""
         self.problems = problems
+        if self.widget is not None:
+            # no Create while a field is wrong; it comes back once the fields are fixed
+            self.create_button.disabled = bool(problems) or self._creating
         if problems:
             return None
         return specs.normalise_create_kwargs(values)
 
     def submit(self) -> Instance | None:
         """What the Create button does."""
+        if self._creating:
+            return None  # a click that was on its way while the button was disabled
         kwargs = self.validate()
         if kwargs is None:
             self._status("Fix the fields marked above.")
             return None
         wait = kwargs.pop("wait", False)
+        if self.product is not None and kwargs.get("gpu") == self.product["name"]:
+            kwargs["gpu"] = self.product["id"]  # exactly the row picked, not a cheaper twin
         self.error = None
         self._status(html.text(f"Creating {kwargs['name']}…"), raw=True)
+        self._set_creating(True)
         try:
             self.instance = self.client.create(**kwargs, wait=False)
         except NovitaError as error:
+            self._set_creating(False)
             self.error = error
             self._status(error_html(error), raw=True)
             field = getattr(error, "field", None)
             if field in self.messages:  # e.g. an unknown volume: shown next to its field too
                 self.messages[field].value = error_html(error)
             return None
+        self._set_creating(False)
         self._show_result()
         if wait:
             self.progress = WaitProgress(self.instance.name)
@@ -138,6 +153,25 @@ class CreateForm(Displayable):
         finally:
             self.progress.finish()
 
+    def _offer_html(self) -> str:
+        """The exact offer the create will use, while the GPU field names it."""
+        if self.product is None or (
+            self.widget is not None and self.fields["gpu"].value != self.product["name"]
+        ):
+            return ""
+        words = f"Creates exactly {self.product['words']} (product {self.product['id']})."
+        return html.muted(html.text(words))
+
+    def _draw_offer(self) -> None:
+        self.offer.value = self._offer_html()
+
+    def _set_creating(self, creating: bool) -> None:
+        """One create at a time: the button is disabled while the create call runs."""
+        self._creating = creating
+        if self.widget is not None:
+            self.create_button.disabled = creating or bool(self.problems)
+            self.create_button.description = "Creating…" if creating else "Create"
+
     def join(self, timeout: float | None = None) -> Instance | None:
         """Block until a background wait (if any) is over; returns the instance."""
         if self._worker is not None:
@@ -151,8 +185,9 @@ class CreateForm(Displayable):
         report_html = report._repr_html_() if hasattr(report, "_repr_html_") else ""
         if report_html:
             report_html = f"<div style='margin-bottom:8px'>{report_html}</div>"
-        self.result.value = report_html + html.instance_card(self.instance)
-        self._status(html.text(f"{self.instance.name} is {self.instance.status}."), raw=True)
+        self.result.value = report_html + views.instance_card(self.instance)
+        word = status_word(self.instance.status, failed=self.instance.phase == "failed")
+        self._status(html.text(f"{self.instance.name} is {word}."), raw=True)
 
     def _status(self, text: str, raw: bool = False) -> None:
         if self.widget is not None:
@@ -178,9 +213,14 @@ class CreateForm(Displayable):
             self.fields[key] = field
             self.messages[key] = message
             rows.append(widgets.HBox([field, message], layout=wrap))
+        self.offer = widgets.HTML(self._offer_html())
+        self.fields["gpu"].observe(lambda _change: self._draw_offer(), names="value")
+        rows.append(self.offer)
         billing = specs.parse_billing(self.prefill.get("billing")) or "onDemand"
         self.billing = widgets.Dropdown(
-            options=list(specs.BILLING_METHODS), value=billing, description="billing"
+            options=[(billing_word(method), method) for method in specs.BILLING_METHODS],
+            value=billing,
+            description="billing",
         )
         self.messages["billing"] = widgets.HTML("")
         rows.append(widgets.HBox([self.billing, self.messages["billing"]]))
@@ -295,7 +335,7 @@ class CreateForm(Displayable):
             words = {value: label for label, value in PREFER_OPTIONS}
             rows.append(("prefer", words.get(values["prefer"], values["prefer"])))
         body = html.table(("field", "value"), rows)
-        result = html.instance_card(self.instance) if self.instance is not None else ""
+        result = views.instance_card(self.instance) if self.instance is not None else ""
         return f"<div><b>Create instance</b>{body}{result}</div>"
 
     def __repr__(self) -> str:

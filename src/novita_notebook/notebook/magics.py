@@ -16,6 +16,7 @@ from IPython.utils.text import DollarFormatter
 from traitlets import Bool, Float, TraitError, Unicode, observe, validate
 from traitlets.config.configurable import Configurable
 
+from ..config import SANDBOX_SPEED
 from ..errors import ConfigError, NovitaError, ValidationError
 from ..models import Instance
 from . import spec as specs
@@ -63,7 +64,7 @@ class NovitaMagics(Magics, Configurable):
         True, help="Show user and API errors as one short message with a hint (no traceback)."
     ).tag(config=True)
     sandbox_speed = Float(
-        50.0, help="Clock speed-up of the sandbox started by %novita sandbox start."
+        SANDBOX_SPEED, help="Clock speed-up of the sandbox started by %novita sandbox start."
     ).tag(config=True)
     guard_stop_after = Unicode(
         None, allow_none=True, help="Guard: stop each created instance after this, e.g. 2h."
@@ -315,10 +316,10 @@ class NovitaMagics(Magics, Configurable):
         return panel
 
 
-def _instance_mimebundle(instance: Instance) -> dict[str, Any] | None:
-    from .widgets import instance_mimebundle
+def _display_instance(instance: Instance) -> None:
+    from .card import display_instance
 
-    return instance_mimebundle(instance)
+    display_instance(instance)
 
 
 def _count_products(frame: Any) -> int:
@@ -345,7 +346,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.configurables.append(magics)
     # Bound Instances display as a card with Start/Stop/Delete buttons (ipywidgets is only
     # imported when the first Instance is displayed).
-    ipython.display_formatter.mimebundle_formatter.for_type(Instance, _instance_mimebundle)
+    ipython.display_formatter.ipython_display_formatter.for_type(Instance, _display_instance)
     _LOADED[id(ipython)] = magics
     if os.environ.get("NOVITA_AUTO_SANDBOX", "").lower() in {"1", "true", "yes"}:
         magics.auto_sandbox = True
@@ -361,7 +362,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics is None:
         return
     magics.shutdown()
-    ipython.display_formatter.mimebundle_formatter.type_printers.pop(Instance, None)
+    ipython.display_formatter.ipython_display_formatter.type_printers.pop(Instance, None)
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
     manager = ipython.magics_manager

@@ -1,81 +1,46 @@
-"""The live instance panel: rows fed by a background Watcher (only changed rows redrawn),
-spend per hour and so far, actions on the selected instance and its connection card.
+"""The live instance panel: rows fed by a background Watcher (only changed rows redrawn), whether
+it is live, paused or disconnected, spend, guard warnings until resolved, and actions on the
+selected instance whose buttons follow its state.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
-from .. import html
+from .. import html, views
 from ..errors import NovitaError, ValidationError
-from ..models import BILLED_STATUSES, GONE_STATUSES, Instance, parse_time
+from ..models import GONE_STATUSES, Instance
+from ..vocabulary import status_word
 from . import display as _display
+from .card import allowed, done_line
 from .display import Displayable, error_html
+from .panel_state import (
+    Connection,
+    GuardNotices,
+    LedgerStarts,
+    Spend,
+    spend_detail,
+    spend_of,
+    summary_text,
+)
+
+__all__ = ["InstancePanel", "Spend", "spend_detail", "spend_of", "summary_text"]
 
 #: Summary redraws per second at most when the watcher interval is shorter.
 _MIN_TICK = 0.5
 _HISTORY = 120  # spend samples kept for the sparkline
-_NOTICES = 4  # guard and spot notices shown, newest last
+_FIRST_READ = 5.0  # seconds a new panel waits for its first look before it is shown
 #: The rule name ``unguard`` takes for the rule a warning comes from.
 _UNGUARD_RULE = {"idle_stop": "idle", "budget_per_hour": "budget", "budget_total": "budget"}
-
-
-class Spend(NamedTuple):
-    """Spend over live instances: USD per hour now, USD so far over the instances whose start
-    is known (None when none is), and the names of billed instances whose start is unknown."""
-
-    per_hour: float
-    so_far: float | None
-    unknown: tuple[str, ...]
-
-
-def spend_of(
-    instances: list[Instance],
-    now: datetime | None = None,
-    starts: dict[str, datetime] | None = None,
-) -> tuple[float, float]:
-    """(USD per hour now, USD spent so far) over live instances: billed statuses count their
-    price per hour; time so far runs from the last start (or creation, or ``starts[id]``, e.g.
-    the ledger's creation time) to now. Instances with no known start add nothing."""
-    spend = spend_detail(instances, now=now, starts=starts)
-    return spend.per_hour, spend.so_far or 0.0
-
-
-def spend_detail(
-    instances: list[Instance],
-    now: datetime | None = None,
-    starts: dict[str, datetime] | None = None,
-) -> Spend:
-    """Like spend_of, but says which billed instances have no known start (cost unknown)."""
-    now = now or datetime.now(UTC)
-    starts = starts or {}
-    per_hour = 0.0
-    so_far: float | None = None
-    unknown: list[str] = []
-    for inst in instances:
-        if inst.status not in BILLED_STATUSES:
-            continue
-        per_hour += inst.price_per_hour or 0.0
-        spent = html.spent_so_far(inst, now=now, since=starts.get(inst.id))
-        if spent is None:
-            unknown.append(inst.name or inst.id)
-        else:
-            so_far = (so_far or 0.0) + spent
-    return Spend(per_hour, so_far, tuple(unknown))
-
-
-def summary_text(spend: Spend, live: int) -> str:
-    """``2 live · $0.72/h now · ≈$0.05 so far`` (+ which costs are unknown)."""
-    if spend.so_far is None:
-        so_far = "so far: unknown" if spend.unknown else "nothing billed now"
-    else:
-        so_far = f"{html.approx_money(spend.so_far)} so far"
-        if spend.unknown:
-            so_far += f" (+ unknown for {', '.join(spend.unknown)})"
-    return f"{live} live · {html.format_money(spend.per_hour)}/h now · {so_far}"
+#: What an empty panel says.
+EMPTY = (
+    "No instances yet. Create one with %novita create NAME --gpu 4090 (or novita.create(...)); "
+    "it shows up here by itself."
+)
 
 
 class InstancePanel(Displayable):
@@ -100,11 +65,9 @@ class InstancePanel(Displayable):
         self.watcher: Any = None
         self.pending_delete: str | None = None
         self.history: deque[float] = deque(maxlen=_HISTORY)  # $/h per tick, for the sparkline
-        self._starts: dict[str, datetime] = {}  # id -> creation time from the ledger
-        self._ledger_ids: set[str] = set()  # ids already looked up in the ledger
-        self.notices: deque[tuple[str, dict[str, Any]]] = deque(maxlen=_NOTICES)
-        self.warning: dict[str, Any] | None = None  # the guard warning the buttons act on
-        self.reclaims: dict[str, str] = {}  # id -> announced spot reclaim time
+        self.connection = Connection()
+        self.guard_notices = GuardNotices()
+        self._starts = LedgerStarts(lambda: self.client.ledger)
         self._eta_rows: set[str] = set()  # ids whose row shows an ETA (redrawn each tick)
         self._lock = threading.RLock()
         self._ticking = threading.Event()
@@ -115,7 +78,8 @@ class InstancePanel(Displayable):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the background watcher that feeds the rows."""
+        """Start (or resume) the background watcher that feeds the rows; the first look is
+        awaited briefly, so the panel shows rows rather than an empty table."""
         if self.watcher is not None:
             return
         kwargs: dict[str, Any] = {"callbacks": [self.on_change]}
@@ -123,17 +87,27 @@ class InstancePanel(Displayable):
             kwargs["instances"] = self.ids
         if self.interval:
             kwargs["interval"] = self.interval
-        self.watcher = self.client.watch(**kwargs)
+        self.connection.paused = False
+        self.watcher = watcher = self.client.watch(**kwargs)
+        watcher.tick_hooks.append(self._on_tick)
         guards = getattr(self.client, "guards", None)
         if guards is not None:  # the watcher enforces the guard; its events come here
             guards.listeners.append(self.on_guard_event)
+        deadline = time.monotonic() + _FIRST_READ
+        while watcher.ticks == 0 and not watcher.consecutive_errors:
+            if time.monotonic() > deadline or not watcher.running:
+                break
+            time.sleep(0.01)
         self._ticking.clear()
         self._ticker = threading.Thread(target=self._tick_loop, daemon=True, name="novita-panel")
         self._ticker.start()
+        self._draw_status()
 
     def stop(self) -> None:
-        """Stop the background watcher; the panel keeps its last state."""
+        """Stop the background watcher: the panel keeps its last state and says it is paused
+        (``start()`` resumes)."""
         watcher, self.watcher = self.watcher, None
+        self.connection.paused = True
         self._ticking.set()
         listeners = getattr(getattr(self.client, "guards", None), "listeners", [])
         if self.on_guard_event in listeners:
@@ -141,8 +115,10 @@ class InstancePanel(Displayable):
         if watcher is not None:
             watcher.stop()
         ticker, self._ticker = self._ticker, None
-        if ticker is not None:
+        if ticker is not None and ticker is not threading.current_thread():
             ticker.join(timeout=5)
+        self._draw_status()
+        self.refresh_snapshot(force=True)
 
     def _tick_loop(self) -> None:
         """Redraw the summary each tick: spend so far grows while nothing else changes."""
@@ -151,15 +127,28 @@ class InstancePanel(Displayable):
             self.tick()
 
     def tick(self) -> None:
-        """One summary refresh (what the background ticker does each period); rows on their
-        way to running redraw too, as their ETA counts down."""
+        """One summary refresh (what the background ticker does each period): spend, the
+        connection state, warnings that no longer hold; rows on their way to running redraw
+        too, as their ETA counts down."""
         with self._lock:
             self.history.append(self.spend_detail().per_hour)
-            if self.widget is not None:
-                self._draw_summary()
             starting = [i for i in self.states.values() if i.id in self._eta_rows]
+        self._settle_warnings()
         for instance in starting:
             self.apply(instance)
+        self._draw_status()
+        self.refresh_snapshot()
+
+    def _on_tick(self, listing: list[dict[str, Any]]) -> None:
+        """Watcher tick hook: a good read. Every watched instance is applied (a row redraws
+        only if it changed), so a panel never misses one the events did not carry."""
+        self.connection.read()
+        watcher = self.watcher
+        latest = dict(watcher.latest) if watcher is not None else {}
+        for instance in latest.values():
+            self.apply(instance)
+        if not latest:
+            self._draw_empty()
 
     # -- state ---------------------------------------------------------------------------------
     def on_change(self, event: Any) -> None:
@@ -172,6 +161,8 @@ class InstancePanel(Displayable):
     def apply(self, instance: Instance) -> None:
         with self._lock:
             self.states[instance.id] = instance
+            if instance.status in GONE_STATUSES:
+                self.guard_notices.forget(instance.id)
             markup = self._row(instance)
             if self.row_html.get(instance.id) == markup:
                 return
@@ -179,7 +170,8 @@ class InstancePanel(Displayable):
             self.redraws += 1
             if self.widget is not None:
                 self._draw_row(instance.id, markup)
-                self._draw_summary()
+        self._draw_status()
+        self._draw_notices()
 
     def refresh(self) -> None:
         """Fetch every shown instance now (outside the watcher's schedule)."""
@@ -194,6 +186,15 @@ class InstancePanel(Displayable):
         with self._lock:
             return [i for i in self.states.values() if i.status not in GONE_STATUSES]
 
+    @property
+    def warning(self) -> dict[str, Any] | None:
+        """The newest open guard warning (what Extend and Cancel answer)."""
+        return self.guard_notices.current()
+
+    @property
+    def reclaims(self) -> dict[str, str]:
+        return self.guard_notices.reclaims
+
     def spend(self) -> tuple[float, float]:
         return spend_of(self.live, starts=self.starts())
 
@@ -201,26 +202,15 @@ class InstancePanel(Displayable):
         return spend_detail(self.live, starts=self.starts())
 
     def starts(self) -> dict[str, datetime]:
-        """Creation times the ledger recorded for our instances (the list view has none);
-        each id is looked up once, so instances created elsewhere stay unknown cheaply."""
+        """Creation times the ledger recorded for the panel's instances."""
         with self._lock:
-            new = [i for i in self.states if i not in self._ledger_ids]
-            if new:
-                self._ledger_ids.update(new)
-                try:
-                    entries = self.client.ledger.entries()
-                except Exception:  # noqa: BLE001 - no ledger: costs stay unknown
-                    entries = []
-                for entry in entries:
-                    created = parse_time(entry.get("created_at"))
-                    if entry.get("id") in self.states and created is not None:
-                        self._starts[entry["id"]] = created
-            return dict(self._starts)
+            ids = list(self.states)
+        return self._starts.of(ids)
 
     # -- rendering -----------------------------------------------------------------------------
     def _row(self, instance: Instance) -> str:
         """One row as its own table, in the header's fixed column layout (so they line up)."""
-        return html.instance_table(
+        return views.instance_table(
             [instance],
             header=False,
             notes={instance.id: self._guard_note(instance)},
@@ -239,45 +229,50 @@ class InstancePanel(Displayable):
         with self._lock:
             (self._eta_rows.add if eta is not None else self._eta_rows.discard)(instance.id)
         words = eta_text(eta) if eta is not None else ""
-        return html.eta_note(words.split(" (")[0], words)
+        return views.eta_note(words.split(" (")[0], words)
 
-    def _guard_note(self, instance: Instance) -> str:
-        """``guarded · until 18:00Z`` from the guard's store (a file read, no HTTP), plus an
-        announced spot reclaim."""
+    def _rules_of(self, instance_id: str) -> Any:
         guards = getattr(self.client, "guards", None)
         try:
-            record = guards.store.get(instance.id) if guards is not None else None
+            record = guards.store.get(instance_id) if guards is not None else None
         except Exception:  # noqa: BLE001 - an unreadable store must not break the panel
-            record = None
-        rules = getattr(record, "rules", None)
+            return None
+        return getattr(record, "rules", None)
+
+    def _guard_note(self, instance: Instance) -> str:
+        """``guarded · until 18:00 UTC`` from the guard's store (a file read, no HTTP), plus
+        an announced spot reclaim."""
+        if instance.status in GONE_STATUSES:
+            return ""
+        rules = self._rules_of(instance.id)
         describe = rules.describe() if rules is not None else ""
         deadline = (rules.stop_after or rules.delete_after) if rules is not None else None
-        return html.guard_note(describe, deadline, self.reclaims.get(instance.id))
+        return views.guard_note(describe, deadline, self.reclaims.get(instance.id))
 
     # -- guard and spot events -----------------------------------------------------------------
     def on_guard_event(self, event_type: str, payload: dict[str, Any]) -> None:
         """Guard listener (watcher thread): keep the notice, offer extend/cancel on a
         warning, and redraw the row whose guard state changed."""
         instance_id = str(payload.get("instanceId") or "")
+        self.guard_notices.add(event_type, dict(payload))
         with self._lock:
-            self.notices.append((event_type, dict(payload)))
-            if event_type == "guard.warning":
-                self.warning = dict(payload)
-            elif self.warning is not None and self.warning.get("instanceId") == instance_id:
-                self.warning = None  # the warned action happened (or the instance moved on)
-            if event_type == "spot.reclaim_notice":
-                self.reclaims[instance_id] = str(payload.get("reclaim_time") or "soon")
             instance = self.states.get(instance_id)
         if instance is not None:
             self.apply(instance)
         self._draw_notices()
 
-    def notices_html(self) -> str:
+    def _settle_warnings(self) -> None:
         with self._lock:
-            notices = list(self.notices)
+            states = dict(self.states)
+        if self.guard_notices.settle(states, self._rules_of):
+            for instance in states.values():
+                self.apply(instance)
+            self._draw_notices()
+
+    def notices_html(self) -> str:
         guards = getattr(self.client, "guards", None)
         say = guards.say if guards is not None else (lambda kind, data: kind)
-        return "".join(html.notice(kind, say(kind, data)) for kind, data in notices)
+        return self.guard_notices.html(say)
 
     def extend_warned(self, duration: str = "1h") -> None:
         """The Extend button: push back the deadline the current warning announces."""
@@ -304,8 +299,8 @@ class InstancePanel(Displayable):
         except NovitaError as error:
             self._say(error_html(error), raw=True)
             return
+        self.guard_notices.resolve(instance_id, str(payload.get("rule") or ""))
         with self._lock:
-            self.warning = None
             instance = self.states.get(instance_id)
         self._say(f"{done} for {payload.get('name') or instance_id}.")
         if instance is not None:
@@ -317,32 +312,49 @@ class InstancePanel(Displayable):
             self.message.value = words if raw else html.text(words)
 
     def _summary_text(self) -> str:
-        return summary_text(self.spend_detail(), len(self.live))
+        current = self.connection.state(self.watcher)[0] in ("live", "waiting")
+        return summary_text(self.spend_detail(), len(self.live), current)
 
-    def _summary_html(self) -> str:
-        line = html.sparkline(list(self.history), label="$/h over time")
+    def _status_html(self) -> str:
+        """The connection state with its last good read, then spend and its sparkline."""
+        values = list(self.history)
+        line = ""
+        if len(values) > 1:
+            line = html.sparkline(
+                values,
+                label="spend per hour, latest minutes",
+                low=html.format_money(min(values)),
+                high=html.format_money(max(values), per_hour=True),
+            )
         return (
-            f"<div class='novita-summary' style='{html.FONT};padding:4px 8px'>"
+            f"<div class='novita-summary' style='{html.FONT};padding:4px 8px;text-align:left'>"
+            f"{self.connection.badge(self.watcher)}<br>"
             f"{html.text(self._summary_text())} {line}</div>"
         )
+
+    def _empty_html(self) -> str:
+        words = "None of the instances asked for is listed." if self.ids else EMPTY
+        return html.muted(html.text(words))
 
     def _repr_html_(self) -> str:
         with self._lock:
             rows = sorted(self.states.values(), key=lambda i: i.name)
         notes = {i.id: self._guard_note(i) for i in rows}
         etas = {i.id: self.eta_of(i) for i in rows}
-        table = html.instance_table(rows, notes=notes, etas=etas)
-        body = table + self._summary_html() + self.notices_html()
-        return html.frame("Instances", body)
+        table = views.instance_table(rows, notes=notes, etas=etas) if rows else self._empty_html()
+        body = table + self._status_html() + self.notices_html()
+        return html.frame("Instances", body, kind="panel")
 
     def __repr__(self) -> str:
         with self._lock:
             lines = [
-                f"{i.name:<20} {i.status:<10} {i.region or '—':<10} {i.id}"
+                f"{i.name:<20} {status_word(i.status, failed=i.phase == 'failed'):<10} "
+                f"{i.region or '—':<10} {i.id}"
                 for i in sorted(self.states.values(), key=lambda i: i.name)
             ]
-        watching = "watching" if self.watcher is not None else "stopped"
-        return "\n".join([f"<InstancePanel {watching}: {self._summary_text()}>", *lines])
+        state, words = self.connection.state(self.watcher)
+        head = f"<InstancePanel {state}: {self._summary_text()}>"
+        return "\n".join([head, f"  {words}", *(lines or [f"  {EMPTY}"])])
 
     # -- widgets -------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -353,15 +365,14 @@ class InstancePanel(Displayable):
         def flush() -> Any:  # no margins: header and rows start at the same x
             return widgets.Layout(width="auto", margin="0")
 
-        self.header = widgets.HTML(html.instance_table([]), layout=flush())
+        self.header = widgets.HTML(views.instance_table([]), layout=flush())
         self.rows_box = widgets.VBox([], layout=flush())
-        self.summary = widgets.HTML(self._summary_html(), layout=flush())
-        self.selector = widgets.Dropdown(options=[], description="instance")
-        self.start_button = widgets.Button(description="Start", icon="play")
-        self.stop_button = widgets.Button(description="Stop", icon="stop")
-        self.delete_button = widgets.Button(
-            description="Delete", icon="trash", button_style="danger"
-        )
+        self.empty = widgets.HTML(self._empty_html(), layout=flush())
+        self.summary = widgets.HTML(self._status_html(), layout=flush())
+        self.selector = widgets.Dropdown(options=[], description="instance", disabled=True)
+        self.start_button = widgets.Button(description="Start", icon="play", disabled=True)
+        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
+        self.delete_button = widgets.Button(description="Delete", icon="trash", disabled=True)
         self.confirm_button = widgets.Button(description="Confirm delete", button_style="danger")
         self.cancel_button = widgets.Button(description="Cancel")
         self.confirm_box = widgets.HBox([self.confirm_button, self.cancel_button])
@@ -383,7 +394,7 @@ class InstancePanel(Displayable):
         self.delete_button.on_click(lambda _: self._ask_delete())
         self.confirm_button.on_click(lambda _: self._confirm_delete())
         self.cancel_button.on_click(lambda _: self._cancel_delete())
-        self.selector.observe(lambda _: self._draw_card(), names="value")
+        self.selector.observe(lambda _: self._on_select(), names="value")
         actions = widgets.HBox(
             [self.selector, self.start_button, self.stop_button, self.delete_button]
         )
@@ -392,6 +403,7 @@ class InstancePanel(Displayable):
             [
                 self.header,
                 self.rows_box,
+                self.empty,
                 self.summary,
                 self.notices_box,
                 self.guard_box,
@@ -409,38 +421,57 @@ class InstancePanel(Displayable):
         if row is not None:
             row.value = markup  # only this row's trait changes
             if instance_id == self.selector.value:
-                self._draw_card()
+                self._on_select()
             return
         row = widgets.HTML(markup, layout=widgets.Layout(width="auto", margin="0"))
         self.row_widgets[instance_id] = row
         self.rows_box.children = (*self.rows_box.children, row)
+        self.empty.layout.display = "none"
         options = [(f"{i.name} ({i.id})", i.id) for i in self.states.values()]
         selected = self.selector.value
         self.selector.options = options
+        self.selector.disabled = False
         ids = [value for _, value in options]
         # Keep the choice; else preselect the first row so the buttons work straight away.
         self.selector.value = selected if selected in ids else (ids[0] if ids else None)
-        self._draw_card()
+        self._on_select()
+
+    def _draw_empty(self) -> None:
+        if self.widget is not None and not self.row_widgets:
+            self.empty.value = self._empty_html()
+            self.empty.layout.display = ""
 
     def _draw_notices(self) -> None:
         if self.widget is None:
             return
-        self.notices_box.value = self.notices_html()
+        markup = self.notices_html()
+        if self.notices_box.value != markup:
+            self.notices_box.value = markup
         warning = self.warning
         self.guard_box.layout.display = "" if warning is not None else "none"
         deadline = warning is not None and warning.get("rule") in ("stop_after", "delete_after")
         self.extend_button.layout.display = "" if deadline else "none"
 
-    def _draw_summary(self) -> None:
-        markup = self._summary_html()
+    def _draw_status(self) -> None:
+        if self.widget is None:
+            return
+        markup = self._status_html()
         if self.summary.value != markup:  # unchanged text sends nothing to the browser
             self.summary.value = markup
 
-    def _draw_card(self) -> None:
-        instance = self.states.get(self.selector.value) if self.selector.value else None
+    def _on_select(self) -> None:
+        """Redraw the selected instance's card and set the buttons by its state."""
+        instance = self.selected()
+        self.start_button.disabled = not allowed("start", instance)
+        self.stop_button.disabled = not allowed("stop", instance)
+        self.delete_button.disabled = not allowed("delete", instance)
+        # An active red Delete only where there is something to delete.
+        self.delete_button.button_style = "" if self.delete_button.disabled else "danger"
+        if self.delete_button.disabled and self.pending_delete is not None:
+            self._cancel_delete(quietly=True)
         detailed = self.details_of(instance) if instance is not None else None
-        since = self._starts.get(detailed.id) if detailed is not None else None
-        self.card.value = html.instance_card(detailed, since=since) if detailed is not None else ""
+        since = self.starts().get(detailed.id) if detailed is not None else None
+        self.card.value = views.instance_card(detailed, since=since) if detailed is not None else ""
 
     def details_of(self, instance: Instance) -> Instance:
         """The full instance (list items lack SSH/Jupyter details), re-fetched on status change."""
@@ -477,11 +508,14 @@ class InstancePanel(Displayable):
             self.message.value = "Select an instance first."
             return
         try:
-            getattr(self.client, verb)(instance.id)
+            done = getattr(self.client, verb)(instance.id)
         except NovitaError as error:
             self.message.value = error_html(error)
             return
-        self.message.value = html.text(f"{verb.capitalize()} requested for {instance.name}.")
+        shown = done if isinstance(done, Instance) else instance
+        self.message.value = html.text(done_line(verb, shown))
+        if isinstance(done, Instance):
+            self.apply(done)
 
     def _ask_delete(self) -> None:
         instance = self.selected()
@@ -500,14 +534,19 @@ class InstancePanel(Displayable):
         if target is None:
             return
         try:
-            self.client.delete(target)
+            done = self.client.delete(target)
         except NovitaError as error:
             self.message.value = error_html(error)
             return
         name = self.states[target].name if target in self.states else target
-        self.message.value = html.text(f"Delete requested for {name}.")
+        self.guard_notices.forget(target)
+        self._draw_notices()
+        self.message.value = html.text(f"Delete: {name} is being deleted.")
+        if isinstance(done, Instance):
+            self.apply(done)
 
-    def _cancel_delete(self) -> None:
+    def _cancel_delete(self, quietly: bool = False) -> None:
         self.pending_delete = None
         self.confirm_box.layout.display = "none"
-        self.message.value = "Delete cancelled."
+        if not quietly:
+            self.message.value = "Delete cancelled."

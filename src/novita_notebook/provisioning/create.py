@@ -160,6 +160,15 @@ class Provisioner:
         plan = launch_plan(request, self.resources)
         mounts = patiently(lambda: self.storages.resolve(request.network_storages))
         pinned = volume_cluster(mounts, clusters)
+        if pinned is not None and request.region is not None:
+            asked = self.catalog.find_region(request.region)
+            if asked.id != pinned.id:  # never silently somewhere else than region= says
+                raise ValidationError(
+                    f"region: {asked.name} was asked for, but volume {mounts[0].storage.name!r} "
+                    f"is in {pinned.name}, and an instance mounts a volume only in its region; "
+                    f"give region={pinned.name!r} (or no region)",
+                    field="region",
+                )
         if pinned is not None and all(c.id != pinned.id for c in ordered):
             raise ValidationError(
                 f"volumes: {mounts[0].storage.name!r} is in {pinned.name}, which regions= "

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from .. import html
 from ..money import format_money, price_is_estimate
+from ..vocabulary import BILLING_WORDS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-BILLING_LABELS = {"onDemand": "on demand", "spot": "spot", "monthly": "monthly"}
+#: Billing modes in words (the one table in vocabulary.py).
+BILLING_LABELS = BILLING_WORDS
 
 OUTCOME_NO_PRODUCT = "no such product"
 OUTCOME_UNAVAILABLE = "out of stock"
@@ -142,7 +144,10 @@ class FallbackReport:
     def _repr_html_(self) -> str:
         rows = []
         for attempt in self.attempts:
-            phase = "running" if attempt.outcome == OUTCOME_CHOSEN else "failed"
+            # chosen green, a create that failed red, a region passed over grey
+            phase = {OUTCOME_CHOSEN: "running", OUTCOME_CREATE_FAILED: "failed"}.get(
+                attempt.outcome, "stopped"
+            )
             price = (
                 format_money(
                     attempt.price_per_hour,
@@ -161,10 +166,13 @@ class FallbackReport:
                     price,
                 )
             )
-        title = f"<b>{html.text(describe_request(self.gpu, self.gpu_num, self.billing))}</b>"
-        title += "".join(f"<div>{html.text(line)}</div>" for line in self.header())
+        title = html.text(describe_request(self.gpu, self.gpu_num, self.billing))
+        header = "".join(html.muted(html.text(line)) for line in self.header())
         columns = ["region", "outcome", "detail", "product", "price"]
-        return title + html.table(columns, rows, raw_columns=["outcome"])
+        body = header + html.table(
+            columns, rows, raw_columns=["outcome"], nowrap_columns=["region"], numeric=["price"]
+        )
+        return html.frame(title, body, kind="report")
 
 
 def describe_request(gpu: str | None, gpu_num: int, billing: str) -> str:

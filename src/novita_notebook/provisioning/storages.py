@@ -4,17 +4,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..api import NovitaAPI
 from ..catalog import Catalog
-from ..errors import ValidationError
+from ..errors import NotFoundError, ValidationError
 from ..models import Cluster, parse_int, parse_price
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 #: The API's bounds on a volume's size (GB): 10 at least (the MCP server enforces it).
 MIN_SIZE_GB = 10
@@ -102,11 +105,14 @@ class Storages:
         frame.attrs["estimated"] = ["price_per_hour", "price_per_month"]
         return frame
 
-    def find(self, ref: str, field: str = "volume") -> NetworkStorage:
-        """The volume with this id, else the one volume with this exact name."""
+    def find(
+        self, ref: str, field: str = "volume", items: list[NetworkStorage] | None = None
+    ) -> NetworkStorage:
+        """The volume with this id, else the one volume with this exact name (among
+        ``items``, else the account's)."""
         if not isinstance(ref, str) or not ref.strip():
             raise ValidationError(f"{field} must be a volume name or id, got {ref!r}", field=field)
-        items = self.list()
+        items = self.list() if items is None else items
         for item in items:
             if item.id == ref:
                 return item
@@ -143,6 +149,16 @@ class Storages:
         if not isinstance(region, str) or not region.strip():
             raise ValidationError(f"region must be a region name, got {region!r}", field="region")
         cluster = self.catalog.find_region(region)
+        taken = [item for item in self.list() if item.name == name.strip()]
+        if taken:
+            # volumes are found by name (volumes=[name], delete_storage(name)): a second one of
+            # the same name would make every such use of either ambiguous
+            raise ValidationError(
+                f"name: a network volume named {name.strip()!r} already exists "
+                f"({taken[0].id}, {taken[0].region}, {taken[0].size_gb} GB); pick another name",
+                field="name",
+                hint="Novita.storages() lists your volumes; delete_storage(name) removes one.",
+            )
         if not cluster.support_network_storage:
             able = ", ".join(c.name for c in self.catalog.clusters() if c.support_network_storage)
             raise ValidationError(
@@ -155,10 +171,25 @@ class Storages:
                 return NetworkStorage.from_api(item)
         return NetworkStorage(new_id, name.strip(), size_gb, cluster.id, cluster.name, None)
 
-    def delete(self, name_or_id: str) -> NetworkStorage:
-        """Delete a volume by id or exact name; returns what was deleted."""
-        storage = self.find(name_or_id, field="name_or_id")
-        self.api.delete_network_storage(storage.id)
+    def delete(self, name_or_id: str) -> NetworkStorage | None:
+        """Delete a volume by id or exact name; returns what was deleted, or None when no
+        such volume exists (already deleted: deleting twice is not an error)."""
+        if not isinstance(name_or_id, str) or not name_or_id.strip():
+            raise ValidationError(
+                f"name_or_id must be a volume name or id, got {name_or_id!r}", field="name_or_id"
+            )
+        items = self.list()
+        matches = [i for i in items if i.id == name_or_id] or [
+            i for i in items if i.name == name_or_id
+        ]
+        if not matches:
+            log.info("no network volume %r: nothing to delete", name_or_id)
+            return None
+        storage = self.find(name_or_id, "name_or_id", items)  # two of one name: ask for an id
+        try:
+            self.api.delete_network_storage(storage.id)
+        except NotFoundError:
+            log.info("network volume %s was already deleted", storage.id)
         return storage
 
     def resolve(self, requested: Sequence[Mapping[str, str]]) -> list[Mount]:

@@ -32,6 +32,7 @@ MAX_BYTES = 512_000  # the file never grows past this; a bigger one on disk is n
 MAX_SECONDS = 86_400.0  # a phase longer than a day is a broken clock, not a data point
 MAX_INFLATION = 4.0
 MIN_SAMPLES = 3  # fewer than this and the prior answers
+RESTART_FACTOR = 100.0  # a duration this far outside a key's band restarts the key
 
 #: Status → the phase a duration is recorded under. The API's statuses are finer than the
 #: phases people talk about ("queued, creating, pulling, starting"); ``models.phase_of`` is
@@ -282,6 +283,8 @@ class PhaseHistory:
             for phase, seconds in clean.items():
                 key = _key_text(self.scope, *names, phase)
                 entry = entries.get(key) or {"s": [], "u": now, "f": 1.0}
+                if self._moved(phase, entry, seconds):
+                    entry = {"s": [], "u": now, "f": 1.0}
                 entry["f"] = self._next_inflation(phase, entry, seconds)
                 entry["s"] = (entry["s"] + [round(seconds, 4)])[-self.max_samples :]
                 entry["u"] = now
@@ -289,14 +292,32 @@ class PhaseHistory:
 
         self._update(change)
 
+    def _moved(self, phase: str, entry: Mapping[str, Any], seconds: float) -> bool:
+        """True when the key's samples no longer describe it, so it starts again from
+        ``seconds``: a duration a hundred times outside their band (a broken clock, day-long
+        durations). A lesser surprise only widens the band (``_next_inflation``), and an
+        outlier is shrugged off by the median; without this, one bad history would steer
+        every wait of its key (polls far apart while an arrival is "hours" away) for dozens
+        of waits."""
+        if len(entry["s"]) < self.min_samples:
+            return False
+        expected = summarise(phase, entry["s"], float(entry.get("f", 1.0)))
+        moved = seconds < expected.low / RESTART_FACTOR or seconds > expected.high * RESTART_FACTOR
+        if moved:
+            log.info(
+                "phase %s took %.3g s against %.3g s expected: that history is forgotten",
+                phase,
+                seconds,
+                expected.median,
+            )
+        return moved
+
     def _next_inflation(self, phase: str, entry: Mapping[str, Any], seconds: float) -> float:
         inflation = float(entry.get("f", 1.0))
         if len(entry["s"]) < self.min_samples:
             return inflation
         expected = summarise(phase, entry["s"], inflation)
-        too_early = seconds < expected.median - 1.5 * (expected.median - expected.low)
-        too_late = seconds > expected.median + 1.5 * (expected.high - expected.median)
-        if too_early or too_late:
+        if _surprising(expected, seconds):
             log.info(
                 "phase %s took %.3g s, expected %.3g s: widening", phase, seconds, expected.median
             )
@@ -445,6 +466,12 @@ class PhaseHistory:
         path = self.path
         text = self._bounded(entries)
         atomic_write_text(path, text)
+
+
+def _surprising(expected: Estimate, seconds: float) -> bool:
+    """Outside the band expected so far, by half again (early or late)."""
+    too_early = seconds < expected.median - 1.5 * (expected.median - expected.low)
+    return too_early or seconds > expected.median + 1.5 * (expected.high - expected.median)
 
 
 def phase_durations(

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ..models import Instance
 from ..validation import SILENT_PROGRESS, check_progress
+from ..vocabulary import status_detail, status_word
 
 ProgressCallback = Callable[[Instance, float, str], Any]
 
@@ -33,7 +34,8 @@ class SilentProgress:
 
 
 class TextProgress:
-    """One printed line per status change (or new statusError warning), and one at the end."""
+    """One printed line per status change (in words, or a new statusError warning), and one
+    at the end."""
 
     def __init__(self) -> None:
         self._last: tuple[Any, ...] | None = None
@@ -43,8 +45,11 @@ class TextProgress:
         if seen == self._last:
             return
         self._last = seen
+        word = status_word(instance.status, failed=instance.phase == "failed")
+        detail = status_detail(instance.status)
         extra = f"  ({note})" if note else ""
-        print(f"{instance.name or instance.id}  {instance.status}  {elapsed:.1f} s{extra}")
+        what = f"{word} ({detail})" if detail else word
+        print(f"{instance.name or instance.id}  {what}  {elapsed:.1f} s{extra}")
 
     def finish(self, instance: Instance, elapsed: float, message: str) -> None:
         print(f"{instance.name or instance.id}  {message}  {elapsed:.1f} s")

@@ -1,5 +1,5 @@
 """How a Watcher shows itself in a notebook: a summary line and a table of its instances,
-built only from html.py's pieces (no IPython here: notebooks call ``_repr_html_`` themselves).
+built only from html.py's and views.py's pieces (no IPython here: notebooks call ``_repr_html_`` themselves).
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .. import html
+from .. import html, views
 from ..models import STATUS_ORDER, Instance, StatusChange
 from .learned import eta_text
 
@@ -58,14 +58,14 @@ def _table(
 ) -> str:
     order = {s: i for i, s in enumerate(STATUS_ORDER)}
     instances = sorted(instances, key=lambda i: (order.get(i.status, len(order)), i.name))
-    columns = (*html.INSTANCE_COLUMNS, "phase", "changed", "eta")
+    columns = (*views.INSTANCE_COLUMNS, "phase", "changed", "eta")
     rows = [
         (
-            *html.instance_cells(i),
+            *views.instance_cells(i),
             html.text(i.phase),
-            html.text(changed[i.id].strftime("%H:%M:%S") if i.id in changed else None),
+            html.text(html.clock_time(changed[i.id]) if i.id in changed else None),
             html.text(etas.get(i.id)),
         )
         for i in instances
     ]
-    return html.table(columns, rows, raw_columns=columns)
+    return html.table(columns, rows, raw_columns=columns, nowrap_columns=("changed",))

@@ -28,6 +28,7 @@ from ..errors import (
 from ..errors import TimeoutError as NovitaTimeoutError
 from ..models import GONE_STATUSES, Instance, set_instance_eta
 from ..validation import WAIT_TARGETS, check_progress
+from ..vocabulary import target_word
 from .backoff import Backoff, positive_number, schedule_from
 from .history import step_of
 from .learned import (
@@ -36,6 +37,7 @@ from .learned import (
     eta_text,
     history_of,
     instance_eta,
+    prior_scale,
     track,
     untrack,
 )
@@ -176,7 +178,7 @@ def wait_steps(
         if isinstance(known, str):  # already gone while waiting for removed
             gone = Instance(id=known, name="", status="removed", _client=source.owner)
             run.reporter.update(gone, run.elapsed())
-            run.reporter.finish(gone, run.elapsed(), "is removed")
+            run.reporter.finish(gone, run.elapsed(), f"is {target_word('removed')}")
             return gone
         return (yield from run.poll(known))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -229,7 +231,11 @@ class _WaitRun:
             if isinstance(self.instance, Instance) and step_of(self.instance.status) == "queued":
                 started_at = self.started
             schedule = LearnedSchedule.for_instance(
-                known, history, fallback=schedule, started_at=started_at
+                known,
+                history,
+                fallback=schedule,
+                started_at=started_at,
+                scale=prior_scale(getattr(self.service, "owner", None)),
             )
         if not track(known.id, schedule):
             schedule.record = False  # a watcher (or another wait) records this one
@@ -370,7 +376,7 @@ class _WaitRun:
                 self.plan.schedule.finish("running")
             elapsed = self.elapsed()
             self.reporter.update(current, elapsed)
-            self.reporter.finish(current, elapsed, f"is {until}")
+            self.reporter.finish(current, elapsed, f"is {target_word(until)}")
             return True, note
         urgent = until == "reachable" and current.status == "running"
         self.plan.schedule.observe(current.status, urgent=urgent)

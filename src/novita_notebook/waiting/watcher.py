@@ -26,7 +26,7 @@ from ..models import (
 )
 from .backoff import Backoff, positive_number
 from .history import step_of
-from .learned import LearnedSchedule, anchor_of, history_of, track, untrack
+from .learned import LearnedSchedule, anchor_of, history_of, prior_scale, track, untrack
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -391,7 +391,10 @@ class Watcher:
             on_way = step_of(instance.status) is not None and not instance.failed
             if schedule is None and on_way:
                 schedule = LearnedSchedule.for_instance(
-                    instance, self._history, started_at=anchor_of(instance)
+                    instance,
+                    self._history,
+                    started_at=anchor_of(instance),
+                    scale=prior_scale(self._owner),
                 )
                 # a wait following the same instance already records it
                 schedule.record = track(instance.id, schedule)

@@ -30,9 +30,10 @@ def products(magics: Any, args: argparse.Namespace) -> Any:
 
 
 def browse(magics: Any, args: argparse.Namespace) -> Any:
+    from ..display import display_now
     from ..widgets import ProductBrowser
 
-    return ProductBrowser(magics.get_client(), gpu=args.gpu, region=args.region)
+    return display_now(ProductBrowser(magics.get_client(), gpu=args.gpu, region=args.region))
 
 
 def regions(magics: Any, args: argparse.Namespace) -> Any:

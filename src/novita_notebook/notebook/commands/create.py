@@ -12,6 +12,7 @@ from typing import Any
 
 from ...errors import NovitaError, ValidationError
 from .. import spec as specs
+from ..display import display_now
 from .common import accepted
 
 #: How the library's own Ctrl-C message begins; the magic prints its own, in magic terms.
@@ -155,8 +156,9 @@ def create_instance(magics: Any, kwargs: dict[str, Any]) -> Any:
     if report is not None:
         display(report)
     if background:
-        return magics.open_panel([instance.id], None, seed=[instance])
-    return instance
+        return display_now(magics.open_panel([instance.id], None, seed=[instance]))
+    # `gpu = %novita create ...` assigns it: the card is shown all the same
+    return display_now(instance)
 
 
 def wait(magics: Any, args: argparse.Namespace) -> Any:

@@ -60,8 +60,9 @@ def add_parsers(sub: Any) -> None:
 def guard(magics: Any, args: argparse.Namespace) -> Any:
     client = magics.get_client()
     if args.target == "status":
-        status = client.guard_status()
-        print(status)
+        from IPython.display import display
+
+        display(client.guard_status())  # a table in notebooks, the text lines elsewhere
         return None
     if args.no_guard is not None:
         remaining = client.unguard(args.target, *args.no_guard)

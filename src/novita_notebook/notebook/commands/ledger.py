@@ -21,7 +21,12 @@ def mine(magics: Any, args: argparse.Namespace) -> Any:
             "empty. %novita create NAME --gpu GPU makes one."
         )
         return explained_when_empty(frame, sentence)
-    return frame
+    from ..display import InstancesFrame  # drawn as the compact instance table
+
+    shown = InstancesFrame(frame)
+    shown.attrs = dict(frame.attrs)
+    shown.caption = f"{len(frame)} instance{'' if len(frame) == 1 else 's'} created from here"
+    return shown
 
 
 @functools.cache

@@ -1,5 +1,5 @@
-"""``%novita watch`` (one live panel per session unless --keep) and the lifecycle verbs start,
-stop, restart and delete, each one library call on an id or a name.
+"""``%novita watch`` (one live panel per session unless --keep; shown even when assigned) and the
+lifecycle verbs start, stop, restart and delete: one library call each, and one line said.
 """
 
 from __future__ import annotations
@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..display import display_now, quiet
+
 
 def watch(magics: Any, args: argparse.Namespace) -> Any:
     client = magics.get_client()
     ids = [client.instance(target).id for target in args.targets] or None
-    return magics.open_panel(ids, args.interval, keep=args.keep)
+    # `panel = %novita watch` assigns it, and an assigned result is not displayed by itself
+    return display_now(magics.open_panel(ids, args.interval, keep=args.keep))
 
 
 def _verb(verb: str) -> Any:
@@ -22,7 +25,7 @@ def _verb(verb: str) -> Any:
         instance = client.instance(args.target)
         result = getattr(client, verb)(instance.id)
         print(f"{verb.capitalize()} requested for {instance.name} ({instance.id}).")
-        return result
+        return quiet(result)  # the line says it: no card under it each time
 
     return command
 
