@@ -56,6 +56,8 @@ def test_fractions_never_make_a_busy_gpu_look_idle_and_the_status_says_why(clien
     assert status["metrics_unit"] == "unknown"
     assert any("idle rule not acting" in note and busy.id in note for note in status["notes"])
     assert "not known yet" in str(status)
+    html = status._repr_html_()  # what a notebook shows
+    assert "metrics unit" in html and "idle rule not acting" in html
 
 
 def test_percentages_are_learned_from_the_evidence_and_an_idle_gpu_is_stopped(client, sandbox):
