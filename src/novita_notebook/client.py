@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
@@ -57,6 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .doctor import DoctorReport
     from .models import RegistryAuth
     from .provisioning.storages import NetworkStorage
+    from .remote.files import Progress, Transfer
+    from .remote.kernel import RemoteKernel
     from .remote.output import OutputSink
     from .remote.runs import Run
     from .remote.service import Remote
@@ -361,6 +364,90 @@ class Novita:
         know why it changed; the next connection pins the key it sees. True if one was."""
         return self.remote.forget_host_key(self._target(instance).id)
 
+    def kernel(
+        self,
+        instance: Instance | str,
+        *,
+        python: str | None = None,
+        new: bool = False,
+        install: bool = False,
+    ) -> RemoteKernel:
+        """The instance's remote IPython kernel (started there, or found again with its
+        variables): ``execute(code)`` runs code in it and returns the outputs. ``python``
+        (default python3) runs it; ``new`` starts afresh; ``install`` pip-installs ipykernel
+        there when missing. Stopping the instance ends the kernel. See ``remote/kernel.py``."""
+        target = self._target(instance)
+        return self.remote.kernels.kernel(
+            target.id, target.name or target.id, python=python, new=new, install=install
+        )
+
+    def install_kernelspec(
+        self,
+        instance: Instance | str,
+        *,
+        python: str = "python3",
+        user: bool = True,
+        prefix: str | None = None,
+    ) -> str:
+        """Install a Jupyter kernel "Novita: NAME" that runs a whole notebook on the instance
+        (pick it from the kernel menu); returns its kernel name. When the instance stops, the
+        kernel's variables end with it and its cells say so. The key is not written: the
+        Jupyter server needs NOVITA_API_KEY (environment or .env)."""
+        from .remote.kernelspec import install_kernelspec
+
+        target = self._target(instance)
+        return install_kernelspec(target.id, target.name or target.id, self.config.api_url,
+                                  python=python, user=user, prefix=prefix)  # fmt: skip
+
+    def top(self, instance: Instance | str) -> pd.DataFrame:
+        """What the instance's GPUs are doing, read from ``nvidia-smi`` over SSH: one row per
+        GPU (name, utilisation, memory used/total, temperature, power, processes) with the
+        instance's price and spend so far. ``attrs['source']`` says where it was read."""
+        target = self.instance(instance.id if isinstance(instance, Instance) else instance)
+        return self.remote.top(target, _frames().cost_so_far(target))
+
+    def push(
+        self,
+        instance: Instance | str,
+        local: str | os.PathLike[str],
+        remote: str | None = None,
+        *,
+        ignore: str | Sequence[str] | None = None,
+        default_ignore: bool = True,
+        checksum: bool = False,
+        progress: Callable[[Progress], Any] | None = None,
+    ) -> Transfer:
+        """Copy a local file or folder to the instance over SFTP (``remote`` relative to its
+        home; default: the same name there). ``ignore``: .gitignore lines, added to a default
+        that skips .git, virtual environments and caches (``default_ignore=False`` drops
+        it). Unchanged files are skipped (``checksum=True`` compares contents), an interrupted
+        push resumes, permissions and mtimes are kept. ``progress(Progress)`` is called a few
+        times a second. Returns what was sent (``Transfer``)."""
+        target = self._target(instance)
+        return self.remote.files.push(
+            target.id, target.name or target.id, local, remote, ignore=ignore,
+            default_ignore=default_ignore, checksum=checksum, progress=progress,
+        )  # fmt: skip
+
+    def pull(
+        self,
+        instance: Instance | str,
+        remote: str,
+        local: str | os.PathLike[str] | None = None,
+        *,
+        ignore: str | Sequence[str] | None = None,
+        default_ignore: bool = True,
+        checksum: bool = False,
+        progress: Callable[[Progress], Any] | None = None,
+    ) -> Transfer:
+        """Copy a file or folder of the instance here (``local`` default: its name in the
+        current folder); the same options as ``push``."""
+        target = self._target(instance)
+        return self.remote.files.pull(
+            target.id, target.name or target.id, remote, local, ignore=ignore,
+            default_ignore=default_ignore, checksum=checksum, progress=progress,
+        )  # fmt: skip
+
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:
         """The full GPU product listing (all regions, one entry per product × region)."""
@@ -445,6 +532,7 @@ class Novita:
                 "%s (%s) is already %s; nothing to stop", target.name, target.id, target.status
             )
             return target
+        self._warn_unpulled(target, "stop")
         self.api.stop_instance(target.id)
         return self.instance(target.id)
 
@@ -472,6 +560,7 @@ class Novita:
             logger.info("%s (%s) is already deleted; nothing to do", target.name, target.id)
             self._forget_deleted(target)
             return target
+        self._warn_unpulled(target, "delete")
         with contextlib.suppress(NotFoundError):  # gone between the lookup and the delete
             self.api.delete_instance(target.id)
         self._forget_deleted(target)
@@ -479,6 +568,14 @@ class Novita:
             return self.instance(target.id)
         except NotFoundError:
             return _removed(target)
+
+    def _warn_unpulled(self, target: Instance, action: str) -> None:
+        """Files written on the instance since its last pull are named before they may go."""
+        from .remote.unpulled import warning
+
+        text = warning(self.config.api_url, target.id, target.name, action)
+        if text:
+            logger.warning("%s", text)
 
     def _forget_deleted(self, target: Instance) -> None:
         """The ledger forgets a deleted instance; this client remembers its id and name, so a
@@ -488,6 +585,7 @@ class Novita:
         if target.name:
             self._deleted[target.name] = removed
         self.guards.forget([target.id], "deleted by this client")
+        self.remote.forget_instance(target.id)
         try:
             self.ledger.forget(target.id)
         except (OSError, NovitaError) as exc:  # the delete itself succeeded
@@ -1044,6 +1142,16 @@ class Novita:
         """The guard process (running, pid, last tick), the rules per instance, the next
         action with its time and the latest actions (what ``%novita guard status`` shows)."""
         return self.guards.status()
+
+    def push_to_class(
+        self, seats: Any, local: str | os.PathLike[str], remote: str | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """The same course folder to every seat of a class at once (a ``Handout``, or
+        instances, ids or names): one row per seat with what was sent or the error. Options
+        as for ``push``."""
+        from .teaching import push_to_class
+
+        return push_to_class(self, seats, local, remote, **options)
 
     def classroom(self, n: int, gpu: str | None = None, **options: Any) -> Any:
         """Teaching mode: ``n`` guarded instances named ``<prefix>-1..n`` with one deadline

@@ -28,7 +28,12 @@ Each error carries the HTTP status, Novita's reason, the call (method + path) an
         ├── HostKeyChangedError  the host key differs from the one pinned for this instance
         ├── RemoteRunError       a run ended badly: ``run_id``, ``exit_code``, ``state``,
         │                        ``error_type``, ``traceback_tail`` (the remote's last lines)
-        └── PythonMismatchError  values cannot travel: the instance's Python differs
+        ├── PythonMismatchError  values cannot travel: the instance's Python differs
+        ├── RemoteKernelError    a remote kernel could not start, or ended (its instance
+        │   │                    stopped, its process died): ``kernel_id``
+        │   └── ForwardingRefusedError  the SSH server refuses port forwarding (use run())
+        └── RemoteExecutionError code sent to a remote kernel raised: ``ename``, ``evalue``,
+                                 ``traceback`` (lines), ``result`` (the outputs so far)
 
 "Is this worth retrying?" is answered here only: ``is_transient(error)``. "Might a failed
 write have been applied anyway?" likewise: ``may_have_applied(error)``. ``requested_delay``
@@ -75,6 +80,9 @@ __all__ = [
     "HostKeyChangedError",
     "RemoteRunError",
     "PythonMismatchError",
+    "RemoteKernelError",
+    "ForwardingRefusedError",
+    "RemoteExecutionError",
 ]
 
 
@@ -324,6 +332,33 @@ class RemoteRunError(RemoteError):
 class PythonMismatchError(RemoteError):
     """Values cannot be sent or brought back: the instance's Python (or a library the values
     need) differs from this kernel's in a way pickles do not survive."""
+
+
+class RemoteKernelError(RemoteError):
+    """A remote kernel could not be started or reached, or it ended: its instance stopped or
+    restarted, or its process died (``reason`` says which). ``kernel_id`` names it."""
+
+    kernel_id: str | None
+
+
+class ForwardingRefusedError(RemoteKernelError):
+    """The instance's SSH server refuses port forwarding, which a remote kernel needs."""
+
+    default_hint = (
+        "novita.run(instance, code) runs code on the instance without port forwarding; "
+        "values travel with put= and get=."
+    )
+
+
+class RemoteExecutionError(RemoteError):
+    """Code executed in a remote kernel raised. ``ename`` and ``evalue`` are the remote
+    exception's class name and text, ``traceback`` its lines (colour codes removed) and
+    ``result`` the outputs collected until then. The kernel and its variables are intact."""
+
+    ename: str
+    evalue: str
+    traceback: list[str]
+    result: Any
 
 
 def is_transient(error: BaseException) -> bool:

@@ -1,12 +1,13 @@
 """Teaching mode: one call creates a class's guarded GPU instances under one deadline and
-returns a handout (name, Jupyter link, SSH command) exportable to CSV and HTML.
+returns a handout (name, Jupyter link, SSH command) exportable to CSV and HTML; another pushes
+the same course folder to every seat at once.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from .guard.rules import GuardRules
 from .guard.service import RULE_ARGS, rule_kwargs
 from .vocabulary import status_word
 
-__all__ = ["Handout", "Seat", "classroom"]
+__all__ = ["Handout", "Seat", "classroom", "push_to_class"]
 
 _COLUMNS = ("name", "status", "jupyter_url", "ssh_command", "instance_id", "error")
 
@@ -174,3 +175,34 @@ def classroom(
     if any(s.instance_id for s in seats):
         client.guards.start()
     return Handout(seats, rules.stop_after, rules.budget_total, sum(prices) or None)
+
+
+def push_to_class(
+    client: Any, seats: Iterable[Any], local: Any, remote: str | None = None, **options: Any
+) -> Any:
+    """Push ``local`` to every seat (a Handout, or Seats, Instances, ids or names) at once;
+    one row per seat: ``name``, ``instance_id``, ``ok``, ``files``, ``unchanged``, ``mb_sent``,
+    ``seconds``, ``error``. Options as for ``Novita.push`` (``progress`` excepted)."""
+    import pandas as pd
+
+    targets, rows = [], []
+    for seat in seats:
+        if isinstance(seat, Seat) and (seat.error or not seat.instance_id):
+            rows.append({"name": seat.name, "instance_id": seat.instance_id, "ok": False,
+                         "error": seat.error or "no instance"})  # fmt: skip
+            continue
+        ref = seat.instance_id if isinstance(seat, Seat) else seat
+        instance = client._target(ref)
+        targets.append((instance.id, instance.name or instance.id))
+    results = client.remote.files.push_many(targets, local, remote, **options)
+    for (instance_id, name), result in zip(targets, results, strict=True):
+        row: dict[str, Any] = {"name": name, "instance_id": instance_id}
+        if isinstance(result, BaseException):
+            row.update(ok=False, error=str(getattr(result, "message", "") or result))
+        else:
+            row.update(ok=True, files=len(result.files), unchanged=len(result.unchanged),
+                       mb_sent=round(result.bytes_sent / 1e6, 3),
+                       seconds=round(result.seconds, 3), error=None)  # fmt: skip
+        rows.append(row)
+    columns = ["name", "instance_id", "ok", "files", "unchanged", "mb_sent", "seconds", "error"]
+    return pd.DataFrame(rows, columns=columns)

@@ -91,4 +91,4 @@ def test_an_instance_with_a_run_still_running_is_busy_whatever_its_gpu_says(clie
     _ticks(client, sandbox)
     assert sandbox.world.instances[working.id].status == "running"
     notes = client.guard_status()["notes"]
-    assert any("run run-1 is still running" in note for note in notes)
+    assert any("busy (active runs: run-1)" in note for note in notes)

@@ -74,6 +74,11 @@ if shutil.which("ssh") and shutil.which("sshpass"):
         "first output of a warm run() (open connection) vs OpenSSH's ssh cold",
         "largest lag of a consumer of 1 MB of run output vs the 1-s budget",
     )
+if shutil.which("sftp") and shutil.which("sshpass"):
+    EXPECTED += (
+        "push() throughput of a 20 MB folder vs OpenSSH's sftp put -r",
+        "pull() throughput of a 20 MB folder vs OpenSSH's sftp get -r",
+    )
 
 
 def test_quick_benchmark_prints_every_figure(tmp_path):

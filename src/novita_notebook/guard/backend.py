@@ -165,6 +165,7 @@ class HttpGuardBackend:
         self._api: Any = None
         self._session: requests.Session | None = None
         self._webhook: Any = None
+        self._remote: Any = None
 
     def __repr__(self) -> str:
         return f"<HttpGuardBackend {self.base_url}>"
@@ -190,7 +191,27 @@ class HttpGuardBackend:
                 self._session = session
             return self._api
 
+    @property
+    def remote(self) -> Any:
+        """SSH to the instances (nvidia-smi for the idle rule), built on first use."""
+        if self._remote is None:
+            from ..models import Instance
+            from ..remote.service import Remote
+
+            self._remote = Remote(
+                self.api_url, lambda i: Instance.from_api(self.api.get_instance(i))
+            )
+        return self._remote
+
+    def gpu_utilisation(self, instance_id: str) -> Any:
+        return self.remote.gpu_utilisation(instance_id)
+
+    def busy(self, instance_id: str) -> str | None:
+        return self.remote.busy(instance_id)
+
     def close(self) -> None:
+        if self._remote is not None:
+            self._remote.close()
         if self._webhook is not None:
             self._webhook.close()
         if self._api is not None:

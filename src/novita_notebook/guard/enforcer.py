@@ -142,8 +142,9 @@ def _guarded_since(record: GuardRecord) -> datetime:
 def _state(
     backend: GuardBackend, raw: dict[str, Any], record: GuardRecord, now: datetime, grace: timedelta
 ) -> InstanceState:
-    """The state of one guarded instance, with its GPU utilisation when an idle rule needs it."""
-    samples, error, peak = None, None, None
+    """The state of one guarded instance, with its GPU utilisation when an idle rule needs it
+    (the metrics; the GPU's own reading over SSH when they fail) and what keeps it busy."""
+    samples, error, peak, source, busy = None, None, None, "metrics", None
     if record.rules.idle_stop is not None and raw.get("status") == "running":
         start = now - record.rules.idle_stop - grace * 2 - METRICS_MARGIN
         try:
@@ -151,9 +152,12 @@ def _state(
             samples, peak = read_gpu_utilisation(payload), units.utilisation_peak(payload)
         except (NovitaError, ValueError, OSError) as exc:
             error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        samples, error, source = _gpu_fallback(backend, record.id, samples, error, source)
+        busy = backend.busy(record.id) if hasattr(backend, "busy") else None
     return InstanceState.from_raw(
-        raw, record, utilisation=samples, metrics_error=error, utilisation_peak=peak
-    )
+        raw, record, utilisation=samples, metrics_error=error, utilisation_peak=peak,
+        utilisation_source=source, busy=busy,
+    )  # fmt: skip
 
 
 def _read_unlisted(
@@ -203,6 +207,29 @@ def gather(
     return sight
 
 
+def _gpu_fallback(
+    backend: Any, instance_id: str, samples: Any, error: str | None, source: str
+) -> tuple[Any, str | None, str]:
+    """Without metric samples, the GPU's own reading over SSH when the backend has one."""
+    if samples or not hasattr(backend, "gpu_utilisation"):
+        return samples, error, source
+    try:
+        reading = backend.gpu_utilisation(instance_id)
+    except (NovitaError, OSError) as exc:
+        return samples, f"{error or 'no metric samples'}; nvidia-smi: {exc}", source
+    return reading.samples, None, reading.source
+
+
+def _files_note(api_url: str | None, action: PlannedAction) -> dict[str, str]:
+    """A warning before a stop or delete names files written there since the last pull."""
+    if action.kind != "warn" or action.data.get("action") not in ("stop", "delete") or not api_url:
+        return {}
+    from ..remote.unpulled import warning
+
+    text = warning(api_url, action.instance_id, action.name, str(action.data["action"]))
+    return {"unpulled": text} if text else {}
+
+
 @dataclass
 class TickResult:
     """One pass: the plan and what was done (``results``: one dict per attempted action)."""
@@ -213,20 +240,6 @@ class TickResult:
 
 class NotConfirmed(Exception):
     """A stop or delete was sent but a read of the instance shows it did not take."""
-
-
-def runs_in_flight(api_url: str | None, now: datetime) -> dict[str, list[str]]:
-    """Instance id -> its runs (``Novita.run``) that may still be running: the idle rule
-    counts those instances busy. A runs file that cannot be read counts none."""
-    if api_url is None:
-        return {}
-    try:
-        from ..remote.store import busy_instances
-
-        return busy_instances(api_url, now)
-    except Exception as error:  # noqa: BLE001 - the idle rule then goes by the GPU alone
-        log.warning("guard: the runs file could not be read: %s", error)
-        return {}
 
 
 def default_actor(kind: str = "kernel") -> str:
@@ -302,10 +315,8 @@ class Enforcer:
             now = max(now, self.clock())
         self.gather_seconds = time.monotonic() - started
         records = self.store.note_states(sight.states, now)
-        idle = any(r.rules.idle_stop is not None for r in records)
         plan = decide(now, records, sight.states, gone=sight.gone, grace=self.grace,
-                      metrics_unit=self.metrics_unit(sight.states),
-                      busy=runs_in_flight(self.store.api_url, now) if idle else None)  # fmt: skip
+                      metrics_unit=self.metrics_unit(sight.states))  # fmt: skip
         if sight.notes:
             plan = dataclasses.replace(plan, notes=(*plan.notes, *sight.notes))
         return plan
@@ -355,7 +366,7 @@ class Enforcer:
                                 pid=self.pid):  # fmt: skip
             return None
         if action.kind in ("warn", "notify", "caution"):
-            result = self._announce(action)
+            result = self._announce(action, **_files_note(self.store.api_url, action))
             if action.kind == "warn":
                 self.store.mark_warned(action.instance_id, action.key, now)
             self.store.complete(action.instance_id, claim, self.actor)

@@ -80,6 +80,13 @@ class ClientGuardBackend:
     def metrics(self, instance_id: str, start: datetime, end: datetime) -> dict[str, Any]:
         return self._http.metrics(instance_id, start, end)
 
+    def gpu_utilisation(self, instance_id: str) -> Any:
+        """The GPUs read over SSH (nvidia-smi), for when the metrics cannot be used."""
+        return self.client.remote.gpu_utilisation(instance_id)
+
+    def busy(self, instance_id: str) -> str | None:
+        return self.client.remote.busy(instance_id)
+
     def recreate(self, instance_id: str) -> str:
         """A fresh instance like the reclaimed one, made before the old one is deleted
         (``replace_instance``), and remembered in the client's ledger."""

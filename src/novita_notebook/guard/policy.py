@@ -4,7 +4,7 @@ a Plan of warnings and actions (stop, delete, migrate, recreate, notify) and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -237,19 +237,20 @@ def _idle(
     record: GuardRecord,
     stale: timedelta,
     unit: str | None,
-    runs: Sequence[str] = (),
 ) -> None:
     rules = record.rules
     if rules.idle_stop is None or state.status != "running":
         return
-    if runs:  # work launched with Novita.run: busy, whatever its GPU says
-        b.notes.append(f"{state.id}: idle rule waits: run {', '.join(runs)} is still running")
+    if state.busy:  # a remote kernel running a cell, a run still running: never idle
+        b.notes.append(f"{state.id}: idle rule not acting: busy ({state.busy})")
         return
     samples = state.utilisation
     if samples is None:
         why = state.metrics_error or "no metrics"
         b.notes.append(f"{state.id}: idle rule not acting: GPU metrics unavailable ({why})")
         return
+    if state.utilisation_source != "metrics":
+        unit = "percent"  # the GPU's own report (nvidia-smi over SSH) is in percent
     if unit not in ("percent", "fraction"):
         b.notes.append(f"{state.id}: idle rule not acting: {UNIT_UNKNOWN}")
         b.add(state, "caution", "idle", UNIT_UNKNOWN, b.now, "idle-unit", "guard.warning",
@@ -430,15 +431,13 @@ def decide(
     grace: timedelta = DEFAULT_GRACE,
     metrics_stale_after: timedelta = DEFAULT_METRICS_STALE,
     metrics_unit: str | None = None,
-    busy: Mapping[str, Sequence[str]] | None = None,
 ) -> Plan:
     """The plan for ``now``. ``states`` maps instance id → InstanceState; ``gone`` holds the
     ids a read by id found gone (a guarded id missing from both is unseen: kept, never
     forgotten). ``metrics_unit`` is ``percent``, ``fraction`` or None (unknown: the idle
-    rule warns and does not stop). ``busy`` maps instance ids to their runs still running
-    (remote/store.py): the idle rule leaves those alone. Each rule of each instance is
-    decided on its own: one that fails is named in ``notes``/``errors`` and the others still
-    act. Pure: no I/O, no clock."""
+    rule warns and does not stop; samples the GPU itself reported over SSH are percentages
+    whatever it is). Each rule of each instance is decided on its own: one that fails is
+    named in ``notes``/``errors`` and the others still act. Pure: no I/O, no clock."""
     b = _Builder(now=now, grace=grace)
     confirmed_gone = set(gone)
     live: list[str] = []
@@ -461,9 +460,8 @@ def decide(
             continue
         pairs.append((state, record))
         _isolated(b, record.id, "deadline", lambda s=state, r=record: _deadlines(b, s, r))
-        runs = (busy or {}).get(record.id, ())
-        _isolated(b, record.id, "idle", lambda s=state, r=record, w=runs: _idle(
-            b, s, r, metrics_stale_after, metrics_unit, w))  # fmt: skip
+        _isolated(b, record.id, "idle", lambda s=state, r=record: _idle(
+            b, s, r, metrics_stale_after, metrics_unit))  # fmt: skip
         _isolated(b, record.id, "spot", lambda s=state, r=record: _spot(b, s, r))
     _isolated(b, "budget", "budget_per_hour", lambda: _hourly_budget(b, pairs))
     _isolated(b, "budget", "budget_total", lambda: _total_budget(b, pairs))

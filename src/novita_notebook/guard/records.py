@@ -190,6 +190,8 @@ class InstanceState:
     started_at: datetime | None = None
     utilisation: tuple[tuple[datetime, float], ...] | None = None
     metrics_error: str | None = None
+    utilisation_source: str = "metrics"  # or "nvidia-smi over SSH" when the metrics failed
+    busy: str | None = None  # a remote kernel running a cell, an active run: never idle
     spot_status: str | None = None
     spot_reclaim_time: datetime | None = None
     stopped_at: datetime | None = None
@@ -204,6 +206,8 @@ class InstanceState:
         utilisation: Iterable[tuple[datetime, float]] | None = None,
         metrics_error: str | None = None,
         utilisation_peak: float | None = None,
+        utilisation_source: str = "metrics",
+        busy: str | None = None,
     ) -> InstanceState:
         """From a raw API instance (list or get) and the stored record (price, created)."""
         created = parse_time(raw.get("createdAt") or raw.get("createTime"))
@@ -216,6 +220,8 @@ class InstanceState:
             started_at=parse_time(raw.get("lastStartedAt")),
             utilisation=None if utilisation is None else tuple(utilisation),
             metrics_error=metrics_error,
+            utilisation_source=utilisation_source,
+            busy=busy,
             spot_status=str(raw.get("spotStatus") or "") or None,
             spot_reclaim_time=parse_time(raw.get("spotReclaimTime")),
             stopped_at=parse_time(raw.get("lastStoppedAt")),

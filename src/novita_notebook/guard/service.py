@@ -456,7 +456,7 @@ class GuardService:
     def _plan_now(self, records: list[GuardRecord]) -> Any:
         """The plan a guard would make now (one list call; nothing is done or written)."""
         from . import units
-        from .enforcer import gather, runs_in_flight
+        from .enforcer import gather
         from .kernel import ClientGuardBackend
         from .policy import decide
 
@@ -468,9 +468,7 @@ class GuardService:
             learned = self.store.learned(units.LEARNED_KEY) or {}
             found = units.evidence(sight.states.values()) or {}
             unit = units.unit_from_env() or learned.get("unit") or found.get("unit")
-            busy = runs_in_flight(self.client.config.api_url, now)
-            plan = decide(now, records, sight.states, gone=sight.gone, metrics_unit=unit,
-                          busy=busy)  # fmt: skip
+            plan = decide(now, records, sight.states, gone=sight.gone, metrics_unit=unit)
         finally:
             backend.close()
         return dataclasses.replace(plan, notes=(*plan.notes, *sight.notes))

@@ -1,6 +1,6 @@
 """Remote: the client's service for working on instances over SSH. It finds an instance's SSH
 server and password through the API each time a connection is opened, owns the pool, and
-starts, attaches to and lists runs.
+starts, attaches to and lists runs; kernels, files and the GPU reading build on it.
 """
 
 from __future__ import annotations
@@ -24,12 +24,16 @@ from .runs import Run
 from .ssh import NOT_RUNNING, Endpoint, SSHPool
 from .store import RunRecord, RunStore
 
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
 log = logging.getLogger(__name__)
 
 RUNS_COLUMNS = ("run", "instance", "started", "duration", "state", "exit_code", "cost")
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .files import Files
+    from .kernels import Kernels
+    from .top import GpuUtilisation
 
 #: Statuses from which the instance comes back to "running" by itself: keep trying.
 COMING_BACK = frozenset(
@@ -45,6 +49,8 @@ class Remote:
         self.api_url = api_url
         self._fetch = fetch
         self._pool: SSHPool | None = None
+        self._kernels: Kernels | None = None
+        self._files: Files | None = None
         self.store = RunStore(api_url)
 
     @property
@@ -52,6 +58,57 @@ class Remote:
         if self._pool is None:
             self._pool = SSHPool(self.api_url, self.credentials)
         return self._pool
+
+    @property
+    def kernels(self) -> Kernels:
+        """The remote kernels (one per instance), built on first use."""
+        if self._kernels is None:
+            from .kernels import Kernels
+
+            self._kernels = Kernels(self.api_url, self.pool, self.status_of)
+        return self._kernels
+
+    @property
+    def files(self) -> Files:
+        """push and pull over SFTP, built on first use."""
+        if self._files is None:
+            from .files import Files
+
+            self._files = Files(self.api_url, self.pool)
+        return self._files
+
+    def top(self, instance: Instance, spent: float | None = None) -> pd.DataFrame:
+        """The instance's GPUs as nvidia-smi reports them now, one row each, with its price
+        and ``spent`` (USD so far)."""
+        from .top import read_gpus, top_frame
+
+        gpus, at = read_gpus(self.pool, instance.id)
+        return top_frame(gpus, at, instance, spent)
+
+    def gpu_utilisation(self, instance_id: str) -> GpuUtilisation:
+        """For the guard's idle rule: the GPUs' utilisation read over SSH now, after the
+        readings taken before (``source`` says so)."""
+        from .top import gpu_utilisation
+
+        return gpu_utilisation(self.pool, self.api_url, instance_id)
+
+    def busy(self, instance_id: str) -> str | None:
+        """For the guard's idle rule: what keeps the instance busy whatever its GPU says
+        (a remote kernel running a cell, a run that may still be running), or None."""
+        from .activity import busy_reason
+        from .store import busy_instances
+
+        runs = busy_instances(self.api_url).get(instance_id)
+        reasons = [busy_reason(self.api_url, instance_id)]
+        reasons.append(f"active runs: {', '.join(runs)}" if runs else None)
+        return "; ".join(r for r in reasons if r) or None
+
+    def instance(self, instance_id: str) -> Instance:
+        """The instance read from the API now."""
+        return self._fetch(instance_id)
+
+    def status_of(self, instance_id: str) -> str | None:
+        return self._fetch(instance_id).status
 
     def credentials(self, instance_id: str) -> tuple[Endpoint, str]:
         """Where the instance's SSH server is and its password, read from the API now."""
@@ -89,6 +146,14 @@ class Remote:
         from .known_hosts import HostKeys
 
         return HostKeys(self.api_url).forget(instance_id)
+
+    def forget_instance(self, instance_id: str) -> None:
+        """The instance is deleted: its unpulled files and GPU readings are gone with it."""
+        from .top import forget_readings
+        from .unpulled import forget
+
+        forget(self.api_url, instance_id)
+        forget_readings(self.api_url, instance_id)
 
     # -- runs --------------------------------------------------------------------------------
     def run(
@@ -195,6 +260,9 @@ class Remote:
             return record
 
     def close(self) -> None:
+        """Let go of the kernels (they keep running on their instances) and the connections."""
+        if self._kernels is not None:
+            self._kernels.close()
         if self._pool is not None:
             self._pool.close()
 

@@ -279,6 +279,14 @@ class Sandbox:
             raise ValueError("count: must be an integer >= 0")
         self.machines.refuse(count)
 
+    def allow_forwarding(self, allowed: bool = True) -> None:
+        """Switch SSH local port forwarding on or off for every instance (``reset()`` and
+        ``stop()`` switch it back on). Off, the servers refuse each forwarded channel as
+        OpenSSH's ``AllowTcpForwarding no`` does."""
+        if not isinstance(allowed, bool):
+            raise ValueError("allowed: must be True or False")
+        self.machines.allow_forwarding(allowed)
+
     def rotate_host_key(self, instance_id: str) -> str:
         """Give an instance a new SSH host key; returns its SHA256 fingerprint."""
         try:

@@ -25,6 +25,7 @@ CONTROL_PATHS = frozenset(
         "/_sandbox/ssh/sever",
         "/_sandbox/ssh/refuse",
         "/_sandbox/ssh/hostkey",
+        "/_sandbox/ssh/forwarding",
     }
 )
 
@@ -98,6 +99,12 @@ def _machines(app: Sandbox, method: str, path: str, body: Any) -> Any:
         count = get_int(body, "count", required=True, minimum=0)
         app.machines.refuse(count)
         return {"count": count}
+    if path == "/_sandbox/ssh/forwarding":
+        allowed = check_object(body, {"allowed"}).get("allowed")
+        if not isinstance(allowed, bool):
+            raise invalid("allowed", "must be true or false")
+        app.machines.allow_forwarding(allowed)
+        return {"allowed": allowed}
     if path == "/_sandbox/ssh/sever":
         check_object(body, {"instanceId"})
         return {"severed": app.machines.sever(get_str(body, "instanceId") or None)}

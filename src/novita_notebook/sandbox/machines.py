@@ -86,6 +86,7 @@ class Machines:
         self._running: dict[str, str] = {}  # instance id -> generation that started processes
         self._groups: dict[str, dict[int, str]] = {}  # instance id -> {group: generation}
         self._refuse = 0
+        self.forwarding_allowed = True
         # The sessions' subprocesses, closed with the loop (so none is collected after it).
         self._children: weakref.WeakSet[asyncio.subprocess.Process] = weakref.WeakSet()
 
@@ -358,6 +359,12 @@ class Machines:
         with self._lock:
             self._refuse = count
 
+    def allow_forwarding(self, allowed: bool) -> None:
+        """Switch local port forwarding on or off for every instance (off: a channel to
+        forward is refused as administratively prohibited, as ``AllowTcpForwarding no``)."""
+        with self._lock:
+            self.forwarding_allowed = bool(allowed)
+
     def rotate_host_key(self, instance_id: str) -> str:
         """Give the instance a new host key (as a rebuilt host would have); new connections
         see it. Returns its SHA256 fingerprint."""
@@ -400,6 +407,7 @@ class Machines:
             self._connections.clear()
             self._host_keys.clear()
             self._refuse = 0
+            self.forwarding_allowed = True
         pids = list(processes.tagged(f"{self.token}/")) if groups or conns else []
         processes.signal_processes(pids, groups, processes.KILL)
         if loop is not None:

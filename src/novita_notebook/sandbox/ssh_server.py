@@ -82,6 +82,11 @@ class InstanceServer(asyncssh.SSHServer):
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
     ) -> bool:
+        # Switched off, refuse as sshd with ``AllowTcpForwarding no`` does.
+        if not self.machines.forwarding_allowed:
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "open failed: forwarding is disabled"
+            )
         # The instance's network is this machine's loopback: forward there, nowhere else.
         return dest_host in LOOPBACK
 
