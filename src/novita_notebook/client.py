@@ -201,6 +201,7 @@ class Novita:
         self.ledger_service = LedgerService(
             self._ledger, self.api, self.catalog.price_of, on_forgotten=self.guards.forget
         )
+        self.guards.ensure()  # guarded instances from earlier kernels: a guard must answer
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
@@ -513,6 +514,7 @@ class Novita:
         """Start a stopped instance; returns it refreshed (typically ``toStart``). Starting
         one that is already running or starting succeeds and says so (an INFO log line)."""
         target = self.resolve(id_or_name)
+        self.guards.ensure(kernel=True)  # it may bill again: a guard must answer
         if target.status in _STARTED:
             logger.info(
                 "%s (%s) is already %s; nothing to start", target.name, target.id, target.status
@@ -537,6 +539,7 @@ class Novita:
     def restart(self, id_or_name: str) -> Instance:
         """Restart an instance; returns it refreshed."""
         target = self.resolve(id_or_name)
+        self.guards.ensure(kernel=True)  # it bills on: a guard must answer
         self.api.restart_instance(target.id)
         return self.instance(target.id)
 
@@ -894,7 +897,7 @@ class Novita:
             progress=progress,
         )
         try:
-            instance = self.provisioner.provision(request)
+            instance = self.provisioner.provision(request, guard=self.guards.create_guard(rules))
         except NovitaError as error:
             made = getattr(error, "created_instance", None)
             if isinstance(made, Instance):  # made, then its wait failed: it bills all the same
@@ -1001,6 +1004,7 @@ class Novita:
     def mine(self, refresh: bool = True, *, prune: bool = False) -> pd.DataFrame:
         """Instances this package created against this API (from the ledger), oldest first.
         See ``LedgerService.mine``."""
+        self.guards.ensure()  # guarded instances left by earlier kernels: a guard must answer
         return self.ledger_service.mine(refresh, prune=prune)
 
     def watch_mine(self, **kwargs: Any) -> Watcher:

@@ -285,6 +285,18 @@ def _check_api_key(value: Any, problems: list[tuple[str, str]]) -> str | None:
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key):
         problems.append(("api_key", "must not contain spaces, newlines or control characters"))
         return None
+    # Nor can a header carry other characters (a zero-width space pasted with the key, say):
+    # the HTTP library's error would then quote the header. The key itself is never echoed.
+    if not key.isascii():
+        problems.append(
+            (
+                "api_key",
+                "must contain only printable ASCII characters; it holds a character that "
+                "cannot go in an HTTP header (often an invisible one pasted along with the "
+                "key, such as a zero-width space): copy the key again",
+            )
+        )
+        return None
     return key
 
 

@@ -136,6 +136,8 @@ def classroom(
                              budget_total=budget)  # fmt: skip
     if not rules.active:
         raise ValidationError("a class needs a deadline or a budget", field="stop_after")
+    # The rules go with each create: stored before its request, so a seat made by a batch
+    # that is interrupted, or whose wait fails, is guarded all the same.
     frame = client.create_many(
         n,
         name_prefix=prefix,
@@ -143,6 +145,7 @@ def classroom(
         concurrency=concurrency,
         all_or_nothing=all_or_nothing,
         wait=wait,
+        guard=rules,
         **options,
     )
     seats, prices = [], []
@@ -169,7 +172,7 @@ def classroom(
                 instance.ssh_command,
             )
         )
-    if any(s.error is None for s in seats):
+    if any(s.instance_id for s in seats):
         client.guards.start()
     return Handout(seats, rules.stop_after, rules.budget_total, sum(prices) or None)
 

@@ -350,6 +350,10 @@ def load_ipython_extension(ipython: Any) -> None:
     _LOADED[id(ipython)] = magics
     if os.environ.get("NOVITA_AUTO_SANDBOX", "").lower() in {"1", "true", "yes"}:
         magics.auto_sandbox = True
+    # Guarded instances left by an earlier kernel: a guard must answer (in the background).
+    from ..guard import ensure_guard_in_background
+
+    ensure_guard_in_background()
 
 
 def unload_ipython_extension(ipython: Any) -> None:
