@@ -1,5 +1,8 @@
-"""Figure of the guard process: its CPU, read from /proc/<pid>/stat, while it guards 20
-instances at its default interval. ``python -m benchmarks.figures_guard [--quick]``.
+"""Figures of the guard: the guard process's CPU (from /proc/<pid>/stat) while it guards 20
+instances at its default interval, and a soak: 50 guarded instances for an hour of sandbox time
+with injected faults, a guard process and a kernel watcher (how late each rule acted, in guard
+intervals; the process's memory and threads at start and end).
+``python -m benchmarks.figures_guard [--quick] [--cpu | --soak]``.
 """
 
 from __future__ import annotations
@@ -141,7 +144,12 @@ def guard_cpu(quick: bool) -> list[Figure]:
 
 
 if __name__ == "__main__":
-    for figure in guard_cpu("--quick" in sys.argv[1:]):
-        print(figure.line(), flush=True)
-        for key, value in figure.notes.items():
-            print(f"    {key}: {value}", flush=True)
+    from .figures_guard_soak import guard_soak
+
+    args = sys.argv[1:]
+    chosen = [f for flag, f in (("--cpu", guard_cpu), ("--soak", guard_soak)) if flag in args]
+    for measure in chosen or [guard_cpu, guard_soak]:
+        for figure in measure("--quick" in args):
+            print(figure.line(), flush=True)
+            for key, value in figure.notes.items():
+                print(f"    {key}: {value}", flush=True)

@@ -29,6 +29,24 @@ def isolated_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("NOVITA_NOTEBOOK_HOME", str(tmp_path / "novita-home"))
     monkeypatch.chdir(tmp_path)
     yield
+    _stop_guards_left_running(tmp_path / "novita-home")
+
+
+def _stop_guards_left_running(home) -> None:
+    """SIGTERM the guard processes a test left running in its ledger directory: a guard stays
+    while a guarded instance may be started again, and the test's sandbox is gone now."""
+    import json
+    import os
+    import signal
+
+    for status in home.glob("guard-*.status.json") if home.is_dir() else ():
+        try:
+            pid = json.loads(status.read_text()).get("pid")
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:  # never another process
+                if b"novita_notebook.guard" in cmdline.read():
+                    os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, TypeError):
+            continue
 
 
 @pytest.fixture

@@ -105,6 +105,7 @@ class Novita:
          self.provisioner, self.guards, self.batch, self.ledger_service) = compose(
             self, config, self.api, self.catalog, self._ledger, lambda: self.remote
         )  # fmt: skip
+        self.guards.ensure()  # guarded instances from earlier kernels: a guard must answer
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
@@ -482,7 +483,9 @@ class Novita:
         guard_rules = self.guards.rules_for_create(given.pop("guard"), GUARD.parse(rules))
         request = prepare_request(**given)
         try:
-            instance = self.provisioner.provision(request)
+            instance = self.provisioner.provision(
+                request, guard=self.guards.create_guard(guard_rules)
+            )
         except NovitaError as error:
             made = getattr(error, "created_instance", None)
             if isinstance(made, Instance):  # made, then its wait failed: it bills all the same
@@ -569,6 +572,7 @@ class Novita:
     def mine(self, refresh: bool = True, *, prune: bool = False) -> pd.DataFrame:
         """Instances this package created against this API (from the ledger), oldest first.
         See ``LedgerService.mine``."""
+        self.guards.ensure()  # guarded instances left by earlier kernels: a guard must answer
         return self.ledger_service.mine(refresh, prune=prune)
 
     def watch_mine(self, **kwargs: Any) -> Watcher:

@@ -93,6 +93,7 @@ def compose(
 
     lifecycle.on_deleted = forget
     lifecycle.before_send = warn_unpulled
+    lifecycle.before_billing = lambda: guards.ensure(kernel=True)  # it bills: a guard answers
     return Services(
         lifecycle=lifecycle,
         listings=Listings(api, catalog, ledger),

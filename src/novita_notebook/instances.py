@@ -62,7 +62,8 @@ class Change:
 class Instances:
     """The instances of one client. ``owner`` is what handles bind to (the client);
     ``on_deleted(ids, reason)`` hears of every delete (the guard drops their rules);
-    ``before_send(instance, action)`` is told before a stop or a delete is sent."""
+    ``before_send(instance, action)`` is told before a stop or a delete is sent, and
+    ``before_billing()`` before a start or a restart (a guard must answer for what bills)."""
 
     def __init__(
         self,
@@ -79,6 +80,7 @@ class Instances:
         self.owner = owner
         self.on_deleted = on_deleted
         self.before_send: Callable[[Instance, str], Any] | None = None
+        self.before_billing: Callable[[], Any] | None = None
         self._deleted: dict[str, Instance] = {}  # id and name -> what this client deleted
 
     def to_instance(self, raw: dict[str, Any]) -> Instance:
@@ -132,6 +134,8 @@ class Instances:
 
     def _change(self, verb: str, ref: Any, done: frozenset[str], send: Any) -> Change:
         target = self.resolve(ref)
+        if verb == "start" and self.before_billing is not None:
+            self.before_billing()
         if target.status in done:
             logger.info("%s (%s) is already %s; nothing to %s", target.name, target.id,
                         target.status, verb)  # fmt: skip
@@ -143,6 +147,8 @@ class Instances:
 
     def restart(self, ref: Any) -> Change:
         target = self.resolve(ref)
+        if self.before_billing is not None:
+            self.before_billing()
         self.api.restart_instance(target.id)
         return Change(self.resolve(target.id), True)
 

@@ -9,6 +9,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import warnings
@@ -19,7 +20,13 @@ from typing import Any
 
 from . import money
 from .errors import ValidationError
-from .files import atomic_write_text, move_aside
+from .files import (
+    atomic_write_text,
+    has_bad_bytes,
+    move_aside,
+    read_text_marked,
+    recover_objects,
+)
 from .models import Instance, parse_time
 
 __all__ = ["Ledger", "ledger_dir", "LEDGER_FILE"]
@@ -123,8 +130,8 @@ def _stated_created_at(instance: Any) -> bool:
     return False
 
 
-#: Parsed ledger files by path: (stamp, entries, pending). Never handed out uncopied.
-_SNAPSHOTS: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]], list[dict[str, Any]]]] = {}
+#: Parsed ledger files by path: (stamp, document). Never handed out uncopied.
+_SNAPSHOTS: dict[str, tuple[tuple[int, int, int], _Document]] = {}
 
 
 def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
@@ -132,24 +139,85 @@ def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
-def _parse(text: str | bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-    """(entries, pending) of a ledger file's text, or None when it is not a ledger."""
+class _Document:
+    """A ledger file's three parts: the instances, the pending creates (pending.py) and the
+    copies of guard rules (so the guard store can be rebuilt). ``lost`` says what could not
+    be read (empty for a whole file); ``whole`` is False when the file needs repairing."""
+
+    def __init__(
+        self,
+        entries: list[dict[str, Any]],
+        pending: list[dict[str, Any]],
+        copies: list[dict[str, Any]],
+        lost: list[str] | None = None,
+        whole: bool = True,
+    ) -> None:
+        self.entries = entries
+        self.pending = pending
+        self.copies = copies
+        self.lost = lost or []
+        self.whole = whole
+
+
+def _is_entry(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("id"), str) and not has_bad_bytes(item)
+
+
+def _is_pending(item: Any) -> bool:
+    return isinstance(item, dict) and bool(item.get("name")) and not has_bad_bytes(item)
+
+
+def _is_copy(item: Any) -> bool:
+    return _is_entry(item) and isinstance(item.get("rules"), dict)
+
+
+def _entry(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: item.get(key) for key in ENTRY_FIELDS}
+
+
+def _parse(data: bytes) -> _Document:
+    """The document in a ledger file's bytes. A whole file gives ``whole=True``; otherwise
+    every entry, pending create and rules copy that can still be read is kept (record by
+    record) and ``lost`` names what could not be."""
+    text = read_text_marked(data)
     try:
-        data = json.loads(text)
-        entries = data["instances"] if isinstance(data, dict) else None
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries
-    ):
-        return None
-    pending = data.get("pending")
-    kept = (
-        [p for p in pending if isinstance(p, dict) and p.get("name")]
-        if isinstance(pending, list)
-        else []
-    )
-    return [{key: e.get(key) for key in ENTRY_FIELDS} for e in entries], kept
+        doc = json.loads(text) if text.strip() else None
+    except (ValueError, RecursionError):
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
+        parts = {
+            key: doc.get(key) if isinstance(doc.get(key), list) else []
+            for key in ("instances", "pending", "guard_rules")
+        }
+        entries = [_entry(e) for e in parts["instances"] if _is_entry(e)]
+        pending = [p for p in parts["pending"] if _is_pending(p)]
+        copies = [c for c in parts["guard_rules"] if _is_copy(c)]
+        lost = [_lost_name(json.dumps(e)) for e in parts["instances"] if not _is_entry(e)]
+        lost += [_lost_name(json.dumps(c)) for c in parts["guard_rules"] if not _is_copy(c)]
+        return _Document(entries, pending, copies, lost, whole=not lost)
+    entries, pending, copies, lost = [], [], [], []
+    for start, end, item in recover_objects(text):
+        if item is None or has_bad_bytes(item):
+            if "{" in text[start:end] or item is not None:
+                lost.append(_lost_name(text[start:end]))
+        elif isinstance(item.get("rules"), dict) and _is_copy(item):
+            copies.append(item)
+        elif "token" in item and _is_pending(item):
+            pending.append(item)
+        elif _is_entry(item):
+            entries.append(_entry(item))
+    if not text.strip() or not (entries or pending or copies):
+        lost = lost or ["the whole file"]
+    return _Document(entries, pending, copies, lost, whole=False)
+
+
+_ID_IN_TEXT = re.compile(r'"id"\s*:\s*"([^"\\]{1,200})"')
+
+
+def _lost_name(fragment: str) -> str:
+    """What a fragment that could not be read was: the instance it names, if it names one."""
+    match = _ID_IN_TEXT.search(fragment)
+    return f"instance {match.group(1)}" if match else "an unreadable part"
 
 
 class Ledger:
@@ -167,7 +235,6 @@ class Ledger:
         self.api_url = _normalise_url(api_url)
         # The file lock is per process; the thread lock keeps this object's threads in line.
         self._thread_lock = threading.RLock()
-        self._pending: list[dict[str, Any]] = []
         self._created_memo: tuple[Any, str | None, dict[str, datetime]] | None = None
 
     @property
@@ -240,7 +307,7 @@ class Ledger:
     ) -> list[dict[str, Any]]:
         """Entries for ``api_url`` (default: this ledger's), oldest first; ``all_urls`` for all."""
         url = None if all_urls else (_normalise_url(api_url) or self.api_url)
-        entries, _ = self._snapshot()
+        entries = self._snapshot().entries
         chosen = [dict(e) for e in entries if self._in_scope(e, url)]
         return sorted(chosen, key=lambda e: e.get("created_at") or "")
 
@@ -248,7 +315,7 @@ class Ledger:
         """When each instance of this api_url was created, by id, as on record. Worked out
         once per file version (every listing asks; copying and sorting the entries each time
         was a quarter of ``instances()`` on a long ledger). Do not modify the answer."""
-        entries, _ = self._snapshot()
+        entries = self._snapshot().entries
         memo = self._created_memo
         if memo is not None and memo[0] is entries and memo[1] == self.api_url:
             return memo[2]
@@ -293,79 +360,82 @@ class Ledger:
         """Read-modify-write the instances AND the pending creates (name claims and create
         intents, see ``pending.py``) under the lock: ``change(entries, pending)`` returns both."""
         with self._thread_lock, self._file_lock():
-            entries = self._read()
-            pending = self._pending
-            entries, pending = change(entries, pending)
-            self._write(entries, pending)
+            doc = self._read()
+            doc.entries, doc.pending = change(doc.entries, doc.pending)
+            self._write(doc)
+
+    def update_rules_copies(self, change: Callable[[list], list]) -> None:
+        """Read-modify-write the copies of guard rules (all api_urls) under the lock. The guard
+        store keeps them in step with its own records, to be rebuilt from when it is damaged."""
+        with self._thread_lock, self._file_lock():
+            doc = self._read()
+            doc.copies = change(doc.copies)
+            self._write(doc)
 
     def pending(self) -> list[dict[str, Any]]:
         """The pending creates on disk (all api_urls)."""
-        _, pending = self._snapshot()
-        return [dict(p) for p in pending]
+        return [dict(p) for p in self._snapshot().pending]
 
-    def _snapshot(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Entries and pending creates as on disk, read without the lock: writers replace the
-        file atomically, so a read sees a whole file. Parsed once per file version, keyed by
+    def rules_copies(self) -> list[dict[str, Any]]:
+        """The copies of guard rules on disk (all api_urls; see ``update_rules_copies``)."""
+        return [dict(c) for c in self._snapshot().copies]
+
+    def _snapshot(self) -> _Document:
+        """The document as on disk, read without the lock: writers replace the file
+        atomically, so a read sees a whole file. Parsed once per file version, keyed by
         (inode, mtime_ns, size), so reading an unchanged ledger costs one stat."""
         path = self.path
         key = str(path)
         try:
             stamp = _stamp(os.stat(path))
         except FileNotFoundError:
-            return [], []
+            return _Document([], [], [])
         cached = _SNAPSHOTS.get(key)
         if cached is not None and cached[0] == stamp:
-            return cached[1], cached[2]
+            return cached[1]
         try:
             with open(path, "rb") as handle:
                 stamp = _stamp(os.fstat(handle.fileno()))  # the version actually read
                 data = handle.read()
         except FileNotFoundError:
-            return [], []
+            return _Document([], [], [])
         parsed = _parse(data)
-        if parsed is None:  # broken: move it aside under the lock, as a writer would
+        if not parsed.whole:  # damaged: repair it under the lock, as a writer would
             with self._thread_lock, self._file_lock():
-                entries = self._read()
-                return entries, list(self._pending)
-        entries, pending = parsed
-        _SNAPSHOTS[key] = (stamp, entries, pending)
-        return entries, pending
+                return self._read()
+        _SNAPSHOTS[key] = (stamp, parsed)
+        return parsed
 
-    def _read(self) -> list[dict[str, Any]]:
-        """The entries on disk (caller holds the lock); a broken file is moved aside. The
-        pending creates read along land in ``self._pending``."""
-        self._pending: list[dict[str, Any]] = []
+    def _read(self) -> _Document:
+        """The document on disk (caller holds the lock). A damaged file (not JSON, bytes that
+        are not UTF-8, entries without an id) is moved aside, what can still be read of it is
+        written back, and a warning names what was lost."""
         path = self.path
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
-            return []
-        try:
-            data = json.loads(text)
-            entries = data["instances"] if isinstance(data, dict) else None
-            if not isinstance(entries, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries
-            ):
-                raise ValueError("not a ledger: expected {'instances': [{'id': ...}, ...]}")
-        except (ValueError, KeyError, TypeError) as error:
-            aside = move_aside(path)
-            message = (
-                f"novita-notebook: the ledger {path} was unreadable ({error}); "
-                f"moved it to {aside.name} and started a new one"
-            )
-            log.warning(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=4)
-            return []
-        pending = data.get("pending")
-        if isinstance(pending, list):
-            self._pending = [p for p in pending if isinstance(p, dict) and p.get("name")]
-        return [{key: e.get(key) for key in ENTRY_FIELDS} for e in entries]
+            return _Document([], [], [])
+        doc = _parse(data)
+        if doc.whole:
+            return doc
+        aside = move_aside(path)
+        kept = len(doc.entries) + len(doc.pending) + len(doc.copies)
+        what = "; ".join(dict.fromkeys(doc.lost))
+        message = (
+            f"novita-notebook: the ledger {path} was unreadable in part ({what}); "
+            f"moved it to {aside.name} and kept the {kept} records that could be read"
+        )
+        log.warning(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        doc.whole = True
+        self._write(doc)
+        return doc
 
-    def _write(
-        self, entries: list[dict[str, Any]], pending: list[dict[str, Any]] | None = None
-    ) -> None:
+    def _write(self, doc: _Document) -> None:
         """Atomic replace: readers see the old file or the new one, never half of one."""
-        data: dict[str, Any] = {"version": LEDGER_VERSION, "instances": entries}
-        if pending:
-            data["pending"] = pending
+        data: dict[str, Any] = {"version": LEDGER_VERSION, "instances": doc.entries}
+        if doc.pending:
+            data["pending"] = doc.pending
+        if doc.copies:
+            data["guard_rules"] = doc.copies
         atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))

@@ -19,6 +19,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ValidationError
@@ -26,7 +27,13 @@ from .ledger import Ledger
 from .ledger import _normalise_url as _norm
 from .models import parse_time
 
-__all__ = ["PendingCreates", "resolve_from_listing", "CLAIM_TTL", "INTENT_WINDOW"]
+__all__ = [
+    "PendingCreates",
+    "resolve_from_listing",
+    "holder_alive",
+    "CLAIM_TTL",
+    "INTENT_WINDOW",
+]
 
 #: Seconds a claim holds a name without being refreshed; a create refreshes it when it sends.
 CLAIM_TTL = 180.0
@@ -36,8 +43,9 @@ INTENT_WINDOW = 600.0
 CLOCK_SLACK = 120.0
 
 
-def _holder_alive(claim: Mapping[str, Any]) -> bool:
-    """False only when the claim was taken on this host by a process that no longer runs."""
+def holder_alive(claim: Mapping[str, Any]) -> bool:
+    """False only when the claim was taken on this host by a process that no longer runs
+    (``host`` and ``pid`` of the claim; a claim without them is taken as alive)."""
     if claim.get("host") != socket.gethostname():
         return True
     pid = claim.get("pid")
@@ -55,7 +63,7 @@ def _holder_alive(claim: Mapping[str, Any]) -> bool:
 def _blocks(claim: Mapping[str, Any], now: float) -> bool:
     """Does this claim still hold its name against another create?"""
     expires = claim.get("expires")
-    return isinstance(expires, int | float) and expires > now and _holder_alive(claim)
+    return isinstance(expires, int | float) and expires > now and holder_alive(claim)
 
 
 class PendingCreates:
@@ -115,6 +123,12 @@ class PendingCreates:
         now = time.time()
         self._edit(token, sent_at=now, expires=now + self.ttl)
 
+    def attach_guard(self, token: str, guard: Mapping[str, Any]) -> None:
+        """Keep a copy of the guard rules of this create with its intent (``{"rules": ...,
+        "price_per_hour": ...}``): once the create resolves, the copy moves to the ledger's
+        copies of guard rules under the instance's id, whatever resolves it."""
+        self._edit(token, guard=dict(guard))
+
     def release(self, token: str) -> None:
         """Drop the claim (nothing was created)."""
 
@@ -126,13 +140,16 @@ class PendingCreates:
     def resolved(self, token: str, instance_id: str, name: str) -> None:
         """The create made ``instance_id``: record it and drop the claim in one write."""
         entry = self.ledger.entry_for({"id": instance_id, "name": name})
+        copies: list[dict[str, Any]] = []
 
         def change(entries: list, pending: list) -> tuple[list, list]:
             known = any(e.get("id") == instance_id and self._mine(e) for e in entries)
             kept = [p for p in pending if p.get("token") != token]
+            copies.extend(guard_copy(p, instance_id) for p in pending if p.get("token") == token)
             return (entries if known else [*entries, entry]), kept
 
         self.ledger.update_document(change)
+        add_guard_copies(self.ledger, [c for c in copies if c is not None])
 
     def sent_at(self, token: str) -> float | None:
         for claim in self.ledger.pending():
@@ -170,6 +187,7 @@ def resolve_from_listing(ledger: Ledger, raws: list[Mapping[str, Any]]) -> list[
     now = time.time()
     url = ledger.api_url
     recorded: list[str] = []
+    copies: list[dict[str, Any]] = []
 
     def change(entries: list, pending: list) -> tuple[list, list]:
         known = {e.get("id") for e in entries if _norm(e.get("api_url")) == url}
@@ -180,6 +198,7 @@ def resolve_from_listing(ledger: Ledger, raws: list[Mapping[str, Any]]) -> list[
                 continue
             found = match_intent(claim, raws)
             if found is not None:
+                copies.append(guard_copy(claim, found))
                 if found not in known:
                     entries = [*entries, ledger.entry_for({"id": found, "name": claim["name"]})]
                     known.add(found)
@@ -195,4 +214,40 @@ def resolve_from_listing(ledger: Ledger, raws: list[Mapping[str, Any]]) -> list[
 
     if any(_norm(p.get("api_url")) == url for p in ledger.pending()):
         ledger.update_document(change)
+        add_guard_copies(ledger, [c for c in copies if c is not None])
     return recorded
+
+
+def guard_copy(claim: Mapping[str, Any], instance_id: str) -> dict[str, Any] | None:
+    """The ledger's copy of the guard rules a resolved create intent carried (None if it
+    carried none): the guard store binds its own intent of the same ``token`` to the id."""
+    guard = claim.get("guard")
+    if not isinstance(guard, Mapping) or not isinstance(guard.get("rules"), Mapping):
+        return None
+    sent = claim.get("sent_at")
+    created = (
+        datetime.fromtimestamp(float(sent), UTC).isoformat()
+        if isinstance(sent, int | float)
+        else None
+    )
+    return {
+        "id": instance_id,
+        "api_url": guard.get("api_url") or claim.get("api_url"),
+        "name": claim.get("name"),
+        "rules": dict(guard["rules"]),
+        "created_at": created,
+        "price_per_hour": guard.get("price_per_hour"),
+        "token": claim.get("token"),
+    }
+
+
+def add_guard_copies(ledger: Ledger, copies: list[dict[str, Any]]) -> None:
+    """Add copies of guard rules (one per resolved, guarded create) to the ledger."""
+    if not copies:
+        return
+    ids = {c["id"] for c in copies}
+
+    def change(existing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [*[c for c in existing if c.get("id") not in ids], *copies]
+
+    ledger.update_rules_copies(change)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from . import html
 from .errors import ValidationError
@@ -20,6 +20,20 @@ from .validation import invalid
 from .vocabulary import status_word
 
 __all__ = ["Handout", "Seat", "classroom", "push_to_class"]
+
+
+class ClassroomClient(Protocol):
+    """What teaching mode asks of a client: a batch, one instance, its guard and SSH work."""
+
+    guards: Any
+
+    @property
+    def remote(self) -> Any: ...
+
+    def create_many(self, specs: int | Sequence[Mapping[str, Any]], **options: Any) -> Any: ...
+
+    def instance(self, instance: Any) -> Any: ...
+
 
 _COLUMNS = ("name", "status", "jupyter_url", "ssh_command", "instance_id", "error")
 
@@ -113,7 +127,7 @@ class Handout:
 
 
 def classroom(
-    client: Any,
+    client: ClassroomClient,
     n: int,
     gpu: str | None = None,
     *,
@@ -145,6 +159,8 @@ def classroom(
     rules = GuardRules.parse(**{k: v for k, v in typed.items() if v is not None})
     if not rules.active:
         raise ValidationError("a class needs a deadline or a budget", field="stop_after")
+    # The rules go with each create: stored before its request, so a seat made by a batch
+    # that is interrupted, or whose wait fails, is guarded all the same.
     frame = client.create_many(
         n,
         name_prefix=prefix,
@@ -152,6 +168,7 @@ def classroom(
         concurrency=concurrency,
         all_or_nothing=all_or_nothing,
         wait=wait,
+        guard=rules,
         **options,
     )
     seats, prices = [], []
@@ -178,13 +195,17 @@ def classroom(
                 instance.ssh_command,
             )
         )
-    if any(s.error is None for s in seats):
+    if any(s.instance_id for s in seats):
         client.guards.start()
     return Handout(seats, rules.stop_after, rules.budget_total, sum(prices) or None)
 
 
 def push_to_class(
-    client: Any, seats: Iterable[Any], local: Any, remote: str | None = None, **options: Any
+    client: ClassroomClient,
+    seats: Iterable[Any],
+    local: Any,
+    remote: str | None = None,
+    **options: Any,
 ) -> Any:
     """Push ``local`` to every seat (a Handout, or Seats, Instances, ids or names) at once;
     one row per seat: ``name``, ``instance_id``, ``ok``, ``files``, ``unchanged``, ``mb_sent``,
@@ -198,7 +219,7 @@ def push_to_class(
                          "error": seat.error or "no instance"})  # fmt: skip
             continue
         ref = seat.instance_id if isinstance(seat, Seat) else seat
-        instance = client._target(ref)
+        instance = client.instance(ref)
         targets.append((instance.id, instance.name or instance.id))
     results = client.remote.files.push_many(targets, local, remote, **options)
     for (instance_id, name), result in zip(targets, results, strict=True):

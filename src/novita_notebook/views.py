@@ -296,13 +296,16 @@ def guard_status_html(status: dict[str, Any]) -> str:
         rules.append(
             [nowrap(names.get(instance_id) or "?"), text(words), budget, nowrap(instance_id)]
         )
-    body = key_value_table(
-        [
-            ("guard process", text(process)),
-            ("in-kernel guard", text(status.get("kernel") or "off")),
-            ("next action", _next_action(status.get("next_action"))),
-        ]
-    )
+    rows = [
+        ("guard process", text(process)),
+        ("in-kernel guard", text(status.get("kernel") or "off")),
+        ("next action", _next_action(status.get("next_action"))),
+    ]
+    if status.get("metrics_unit"):
+        rows.append(("metrics unit", text(status["metrics_unit"])))
+    if status.get("intents"):  # creates in flight: their rules apply once they exist
+        rows.append(("creates in flight", text(", ".join(status["intents"]))))
+    body = key_value_table(rows)
     if rules:
         body += table(
             ("instance", "rules", "total budget", "id"),
@@ -311,23 +314,25 @@ def guard_status_html(status: dict[str, Any]) -> str:
         )
     else:
         body += muted("No instance is guarded.")
-    actions = [
-        [
-            nowrap(_timestamp_text(entry.get("time"))),
-            text(entry.get("action")),
-            nowrap(entry.get("name") or entry.get("instance_id")),
-            text(entry.get("result")),
-            text(entry.get("reason")),
+    # rules lost or rebuilt, actions that failed: then the latest actions
+    for title, key in (("Problems", "problems"), ("Latest actions", "actions")):
+        entries = [
+            [
+                nowrap(_timestamp_text(entry.get("time"))),
+                text(entry.get("action")),
+                nowrap(entry.get("name") or entry.get("instance_id")),
+                text(entry.get("result")),
+                text(entry.get("reason")),
+            ]
+            for entry in status.get(key) or ()
         ]
-        for entry in status.get("actions") or ()
-    ]
-    if actions:
-        body += muted("Latest actions")
-        body += table(
-            ("time", "action", "instance", "result", "reason"),
-            actions,
-            raw_columns=("time", "action", "instance", "result", "reason"),
-        )
+        if entries:
+            body += muted(title)
+            body += table(
+                ("time", "action", "instance", "result", "reason"),
+                entries,
+                raw_columns=("time", "action", "instance", "result", "reason"),
+            )
     for note in status.get("notes") or ():
         body += muted(text(note))
     return frame("Guard", body, kind="guard-status")

@@ -43,6 +43,12 @@ class FakeBackend:
         self.calls.append(("list", ""))
         return [dict(raw) for raw in self.instances.values()]
 
+    def get_instance(self, instance_id):
+        self.calls.append(("get", instance_id))
+        if instance_id not in self.instances:
+            raise NotFoundError("gone", status=404)
+        return dict(self.instances[instance_id])
+
     def stop(self, instance_id):
         self.calls.append(("stop", instance_id))
         self.instances[instance_id]["status"] = "exited"
@@ -72,7 +78,9 @@ class FakeBackend:
             for t, v in self.samples.get(instance_id, [])
             if start.timestamp() <= t <= end.timestamp()
         ]
-        return {"gpuUtilization": {"avg": items, "gpuIds": []}}
+        # host memory in percent beside the GPU series: the evidence of the unit
+        memory = [{"timestamp": item["timestamp"], "value": 35.0} for item in items]
+        return {"gpuUtilization": {"avg": items, "gpuIds": []}, "memUtilization": memory}
 
     def notify(self, event_type, data):
         self.events.append((event_type, dict(data)))

@@ -7,12 +7,20 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from novita_notebook.guard.policy import InstanceState, decide
+from novita_notebook.guard.policy import InstanceState
+from novita_notebook.guard.policy import decide as decide_with_unit
 from novita_notebook.guard.rules import GuardRules
 from novita_notebook.guard.store import GuardRecord
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=30)
+
+
+def decide(*args, **kwargs):
+    """These tests are about the rules: the metrics unit is known (percent) unless a test
+    says otherwise (tests/guard/test_guard_idle_unit.py covers the unknown unit)."""
+    kwargs.setdefault("metrics_unit", "percent")
+    return decide_with_unit(*args, **kwargs)
 
 
 def record(instance_id="i1", *, price=1.0, created=None, warned=None, **rules):
@@ -101,15 +109,16 @@ def test_stop_after_and_later_delete_both_act():
 
 def test_gone_instances_are_reported_for_forgetting():
     rec = record(stop_after="1h")
-    plan = decide(at(600), [rec], {})
+    plan = decide(at(600), [rec], {}, gone={"i1"})
     assert plan.gone == ("i1",) and plan.actions == () and plan.live == ()
 
 
-def test_a_just_guarded_instance_missing_from_the_listing_is_not_yet_gone():
+def test_an_instance_missing_from_the_states_is_kept_not_forgotten():
     rec = record(stop_after="1h")
-    plan = decide(at(10), [rec], {})
+    plan = decide(at(7200), [rec], {})
     assert plan.gone == () and plan.live == ("i1",)
-    assert plan.notes == ("i1: not listed yet",) and plan.next_wake == at(10) + GRACE
+    assert plan.notes == ("i1: not seen this tick; its rules are kept",)
+    assert plan.next_wake == at(7200) + GRACE
 
 
 def test_provisioning_past_deadline_waits_and_says_so():

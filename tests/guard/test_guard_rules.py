@@ -32,6 +32,7 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
         ("45s", 45),
         ("1d", 86400),
         ("1.5h", 5400),
+        ("2 hours", 7200),  # the one duration grammar: what timeout= takes, rules take too
         ("120", 120),
         (30, 30),
         (2.5, 2.5),
@@ -43,7 +44,7 @@ def test_durations(text, seconds):
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "soon", "2 hours", "h", "-5m", -1, 0, math.nan, math.inf, True, None, [1]]
+    "bad", ["", "soon", "2 parsecs", "h", "-5m", -1, 0, math.nan, math.inf, True, None, [1]]
 )
 def test_bad_durations_name_the_field(bad):
     with pytest.raises(ValidationError) as info:

@@ -274,7 +274,10 @@ def test_templates_and_guard_records_read_well():
         repr(template)
         == "<Template 'my-torch' (tpl-1) pytorch/pytorch:2.1 private, ports 8888/http>"
     )
-    rules = GuardRules.parse(stop_after=datetime(2030, 1, 1, 18, tzinfo=UTC), budget_total=5)
+    # a deadline is at most a year ahead of when it is set
+    set_at = datetime(2029, 12, 31, tzinfo=UTC)
+    rules = GuardRules.parse(stop_after=datetime(2030, 1, 1, 18, tzinfo=UTC), budget_total=5,
+                             now=set_at)  # fmt: skip
     record = GuardRecord("i-1", rules, name="demo-1", spent=1.25)
     assert repr(record).startswith("<GuardRecord demo-1 (i-1): stop at 2030-01-01 18:00:00Z")
     assert repr(record).endswith("budget 5 USD total; 1.25 USD counted>")

@@ -72,7 +72,7 @@ BAD: dict[str, dict[str, tuple[object, object]]] = {
         "stop_after": ("soon", "soon"),
         "delete_after": ("soon", "soon"),
         "idle_stop": ("soon", "soon"),
-        "idle_threshold": (150.0, "150"),
+        "idle_threshold": ("150", "150"),
         "budget_per_hour": ("lots", "lots"),
         "budget_total": ("lots", "lots"),
         "warn_before": ("soon", "soon"),
@@ -237,6 +237,13 @@ def test_one_bad_value_reads_the_same_on_every_surface(
         rules["text"] = rule_of(parsed.value, option.name)
     seen = {surface: rule for surface, rule in rules.items() if rule is not None}
     assert len(set(seen.values())) == 1, seen
+    if family is GUARD and text is not NO_TEXT:  # the user's NOVITA_GUARD_* default
+        from novita_notebook.guard.rules import rules_from_env
+
+        with pytest.raises(ValidationError) as caught:
+            rules_from_env(environ={option.env: str(text)}, env_file=False)
+        assert caught.value.field == option.env
+        assert next(iter(set(seen.values()))) in str(caught.value)
     # Nothing was sent (the form lists the volumes it offers; that is a read).
     assert [r for r in sandbox.requests() if r["method"] != "GET"] == []
 

@@ -61,6 +61,10 @@ EXPECTED = (
     "extension load time vs import pandas",
     "watcher CPU in % of a core vs the 2 % budget",
     "guard process CPU in % of a core vs the 0.5 % budget",
+    "guard soak max overrun in guard intervals",
+    "guard soak p99 overrun in guard intervals",
+    "guard soak guard-process memory at the end vs the start",
+    "guard soak guard-process threads at the end vs the start",
     "doctor with 6,000 catalog items vs 600",
 )
 #: The runs-over-SSH figures need OpenSSH's client as their baseline.

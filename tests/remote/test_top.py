@@ -63,7 +63,7 @@ def test_the_idle_rule_reads_nvidia_smi_and_never_stops_a_busy_instance(client, 
     rules = dataclasses.replace(GuardRules.parse(idle_stop="10m"), set_at=now - timedelta(hours=1))
     record = GuardRecord(instance.id, rules, name=instance.name)
 
-    state = gather(backend, [record], now)[instance.id]
+    state = gather(backend, [record], now).states[instance.id]
     assert state.utilisation_source == "nvidia-smi over SSH" and state.metrics_error is None
     assert state.utilisation[-1][1] == 0 and state.busy is None
     earlier = ((now - timedelta(minutes=30), 0.0),)  # as if read at every tick for half an hour
@@ -78,7 +78,7 @@ def test_the_idle_rule_reads_nvidia_smi_and_never_stops_a_busy_instance(client, 
     during = []
     client.kernel(instance).execute(
         "print('working', flush=True)\nimport time; time.sleep(0.3)",
-        output=lambda _: during.append(gather(backend, [record], now)[instance.id]),
+        output=lambda _: during.append(gather(backend, [record], now).states[instance.id]),
     )
     assert "remote kernel is running a cell" in during[0].busy
     busy_plan = plan_for(during[0])
@@ -86,12 +86,12 @@ def test_the_idle_rule_reads_nvidia_smi_and_never_stops_a_busy_instance(client, 
     assert any("busy" in note for note in busy_plan.notes)
 
     run = client.run(instance, "import time\ntime.sleep(1.5)", detach=True)
-    running = gather(backend, [record], now)[instance.id]
+    running = gather(backend, [record], now).states[instance.id]
     assert f"active runs: {run.id}" in running.busy and not _idle_actions(plan_for(running))
     run.wait()
-    assert _idle_actions(plan_for(gather(backend, [record], now)[instance.id]))
+    assert _idle_actions(plan_for(gather(backend, [record], now).states[instance.id]))
 
     activity.mark_busy(api, instance.id, "job 7", "job 7 is running", pid=99999999)
-    stale = gather(backend, [record], now)[instance.id]  # its holder is gone: not busy
+    stale = gather(backend, [record], now).states[instance.id]  # its holder is gone: not busy
     assert stale.busy is None
     backend.close()

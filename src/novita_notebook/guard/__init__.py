@@ -30,6 +30,7 @@ __all__ = [
     "ensure_guard_running",
     "guard_status",
     "run_guard",
+    "ensure_guard_in_background",
 ]
 
 # The rest loads on first use: importing the package for GuardRules stays cheap.
@@ -50,6 +51,20 @@ _LAZY = {
     "guard_status": "process",
     "run_guard": "process",
 }
+
+
+def ensure_guard_in_background() -> None:
+    """Start the guard process, from a daemon thread, when guarded instances exist and no
+    guard answers (``process.ensure_guard_for_environment``): what ``%load_ext`` calls, so
+    loading the extension neither waits for the imports nor for the process to come up."""
+    import threading
+
+    def ensure() -> None:
+        from .process import ensure_guard_for_environment
+
+        ensure_guard_for_environment()
+
+    threading.Thread(target=ensure, name="novita-guard-ensure", daemon=True).start()
 
 
 def __getattr__(name: str) -> Any:

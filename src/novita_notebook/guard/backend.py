@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -18,13 +20,33 @@ import requests
 from ..config import API_PREFIX
 from ..errors import APIError, AuthenticationError, NetworkError, NotFoundError, ValidationError
 
-__all__ = ["HttpGuardBackend", "METRICS_PATH", "recreate_body"]
+__all__ = [
+    "HttpGuardBackend",
+    "METRICS_PATH",
+    "metrics_step",
+    "recreate_body",
+    "replace_instance",
+]
 
 log = logging.getLogger(__name__)
 
 METRICS_PATH = "/openapi/v1/metrics/gpu/instance"
-#: Seconds between metric points asked for (the API aggregates to it).
+#: Seconds between metric points asked for (the API aggregates to it), at most.
 METRICS_STEP = 60
+
+
+def metrics_step(interval: float | None) -> int:
+    """The metrics resolution for a guard ticking every ``interval`` seconds: a point per
+    minute at the default 30-s interval, finer for a guard that looks more often."""
+    if interval is None:
+        return METRICS_STEP
+    return int(max(1, min(METRICS_STEP, round(2 * interval))))
+
+
+#: The most points one metrics call asks for.
+MAX_POINTS = 1000
+#: Tries of one metrics call (transient failures only).
+METRICS_ATTEMPTS = 4
 #: Fields of an instance that a recreated twin copies.
 _RESERVED_PORTS = {2222, 2223, 2224}
 
@@ -34,10 +56,27 @@ def _base_url(api_url: str) -> str:
     return url[: -len(API_PREFIX)] if url.endswith(API_PREFIX) else url
 
 
+def _network_volumes(detail: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``networkStorages`` entries for the network volumes ``detail`` mounts."""
+    out = []
+    for mount in detail.get("volumeMounts") or ():
+        if isinstance(mount, Mapping) and mount.get("type") == "network" and mount.get("id"):
+            entry = {"Id": str(mount["id"])}
+            if mount.get("mountPath"):
+                entry["mountPoint"] = str(mount["mountPath"])
+            out.append(entry)
+    return out
+
+
 def recreate_body(detail: Mapping[str, Any]) -> dict[str, Any]:
-    """A create body for a fresh instance like ``detail`` (a get-instance object), same name.
-    The cluster is left to the API: the old one is reclaiming capacity."""
-    ports = []
+    """A create body for a fresh instance like ``detail`` (a get-instance object): same name,
+    product, image and network volumes, built by the one body builder (provisioning's
+    ``instance_body``; a missing disk size is its default, as for any create). The cluster is
+    left to the API (the old one is reclaiming capacity) unless volumes pin it: a volume mounts
+    only in its own cluster."""
+    from ..provisioning.request import instance_body
+
+    ports: list[tuple[int, str]] = []
     for item in detail.get("portMappings") or ():
         if isinstance(item, Mapping):
             try:
@@ -46,32 +85,43 @@ def recreate_body(detail: Mapping[str, Any]) -> dict[str, Any]:
                 continue
             kind = item.get("type") if item.get("type") in ("tcp", "http") else "tcp"
             if port not in _RESERVED_PORTS:
-                ports.append(f"{port}/{kind}")
-    body: dict[str, Any] = {
-        "name": str(detail.get("name") or ""),
-        "productId": str(detail.get("productId") or ""),
-        "gpuNum": int(float(detail.get("gpuNum") or 1)),
-        "rootfsSize": int(float(detail.get("rootfsSize") or 10)),
-        "imageUrl": str(detail.get("imageUrl") or ""),
-        "kind": "gpu",
-        "billingMode": detail.get("billingMode") or "spot",
-    }
-    optional = {
-        "imageAuthId": detail.get("imageAuthId"),
-        "command": detail.get("command"),
-        "entrypoint": detail.get("entrypoint"),
-        "ports": ", ".join(dict.fromkeys(ports)) or None,
-        "envs": [
-            {"key": str(e.get("key")), "value": str(e.get("value", ""))}
-            for e in detail.get("envs") or ()
-            if isinstance(e, Mapping) and e.get("key")
-        ]
-        or None,
-    }
-    body.update({k: v for k, v in optional.items() if v})
+                ports.append((port, str(kind)))
+    envs = [
+        (str(e.get("key")), str(e.get("value", "")))
+        for e in detail.get("envs") or ()
+        if isinstance(e, Mapping) and e.get("key")
+    ]
+    volumes = _network_volumes(detail)
+    rootfs = detail.get("rootfsSize")
+    body = instance_body(
+        name=str(detail.get("name") or ""),
+        product_id=str(detail.get("productId") or ""),
+        image=str(detail.get("imageUrl") or ""),
+        billing=str(detail.get("billingMode") or "spot"),
+        gpu_num=int(float(detail.get("gpuNum") or 1)),
+        rootfs_gb=int(float(rootfs)) if rootfs else None,
+        cluster_id=str(detail["clusterId"]) if volumes and detail.get("clusterId") else None,
+        image_auth_id=detail.get("imageAuthId"),
+        ports=ports,
+        envs=envs,
+        command=detail.get("command"),
+        entrypoint=detail.get("entrypoint"),
+        network_storages=volumes,
+    )
     if not body["productId"] or not body["imageUrl"]:
         raise ValidationError("the instance to recreate has no product or image", field="instance")
     return body
+
+
+def replace_instance(api: Any, instance_id: str) -> str:
+    """Spot ``recreate``: make the replacement first (same name, product, image, volumes),
+    then delete the reclaimed instance; never the other way round, so a create that fails
+    leaves the old instance (and its disk) in place. Returns the replacement's id."""
+    detail = api.get_instance(instance_id)
+    new_id = str(api.create_instance(recreate_body(detail)))
+    with contextlib.suppress(NotFoundError):  # already reclaimed
+        api.delete_instance(instance_id)
+    return new_id
 
 
 class HttpGuardBackend:
@@ -80,7 +130,8 @@ class HttpGuardBackend:
 
     ``webhook_url``/``webhook_secret``: events are POSTed signed (as the Notifier signs);
     ``on_event``: also called with each event (the kernel shows it). The last events are
-    kept in ``events``.
+    kept in ``events``. ``transport_options`` go to the Transport (retry pacing);
+    ``metrics_step`` is the seconds between metric points asked for.
     """
 
     def __init__(
@@ -92,6 +143,8 @@ class HttpGuardBackend:
         webhook_secret: str | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
+        transport_options: Mapping[str, Any] | None = None,
+        metrics_step: int = METRICS_STEP,
     ) -> None:
         if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
             raise ValidationError("api_url must be an http(s) URL", field="api_url")
@@ -104,6 +157,8 @@ class HttpGuardBackend:
         self._webhook_secret = webhook_secret
         self._on_event = on_event
         self.timeout = timeout
+        self._transport_options = dict(transport_options or {})
+        self.metrics_step = metrics_step
         self.events: deque[dict[str, Any]] = deque(maxlen=100)
         self._lock = threading.Lock()
         self._api: Any = None
@@ -124,7 +179,9 @@ class HttpGuardBackend:
                 from ..http import Transport
 
                 key = self._load_key()
-                self._api = NovitaAPI(Transport(self.api_url, key, timeout=self.timeout))
+                self._api = NovitaAPI(
+                    Transport(self.api_url, key, timeout=self.timeout, **self._transport_options)
+                )
                 session = requests.Session()
                 session.trust_env = False
                 session.headers.update(
@@ -167,6 +224,9 @@ class HttpGuardBackend:
 
         return with_spot_details(self.api, self.api.list_instances())
 
+    def get_instance(self, instance_id: str) -> dict[str, Any]:
+        return self.api.get_instance(instance_id)
+
     def stop(self, instance_id: str) -> None:
         self.api.stop_instance(instance_id)
 
@@ -179,22 +239,37 @@ class HttpGuardBackend:
         )
 
     def recreate(self, instance_id: str) -> str:
-        """A fresh instance like ``instance_id`` (same name, product, image); the old one is
-        deleted first, as it is being reclaimed and names are unique among live instances."""
-        detail = self.api.get_instance(instance_id)
-        with contextlib.suppress(NotFoundError):  # already reclaimed
-            self.api.delete_instance(instance_id)
-        return self.api.create_instance(recreate_body(detail))
+        """A fresh instance like ``instance_id``: the replacement first, then the old one is
+        deleted (see ``replace_instance``)."""
+        return replace_instance(self.api, instance_id)
 
     def metrics(self, instance_id: str, start: datetime, end: datetime) -> dict[str, Any]:
-        """GET the instance's metrics between ``start`` and ``end`` (unix seconds)."""
+        """GET the instance's metrics between ``start`` and ``end`` (unix seconds); a
+        transient failure (dropped connection, 5xx, 429) is retried: a metrics call that
+        fails once must not hold an idle stop back by a whole interval."""
+        pause = float(self._transport_options.get("retry_backoff", 0.5))
+        for attempt in range(METRICS_ATTEMPTS):
+            try:
+                return self._metrics_once(instance_id, start, end)
+            except (NetworkError, APIError) as error:
+                status = error.status or 0
+                transient = isinstance(error, NetworkError) or status == 429 or status >= 500
+                if not transient or attempt == METRICS_ATTEMPTS - 1:
+                    raise
+                time.sleep(pause * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _metrics_once(self, instance_id: str, start: datetime, end: datetime) -> dict[str, Any]:
         self.api  # noqa: B018 - builds the session with the key
         assert self._session is not None
         params = {
             "instanceId": instance_id,
             "startTime": int(start.timestamp()),
             "endTime": int(end.timestamp()),
-            "interval": METRICS_STEP,
+            # never more than MAX_POINTS points, whatever the window
+            "interval": max(
+                self.metrics_step, math.ceil((end - start).total_seconds() / MAX_POINTS)
+            ),
         }
         call = {"method": "GET", "path": METRICS_PATH}
         try:

@@ -1,18 +1,23 @@
-"""The guard's hands: gather what is known (one list call, metrics only where an idle rule needs
-them), decide, and carry out a plan under claims, logging and announcing every action.
+"""The guard's hands: gather what is known (one list call; a read by id for any guarded instance
+the listing leaves out; metrics only where an idle rule needs them), decide, and carry out the
+plan under claims, confirming every stop and delete by reading the instance again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import NotFoundError, NovitaError
-from ..models import parse_time
+from ..models import GONE_STATUSES, parse_time
+from . import units
+from .intents import bind_listed
 from .policy import DEFAULT_GRACE, InstanceState, Plan, PlannedAction, decide
 from .store import GuardRecord, GuardStore
 
@@ -20,6 +25,7 @@ __all__ = [
     "GuardBackend",
     "Enforcer",
     "TickResult",
+    "Sight",
     "read_gpu_utilisation",
     "gather",
     "EVENT_OF_KIND",
@@ -34,10 +40,23 @@ EVENT_OF_KIND = {
     "migrate": "guard.migrated",
     "recreate": "guard.recreated",
 }
-#: A claim on an action lapses after this long (a crashed actor's claim is retried).
+#: A claim on an action lapses after this long if its holder is stuck or on another host
+#: (a holder process found dead on this host loses it at once).
 DEFAULT_CLAIM_TTL = 120.0
 #: Extra history fetched before the idle window, so a streak can be seen to cover it.
 METRICS_MARGIN = timedelta(minutes=2)
+#: A guarded id the API does not know this soon after its rules were set may not be listed
+#: or readable yet: it is not gone.
+UNLISTED_GRACE = timedelta(minutes=2)
+#: Statuses that show a stop or a delete took (the instance is on its way).
+TAKEN = {
+    "stop": frozenset({"toStop", "stopping", "exited"}) | GONE_STATUSES,
+    "delete": GONE_STATUSES,
+}
+#: How often a stop or delete is sent and checked in one tick before it counts as failed.
+ACT_ATTEMPTS = 3
+#: A failure is announced (``guard.failed``) at most this often per rule occurrence.
+FAILED_REPEAT = 600.0
 
 
 @runtime_checkable
@@ -45,6 +64,8 @@ class GuardBackend(Protocol):
     """What the guard needs of the cloud. Raw dicts are the API's own instance objects."""
 
     def list_instances(self) -> list[dict[str, Any]]: ...
+
+    def get_instance(self, instance_id: str) -> dict[str, Any]: ...
 
     def stop(self, instance_id: str) -> None: ...
 
@@ -59,7 +80,7 @@ class GuardBackend(Protocol):
     def notify(self, event_type: str, data: Mapping[str, Any]) -> None: ...
 
 
-def _percent(value: Any) -> float | None:
+def _number(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -72,16 +93,21 @@ def _series(items: Any) -> list[tuple[datetime, float]]:
     for item in items if isinstance(items, list) else ():
         if not isinstance(item, Mapping):
             continue
-        moment, value = parse_time(item.get("timestamp")), _percent(item.get("value"))
+        try:
+            moment = parse_time(item.get("timestamp"))
+        except (OverflowError, ValueError, OSError):
+            continue
+        value = _number(item.get("value"))
         if moment is not None and value is not None:
             out.append((moment, value))
     return out
 
 
 def read_gpu_utilisation(payload: Any) -> tuple[tuple[datetime, float], ...]:
-    """GPU utilisation samples ``(time, percent)`` from a metrics response: ``gpuUtilization``
-    ``{avg: [{timestamp, value}], gpuIds: [{gpuId, items: [...]}]}``. Without ``avg`` the
-    per-GPU series are averaged per timestamp. Raises ValueError for another shape."""
+    """GPU utilisation samples ``(time, value)`` from a metrics response: ``gpuUtilization``
+    ``{avg: [{timestamp, value}], gpuIds: [{gpuId, items: [...]}]}``, in the API's unit
+    (guard/units.py). Without ``avg`` the per-GPU series are averaged per timestamp. Raises
+    ValueError for another shape."""
     if isinstance(payload, Mapping) and isinstance(payload.get("data"), Mapping):
         payload = payload["data"]  # a wrapped variant
     if not isinstance(payload, Mapping) or not isinstance(payload.get("gpuUtilization"), Mapping):
@@ -98,38 +124,87 @@ def read_gpu_utilisation(payload: Any) -> tuple[tuple[datetime, float], ...]:
     return tuple(sorted(average))
 
 
+@dataclass
+class Sight:
+    """What one look found: the states of the guarded instances, the ids a read by id found
+    gone, notes on what could not be seen, and the raw listing (for intents)."""
+
+    states: dict[str, InstanceState] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    raws: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _guarded_since(record: GuardRecord) -> datetime:
+    return max(filter(None, (record.rules.set_at, record.created_at)))
+
+
+def _state(
+    backend: GuardBackend, raw: dict[str, Any], record: GuardRecord, now: datetime, grace: timedelta
+) -> InstanceState:
+    """The state of one guarded instance, with its GPU utilisation when an idle rule needs it
+    (the metrics; the GPU's own reading over SSH when they fail) and what keeps it busy."""
+    samples, error, peak, source, busy = None, None, None, "metrics", None
+    if record.rules.idle_stop is not None and raw.get("status") == "running":
+        start = now - record.rules.idle_stop - grace * 2 - METRICS_MARGIN
+        try:
+            payload = backend.metrics(record.id, start, now)
+            samples, peak = read_gpu_utilisation(payload), units.utilisation_peak(payload)
+        except (NovitaError, ValueError, OSError) as exc:
+            error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        samples, error, source = _gpu_fallback(backend, record.id, samples, error, source)
+        busy = backend.busy(record.id) if hasattr(backend, "busy") else None
+    return InstanceState.from_raw(
+        raw, record, utilisation=samples, metrics_error=error, utilisation_peak=peak,
+        utilisation_source=source, busy=busy,
+    )  # fmt: skip
+
+
+def _read_unlisted(
+    backend: GuardBackend, record: GuardRecord, now: datetime, sight: Sight
+) -> dict[str, Any] | None:
+    """A guarded instance the listing left out, read by id: its raw object, or None (gone
+    once the API says it does not know it, past UNLISTED_GRACE; unseen otherwise)."""
+    try:
+        return backend.get_instance(record.id)
+    except NotFoundError:
+        if now - _guarded_since(record) >= UNLISTED_GRACE:
+            sight.gone.add(record.id)
+        else:
+            sight.notes.append(f"{record.id}: not known to the API yet")
+    except NovitaError as exc:
+        sight.notes.append(f"{record.id}: not listed, and a read by id failed ({exc.message})")
+    return None
+
+
 def gather(
     backend: GuardBackend,
     records: list[GuardRecord],
     now: datetime,
     *,
     grace: timedelta = DEFAULT_GRACE,
-) -> dict[str, InstanceState]:
-    """States of the guarded instances: ONE list call for all, plus one metrics call per
-    running instance with an idle rule. A metrics failure becomes ``metrics_error``."""
+    listing: list[dict[str, Any]] | None = None,
+) -> Sight:
+    """What is known of the guarded instances: ONE list call for all (or ``listing``), one
+    read by id per guarded instance the listing leaves out (nothing is taken as gone on one
+    listing's word), one metrics call per running instance with an idle rule. One instance
+    that cannot be read never hides the others."""
+    sight = Sight()
     if not records:
-        return {}
-    by_id = {r.id: r for r in records}
-    states: dict[str, InstanceState] = {}
-    for raw in backend.list_instances():
-        instance_id = str(raw.get("id") or raw.get("Id") or "")
-        record = by_id.get(instance_id)
-        if record is None:
+        return sight
+    sight.raws = backend.list_instances() if listing is None else listing
+    listed = {str(raw.get("id") or raw.get("Id") or ""): raw for raw in sight.raws}
+    for record in records:
+        raw = listed.get(record.id)
+        if raw is None:
+            raw = _read_unlisted(backend, record, now, sight)
+        if raw is None:
             continue
-        samples, error, source, busy = None, None, "metrics", None
-        if record.rules.idle_stop is not None and raw.get("status") == "running":
-            start = now - record.rules.idle_stop - grace * 2 - METRICS_MARGIN
-            try:
-                samples = read_gpu_utilisation(backend.metrics(instance_id, start, now))
-            except (NovitaError, ValueError, OSError) as exc:
-                error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            samples, error, source = _gpu_fallback(backend, instance_id, samples, error, source)
-            busy = backend.busy(instance_id) if hasattr(backend, "busy") else None
-        states[instance_id] = InstanceState.from_raw(
-            raw, record, utilisation=samples, metrics_error=error, utilisation_source=source,
-            busy=busy,
-        )  # fmt: skip
-    return states
+        try:
+            sight.states[record.id] = _state(backend, raw, record, now, grace)
+        except Exception as exc:  # noqa: BLE001 - one odd instance must not blind the guard
+            sight.notes.append(f"{record.id}: could not be read ({type(exc).__name__}: {exc})")
+    return sight
 
 
 def _gpu_fallback(
@@ -163,13 +238,20 @@ class TickResult:
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
+class NotConfirmed(Exception):
+    """A stop or delete was sent but a read of the instance shows it did not take."""
+
+
 def default_actor(kind: str = "kernel") -> str:
     return f"{kind} pid {os.getpid()}"
 
 
 class Enforcer:
     """Runs plans against a backend. Every action is first claimed in the store, so that
-    several kernels and the guard process never act twice on one rule occurrence."""
+    several kernels and the guard process never act twice on one rule occurrence; a stop or
+    delete counts as done only once a read of the instance shows it took. ``pid`` is the
+    process holding the claims (a dead holder's claims lapse at once); ``clock``, when
+    given, is read again after gathering: the decision is taken at that moment."""
 
     def __init__(
         self,
@@ -179,39 +261,100 @@ class Enforcer:
         actor: str | None = None,
         claim_ttl: float = DEFAULT_CLAIM_TTL,
         grace: timedelta = DEFAULT_GRACE,
+        confirm_pause: float | None = None,
+        pid: int | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
         self.actor = actor or default_actor()
         self.claim_ttl = claim_ttl
         self.grace = grace
+        default_pause = min(1.0, grace.total_seconds() / 20)
+        self.confirm_pause = default_pause if confirm_pause is None else confirm_pause
+        self.pid = os.getpid() if pid is None else pid
+        # with a clock, a tick decides at the moment gathering ended (a deadline that came
+        # while the listing was read is acted on in the same tick)
+        self.clock = clock
+        self.gather_seconds = 0.0
+        self._unit: str | None = None
 
     def __repr__(self) -> str:
         return f"<Enforcer {self.actor} {self.store!r}>"
 
+    @property
+    def unit(self) -> str | None:
+        """The metrics unit this enforcer knows (None until known)."""
+        return self._unit
+
     def tick(self, now: datetime | None = None) -> TickResult:
         """Load rules, gather, decide and execute what is due."""
         now = now or datetime.now(UTC)
-        records = self.store.records()
-        return self.execute(self.plan(now, records))
+        return self.execute(self.plan(now, self.store.records()))
 
-    def plan(self, now: datetime, records: list[GuardRecord]) -> Plan:
-        """Gather the states of ``records`` (one list call), note what each has cost so far
-        (the total budget's count, in the store) and decide."""
-        states = gather(self.backend, records, now, grace=self.grace)
-        if any(r.rules.budget_total is not None for r in records):
-            records = self.store.note_billing(states, now)
-        return decide(now, records, states, grace=self.grace)
+    def plan(
+        self,
+        now: datetime,
+        records: list[GuardRecord],
+        listing: list[dict[str, Any]] | None = None,
+    ) -> Plan:
+        """Gather the states of ``records`` (one list call, or ``listing``), bind intents
+        the listing resolves, note what the store keeps of each instance and decide."""
+        started = time.monotonic()
+        intents = self.store.intents()
+        if listing is None:
+            listing = self.backend.list_instances() if records or intents else []
+        sight = gather(self.backend, records, now, grace=self.grace, listing=listing)
+        if intents:
+            bound = bind_listed(self.store, intents, listing, now, self.actor)
+            if bound:
+                extra = gather(self.backend, bound, now, grace=self.grace, listing=listing)
+                sight.states.update(extra.states)
+                sight.gone |= extra.gone
+        if self.clock is not None:
+            now = max(now, self.clock())
+        self.gather_seconds = time.monotonic() - started
+        records = self.store.note_states(sight.states, now)
+        plan = decide(now, records, sight.states, gone=sight.gone, grace=self.grace,
+                      metrics_unit=self.metrics_unit(sight.states))  # fmt: skip
+        if sight.notes:
+            plan = dataclasses.replace(plan, notes=(*plan.notes, *sight.notes))
+        return plan
+
+    def metrics_unit(self, states: Mapping[str, InstanceState]) -> str | None:
+        """The unit of utilisation values: the user's word, else what this store learned,
+        else the evidence in ``states`` (then learned), else None (unknown)."""
+        given = units.unit_from_env()
+        if given is not None:
+            return given
+        if self._unit is None:
+            learned = self.store.learned(units.LEARNED_KEY)
+            if learned is not None and learned.get("unit") in units.UNITS:
+                self._unit = str(learned["unit"])
+        if self._unit is None:
+            found = units.evidence(states.values())
+            if found is not None:
+                self.store.learn(units.LEARNED_KEY, found)
+                self._unit = str(found["unit"])
+        return self._unit
 
     def execute(self, plan: Plan) -> TickResult:
         result = TickResult(plan)
         for instance_id in plan.gone:
             if self.store.remove(instance_id):
                 self.store.log_action(
-                    instance_id, "forget", "the API no longer lists it", self.actor, "ok"
-                )
+                    instance_id, "forget", "a read by id: the API no longer knows it",
+                    self.actor, "ok",
+                )  # fmt: skip
+        for instance_id, rule, message in plan.errors:
+            self._escalate(instance_id, f"rule:{rule}", rule, f"the {rule} rule failed: {message}")
         for action in plan.due():
-            outcome = self._run(action, plan.now)
+            try:
+                outcome = self._run(action, plan.now)
+            except Exception as exc:  # noqa: BLE001 - one action failing never stops the others
+                log.warning("guard: %s %s failed: %r", action.kind, action.instance_id, exc)
+                outcome = {"instance_id": action.instance_id, "kind": action.kind,
+                           "result": f"failed: {type(exc).__name__}"}  # fmt: skip
             if outcome is not None:
                 result.results.append(outcome)
         return result
@@ -219,9 +362,10 @@ class Enforcer:
     # -- one action ----------------------------------------------------------------------------
     def _run(self, action: PlannedAction, now: datetime) -> dict[str, Any] | None:
         claim = f"{action.kind}:{action.key}"
-        if not self.store.claim(action.instance_id, claim, self.actor, self.claim_ttl):
+        if not self.store.claim(action.instance_id, claim, self.actor, self.claim_ttl,
+                                pid=self.pid):  # fmt: skip
             return None
-        if action.kind in ("warn", "notify"):
+        if action.kind in ("warn", "notify", "caution"):
             result = self._announce(action, **_files_note(self.store.api_url, action))
             if action.kind == "warn":
                 self.store.mark_warned(action.instance_id, action.key, now)
@@ -266,10 +410,13 @@ class Enforcer:
         except NotFoundError:
             self.store.complete(action.instance_id, claim, self.actor)
             return "gone"
-        except NovitaError as exc:
-            # The claim stays until it expires: the retry waits claim_ttl, not one tick.
-            log.warning("guard: %s %s failed: %s", action.kind, action.instance_id, exc.message)
-            return f"failed: {exc.message}"
+        except (NovitaError, NotConfirmed) as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            # Given back at once: the next tick (of any guard) tries again.
+            self.store.release(action.instance_id, claim, self.actor)
+            self._escalate(action.instance_id, claim, action.rule,
+                           f"{action.kind} failed: {message}", action)  # fmt: skip
+            return f"failed: {message}"
         self.store.complete(action.instance_id, claim, self.actor)
         extra = {"newInstanceId": new_id} if new_id else {}
         if new_id:
@@ -277,11 +424,36 @@ class Enforcer:
         self._announce(action, EVENT_OF_KIND[action.kind], **extra)
         return "done" if not new_id else f"done: {new_id}"
 
+    def _escalate(
+        self,
+        instance_id: str,
+        key: str,
+        rule: str,
+        message: str,
+        action: PlannedAction | None = None,
+    ) -> None:
+        """Announce a failure: a ``guard.failed`` event and a warning, at most once per
+        FAILED_REPEAT per occurrence across guards (a claim that is never completed)."""
+        log.warning("guard: %s: %s", instance_id, message)
+        if not self.store.claim(instance_id, f"failed:{key}", self.actor, FAILED_REPEAT,
+                                pid=self.pid):  # fmt: skip
+            return
+        payload = {
+            "instanceId": instance_id,
+            "name": action.name if action else "",
+            "rule": rule,
+            "reason": message,
+            "actor": self.actor,
+        }
+        try:
+            self.backend.notify("guard.failed", payload)
+        except Exception as exc:  # noqa: BLE001 - the failure is in the log either way
+            log.warning("guard: could not announce a failure for %s: %s", instance_id, exc)
+        self.store.log_action(instance_id, "failed", message, self.actor, "announced", rule=rule)
+
     def _call(self, action: PlannedAction) -> str | None:
-        if action.kind == "stop":
-            self.backend.stop(action.instance_id)
-        elif action.kind == "delete":
-            self.backend.delete(action.instance_id)
+        if action.kind in ("stop", "delete"):
+            self._confirmed(action)
         elif action.kind == "migrate":
             self.backend.migrate(action.instance_id)
         elif action.kind == "recreate":
@@ -289,3 +461,34 @@ class Enforcer:
         else:
             raise ValueError(f"unknown action kind {action.kind!r}")
         return None
+
+    def _confirmed(self, action: PlannedAction) -> None:
+        """Send a stop or delete and read the instance again until it shows it took; sent
+        again up to ACT_ATTEMPTS times. NotFoundError: gone already; NotConfirmed: did not take."""
+        send = self.backend.stop if action.kind == "stop" else self.backend.delete
+        taken = TAKEN[action.kind]
+        problem = ""
+        for attempt in range(ACT_ATTEMPTS):
+            if attempt:
+                time.sleep(self.confirm_pause)
+            try:
+                send(action.instance_id)
+            except NotFoundError:
+                raise
+            except NovitaError as exc:  # e.g. already stopping: the read below tells
+                problem = exc.message
+            try:
+                status = str(self.backend.get_instance(action.instance_id).get("status") or "")
+            except NotFoundError:
+                if action.kind == "delete":
+                    return
+                raise
+            except NovitaError as exc:
+                problem = f"the {action.kind} could not be checked ({exc.message})"
+                continue
+            if status in taken:
+                return
+            problem = f"still {status or 'in an unknown status'} after the {action.kind} request"
+            if problem and attempt == ACT_ATTEMPTS - 1:
+                break
+        raise NotConfirmed(problem)

@@ -62,6 +62,13 @@ def event_text(event_type: str, payload: Mapping[str, Any]) -> str:
     """One or two lines for a person: what, why, when, and how to extend or cancel."""
     who = f"{_target(payload)} ({payload.get('instanceId')})"
     reason = payload.get("reason") or ""
+    if event_type == "guard.warning" and payload.get("action") == "none":
+        return f"Guard warning: {who}: {reason}."  # a rule that cannot act, and why
+    if event_type == "guard.failed":
+        return (
+            f"Guard FAILED for {who}: {reason}. It may still be billing: the guard tries "
+            f"again every interval; check it with novita.instance({_target(payload)!r})."
+        )
     if event_type == "guard.warning":
         action = payload.get("action") or "stop"
         due = _to_the_second(payload.get("action_due") or payload.get("due") or "soon")

@@ -4,15 +4,14 @@ recreating through the client's fallback) and one call per watcher tick with the
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..errors import NotFoundError
-from .backend import HttpGuardBackend
+from .backend import METRICS_STEP, HttpGuardBackend, replace_instance
 from .enforcer import Enforcer, TickResult, default_actor
+from .host import GuardHost
 from .policy import DEFAULT_GRACE
 from .store import GuardStore
 
@@ -30,11 +29,12 @@ class ClientGuardBackend:
 
     def __init__(
         self,
-        client: Any,
+        client: GuardHost,
         api_key_loader: Callable[[], str],
         *,
         listing: Callable[[], list[dict[str, Any]]] | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        metrics_step: int = METRICS_STEP,
     ) -> None:
         self.client = client
         self._listing = listing
@@ -45,6 +45,7 @@ class ClientGuardBackend:
             webhook_url=getattr(config, "webhook_url", None),
             webhook_secret=getattr(config, "webhook_secret", None),
             on_event=on_event,
+            metrics_step=metrics_step,
         )
 
     @property
@@ -58,6 +59,9 @@ class ClientGuardBackend:
         if self._listing is not None:
             return list(self._listing())
         return self.client.api.list_instances()
+
+    def get_instance(self, instance_id: str) -> dict[str, Any]:
+        return self.client.api.get_instance(instance_id)
 
     def stop(self, instance_id: str) -> None:
         self.client.api.stop_instance(instance_id)
@@ -85,30 +89,21 @@ class ClientGuardBackend:
         return self.client.remote.busy(instance_id)
 
     def recreate(self, instance_id: str) -> str:
-        """A fresh instance like the reclaimed one, through the client's fallback. The old
-        one is deleted first: it is being reclaimed, and names are unique among live ones."""
-        detail = self.client.api.get_instance(instance_id)
-        _delete_quietly(self.client.api.delete_instance, instance_id)
-        fresh = self.client.create(
-            str(detail.get("name") or ""),
-            str(detail.get("productName") or "") or None,
-            gpu_num=int(float(detail.get("gpuNum") or 1)),
-            image=detail.get("imageUrl"),
-            billing=detail.get("billingMode") or "spot",
-            guard=False,  # the enforcer moves the old rules to the new id
-        )
-        return str(fresh.id)
+        """A fresh instance like the reclaimed one, made before the old one is deleted
+        (``replace_instance``), and remembered in the client's ledger."""
+        new_id = replace_instance(self.client.api, instance_id)
+        try:
+            self.client.ledger.record(self.client.api.get_instance(new_id))
+        except Exception as error:  # noqa: BLE001 - the ledger is a convenience
+            log.warning("recreated %s as %s but could not record it: %s", instance_id, new_id,
+                        error)  # fmt: skip
+        return new_id
 
     def notify(self, event_type: str, data: Mapping[str, Any]) -> None:
         self._http.notify(event_type, data)
 
     def close(self) -> None:
         self._http.close()
-
-
-def _delete_quietly(delete: Callable[[str], None], instance_id: str) -> None:
-    with contextlib.suppress(NotFoundError):  # already reclaimed
-        delete(instance_id)
 
 
 class KernelGuard:
@@ -132,7 +127,7 @@ class KernelGuard:
         now = now or datetime.now(UTC)
         try:
             records = self.store.records()
-            if not records:
+            if not records and not self.store.intents():
                 return None
             return self.enforcer.execute(self.enforcer.plan(now, records))
         except Exception as exc:  # the watcher thread must survive any guard failure

@@ -4,14 +4,15 @@ a Plan of warnings and actions (stop, delete, migrate, recreate, notify) and the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..models import BILLED_STATUSES, GONE_STATUSES, parse_time
+from ..models import BILLED_STATUSES, GONE_STATUSES
+from .records import GuardRecord, InstanceState
+from .rules import MAX_SPAN
 from .spend import spent_since_budget
-from .store import GuardRecord
 
 __all__ = [
     "InstanceState",
@@ -20,6 +21,7 @@ __all__ = [
     "decide",
     "DEFAULT_GRACE",
     "STOPPABLE_STATUSES",
+    "KEEP_STOPPED",
 ]
 
 #: How long a condition warning (idle, hourly budget) stands before the stop.
@@ -33,59 +35,24 @@ STOPPABLE_STATUSES = frozenset(
 #: Statuses that will bill soon: an hourly budget counts them already.
 PROVISIONING_STATUSES = frozenset({"pending", "toCreate", "creating"})
 SPOT_NOTICE_STATUSES = frozenset({"notified", "reclaiming"})
-#: A guarded id missing from the listing this soon after its rules were set is not yet gone.
-UNLISTED_GRACE = timedelta(minutes=2)
+#: How long the guard keeps watching a stopped guarded instance (it may be started again by
+#: anyone, even from the web console): a stopped instance keeps its data 7 days at most.
+KEEP_STOPPED = timedelta(days=7)
 #: Order in which actions due at the same moment run: announcements before acts.
-KIND_ORDER = {"notify": 0, "warn": 1, "migrate": 2, "stop": 3, "delete": 4, "recreate": 5}
-
-
-@dataclass(frozen=True)
-class InstanceState:
-    """What is known of an instance now. ``utilisation`` is None when metrics are not known
-    (not fetched or unavailable: ``metrics_error`` says why), else ``(time, percent)`` pairs."""
-
-    id: str
-    status: str
-    name: str = ""
-    price_per_hour: float | None = None
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    utilisation: tuple[tuple[datetime, float], ...] | None = None
-    metrics_error: str | None = None
-    utilisation_source: str = "metrics"  # or "nvidia-smi over SSH" when the metrics failed
-    busy: str | None = None  # a remote kernel running a cell, an active run: never idle
-    spot_status: str | None = None
-    spot_reclaim_time: datetime | None = None
-    stopped_at: datetime | None = None
-
-    @classmethod
-    def from_raw(
-        cls,
-        raw: Mapping[str, Any],
-        record: GuardRecord | None = None,
-        *,
-        utilisation: Iterable[tuple[datetime, float]] | None = None,
-        metrics_error: str | None = None,
-        utilisation_source: str = "metrics",
-        busy: str | None = None,
-    ) -> InstanceState:
-        """From a raw API instance (list or get) and the stored record (price, created)."""
-        created = parse_time(raw.get("createdAt") or raw.get("createTime"))
-        return cls(
-            id=str(raw.get("id") or raw.get("Id") or (record.id if record else "")),
-            status=str(raw.get("status") or ""),
-            name=str(raw.get("name") or (record.name if record else "")),
-            price_per_hour=record.price_per_hour if record else None,
-            created_at=created or (record.created_at if record else None),
-            started_at=parse_time(raw.get("lastStartedAt")),
-            utilisation=None if utilisation is None else tuple(utilisation),
-            metrics_error=metrics_error,
-            utilisation_source=utilisation_source,
-            busy=busy,
-            spot_status=str(raw.get("spotStatus") or "") or None,
-            spot_reclaim_time=parse_time(raw.get("spotReclaimTime")),
-            stopped_at=parse_time(raw.get("lastStoppedAt")),
-        )
+KIND_ORDER = {
+    "notify": 0,
+    "caution": 1,
+    "warn": 1,
+    "migrate": 2,
+    "stop": 3,
+    "delete": 4,
+    "recreate": 5,
+}
+#: What the idle rule says while it cannot act because the metrics unit is not known.
+UNIT_UNKNOWN = (
+    "the unit of GPU utilisation is not known yet (every value seen lies within 0-1: "
+    "fractions, or percentages of an idle GPU), so the idle rule warns and does not stop"
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +89,8 @@ class PlannedAction:
 @dataclass(frozen=True)
 class Plan:
     """Actions (due and upcoming, in execution order), notes on rules that cannot act, the
-    next wake-up, instances still needing a guard (``live``) and those gone from the API."""
+    next wake-up, instances still needing a guard (``live``), those confirmed gone, and the
+    rules that failed (``errors``: instance id, rule, why)."""
 
     now: datetime
     actions: tuple[PlannedAction, ...] = ()
@@ -130,6 +98,7 @@ class Plan:
     next_wake: datetime | None = None
     live: tuple[str, ...] = ()
     gone: tuple[str, ...] = ()
+    errors: tuple[tuple[str, str, str], ...] = ()
 
     def due(self) -> list[PlannedAction]:
         return [a for a in self.actions if a.is_due(self.now)]
@@ -148,6 +117,7 @@ class _Builder:
     actions: list[PlannedAction] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wakes: list[datetime] = field(default_factory=list)
+    errors: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add(
         self,
@@ -261,11 +231,17 @@ def _deadline(
     b.wake(deadline)
 
 
-def _idle(b: _Builder, state: InstanceState, record: GuardRecord, stale: timedelta) -> None:
+def _idle(
+    b: _Builder,
+    state: InstanceState,
+    record: GuardRecord,
+    stale: timedelta,
+    unit: str | None,
+) -> None:
     rules = record.rules
     if rules.idle_stop is None or state.status != "running":
         return
-    if state.busy:
+    if state.busy:  # a remote kernel running a cell, a run still running: never idle
         b.notes.append(f"{state.id}: idle rule not acting: busy ({state.busy})")
         return
     samples = state.utilisation
@@ -273,7 +249,15 @@ def _idle(b: _Builder, state: InstanceState, record: GuardRecord, stale: timedel
         why = state.metrics_error or "no metrics"
         b.notes.append(f"{state.id}: idle rule not acting: GPU metrics unavailable ({why})")
         return
-    samples = tuple(sorted((t, v) for t, v in samples if t <= b.now))
+    if state.utilisation_source != "metrics":
+        unit = "percent"  # the GPU's own report (nvidia-smi over SSH) is in percent
+    if unit not in ("percent", "fraction"):
+        b.notes.append(f"{state.id}: idle rule not acting: {UNIT_UNKNOWN}")
+        b.add(state, "caution", "idle", UNIT_UNKNOWN, b.now, "idle-unit", "guard.warning",
+              action="none")  # fmt: skip
+        return
+    scale = 100.0 if unit == "fraction" else 1.0
+    samples = tuple(sorted((t, v * scale) for t, v in samples if t <= b.now))
     if not samples or b.now - samples[-1][0] > stale:
         b.notes.append(f"{state.id}: idle rule not acting: no recent GPU utilisation sample")
         return
@@ -373,7 +357,9 @@ def _total_budget(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -
     rate = sum(s.price_per_hour or 0.0 for s, _ in total)
     if rate <= 0:
         return
-    crossing = b.now + timedelta(hours=max(cap - spent, 0.0) / rate)
+    # never further ahead than a rule can reach: no price or cap makes the time overflow
+    hours = min(max(cap - spent, 0.0) / rate, MAX_SPAN.total_seconds() / 3600)
+    crossing = b.now + timedelta(hours=hours)
     reason = f"total spend reaches the {cap:g} USD budget (spent {spent:.2f} USD so far)"
     for state, record in _newest_first(total):
         if state.status not in STOPPABLE_STATUSES:
@@ -402,16 +388,38 @@ def _total_budget(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -
         b.wake(crossing)
 
 
-def _guarded_since(record: GuardRecord) -> datetime:
-    return max(filter(None, (record.rules.set_at, record.created_at)))
+def _may_act_when_started(record: GuardRecord, now: datetime) -> bool:
+    """Could a rule act if the (stopped) instance were started again now?"""
+    rules = record.rules
+    if rules.stop_after is not None and rules.stop_after > now:
+        return True
+    return any(
+        value is not None for value in (rules.idle_stop, rules.budget_per_hour, rules.budget_total)
+    ) or (rules.on_reclaim != "notify")
 
 
-def _needs_guard(state: InstanceState, record: GuardRecord) -> bool:
+def _keeps_guard(state: InstanceState, record: GuardRecord, now: datetime) -> bool:
+    """Does this instance keep the guard process running? While it bills or provisions; while
+    a delete deadline is pending; and while it is stopped, for KEEP_STOPPED after it was
+    first seen stopped, if a rule could act once anyone starts it again."""
     if state.status in GONE_STATUSES:
         return False
     if record.rules.delete_after is not None:
         return True
-    return state.status in BILLED_STATUSES | PROVISIONING_STATUSES | {"toStart", "starting"}
+    if state.status != "exited":
+        return True
+    recent = record.seen_stopped is None or now - record.seen_stopped < KEEP_STOPPED
+    return recent and _may_act_when_started(record, now)
+
+
+def _isolated(b: _Builder, instance_id: str, rule: str, step: Callable[[], None]) -> None:
+    """Run one rule of one instance; if it fails, say which and why and go on with the rest."""
+    try:
+        step()
+    except Exception as error:  # noqa: BLE001 - one bad rule must never disable the others
+        message = f"{type(error).__name__}: {error}"
+        b.notes.append(f"{instance_id}: the {rule} rule failed ({message}); not enforced")
+        b.errors.append((instance_id, rule, message))
 
 
 def decide(
@@ -419,36 +427,44 @@ def decide(
     records: Iterable[GuardRecord],
     states: Mapping[str, InstanceState],
     *,
+    gone: Iterable[str] = (),
     grace: timedelta = DEFAULT_GRACE,
     metrics_stale_after: timedelta = DEFAULT_METRICS_STALE,
+    metrics_unit: str | None = None,
 ) -> Plan:
-    """The plan for ``now``. ``states`` maps instance id → InstanceState; a guarded id missing
-    from it is gone (the API no longer lists it). Pure: no I/O, no clock of its own."""
+    """The plan for ``now``. ``states`` maps instance id → InstanceState; ``gone`` holds the
+    ids a read by id found gone (a guarded id missing from both is unseen: kept, never
+    forgotten). ``metrics_unit`` is ``percent``, ``fraction`` or None (unknown: the idle
+    rule warns and does not stop; samples the GPU itself reported over SSH are percentages
+    whatever it is). Each rule of each instance is decided on its own: one that fails is
+    named in ``notes``/``errors`` and the others still act. Pure: no I/O, no clock."""
     b = _Builder(now=now, grace=grace)
+    confirmed_gone = set(gone)
     live: list[str] = []
-    gone: list[str] = []
+    gone_ids: list[str] = []
     pairs: list[tuple[InstanceState, GuardRecord]] = []
     for record in records:
         state = states.get(record.id)
-        if state is None and now - _guarded_since(record) < UNLISTED_GRACE:
-            # A just-created instance may not be listed yet: keep it, do not forget its rules.
+        if record.id in confirmed_gone or (state is not None and state.status == "removed"):
+            gone_ids.append(record.id)
+            continue
+        if state is None:
+            # Not seen (a listing left it out and no read by id answered): keep its rules.
             live.append(record.id)
-            b.notes.append(f"{record.id}: not listed yet")
+            b.notes.append(f"{record.id}: not seen this tick; its rules are kept")
             b.wake(now + grace)
             continue
-        if state is None or state.status == "removed":
-            gone.append(record.id)
-            continue
-        if _needs_guard(state, record):
+        if _keeps_guard(state, record, now):
             live.append(record.id)
         if state.status in GONE_STATUSES:
             continue
         pairs.append((state, record))
-        _deadlines(b, state, record)
-        _idle(b, state, record, metrics_stale_after)
-        _spot(b, state, record)
-    _hourly_budget(b, pairs)
-    _total_budget(b, pairs)
+        _isolated(b, record.id, "deadline", lambda s=state, r=record: _deadlines(b, s, r))
+        _isolated(b, record.id, "idle", lambda s=state, r=record: _idle(
+            b, s, r, metrics_stale_after, metrics_unit))  # fmt: skip
+        _isolated(b, record.id, "spot", lambda s=state, r=record: _spot(b, s, r))
+    _isolated(b, "budget", "budget_per_hour", lambda: _hourly_budget(b, pairs))
+    _isolated(b, "budget", "budget_total", lambda: _total_budget(b, pairs))
     actions = sorted(b.actions, key=lambda a: (a.due, KIND_ORDER.get(a.kind, 9)))
     return Plan(
         now=now,
@@ -456,5 +472,6 @@ def decide(
         notes=tuple(b.notes),
         next_wake=min(b.wakes, default=None),
         live=tuple(live),
-        gone=tuple(gone),
+        gone=tuple(gone_ids),
+        errors=tuple(b.errors),
     )

@@ -29,6 +29,7 @@ from .store import GuardStore, scope_url
 __all__ = [
     "run_guard",
     "ensure_guard_running",
+    "ensure_guard_for_environment",
     "guard_status",
     "guard_paths",
     "DEFAULT_INTERVAL",
@@ -112,15 +113,43 @@ def _pid_alive(pid: Any) -> bool:
         return True
 
 
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` (and its escaped spellings) masked: no error text, log line or
+    status file ever carries the API key, whatever characters it holds."""
+    if not secret:
+        return text
+    for form in {secret, repr(secret)[1:-1], secret.encode("unicode_escape").decode("ascii"),
+                 json.dumps(secret)[1:-1]}:  # fmt: skip
+        if form:
+            text = text.replace(form, "***")
+    return text
+
+
+class _ScrubKey(logging.Filter):
+    """Masks the API key in every log record of the guard process (defence in depth: the
+    config check already refuses keys an error text could echo)."""
+
+    def __init__(self, secret: str | None) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secret:
+            record.msg = scrub(record.getMessage(), self.secret)
+            record.args = None
+        return True
+
+
 class _Guard:
     """One running guard: the loop and its status file."""
 
     def __init__(self, store: GuardStore, enforcer: Enforcer, paths: dict[str, Path],
-                 interval: float) -> None:  # fmt: skip
+                 interval: float, secret: str | None = None) -> None:  # fmt: skip
         self.store = store
         self.enforcer = enforcer
         self.paths = paths
         self.interval = interval
+        self.secret = secret
         self.stopping = threading.Event()
         self.started = datetime.now(UTC)
         self.ticks = 0
@@ -141,30 +170,46 @@ class _Guard:
                 "guarded": len(plan.live) if plan is not None else None,
                 "next_action": nxt.to_dict() if nxt is not None else None,
                 "next_wake": plan.next_wake.isoformat() if plan and plan.next_wake else None,
-                "notes": list(plan.notes) if plan is not None else [],
-                "error": error,
+                "notes": [scrub(n, self.secret) for n in plan.notes] if plan is not None else [],
+                "intents": [i.name for i in self.store.intents()],
+                "metrics_unit": self.enforcer.unit,
+                "error": scrub(error, self.secret) if error else None,
             },
         )
 
     def tick(self) -> Plan | None:
-        """One pass; None when nothing is guarded any more."""
+        """One pass; None when nothing is guarded any more (no rules, no create in flight)."""
         now = datetime.now(UTC)
         records = self.store.records()
-        if not records:
+        if not records and not self.store.intents():
             return None
         plan = self.enforcer.plan(now, records)
         self.enforcer.execute(plan)
         self.ticks += 1
         return plan
 
+    def pause(self, plan: Plan) -> float:
+        """Seconds until the next tick: the plan's next wake-up (bounded by the interval),
+        less what gathering took last time, so that the decision falls on the due time
+        (the enforcer decides after gathering). Never a busy loop."""
+        if plan.next_wake is None:
+            return self.interval
+        ahead = (plan.next_wake - datetime.now(UTC)).total_seconds()
+        if ahead <= 0:
+            return MIN_SLEEP
+        lead = min(self.enforcer.gather_seconds, self.interval / 2)
+        return max(min(ahead, self.interval) - lead, lead / 4, 0.01)
+
     def run(self) -> str:
         """Loop until nothing guarded is live (or a signal); returns why it ended."""
         unreachable_since: float | None = None
+        failures = 0
         while not self.stopping.is_set():
             try:
                 plan = self.tick()
             except Exception as error:  # the API, network or disk failed: retry next interval
                 message = error.message if isinstance(error, NovitaError) else repr(error)
+                message = scrub(message, self.secret)
                 log.warning("guard tick failed: %s", message)
                 self.status("running", error=message)
                 gone = isinstance(error, NetworkError | CircuitBreakerError)
@@ -173,17 +218,15 @@ class _Guard:
                     if time.monotonic() - unreachable_since > max(10 * self.interval, 5.0):
                         self.status("exited", error=message)
                         return "the local API (a sandbox) is gone"
-                self.stopping.wait(self.interval)
+                failures += 1  # once soon (a blip), then every interval (an outage)
+                self.stopping.wait(self.interval / 4 if failures == 1 else self.interval)
                 continue
-            unreachable_since = None
-            if plan is None or (not plan.live and not plan.upcoming()):
+            unreachable_since, failures = None, 0
+            if plan is None or (not plan.live and not plan.upcoming() and not self.store.intents()):
                 self.status("exited", plan)
-                return "no guarded live instance remains"
+                return "no guarded instance remains that could bill"
             self.status("running", plan)
-            pause = self.interval
-            if plan.next_wake is not None:
-                pause = min(pause, (plan.next_wake - datetime.now(UTC)).total_seconds())
-            self.stopping.wait(max(pause, MIN_SLEEP))
+            self.stopping.wait(self.pause(plan))
         self.status("exited")
         return "stopped by a signal"
 
@@ -200,7 +243,7 @@ def run_guard(
     from filelock import FileLock, Timeout
 
     from ..config import load_config
-    from .backend import HttpGuardBackend
+    from .backend import HttpGuardBackend, metrics_step
 
     config, key = load_config(env_file=env_file)
     interval = interval_from_env() if interval is None else interval
@@ -222,14 +265,22 @@ def run_guard(
         lambda: key,
         webhook_url=config.webhook_url,
         webhook_secret=config.webhook_secret,
+        transport_options=transport_pacing(interval),
+        metrics_step=metrics_step(interval),
     )
     store = GuardStore(api_url=config.api_url)
     grace = timedelta(seconds=interval)
     enforcer = Enforcer(
         backend, store, actor=f"guard pid {os.getpid()}", grace=grace,
-        claim_ttl=max(120.0, 4 * interval),
+        claim_ttl=max(120.0, 4 * interval), clock=lambda: datetime.now(UTC),
     )  # fmt: skip
-    guard = _Guard(store, enforcer, paths, interval)
+    guard = _Guard(store, enforcer, paths, interval, secret=key)
+    root = logging.getLogger()
+    if not root.handlers:  # the process's own output (its log file when started detached)
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    masking = _ScrubKey(key)
+    for handler in root.handlers:
+        handler.addFilter(masking)
     previous = _install_signals(guard.stopping)
     try:
         guard.status("running")  # visible to ensure_guard_running before the first tick
@@ -244,6 +295,17 @@ def run_guard(
         _restore_signals(previous)
         backend.close()
         lock.release()
+
+
+def transport_pacing(interval: float) -> dict[str, float]:
+    """Retry pacing scaled to the guard's interval: a failed call is retried well within one
+    interval, and an open breaker blinds the guard for at most one (0.5 s and 30 s at the
+    default 30-s interval)."""
+    return {
+        "retry_backoff": min(0.5, interval / 60.0),
+        "retry_backoff_max": min(60.0, interval / 4.0),
+        "breaker_reset_timeout": min(30.0, interval),
+    }
 
 
 def _install_signals(stopping: threading.Event) -> dict[int, Any]:
@@ -331,3 +393,22 @@ def ensure_guard_running(
             return {**status, "started_now": True}
         time.sleep(0.05)
     return {**guard_status(api_url), "started_now": child.poll() is None, "spawned_pid": child.pid}
+
+
+def ensure_guard_for_environment(
+    env_file: str | os.PathLike[str] | bool | None = None,
+) -> dict | None:
+    """``%load_ext``'s check: with a key in the environment or .env, start the guard process of
+    its API URL when guarded instances (or creates in flight) exist and no guard answers.
+    None when there is nothing to do; never raises (a notebook must load regardless)."""
+    from ..config import load_config
+
+    try:
+        config, _ = load_config(env_file=env_file)
+        store = GuardStore(api_url=config.api_url)
+        if not store.records() and not store.intents():
+            return None
+        return ensure_guard_running(config.api_url)
+    except Exception as error:  # noqa: BLE001 - no key, no ledger: nothing to guard here
+        log.debug("no guard started at load: %s", type(error).__name__)
+        return None

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .. import validation as grammar
 from ..errors import ValidationError
 
 __all__ = [
@@ -21,8 +21,15 @@ __all__ = [
     "DEFAULT_WARN_BEFORE",
     "DEFAULT_IDLE_THRESHOLD",
     "ENV_NAMES",
+    "MAX_SPAN",
+    "MAX_BUDGET_TOTAL",
+    "MAX_BUDGET_PER_HOUR",
+    "RULE_PARSERS",
     "parse_duration",
     "parse_deadline",
+    "parse_threshold",
+    "parse_budget",
+    "parse_on_reclaim",
     "rules_from_env",
     "autostart_enabled",
     "extend",
@@ -34,6 +41,19 @@ DEFAULT_WARN_BEFORE = timedelta(minutes=10)
 DEFAULT_IDLE_THRESHOLD = 5.0
 #: A default warning never takes more than this share of the time left when the rule was set.
 SHORT_DEADLINE_SHARE = 0.25
+
+# Bounds of every rule value: no accepted value can make the guard's arithmetic overflow.
+#: The longest duration a rule takes, and how far ahead a deadline may be (from now).
+MAX_SPAN = timedelta(days=366)
+#: The largest caps, in USD and USD per hour.
+MAX_BUDGET_TOTAL = 1_000_000.0
+MAX_BUDGET_PER_HOUR = 100_000.0
+#: Stored times outside these are not times this package wrote (a damaged record).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+#: Each cap's largest value and unit.
+_CAPS = {"budget_total": (MAX_BUDGET_TOTAL, "USD"), "budget_per_hour": (MAX_BUDGET_PER_HOUR,
+                                                                        "USD per hour")}  # fmt: skip
 
 #: Rule → environment variable giving the user's default (also read from a .env file).
 ENV_NAMES = {
@@ -48,15 +68,14 @@ ENV_NAMES = {
 }
 AUTOSTART_ENV = "NOVITA_GUARD_AUTOSTART"
 
-_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|sec|s)", re.IGNORECASE)
-_DURATION_TEXT = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*(?:d|h|min|m|sec|s)\s*)+$", re.IGNORECASE)
-
 
 def _finite_number(value: Any, field: str, rule: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"{field} must be a number: {rule}", field=field)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
     if math.isnan(number) or math.isinf(number):
         raise ValidationError(f"{field} must be a finite number, got {value!r}", field=field)
     if number < 0:
@@ -64,24 +83,26 @@ def _finite_number(value: Any, field: str, rule: str) -> float:
     return number
 
 
+def _span_text(span: timedelta) -> str:
+    return f"{span.total_seconds() / 86400:g} days"
+
+
 def parse_duration(value: Any, field: str) -> timedelta:
-    """``"90m"``, ``"2h"``, ``"1h30m"``, ``"45s"``, ``"1d"``, seconds as a number or a
-    timedelta → a positive timedelta. Anything else is a ValidationError naming ``field``."""
+    """``"90m"``, ``"2h"``, ``"1h30m"``, ``"2 hours"``, ``"1d"`` (validation's one duration
+    grammar), seconds as a number or a timedelta → a positive timedelta of at most ``MAX_SPAN``. Anything else is a
+    ValidationError (a ValueError) naming ``field`` and the rule. Pure: no I/O, no clock."""
     rule = "a duration like '90m', '2h', '1h30m', seconds as a number, or a timedelta"
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
-    elif isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"\d+(?:\.\d+)?", text):
-            seconds = float(text)
-        elif _DURATION_TEXT.match(text):
-            seconds = sum(float(n) * _UNITS[u.lower()] for n, u in _PART.findall(text))
-        else:
-            raise ValidationError(f"{field} {value!r} is not {rule}", field=field)
+    elif isinstance(value, str):  # the package's one duration grammar ('2 hours', '1h30m'...)
+        seconds = grammar.parse_timedelta(value, field).total_seconds()
     else:
         seconds = _finite_number(value, field, rule)
     if math.isnan(seconds) or math.isinf(seconds) or seconds <= 0:
         raise ValidationError(f"{field} must be a positive duration, got {value!r}", field=field)
+    if seconds > MAX_SPAN.total_seconds():
+        raise ValidationError(f"{field} must be at most {_span_text(MAX_SPAN)}, got {value!r}",
+                              field=field)  # fmt: skip
     return timedelta(seconds=seconds)
 
 
@@ -89,36 +110,89 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _aware_or_invalid(moment: datetime, field: str, given: Any) -> datetime:
+    try:
+        return _aware(moment)
+    except (OverflowError, ValueError):  # e.g. datetime.max in a zone west of UTC
+        raise ValidationError(f"{field} {given!r} is not a usable time", field=field) from None
+
+
 def parse_deadline(value: Any, field: str, now: datetime) -> datetime:
-    """A duration from ``now`` or an absolute time (ISO text or datetime; naive means UTC)
-    → an aware UTC datetime after ``now``."""
+    """A duration from ``now`` or a time (``18:00Z``, ISO text or a datetime; naive means
+    UTC) → an aware UTC datetime after ``now`` and at most ``MAX_SPAN`` after it. Pure."""
     if isinstance(value, datetime):
-        moment = _aware(value)
-    elif isinstance(value, str) and re.match(r"^\s*\d{4}-\d{2}-\d{2}", value):
-        try:
-            moment = _aware(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
-        except ValueError:
-            raise ValidationError(
-                f"{field} {value!r} is not an ISO time like '2026-11-27T18:00:00Z'", field=field
-            ) from None
+        moment = _aware_or_invalid(value, field, value)
+    elif isinstance(value, str):
+        # the one deadline grammar: '2h' from now, '18:00Z' (the next 18:00 UTC), ISO text
+        moment = grammar.parse_deadline(value, field, now)
     else:
         moment = now + parse_duration(value, field)
     if moment <= now:
         raise ValidationError(
             f"{field} must be in the future, got {moment.isoformat()}", field=field
         )
+    if moment > now + MAX_SPAN:
+        raise ValidationError(
+            f"{field} must be at most {_span_text(MAX_SPAN)} ahead, got {moment.isoformat()}",
+            field=field,
+        )
     return moment
 
 
+def parse_threshold(value: Any, field: str = "idle_threshold") -> float:
+    """A GPU utilisation threshold in percent, as a number or text (``"5"``, ``"5%"``): in
+    (0, 100], validation's one percentage grammar. Pure."""
+    return grammar.parse_percent(value, field)
+
+
+def parse_budget(value: Any, field: str = "budget_total") -> float:
+    """A cap in USD (``budget_total``) or USD per hour (``budget_per_hour``), a number or text
+    in validation's one money grammar (``"$40"``): more than 0 and at most MAX_BUDGET_TOTAL /
+    MAX_BUDGET_PER_HOUR. Pure."""
+    cap_max, unit = _CAPS.get(field, _CAPS["budget_total"])
+    example = "2" if field == "budget_per_hour" else "20"
+    cap = grammar.parse_money(value, field, unit=unit, example=example)  # the one money grammar
+    if cap is None:
+        raise grammar.invalid(field, f"{grammar.money_rule(unit, example)}, got {value!r}")
+    if cap > cap_max:
+        raise ValidationError(
+            f"{field} must be at most {cap_max:,.0f} {unit}, got {value!r}", field=field
+        )
+    return cap
+
+
+def parse_on_reclaim(value: Any, field: str = "on_reclaim") -> str:
+    """The spot reclaim policy: ``notify``, ``migrate`` or ``recreate`` (any case). Pure."""
+    policy = value.strip().lower() if isinstance(value, str) else value
+    if policy not in ON_RECLAIM:
+        raise ValidationError(
+            f"{field} must be one of {', '.join(ON_RECLAIM)}, got {value!r}", field=field
+        )
+    return policy
+
+
 def _parse_time_field(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return _aware(value)
+    if value is None or isinstance(value, datetime):
+        return value if value is None else _aware_or_invalid(value, field, value)
     try:
-        return _aware(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise ValidationError(f"{field} {value!r} is not an ISO time", field=field) from None
+    return _aware_or_invalid(parsed, field, value)
+
+
+#: Rule name → its parser, ``parser(value, now)``: the typed value or a ValidationError
+#: (a ValueError) naming the field and the rule. The one place rule values are checked.
+RULE_PARSERS: dict[str, Callable[[Any, datetime], Any]] = {
+    "stop_after": lambda value, now: parse_deadline(value, "stop_after", now),
+    "delete_after": lambda value, now: parse_deadline(value, "delete_after", now),
+    "idle_stop": lambda value, now: parse_duration(value, "idle_stop"),
+    "idle_threshold": lambda value, now: parse_threshold(value, "idle_threshold"),
+    "budget_per_hour": lambda value, now: parse_budget(value, "budget_per_hour"),
+    "budget_total": lambda value, now: parse_budget(value, "budget_total"),
+    "warn_before": lambda value, now: parse_duration(value, "warn_before"),
+    "on_reclaim": lambda value, now: parse_on_reclaim(value, "on_reclaim"),
+}
 
 
 @dataclass(frozen=True)
@@ -147,20 +221,24 @@ class GuardRules:
             moment = getattr(self, name)
             if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
                 raise ValidationError(f"{name} must be an aware datetime", field=name)
+            if moment is not None and not EARLIEST <= moment <= LATEST:
+                raise ValidationError(
+                    f"{name} must lie between {EARLIEST:%Y} and {LATEST:%Y}, got {moment}",
+                    field=name,
+                )
         for name in ("idle_stop", "warn_before"):
             span = getattr(self, name)
             if span is not None and (not isinstance(span, timedelta) or span <= timedelta(0)):
                 raise ValidationError(f"{name} must be a positive duration", field=name)
-        threshold = _finite_number(self.idle_threshold, "idle_threshold", "percent")
-        if not 0 < threshold <= 100:
-            raise ValidationError(
-                f"idle_threshold must be a percentage in (0, 100], got {threshold:g}",
-                field="idle_threshold",
-            )
+            if span is not None and span > MAX_SPAN:
+                raise ValidationError(
+                    f"{name} must be at most {_span_text(MAX_SPAN)}, got {span}", field=name
+                )
+        parse_threshold(_finite_number(self.idle_threshold, "idle_threshold", "a percentage"))
         for name in ("budget_per_hour", "budget_total"):
             cap = getattr(self, name)
-            if cap is not None and _finite_number(cap, name, "USD") <= 0:
-                raise ValidationError(f"{name} must be more than 0 USD", field=name)
+            if cap is not None:
+                parse_budget(_finite_number(cap, name, _CAPS[name][1]), name)
         if self.on_reclaim not in ON_RECLAIM:
             raise ValidationError(
                 f"on_reclaim must be one of {', '.join(ON_RECLAIM)}, got {self.on_reclaim!r}",
@@ -182,33 +260,25 @@ class GuardRules:
         on_reclaim: Any = None,
         now: datetime | None = None,
     ) -> GuardRules:
-        """Rules from user input (durations, times, numbers as numbers or text)."""
+        """Rules from user input (durations, times, numbers as numbers or text), each value
+        checked by its parser in ``RULE_PARSERS``."""
         now = _aware(now) if now is not None else datetime.now(UTC)
-        threshold = DEFAULT_IDLE_THRESHOLD
-        if idle_threshold is not None:
-            threshold = _number_input(idle_threshold, "idle_threshold", "a percentage")
-        reclaim = "notify" if on_reclaim is None else on_reclaim
-        if not isinstance(reclaim, str):
-            raise ValidationError("on_reclaim must be a string", field="on_reclaim")
-        return cls(
-            set_at=now,
-            stop_after=None
-            if stop_after is None
-            else parse_deadline(stop_after, "stop_after", now),
-            delete_after=None
-            if delete_after is None
-            else parse_deadline(delete_after, "delete_after", now),
-            idle_stop=None if idle_stop is None else parse_duration(idle_stop, "idle_stop"),
-            idle_threshold=threshold,
-            budget_per_hour=None
-            if budget_per_hour is None
-            else _number_input(budget_per_hour, "budget_per_hour", "USD per hour"),
-            budget_total=None
-            if budget_total is None
-            else _number_input(budget_total, "budget_total", "USD"),
-            warn_before=None if warn_before is None else parse_duration(warn_before, "warn_before"),
-            on_reclaim=reclaim.strip().lower(),
-        )
+        given = {
+            "stop_after": stop_after,
+            "delete_after": delete_after,
+            "idle_stop": idle_stop,
+            "idle_threshold": idle_threshold,
+            "budget_per_hour": budget_per_hour,
+            "budget_total": budget_total,
+            "warn_before": warn_before,
+            "on_reclaim": on_reclaim,
+        }
+        values = {
+            name: RULE_PARSERS[name](value, now)
+            for name, value in given.items()
+            if value is not None
+        }
+        return cls(set_at=now, **values)
 
     def merged(self, other: GuardRules) -> GuardRules:
         """These rules with every rule ``other`` sets replacing ours (``set_at`` from other)."""
@@ -219,9 +289,12 @@ class GuardRules:
                 changes[item.name] = value
         return dataclasses.replace(self, **changes)
 
-    def extend(self, duration: Any, rule: str | None = None) -> GuardRules:
+    def extend(
+        self, duration: Any, rule: str | None = None, now: datetime | None = None
+    ) -> GuardRules:
         """Deadlines pushed back by ``duration`` (``rule``: only ``stop_after`` or
-        ``delete_after``). Extending rules with no deadline is a ValidationError."""
+        ``delete_after``). Extending rules with no deadline, or past ``MAX_SPAN`` from now,
+        is a ValidationError."""
         delta = parse_duration(duration, "duration")
         names = ("stop_after", "delete_after") if rule is None else (rule,)
         if rule is not None and rule not in ("stop_after", "delete_after"):
@@ -230,6 +303,12 @@ class GuardRules:
         if not changes:
             raise ValidationError(
                 "there is no deadline to extend (set stop_after or delete_after first)",
+                field="duration",
+            )
+        limit = (_aware(now) if now is not None else datetime.now(UTC)) + MAX_SPAN
+        if any(moment > limit for moment in changes.values()):
+            raise ValidationError(
+                f"duration: the deadline would be more than {_span_text(MAX_SPAN)} away",
                 field="duration",
             )
         return dataclasses.replace(self, **changes)
@@ -300,11 +379,11 @@ class GuardRules:
             stop_after=_parse_time_field(data.get("stop_after"), "stop_after"),
             delete_after=_parse_time_field(data.get("delete_after"), "delete_after"),
             idle_stop=None if idle is None else parse_duration(idle, "idle_stop"),
-            idle_threshold=data.get("idle_threshold", DEFAULT_IDLE_THRESHOLD),
-            budget_per_hour=data.get("budget_per_hour"),
-            budget_total=data.get("budget_total"),
+            idle_threshold=parse_threshold(data.get("idle_threshold", DEFAULT_IDLE_THRESHOLD)),
+            budget_per_hour=_stored_cap(data, "budget_per_hour"),
+            budget_total=_stored_cap(data, "budget_total"),
             warn_before=None if warn is None else parse_duration(warn, "warn_before"),
-            on_reclaim=data.get("on_reclaim") or "notify",
+            on_reclaim=parse_on_reclaim(data.get("on_reclaim") or "notify"),
         )
 
     def describe(self) -> str:
@@ -326,18 +405,25 @@ class GuardRules:
         return "; ".join(parts) or "no rule"
 
 
-def extend(rules: GuardRules, duration: Any, rule: str | None = None) -> GuardRules:
-    """``rules`` with their deadlines pushed back by ``duration`` (see GuardRules.extend)."""
+def _stored_cap(data: Mapping[str, Any], field: str) -> float | None:
+    value = data.get(field)
+    return None if value is None else parse_budget(value, field)
+
+
+def _rules(rules: Any) -> GuardRules:
     if not isinstance(rules, GuardRules):
         raise ValidationError("rules must be a GuardRules", field="rules")
-    return rules.extend(duration, rule)
+    return rules
+
+
+def extend(rules: GuardRules, duration: Any, rule: str | None = None) -> GuardRules:
+    """``rules`` with their deadlines pushed back by ``duration`` (see GuardRules.extend)."""
+    return _rules(rules).extend(duration, rule)
 
 
 def without(rules: GuardRules, *names: str) -> GuardRules:
     """``rules`` with the named rules removed (see GuardRules.without)."""
-    if not isinstance(rules, GuardRules):
-        raise ValidationError("rules must be a GuardRules", field="rules")
-    return rules.without(*names)
+    return _rules(rules).without(*names)
 
 
 def _number_input(value: Any, field: str, unit: str) -> float:
@@ -392,12 +478,7 @@ def _env_values(
         if os.path.isfile(path):
             from dotenv import dotenv_values
 
-            values.update(
-                {
-                    k: v
-                    for k, v in dotenv_values(path).items()
-                    if k.startswith("NOVITA_GUARD_") and v
-                }
-            )
+            found = dotenv_values(path).items()
+            values.update({k: v for k, v in found if k.startswith("NOVITA_GUARD_") and v})
     values.update({k: v for k, v in environ.items() if k.startswith("NOVITA_GUARD_")})
     return values

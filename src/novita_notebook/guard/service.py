@@ -5,6 +5,7 @@ unguard, the guard process started by itself, and in-kernel enforcement through 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import threading
@@ -13,9 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..errors import NovitaError, ValidationError
+from ..errors import NotFoundError, NovitaError, ValidationError
+from ..models import GONE_STATUSES
 from .enforcer import default_actor
 from .events import event_text
+from .host import GuardHost
+from .intents import CreateGuard
 from .rules import GuardRules, autostart_enabled, rules_from_env
 from .spend import recorded_spend
 from .spot import SpotWatch, with_spot_details
@@ -43,6 +47,8 @@ CREATE_RULE_ARGS = {
 }
 #: Seconds between the in-kernel guard's ticks when the client has no poll_interval.
 KERNEL_INTERVAL = 15.0
+#: Logged actions guard_status() lists as problems: rules lost or rebuilt, actions failed.
+PROBLEMS = ("quarantine", "failed")
 
 
 def rule_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,8 +85,18 @@ class GuardStatus(dict):
             )
         else:
             out.append("next action: none planned")
+        for name in self.get("intents") or ():
+            out.append(f"  {name}: create in flight; its rules apply once it exists")
+        if self.get("metrics_unit"):
+            out.append(f"metrics unit: {self['metrics_unit']}")
         for note in self.get("notes") or ():
             out.append(f"note: {note}")
+        for entry in self.get("problems") or ():
+            who = entry.get("name") or entry.get("instance_id") or "an unnamed instance"
+            out.append(
+                f"problem: {entry.get('time')} {entry.get('action')} {who}: "
+                f"{entry.get('result')} ({entry.get('reason')})"
+            )
         for entry in self.get("actions") or ():
             out.append(
                 f"  {entry.get('time')} {entry.get('action')} {entry.get('name') or ''} "
@@ -106,7 +122,7 @@ class GuardService:
     ``%config NovitaMagics.guard_*``) sit between the user's env defaults and the arguments.
     ``listeners`` receive every guard or spot event as ``(event_type, payload)``."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: GuardHost) -> None:
         self.client = client
         self.session_defaults: dict[str, Any] = {}
         self.autostart: bool | None = None  # None: NOVITA_GUARD_AUTOSTART decides
@@ -120,6 +136,7 @@ class GuardService:
         self._watcher: Any = None
         self._relayed: set[tuple[str, str]] = set()  # notices relayed from another actor
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<GuardService {self.client.config.api_url} events={len(self.events)}>"
@@ -156,6 +173,11 @@ class GuardService:
             rule: kwargs.pop(name) for name, rule in CREATE_RULE_ARGS.items() if name in kwargs
         }
         return self.rules_for_create(kwargs.pop("guard", None), given)
+
+    def create_guard(self, rules: GuardRules | None) -> CreateGuard | None:
+        """The guard of one create: its rules are stored before the request is sent and the
+        guard is started then (None when the instance gets no rule)."""
+        return None if rules is None else CreateGuard(self.store, rules, ensure=self.start)
 
     def protect(
         self, instance: Any, rules: GuardRules | None, *, start: bool = True
@@ -215,22 +237,42 @@ class GuardService:
 
     def forget(self, instance_ids: Iterable[str], reason: str) -> list[str]:
         """Drop the rules of instances that are gone (deleted by this client or its cleanup),
-        logging each in the action log; the ids that had rules. A store that cannot be
-        written is only logged: the guard drops them itself once the API no longer lists them."""
+        each confirmed by a read by id (never on one listing's word) and logged in the action
+        log; the ids that had rules. A store that cannot be written is only logged: the guard
+        drops them itself once a read by id says they are gone."""
+        store = self.store
+        guarded = {r.id for r in store.records()}
         forgotten = []
         for instance_id in instance_ids:
+            if instance_id not in guarded or not self._surely_gone(instance_id):
+                continue
             try:
-                if self.store.remove(instance_id):
+                if store.remove(instance_id):
                     forgotten.append(instance_id)
-                    self.store.log_action(instance_id, "forget", reason, default_actor(), "ok")
+                    store.log_action(instance_id, "forget", reason, default_actor(), "ok")
             except (OSError, TimeoutError) as error:
                 log.warning("guard rules of %s not dropped: %s", instance_id, error)
         return forgotten
 
+    def _surely_gone(self, instance_id: str) -> bool:
+        """Does a read by id say the instance is gone (not found, or being removed)?"""
+        try:
+            raw = self.client.api.get_instance(instance_id)
+        except NotFoundError:
+            return True
+        except NovitaError as error:
+            log.warning("guard rules of %s kept: it could not be read (%s)", instance_id,
+                        error.message)  # fmt: skip
+            return False
+        return str(raw.get("status") or "") in GONE_STATUSES
+
     def extend(self, target: Any, duration: Any, rule: str | None = None) -> GuardRecord:
-        """Push the deadlines of a guarded instance back by ``duration``."""
+        """Push the deadlines of a guarded instance back by ``duration`` (and make sure a
+        guard runs: this may be a later kernel, after the guard process ended)."""
         instance_id, _ = self._guarded(target)
-        return self.store.extend(instance_id, duration, rule)
+        record = self.store.extend(instance_id, duration, rule)
+        self.start()
+        return record
 
     def _guarded(self, target: Any) -> tuple[str, str]:
         """(id, name) of a guarded instance given an Instance, id or name: the store first
@@ -255,35 +297,47 @@ class GuardService:
 
     # -- running -------------------------------------------------------------------------------
     def child_key(self) -> str | None:
-        """The key for the guard process's environment: the transport's accessor when it has
-        one; else None when the child finds it itself (environment or .env)."""
-        key = getattr(self.client.transport, "api_key", None)
-        if isinstance(key, str) and key:
-            return key
-        source = (getattr(self.client.config, "sources", None) or {}).get("api_key")
-        if source in ("environment", ".env"):
-            return None
-        legacy = getattr(self.client.transport, "_key", None)  # until the accessor lands
-        return legacy if isinstance(legacy, str) else None
+        """The key for the guard process's environment; None when the child finds it itself
+        (the key came from the environment or .env)."""
+        source = (self.client.config.sources or {}).get("api_key")
+        return None if source in ("environment", ".env") else self.client.transport.api_key
 
     def autostart_enabled(self) -> bool:
         return autostart_enabled() if self.autostart is None else bool(self.autostart)
 
-    def start(self) -> dict[str, Any] | None:
-        """Make sure the rules are enforced: the guard process (unless opted out) and the
-        in-kernel guard on a watcher of this client."""
-        self.ensure_kernel_guard()
+    def start(self, *, kernel: bool = True) -> dict[str, Any] | None:
+        """Make sure the rules are enforced: the guard process (unless opted out) and, with
+        ``kernel``, the in-kernel guard on a watcher of this client."""
+        if kernel:
+            self.ensure_kernel_guard()
         if not self.autostart_enabled():
             self.process = {"running": False, "reason": "autostart is off"}
             return self.process
-        if getattr(self.client, "sandbox_server", None) is not None:
+        if self.client.sandbox_server is not None:
             # an in-process sandbox ends with this kernel: a process outliving it guards nothing
             self.process = {"running": False, "reason": "the sandbox lives in this kernel"}
             return self.process
         from .process import ensure_guard_running
 
-        self.process = ensure_guard_running(self.client.config.api_url, api_key=self.child_key())
+        with self._start_lock:  # batch threads: one spawn, the others see it running
+            self.process = ensure_guard_running(
+                self.client.config.api_url, api_key=self.child_key()
+            )
         return self.process
+
+    def ensure(self, *, kernel: bool = False) -> dict[str, Any] | None:
+        """Start the guard process when guarded instances (or creates in flight) exist and no
+        guard answers; with ``kernel`` the in-kernel guard too. What every call that can leave
+        a guarded instance billing calls (start, restart), and Novita(), mine(), %load_ext.
+        Never raises: a guard that cannot be started is said in the log and in the status."""
+        try:
+            store = self.store
+            if not store.records() and not store.intents():
+                return None
+            return self.start(kernel=kernel)
+        except Exception as error:  # noqa: BLE001 - the caller's own call must go on
+            log.warning("could not make sure the guard runs: %s", error)
+            return None
 
     def ensure_kernel_guard(self, interval: float | None = None) -> Any:
         """The in-kernel guard: a hook on a watcher of all instances (started if needed)."""
@@ -303,11 +357,16 @@ class GuardService:
 
     def kernel_hook(self, grace: float | None = None) -> Callable[[list[dict[str, Any]]], None]:
         """A watcher tick hook: spot notices as events, then one enforcement pass."""
+        from .backend import metrics_step
         from .kernel import ClientGuardBackend, KernelGuard
 
         current: dict[str, list[dict[str, Any]]] = {"raw": []}
         backend = ClientGuardBackend(
-            self.client, self._metrics_key, listing=lambda: current["raw"], on_event=self.emit
+            self.client,
+            self._metrics_key,
+            listing=lambda: current["raw"],
+            on_event=self.emit,
+            metrics_step=metrics_step(grace or KERNEL_INTERVAL),
         )
         spacing = timedelta(seconds=grace or KERNEL_INTERVAL)
         kernel = KernelGuard(backend, self.client.config.api_url, grace=spacing)
@@ -317,23 +376,21 @@ class GuardService:
         def guard_tick(listing: list[dict[str, Any]]) -> None:
             current["raw"] = spot.enrich(listing)
             spot.announce(current["raw"], kernel.enforcer.actor)
-            kernel.tick()
+            result = kernel.tick()
+            kinds = {r["kind"] for r in (result.results if result else ())}
+            if kinds & {"recreate", "migrate"}:  # it bills on, moved: a guard must answer
+                self.ensure()
 
         return guard_tick
 
     def _metrics_key(self) -> str:
-        key = getattr(self.client.transport, "api_key", None) or getattr(
-            self.client.transport, "_key", None
-        )
-        if not isinstance(key, str):
-            raise ValidationError("no API key for the metrics call", field="api_key")
-        return key
+        return self.client.transport.api_key
 
     def emit(self, event_type: str, payload: dict[str, Any]) -> None:
         """An event for the notebook and panel (the backend posts the webhook)."""
         self.events.append({"event": event_type, **payload})
         if self.show:
-            stream = sys.stderr if event_type == "guard.warning" else sys.stdout
+            stream = sys.stderr if event_type in ("guard.warning", "guard.failed") else sys.stdout
             print(event_text(event_type, payload), file=stream, flush=True)
         for listener in list(self.listeners):
             try:
@@ -351,10 +408,8 @@ class GuardService:
             self._relayed.add(key)
         self.emit(event_type, payload)
 
-    def say(self, event_type: str, payload: Mapping[str, Any]) -> str:
-        return event_text(event_type, payload)
-
     def status(self) -> GuardStatus:
+        from . import units
         from .process import guard_status
 
         status = GuardStatus(guard_status(self.client.config.api_url))
@@ -367,33 +422,43 @@ class GuardService:
         status["spent"] = {
             r.id: recorded_spend(r, now) for r in records if r.rules.budget_total is not None
         }
+        status["intents"] = [i.name for i in store.intents()]
         watcher = self._watcher
         if watcher is not None and watcher.running:
             status["kernel"] = f"watching every {watcher.interval:g} s ({watcher.ticks} ticks)"
-        status["actions"] = store.actions(limit=5)
-        if not status.get("next_action") and records:
+        actions = store.actions()
+        status["actions"] = actions[-5:]
+        status["problems"] = [a for a in actions if a.get("action") in PROBLEMS][-5:]
+        learned = store.learned(units.LEARNED_KEY) or {}
+        with contextlib.suppress(ValidationError):
+            status["metrics_unit"] = units.unit_from_env() or learned.get("unit") or "unknown"
+        if records and not (status.get("running") and status.get("next_action")):
             with contextlib.suppress(NovitaError, ValueError, OSError):
-                status["next_action"] = self._next_action(records)
+                plan = self._plan_now(records)
+                action = plan.next_action()
+                status["next_action"] = action.to_dict() if action is not None else None
+                status["notes"] = list(dict.fromkeys([*status.get("notes", []), *plan.notes]))
         return status
 
-    def _next_action(self, records: list[GuardRecord]) -> dict[str, Any] | None:
-        """The next action as a guard would plan it now (one list call; when no process
-        reports one)."""
+    def _plan_now(self, records: list[GuardRecord]) -> Any:
+        """The plan a guard would make now (one list call; nothing is done or written)."""
+        from . import units
         from .enforcer import gather
         from .kernel import ClientGuardBackend
         from .policy import decide
 
         backend = ClientGuardBackend(self.client, self._metrics_key)
-        backend.list_instances = lambda: with_spot_details(  # type: ignore[method-assign]
-            self.client.api, self.client.api.list_instances()
-        )
         try:
             now = datetime.now(UTC)
-            states = gather(backend, records, now)
-            action = decide(now, records, states).next_action()
+            listing = with_spot_details(self.client.api, self.client.api.list_instances())
+            sight = gather(backend, records, now, listing=listing)
+            learned = self.store.learned(units.LEARNED_KEY) or {}
+            found = units.evidence(sight.states.values()) or {}
+            unit = units.unit_from_env() or learned.get("unit") or found.get("unit")
+            plan = decide(now, records, sight.states, gone=sight.gone, metrics_unit=unit)
         finally:
             backend.close()
-        return action.to_dict() if action is not None else None
+        return dataclasses.replace(plan, notes=(*plan.notes, *sight.notes))
 
     def close(self) -> None:
         """Stop the in-kernel guard's watcher (the guard process keeps running)."""

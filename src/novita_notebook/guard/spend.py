@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..models import BILLED_STATUSES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .policy import InstanceState
-    from .store import GuardRecord
+    from .records import GuardRecord, InstanceState
 
 __all__ = ["SEEN_EVERY", "billing_update", "counting_start", "recorded_spend", "spent_since_budget"]
 

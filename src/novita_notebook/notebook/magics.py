@@ -295,6 +295,10 @@ def load_ipython_extension(ipython: Any) -> None:
                 setattr(magics, option.trait, option.parse_text(text))
             except ValidationError as error:
                 print(f"Ignored {option.env}: {error.problems[0][1]}", file=sys.stderr)
+    # Guarded instances left by an earlier kernel: a guard must answer (in the background).
+    from ..guard import ensure_guard_in_background
+
+    ensure_guard_in_background()
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -81,6 +81,15 @@ def _api_key(value: Any, field: str) -> str:
     # A key with whitespace or control characters would corrupt the Authorization header.
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key):
         raise invalid(field, "must not contain spaces, newlines or control characters")
+    # Nor can a header carry other characters (a zero-width space pasted with the key, say):
+    # the HTTP library's error would then quote the header. The key itself is never echoed.
+    if not key.isascii():
+        raise invalid(
+            field,
+            "must contain only printable ASCII characters; it holds a character that cannot "
+            "go in an HTTP header (often an invisible one pasted along with the key, such as "
+            "a zero-width space): copy the key again",
+        )
     return key
 
 

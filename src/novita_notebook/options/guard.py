@@ -9,9 +9,11 @@ checked by guard/rules.py's own parser, which holds the rule's bounds; what come
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ValidationError
+from ..guard.rules import ENV_NAMES
 from ..validation import PER_HOUR, TOTAL, invalid
 from . import kinds
 from .schema import Family, Kind, Option
@@ -22,18 +24,17 @@ ON_RECLAIM = ("notify", "migrate", "recreate")
 
 
 def _checked_by_guard(name: str, grammar: Kind) -> Kind:
-    """``grammar`` then guard/rules.py's own check of the rule ``name`` (its bounds)."""
+    """``grammar`` then guard/rules.py's own parser of the rule ``name`` (its bounds)."""
 
     def parse(value: Any, field: str) -> Any:
         typed = grammar.parse(value, field)
-        from ..guard.rules import GuardRules  # the guard's parsers hold each rule's bounds
+        from ..guard.rules import RULE_PARSERS  # the guard's parsers hold each rule's bounds
 
         try:
-            rules = GuardRules.parse(**{name: typed})
+            return RULE_PARSERS[name](typed, datetime.now(UTC))
         except ValidationError as error:
             rule = error.problems[0][1] if error.problems else error.message
             raise invalid(field, rule.removeprefix(f"{name} ").removeprefix(f"{name}: ")) from None
-        return getattr(rules, name)
 
     return Kind(
         grammar.name,
@@ -60,7 +61,7 @@ def _rule(
         help_text,
         default=default,
         aliases=aliases,
-        env=f"NOVITA_GUARD_{name.upper()}",
+        env=ENV_NAMES[name],
         flag="--" + name.replace("_", "-"),
         flag_aliases=flag_aliases,
         cell=True,

@@ -199,25 +199,7 @@ def number(rule: str, *, minimum: float = 0.0, example: str = "1") -> Kind:
     return Kind("number", parse, _number_text, metavar="N", example=example)
 
 
-def _percent(value: Any, field: str) -> float:
-    rule = "must be a percentage above 0 and at most 100, e.g. 5"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 < value <= 100
-    ):
-        raise invalid(field, f"{rule}, got {value!r}")
-    return float(value)
-
-
-def _percent_text(value: Any) -> Any:
-    if isinstance(value, str):
-        return _number_text(value.strip().removesuffix("%"))
-    return value
-
-
-PERCENT = Kind("percent", _percent, _percent_text, metavar="PERCENT", example="5")
+PERCENT = Kind("percent", v.parse_percent, metavar="PERCENT", example="5")
 
 
 def _ports(value: Any, field: str) -> list[tuple[int, str]]:

@@ -73,6 +73,8 @@ class Batch:
         pool_size = min(workers or 1, self.max_concurrency, total)
         protect = self._protector(rules)
         run = _Run(self.provisioner, requests_, rows, all_or_nothing, progress, protect)
+        if self.guards is not None:  # each create's rules are stored before its request
+            run.guard_for = lambda index: self.guards.create_guard(rules[index])
         pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="novita-create")
         try:
             futures = [pool.submit(run.one, i) for i in range(total)]
@@ -201,6 +203,8 @@ class _Run:
     ) -> None:
         self.provisioner = provisioner
         self.protect = protect  # guards request ``index``'s made instance
+        # the guard of request ``index`` (its rules stored before the create request is sent)
+        self.guard_for: Callable[[int], Any] = lambda index: None
         self.requests = requests_
         self.rows = rows
         self.all_or_nothing = all_or_nothing
@@ -234,7 +238,9 @@ class _Run:
         else:
             try:
                 listing = self.listing()
-                instance = self.provisioner.provision(request, listing=listing)
+                instance = self.provisioner.provision(
+                    request, listing=listing, guard=self.guard_for(index)
+                )
             except NovitaError as error:
                 self.failed.set()
                 row.update(status="failed", error=_short_error(error), error_detail=_detail(error))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api import NovitaAPI
 from ..catalog import Catalog
@@ -51,6 +51,9 @@ from .report import (
 from .request import CreateRequest, LaunchPlan, create_body, launch_plan
 from .resources import Resources
 from .storages import Mount, Storages, volume_cluster
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..guard.intents import CreateGuard
 
 logger = logging.getLogger(__name__)
 
@@ -139,9 +142,15 @@ class Provisioner:
         self.storages = storages or Storages(api, catalog)
 
     # -- create ----------------------------------------------------------------------------------
-    def provision(self, request: CreateRequest, listing: list[Product] | None = None) -> Instance:
+    def provision(
+        self,
+        request: CreateRequest,
+        listing: list[Product] | None = None,
+        guard: CreateGuard | None = None,
+    ) -> Instance:
         """Create what ``request`` asks for (see ``Novita.create``); ``listing`` is a batch's
-        shared on-demand listing (else the catalog's cached one for the billing method)."""
+        shared on-demand listing (else the catalog's cached one for the billing method).
+        ``guard`` stores the instance's rules before each create request is sent."""
         clusters = patiently(self.catalog.clusters)
         region = request.region
         if region is None and request.regions is None:
@@ -174,10 +183,14 @@ class Provisioner:
             name = patiently(lambda: self.claims.claim(request.name, unique=True))
         # Held before the API check, so a concurrent create of the same name in this process
         # either sees this one in flight or, once it is done, sees it in the API.
-        with self.claims.in_flight(name):
-            if not request.unique_name:
-                patiently(lambda: self.claims.claim(name, unique=False))
-            return self._search_and_create(request, plan, name, ordered, listing, mounts)
+        try:
+            with self.claims.in_flight(name):
+                if not request.unique_name:
+                    patiently(lambda: self.claims.claim(name, unique=False))
+                return self._search_and_create(request, plan, name, ordered, listing, mounts, guard)
+        finally:
+            if guard is not None:
+                guard.settle()
 
     def _search_and_create(
         self,
@@ -187,6 +200,7 @@ class Provisioner:
         ordered: list[Cluster],
         listing: list[Product] | None,
         mounts: Sequence[Mount] = (),
+        guard: CreateGuard | None = None,
     ) -> Instance:
         products = self._listing(request, listing)
         matches = match_gpu(products, request.gpu)
@@ -198,11 +212,9 @@ class Provisioner:
         try:
             offers = self._plan(request, plan, ordered, matches, mounts, report)
             for offer in offers:
-                instance = self._try_candidate(
-                    request, plan, name, offer.cluster, offer.product, report, mounts, offer
-                )
+                instance = self._try_candidate(request, plan, name, offer, report, mounts, guard)
                 if instance is not None:
-                    return self._finish(instance, request, report)
+                    return self._finish(instance, request, report, guard)
         except NovitaError as error:
             # Whatever stopped the search, the regions already tried stay inspectable.
             error.fallback_report = report
@@ -300,21 +312,28 @@ class Provisioner:
         request: CreateRequest,
         plan: LaunchPlan,
         name: str,
-        cluster: Cluster,
-        product: Product,
+        offer: Offer,
         report: FallbackReport,
         mounts: Sequence[Mount] = (),
-        offer: Offer | None = None,
+        guard: CreateGuard | None = None,
     ) -> Instance | None:
-        """Create on one offer; None (and a report line) when its stock raced away."""
+        """Create on one offer; None (and a report line) when its stock raced away. The
+        rules (``guard``) are stored before the request goes out."""
+        cluster, product = offer.cluster, offer.product
         per_gpu = product.price_for(request.billing) or 0.0
         price = round(per_gpu * request.gpu_num, 6)
         body = create_body(request, plan, name, cluster, product)
         if mounts:
             body["networkStorages"] = [mount.body() for mount in mounts]
         with self.budget.reserve(name, price):
+            if guard is not None:
+                guard.sending(name, self.claims.token_for(name), price)
             try:
                 instance_id, adopted = self.claims.send_create(body, name)
+            except KeyboardInterrupt as interrupt:
+                if guard is None:
+                    raise
+                raise KeyboardInterrupt(f"{interrupt}{guard.interrupted()}") from None
             except NovitaError as error:
                 if not capacity_failure(error):
                     raise
@@ -333,6 +352,8 @@ class Provisioner:
                     )
                 )
                 return None
+        if guard is not None:
+            guard.made(instance_id)
         report.add(_chosen(request, cluster, product, price, adopted, offer))
         return Instance(
             id=instance_id,
@@ -352,9 +373,26 @@ class Provisioner:
         )
 
     def _finish(
+        self,
+        created: Instance,
+        request: CreateRequest,
+        report: FallbackReport,
+        guard: CreateGuard | None = None,
+    ) -> Instance:
+        """Fetch the created instance, remember it in the ledger, wait if asked. A Ctrl-C
+        says what exists, that it is guarded, and how to delete it."""
+        try:
+            return self._read_back_and_wait(created, request, report)
+        except KeyboardInterrupt:
+            guarded = guard.interrupted() if guard is not None else ""
+            raise KeyboardInterrupt(
+                f"create interrupted: {created.name} (id {created.id}) exists and bills once "
+                f"it runs.{guarded} Delete it with novita.delete({created.name!r})."
+            ) from None
+
+    def _read_back_and_wait(
         self, created: Instance, request: CreateRequest, report: FallbackReport
     ) -> Instance:
-        """Fetch the created instance, remember it in the ledger, wait if asked."""
         try:
             instance = self.fetch(created.id)
         except NovitaError as error:

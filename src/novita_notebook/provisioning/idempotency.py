@@ -155,6 +155,11 @@ class NameClaims:
                 self._release(token)
             self._keep.discard(token or "")
 
+    def token_for(self, name: str) -> str | None:
+        """The ledger intent's token of the create of ``name`` in flight (None without a
+        ledger): the guard stores the create's rules under it before the POST."""
+        return self._tokens.get(name)
+
     def _release(self, token: str) -> None:
         assert self.pending is not None
         try:

@@ -15,13 +15,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RemoteExecutionError, RemoteKernelError, SSHConnectionError, TimeoutError
 from . import activity
 from .kernel_link import KernelLink
 from .kernel_process import KernelProcess
 from .outputs import Execution, OutputHook, strip_ansi
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jupyter_client.blocking.client import BlockingKernelClient as KernelClient
 
 __all__ = ["RemoteKernel"]
 
@@ -200,7 +203,7 @@ class RemoteKernel:
             raise
 
     def _interrupt_and_drain(
-        self, client: Any, msg_id: str, execution: Execution, hook: OutputHook | None
+        self, client: KernelClient, msg_id: str, execution: Execution, hook: OutputHook | None
     ) -> None:
         """Interrupt the remote code, then collect what it says until it is idle."""
         self.interrupt()
@@ -264,7 +267,7 @@ class RemoteKernel:
             self._ready(client)
         return client
 
-    def _ready(self, client: Any) -> None:
+    def _ready(self, client: KernelClient) -> None:
         """Wait until IOPub is subscribed (a status of our probe arrives) and learn the
         execution count from the probe's reply."""
         deadline = time.monotonic() + READY_TIMEOUT
@@ -293,7 +296,7 @@ class RemoteKernel:
                     replied = True
                     self._count = msg["content"].get("execution_count", self._count)
 
-    def _poll(self, client: Any, timeout: float) -> list[tuple[str, dict[str, Any]]]:
+    def _poll(self, client: KernelClient, timeout: float) -> list[tuple[str, dict[str, Any]]]:
         import zmq
 
         poller = zmq.Poller()

@@ -24,6 +24,8 @@ _SNAKE_FAULTS = {
     "rate_limit_per_minute": "rateLimitPerMinute",
     "drop_rate": "dropRate",
     "ambiguous_create_rate": "ambiguousCreateRate",
+    "list_drop_rate": "listDropRate",
+    "stop_ignore_rate": "stopIgnoreRate",
     "ambiguous_action_rate": "ambiguousActionRate",
 }
 

@@ -22,8 +22,17 @@ FAULT_FIELDS = (
     "dropRate",
     "ambiguousCreateRate",
     "ambiguousActionRate",
+    "listDropRate",
+    "stopIgnoreRate",
 )
-_RATES = ("errorRate", "dropRate", "ambiguousCreateRate", "ambiguousActionRate")
+_RATES = (
+    "errorRate",
+    "dropRate",
+    "ambiguousCreateRate",
+    "ambiguousActionRate",
+    "listDropRate",
+    "stopIgnoreRate",
+)
 RATE_WINDOW_SECONDS = 60.0
 MAX_LOGGED_REQUESTS = 100_000
 _SECRET_BODY_KEYS = frozenset({"password", "imageAuth"})
@@ -117,6 +126,26 @@ class Faults:
             rate = s.get("ambiguousActionRate", 0.0)
             action = is_action and rate > 0 and self._rng.random() < rate
             return Decision(latency=latency, drop_after_create=ambiguous, drop_after_action=action)
+
+    def thin_listing(self, answer: Any) -> Any:
+        """``listDropRate``: each instance of a ``GET /gpu/instances`` answer is left out
+        with this chance (and ``total`` counts only those kept): a short answer."""
+        with self._lock:
+            rate = self._settings.get("listDropRate", 0.0)
+            if not rate or not isinstance(answer, dict):
+                return answer
+            kept = [i for i in answer.get("instances", []) if self._rng.random() >= rate]
+        dropped = len(answer.get("instances", [])) - len(kept)
+        thinned = {**answer, "instances": kept}
+        if isinstance(answer.get("total"), int):
+            thinned["total"] = max(0, answer["total"] - dropped)
+        return thinned
+
+    def ignore_stop(self) -> bool:
+        """``stopIgnoreRate``: a stop answered ``{}`` that never happens (a refused stop)."""
+        with self._lock:
+            rate = self._settings.get("stopIgnoreRate", 0.0)
+            return bool(rate) and self._rng.random() < rate
 
 
 def redact_body(text: str) -> str:

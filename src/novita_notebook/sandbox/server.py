@@ -296,6 +296,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError("RESOURCE_NOT_FOUND", f"path: {prefix}{rel} not found", status=404)
         query = parse_qs(query_string, keep_blank_values=True)
         body: Any = _parse_json(text) if method == "POST" else None
+        if route == ("POST", "/gpu/instance/stop") and app.faults.ignore_stop():
+            self._send_json(200, {}, method=method)  # accepted, never done
+            return 200
         with app.world.lock, collecting_ignored() as ignored:
             try:
                 result = handler(app.world, query, body)
@@ -305,6 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
         if decision.drop_after_create or decision.drop_after_action:
             self._drop()
             return 0
+        if route == ("GET", "/gpu/instances"):
+            result = app.faults.thin_listing(result)
         self._send_json(200, result, method=method)
         return 200
 

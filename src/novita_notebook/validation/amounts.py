@@ -21,6 +21,8 @@ __all__ = [
     "MONEY_RULE",
     "money_rule",
     "parse_money",
+    "PERCENT_RULE",
+    "parse_percent",
     "size_rule",
     "parse_size",
     "size_from_text",
@@ -62,6 +64,28 @@ def parse_money(
     if amount is None or not math.isfinite(amount) or amount <= 0:
         raise invalid(field, f"{money_rule(unit, example)}, got {value!r}")
     return amount
+
+
+PERCENT_RULE = "must be a percentage above 0 and at most 100, e.g. 5"
+
+
+def parse_percent(value: Any, field: str) -> float:
+    """A percentage in (0, 100]: a number, or text such as ``"5"`` or ``"5%"``."""
+    number: Any = value
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            number = value
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, int | float)
+        or not math.isfinite(number)
+        or not 0 < number <= 100
+    ):
+        raise invalid(field, f"{PERCENT_RULE}, got {value!r}")
+    return float(number)
 
 
 def size_rule(low: int, high: int, unit: str = "") -> str:

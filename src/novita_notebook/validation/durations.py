@@ -137,7 +137,10 @@ def parse_time(value: Any, field: str, now: datetime | None = None) -> datetime:
     occurrence after ``now``; ISO text and datetimes without an offset are UTC."""
     now = _aware(now) if now is not None else datetime.now(UTC)
     if isinstance(value, datetime):
-        return _aware(value)
+        try:
+            return _aware(value)
+        except (OverflowError, ValueError):  # e.g. datetime.max in a zone west of UTC
+            raise invalid(field, f"must be a usable time, got {value!r}") from None
     if isinstance(value, str):
         text = value.strip()
         clock = _CLOCK.match(text)
@@ -148,7 +151,7 @@ def parse_time(value: Any, field: str, now: datetime | None = None) -> datetime:
         elif re.match(r"^\d{4}-\d{2}-\d{2}", text):
             try:
                 return _aware(datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", text)))
-            except ValueError:
+            except (OverflowError, ValueError):  # not ISO, or beyond what a datetime holds
                 pass
     raise invalid(field, f"{TIME_RULE}, got {value!r}")
 

@@ -439,7 +439,7 @@ def history_of(client: HasSettings | object) -> PhaseHistory | None:
         return history
 
 
-def prior_scale(client: Any) -> float:
+def prior_scale(client: object) -> float:
     """How much shorter than the documented times a client's cloud runs: ``1 / speed`` for a
     client bound to its own sandbox (``Novita.sandbox(speed=50)`` boots in a fiftieth of the
     time, so its ETA without history says ~1 s, not ~1 min), else 1."""
