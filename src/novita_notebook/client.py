@@ -55,12 +55,9 @@ _CREATE_RULES = tuple((option.aliases or (option.name,))[0] for option in GUARD)
 
 class Novita:
     """The client: ``Novita()`` reads NOVITA_API_KEY (arguments, then environment, then .env).
-
-    Catalog and instances as DataFrames (``products()``, ``regions()``, ``instances()``,
-    ``templates()``), single instances (``instance()``), lifecycle by id or exact name
-    (``start``, ``stop``, ``restart``, ``delete``, ``edit``), and through its services creation,
-    waiting, watching and the local ledger. ``Novita.sandbox()`` runs an offline cloud.
-    Use as a context manager or call ``close()``.
+    Catalog and instances as DataFrames, single instances (an Instance, an id or a name) and
+    their lifecycle, creating, waiting, watching, the ledger, the guard and work over SSH;
+    ``Novita.sandbox()`` runs an offline cloud. A context manager, or call ``close()``.
     """
 
     def __init__(
@@ -229,8 +226,8 @@ class Novita:
         return ref if isinstance(ref, Instance) else self.instance(ref)
 
     def forget_host_key(self, instance: InstanceRef) -> bool:
-        """Drop the SSH host key pinned for an instance (its id, name or handle), after you
-        know why it changed; the next connection pins the key it sees. True if one was."""
+        """Drop the SSH host key pinned for an instance (after you know why it changed); the
+        next connection pins the key it sees. True if one was pinned."""
         return self.remote.forget_host_key(self._target(instance).id)
 
     def kernel(
@@ -331,7 +328,7 @@ class Novita:
         return self.catalog.templates(refresh)
 
     def clear_cache(self) -> None:
-        """Forget cached products, clusters and templates (the next call fetches them)."""
+        """Forget cached products, clusters and templates."""
         self.catalog.clear()
 
     def to_instance(self, raw: dict[str, Any]) -> Instance:
@@ -369,8 +366,7 @@ class Novita:
         ports: Iterable[Any] | None = None,
         expand_root_disk_gb: int | None = None,
     ) -> Instance:
-        """Add ports (``8080``, ``"8080/http"``, ``(8080, "http")`` or dicts) and/or grow the
-        root disk by ``expand_root_disk_gb`` GB, without a restart; returns it refreshed."""
+        """Add ports (``8080``, ``"8080/http"``...) and/or grow the root disk, no restart."""
         return self.lifecycle.edit(instance, ports, expand_root_disk_gb)
 
     # -- DataFrames --------------------------------------------------------------------------
