@@ -19,10 +19,9 @@ from ..errors import ConfigError, NovitaError, ValidationError
 from ..models import Instance
 from ..options import SESSION
 from . import traits as trait_options
-from .commands import COMMANDS
+from .commands import CELL_COMMANDS, COMMANDS
 from .commands.common import Client, accepted
-from .commands.create import create_from_cell
-from .parser import ParserExit, build_cell_parser, build_parser, strip_comment
+from .parser import ParserExit, build_parser, strip_comment
 from .wording import in_magic_terms
 
 NO_KEY_MESSAGE = (
@@ -51,7 +50,6 @@ class SessionMagics(Magics, Configurable):
         self.sandbox_client: Client | None = None  # the client that owns the session's sandbox
         self.panels: list[Any] = []
         self.parser = build_parser()
-        self.cell_parser = build_cell_parser()
 
     # -- options -------------------------------------------------------------------------------
     def _check_option(self, proposal: Any) -> Any:
@@ -126,10 +124,10 @@ class SessionMagics(Magics, Configurable):
             argv = shlex.split(strip_comment(line))
         except ValueError as error:
             raise UsageError(f"%%novita: cannot parse the line ({error})") from None
-        if not argv or argv[0] != "create":
-            raise UsageError("%%novita: the cell form takes a create spec; use %%novita create")
-        args = self.cell_parser.parse_args(argv[1:])
-        return create_from_cell(self, args, self.expand(cell, local_ns))
+        if not argv or argv[0] not in CELL_COMMANDS:
+            verbs = ", ".join(f"%%novita {verb}" for verb in CELL_COMMANDS)
+            raise UsageError(f"%%novita: the cell forms are {verbs}")
+        return CELL_COMMANDS[argv[0]](self, argv[1:], cell, local_ns)
 
     def expand(self, text: str, local_ns: dict) -> str:
         """``$var`` and ``{expr}`` in a cell body, as IPython does for line magics."""

@@ -273,9 +273,9 @@ class InstancePanel(Displayable):
             self._draw_notices()
 
     def notices_html(self) -> str:
-        guards = getattr(self.client, "guards", None)
-        say = guards.say if guards is not None else (lambda kind, data: kind)
-        return self.guard_notices.html(say)
+        from ..guard.events import event_text
+
+        return self.guard_notices.html(event_text)
 
     def extend_warned(self, duration: str = "1h") -> None:
         """The Extend button: push back the deadline the current warning announces."""

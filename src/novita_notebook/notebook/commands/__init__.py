@@ -1,5 +1,9 @@
 """The %novita subcommands, one module per family. Each is ``command(magics, args)``: it parses
 nothing itself (the parser and spec did) and calls the library with what the user typed.
+
+Cell forms (``%%novita VERB ...``) are ``cell_command(magics, argv, body, local_ns)``: ``argv``
+is the first line after the verb, ``body`` the cell as typed (each verb decides whether ``$var``
+is expanded: a create spec is, code sent to a GPU is not).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from . import catalog, create, doctor, guard, ledger, lifecycle, many, session, 
 from .common import Session
 
 Command = Callable[[Session, argparse.Namespace], Any]
+CellCommand = Callable[[Session, list[str], str, dict[str, Any]], Any]
 
 COMMANDS: dict[str, Command] = {
     **catalog.COMMANDS,
@@ -25,4 +30,9 @@ COMMANDS: dict[str, Command] = {
     **many.COMMANDS,
 }
 
-__all__ = ["COMMANDS", "Command"]
+#: ``%%novita VERB``: every cell form, by its verb.
+CELL_COMMANDS: dict[str, CellCommand] = {
+    **create.CELL_COMMANDS,
+}
+
+__all__ = ["CELL_COMMANDS", "COMMANDS", "CellCommand", "Command"]

@@ -178,4 +178,19 @@ def wait(magics: Session, args: argparse.Namespace) -> Any:
     return final
 
 
+_CELL_PARSER: Any = None
+
+
+def create_cell(magics: Session, argv: list[str], body: str, local_ns: dict[str, Any]) -> Any:
+    """``%%novita create``: the first line's flags, then the spec with ``$var`` expanded."""
+    global _CELL_PARSER
+    if _CELL_PARSER is None:
+        from ..parser import build_cell_parser
+
+        _CELL_PARSER = build_cell_parser()
+    args = _CELL_PARSER.parse_args(argv)
+    return create_from_cell(magics, args, magics.expand(body, local_ns))
+
+
 COMMANDS = {"create": create, "wait": wait}
+CELL_COMMANDS = {"create": create_cell}
