@@ -12,7 +12,18 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, create, doctor, guard, ledger, lifecycle, many, session, storages
+from . import (
+    catalog,
+    create,
+    doctor,
+    guard,
+    ledger,
+    lifecycle,
+    many,
+    remote_work,
+    session,
+    storages,
+)
 from .common import Session
 
 Command = Callable[[Session, argparse.Namespace], Any]
@@ -25,6 +36,7 @@ COMMANDS: dict[str, Command] = {
     **ledger.COMMANDS,
     **session.COMMANDS,
     **guard.COMMANDS,
+    **remote_work.COMMANDS,
     **doctor.COMMANDS,
     **storages.COMMANDS,
     **many.COMMANDS,
@@ -33,6 +45,7 @@ COMMANDS: dict[str, Command] = {
 #: ``%%novita VERB``: every cell form, by its verb.
 CELL_COMMANDS: dict[str, CellCommand] = {
     **create.CELL_COMMANDS,
+    **remote_work.CELL_COMMANDS,
 }
 
 __all__ = ["CELL_COMMANDS", "COMMANDS", "CellCommand", "Command"]
