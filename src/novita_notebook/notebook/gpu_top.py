@@ -15,6 +15,8 @@ import pandas as pd
 
 from .. import html
 from ..errors import NotFoundError, NovitaError
+from ..models import Instance
+from ..protocols import NovitaClient
 from . import display as _display
 from .display import Displayable
 
@@ -82,7 +84,11 @@ class GpuTop(Displayable):
     ends by itself once the instance is no longer running."""
 
     def __init__(
-        self, client: Any, instance: Any, interval: float | None = None, start: bool = True
+        self,
+        client: NovitaClient,
+        instance: Instance,
+        interval: float | None = None,
+        start: bool = True,
     ) -> None:
         self.client = client
         self.instance_id = instance.id
