@@ -19,10 +19,14 @@ LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
 EXPECTED_WIDGETS = {
     "01-quickstart.ipynb": ["Create…", "Refresh"],
     "04-watch-and-webhooks.ipynb": ["Confirm delete"],
+    "08-stay-on-the-gpu.ipynb": ["Resume", "pull gpu-1:course"],
 }
 
 #: HTML outputs each notebook shows (CSS selectors), checked for sideways scroll too.
-EXPECTED_HTML = {"01-quickstart.ipynb": [".novita-instances"]}
+EXPECTED_HTML = {
+    "01-quickstart.ipynb": [".novita-instances"],
+    "08-stay-on-the-gpu.ipynb": [".novita-top", "img[src^='data:image/png']"],
+}
 
 #: Every notebook in light; the panel notebook in dark too (the driven test covers the rest).
 CASES = [(path.name, LIGHT) for path in sorted(NOTEBOOKS.glob("*.ipynb"))] + [

@@ -196,6 +196,7 @@ def test_top_once_and_live(ip, gpu, sandbox, client):
     assert isinstance(frame, TopFrame) and frame.loc[0, "utilization_pct"] == 64
     markup = frame._repr_html_()
     assert "GPUs of gpu-1" in markup and "64 %" in markup and "/h" in markup
+    assert " / 24.0 GiB" in markup and "nvidia-smi over SSH" in markup
 
     top = line(ip, "top gpu-1 --live --interval 0.2")
     try:

@@ -31,6 +31,10 @@ def _number(value: Any, unit: str = "", digits: int = 0) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def _gib(mib: Any) -> str:
+    return _number(None if mib is None else mib / 1024, digits=1)
+
+
 def gpu_rows_html(frame: pd.DataFrame) -> str:
     """One row per GPU: utilisation and memory with a bar, temperature, power, processes."""
     ink = html.PHASE_INK["running"]
@@ -41,28 +45,42 @@ def gpu_rows_html(frame: pd.DataFrame) -> str:
         utilisation = gpu["utilization_pct"] or 0.0
         rows.append([
             html.nowrap(f"{gpu['gpu']}: {gpu['gpu_name']}"),
-            f"{html.progress_bar(utilisation / 100, ink, 60)} {_number(gpu['utilization_pct'], ' %')}",
-            f"{html.progress_bar(share, ink, 60)} "
-            f"{_number(used)} / {_number(total, ' MiB')}",
+            f"{html.progress_bar(utilisation / 100, ink, 48)} {_number(gpu['utilization_pct'], ' %')}",
+            f"{html.progress_bar(share, ink, 48)} {_gib(used)} / {_gib(total)} GiB",
             _number(gpu["temperature_c"], " \u00b0C"),
-            f"{_number(gpu['power_w'], ' W')} / {_number(gpu['power_limit_w'], ' W')}",
+            f"{_number(gpu['power_w'])} / {_number(gpu['power_limit_w'], ' W')}",
             html.text(gpu["process_list"] or "none"),
         ])  # fmt: skip
-    columns = ("GPU", "utilisation", "memory", "temperature", "power", "processes")
-    return html.table(columns, rows, raw_columns=columns, numeric=("temperature", "power"))
+    columns = ("GPU", "use", "memory", "temp", "power", "processes")
+    return html.table(columns, rows, raw_columns=columns, numeric=("temp", "power"),
+                      nowrap_columns=columns[:-1])  # fmt: skip
 
 
-def money_line(frame: pd.DataFrame) -> str:
-    """``$0.69/h · $0.12 so far · read 18:00:05 UTC (nvidia-smi over SSH)``."""
+def money_parts(frame: pd.DataFrame, when: bool = True) -> list[str]:
+    """``["$0.69/h", "$0.12 so far", "read 18:00:05 UTC (nvidia-smi over SSH)"]`` (``when``:
+    with the time of the reading)."""
     if frame.empty:
-        return "no GPU reported"
+        return ["no GPU reported"]
     first = frame.iloc[0]
     at = first["read_at"]
-    read = f"read {html.clock_time(at)}" if isinstance(at, datetime) else ""
     parts = [html.format_money(first["price_per_hour"], per_hour=True),
-             f"{html.format_money(first['cost_so_far'])} so far", read]  # fmt: skip
+             f"{html.format_money(first['cost_so_far'])} so far"]  # fmt: skip
+    if when and isinstance(at, datetime):
+        parts.append(f"read {html.clock_time(at)}")
     source = frame.attrs.get("source")
-    return " \u00b7 ".join(p for p in parts if p) + (f" ({source})" if source else "")
+    if source:
+        parts[-1] += f" ({source})"
+    return parts
+
+
+def money_line(frame: pd.DataFrame, when: bool = True) -> str:
+    return " \u00b7 ".join(money_parts(frame, when))
+
+
+def money_html(frame: pd.DataFrame, when: bool = True) -> str:
+    """The money line with each part in its own element: JupyterLab's MathJax reads two
+    dollar signs in one run of text as TeX, never across elements."""
+    return " &middot; ".join(f"<span>{html.text(part)}</span>" for part in money_parts(frame, when))
 
 
 class TopFrame(pd.DataFrame):
@@ -75,7 +93,7 @@ class TopFrame(pd.DataFrame):
 
     def _repr_html_(self) -> str:
         name = self["name"].iloc[0] if len(self) else ""
-        body = gpu_rows_html(self) + html.muted(html.text(money_line(self)))
+        body = gpu_rows_html(self) + html.muted(money_html(self))
         return html.frame(f"GPUs of {html.text(name)}", body, kind="top")
 
 
@@ -192,7 +210,7 @@ class GpuTop(Displayable):
     def _status_html(self) -> str:
         state, words = self.state()
         badge = html.badge(state, _PHASES.get(state, "provisioning"))
-        money = html.text(money_line(self.frame)) if self.frame is not None else ""
+        money = money_html(self.frame, when=False) if self.frame is not None else ""
         return (
             f"<div class='novita-summary' style='{html.FONT};padding:4px 0;text-align:left'>"
             f"<span class='novita-connection' data-state='{state}'>{badge} "

@@ -274,7 +274,10 @@ def top(magics: Session, args: argparse.Namespace) -> Any:
         return display_now(GpuTop(client, target, interval=args.interval))
     from ..gpu_top import TopFrame
 
-    return TopFrame(client.top(target))
+    frame = client.top(target)
+    shown = TopFrame(frame)
+    shown.attrs.update(frame.attrs)  # where it was read
+    return shown
 
 
 COMMANDS = {"kernel": kernel, "push": push, "pull": pull, "top": top}
