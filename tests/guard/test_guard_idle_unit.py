@@ -12,8 +12,8 @@ import pytest
 
 from novita_notebook.errors import RemoteError
 from novita_notebook.guard.backend import HttpGuardBackend
-from novita_notebook.guard.kernel import ClientGuardBackend
 from novita_notebook.guard.enforcer import Enforcer
+from novita_notebook.guard.kernel import ClientGuardBackend
 from novita_notebook.guard.rules import GuardRules
 
 IMAGE = "ubuntu:22.04"
