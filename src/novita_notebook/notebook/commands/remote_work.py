@@ -250,13 +250,7 @@ def summary_line(transfer: Any) -> str:
     size = f"{transfer.bytes_sent / 1e6:.1f} MB" if transfer.bytes_sent >= 100_000 else (
         f"{transfer.bytes_sent:,} bytes")  # fmt: skip
     where = f"{transfer.name}:{transfer.remote}"
-    parts = [f"{len(transfer.unchanged)} unchanged (skipped)"] if transfer.unchanged else []
-    if transfer.resumed:
-        parts.append(f"{len(transfer.resumed)} resumed")
-    if transfer.ignored:
-        parts.append(f"{transfer.ignored} ignored")
-    if transfer.links_skipped:
-        parts.append(f"{len(transfer.links_skipped)} links skipped")
+    parts = [p.replace("unchanged", "unchanged (skipped)") for p in transfer.not_copied()]
     local = f" ({transfer.local})" if transfer.direction == "pull" else ""
     tail = f"; {', '.join(parts)}" if parts else ""
     return f"{verb} {files} ({size}) {way} {where}{local} in {transfer.seconds:.1f} s{tail}."
