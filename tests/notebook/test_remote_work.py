@@ -143,6 +143,16 @@ def test_ctrl_c_interrupts_the_remote_code_and_keeps_the_kernel(ip, gpu, client)
     assert 0 < left < 199  # the loop was interrupted there, its variables kept
 
 
+def test_a_cell_past_its_timeout_is_interrupted_and_says_by_what(ip, gpu):
+    cell(ip, "on gpu-1", "kept = 7")
+    late = cell(
+        ip, "on gpu-1 --timeout 1", "import time\nprint('start', flush=True)\ntime.sleep(30)"
+    )
+    assert late.stdout == "start\n"
+    assert "ran longer than 1 s on gpu-1 and was interrupted by --timeout" in late.stderr
+    assert cell(ip, "on gpu-1", "print(kept)").stdout == "7\n"
+
+
 def test_kernel_stop_and_install(ip, gpu, client, tmp_path, capsys, monkeypatch):
     line(ip, "kernel gpu-1 --stop")
     assert "No remote kernel runs on gpu-1." in capsys.readouterr().out

@@ -215,9 +215,10 @@ def _transfer(magics: Session, args: argparse.Namespace, direction: str) -> Any:
         transfer = call(target, args.source, args.destination, progress=bar.update, **how)
     except KeyboardInterrupt:
         bar.finish(None)
-        again = f"%novita {direction} {args.target} {args.source}"
-        print(f"Interrupted; what was sent stays, and {again} ... resumes from the partial "
-              "files.", file=sys.stderr)  # fmt: skip
+        again = " ".join(filter(None, (f"%novita {direction}", args.target, args.source,
+                                       args.destination)))  # fmt: skip
+        print(f"Interrupted; the files done stay, and {again} again resumes from the partial "
+              "ones.", file=sys.stderr)  # fmt: skip
         return None
     except BaseException:
         bar.finish(None)
