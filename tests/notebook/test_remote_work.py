@@ -233,6 +233,14 @@ def test_top_once_and_live(ip, gpu, sandbox, client):
         top.stop()
 
 
+def test_one_live_view_per_instance_and_the_session_ends_them(ip, magics, gpu):
+    first = line(ip, "top gpu-1 --live --interval 0.2")
+    second = line(ip, "top gpu-1 --live --interval 0.2")  # replaces the first
+    assert first.state()[0] == "paused" and second.state()[0] == "live"
+    magics.close_client()  # what a sandbox stop or a config reload does
+    assert second.state()[0] == "paused" and magics.live_tops == {}
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [

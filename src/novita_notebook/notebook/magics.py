@@ -49,6 +49,7 @@ class SessionMagics(Magics, Configurable):
         self._client: Client | None = None
         self.sandbox_client: Client | None = None  # the client that owns the session's sandbox
         self.panels: list[Any] = []
+        self.live_tops: dict[str, Any] = {}
         self.parser = build_parser()
 
     # -- options -------------------------------------------------------------------------------
@@ -198,10 +199,12 @@ class SessionMagics(Magics, Configurable):
         print(f"Sandbox at {url} stopped.")
 
     def close_client(self) -> None:
-        """Stop this session's live panels and forget the client (the sandbox stays up)."""
-        for panel in self.panels:
+        """Stop this session's live panels and GPU views and forget the client (the sandbox
+        stays up)."""
+        for panel in [*self.panels, *self.live_tops.values()]:
             panel.stop()
         self.panels.clear()
+        self.live_tops.clear()
         if self.client is not None and self.client is not self.sandbox_client:
             self.client.close()
         self.client = None

@@ -266,7 +266,11 @@ def top(magics: Session, args: argparse.Namespace) -> Any:
     if args.live:
         from ..gpu_top import GpuTop
 
-        return display_now(GpuTop(client, target, interval=args.interval))
+        earlier = magics.live_tops.pop(target.id, None)
+        if earlier is not None:  # one live view per instance: the new one replaces it
+            earlier.stop()
+        view = magics.live_tops[target.id] = GpuTop(client, target, interval=args.interval)
+        return display_now(view)
     from ..gpu_top import TopFrame
 
     frame = client.top(target)
