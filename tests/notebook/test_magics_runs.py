@@ -186,3 +186,17 @@ def test_runs_are_a_table_in_the_packages_look_newest_first(ip, client, instance
 def test_the_line_form_of_a_cell_verb_says_how_to_write_it(ip, capsys):
     ip.run_line_magic("novita", "run remote-1")
     assert "write %%novita run remote-1 on the first line" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_attach_stops_following_and_leaves_the_run_going(
+    ip, instance, client, monkeypatch
+):
+    code = "import time\nprint('ready', flush=True)\ntime.sleep(1)\nprint('finished')\n"
+    run = cell(ip, "run remote-1 --detach", code).result
+    out = Recorder(interrupt_on="ready")
+    with monkeypatch.context() as patched:
+        patched.setattr(sys, "stdout", out)
+        result = ip.run_cell(f"%novita attach {run.id}")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert f"Stopped following {run.id}; it goes on on remote-1" in out.text
+    assert client.attach(run.id, on_output=lambda *_: None).state == "succeeded"

@@ -249,27 +249,22 @@ def _add_instance_commands(sub: Any) -> None:
 
 def _add_run_commands(sub: Any) -> None:
     """The cell forms run and sh (their first line), attach and runs."""
-    p = sub.add_parser(
-        "run",
-        prog="%%novita run",
-        usage="%(prog)s NAME [--detach] [--put A,B] [--get C,D] [options: --help lists them]",
-        help="%%%%novita run NAME: the cell's code runs on the instance, its output here",
-        description="The cell's code runs on the instance as a durable run; its output "
-        "streams here. Ctrl-C interrupts it there.",
-    )
-    p.add_argument("target", metavar="NAME", help="the instance (name or id)")
-    add_option_flags(p, RUN_FLAGS)
-
-    p = sub.add_parser(
-        "sh",
-        prog="%%novita sh",
-        usage="%(prog)s NAME [--detach] [--timeout WHEN] [--env A=1,B=2]",
-        help="%%%%novita sh NAME: the cell runs as a shell script on the instance",
-        description="The cell runs as a shell script on the instance (images without "
-        "Python), as %%novita run does.",
-    )
-    p.add_argument("target", metavar="NAME", help="the instance (name or id)")
-    add_option_flags(p, SHELL_RUN_FLAGS)
+    for verb, flags, usage, words in (
+        ("run", RUN_FLAGS, "[--detach] [--put A,B] [--get C,D] [options: --help lists them]",
+         "the cell's code runs on the instance"),
+        ("sh", SHELL_RUN_FLAGS, "[--detach] [--timeout WHEN] [--env A=1,B=2]",
+         "the cell runs as a shell script on the instance (images without Python)"),
+    ):  # fmt: skip
+        p = sub.add_parser(
+            verb,
+            prog=f"%%novita {verb}",
+            usage=f"%(prog)s NAME {usage}",
+            help=f"%%%%novita {verb} NAME: {words}",
+            description=f"{words[0].upper()}{words[1:]} as a durable run; its output streams "
+            "here and Ctrl-C interrupts it there.",
+        )
+        p.add_argument("target", metavar="NAME", help="the instance (name or id)")
+        add_option_flags(p, flags)
 
     p = sub.add_parser(
         "attach", help="follow a run to its end here: what it printed, then what comes"

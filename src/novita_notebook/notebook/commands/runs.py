@@ -67,9 +67,7 @@ def _run(magics: Session, verb: str, argv: list[str], body: str, local_ns: dict[
     except KeyboardInterrupt:
         raise _interrupted(client, target, began) from None
     except RemoteRunError as error:
-        if getattr(magics, "short_errors", True):
-            error._render_traceback_ = functools.partial(_error_lines, error)  # type: ignore[attr-defined]
-        raise
+        raise _failing_cell(magics, error) from None
     if values.get("detach"):
         print(
             f"{run.id} runs on {target}, detached: %novita attach {run.id} follows it here, "
@@ -113,6 +111,21 @@ def _capped_note(target: str) -> str:
     )
 
 
+def _failing_cell(magics: Session, error: RemoteRunError) -> RemoteRunError:
+    """The error that fails the cell: shown in a few lines with short errors on (the
+    session's default), else with the whole local traceback."""
+    if getattr(magics, "short_errors", True):
+        error._render_traceback_ = functools.partial(_error_lines, error)  # type: ignore[attr-defined]
+    return error
+
+
+def _one_line(words: str) -> KeyboardInterrupt:
+    """A KeyboardInterrupt that ends the cell showing ``words`` (no local traceback)."""
+    stop = KeyboardInterrupt(words)
+    stop._render_traceback_ = lambda: [f"\x1b[0;31mKeyboardInterrupt\x1b[0m: {words}"]  # type: ignore[attr-defined]
+    return stop
+
+
 def _error_lines(error: RemoteRunError) -> list[str]:
     """A failed run as the cell shows it: the error's first line (its name in red, as IPython
     shows an exception's), the remote traceback's last lines as they are, the magic that
@@ -144,9 +157,7 @@ def _interrupted(client: Client, target: str, began: float) -> KeyboardInterrupt
             f"Interrupted: run {latest.id} was interrupted on {target} (now {latest.state}). "
             f"%novita runs {target} shows it."
         )
-    stop = KeyboardInterrupt(line)
-    stop._render_traceback_ = lambda: [f"\x1b[0;31mKeyboardInterrupt\x1b[0m: {line}"]  # type: ignore[attr-defined]
-    return stop
+    return _one_line(line)
 
 
 def attach(magics: Session, args: argparse.Namespace) -> Any:
@@ -159,14 +170,12 @@ def attach(magics: Session, args: argparse.Namespace) -> Any:
     try:
         run.wait(interrupt=False)
     except KeyboardInterrupt:
-        line = f"Stopped following {run.id}; it goes on on {where}. %novita attach {run.id} again."
-        stop = KeyboardInterrupt(line)
-        stop._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
-        raise stop from None
+        raise _one_line(
+            f"Stopped following {run.id}; it goes on on {where}. %novita attach {run.id} "
+            "follows it again."
+        ) from None
     except RemoteRunError as error:
-        if getattr(magics, "short_errors", True):
-            error._render_traceback_ = functools.partial(_error_lines, error)  # type: ignore[attr-defined]
-        raise
+        raise _failing_cell(magics, error) from None
     if run.values:
         print(f"{run.id} brought back {', '.join(run.values)}: run.values has them.")
     return run
