@@ -15,6 +15,7 @@ from novita_notebook.guard.policy import InstanceState, decide
 from novita_notebook.guard.rules import GuardRules
 from novita_notebook.guard.spend import billing_update, spent_since_budget
 from novita_notebook.guard.store import GuardRecord, GuardStore
+from novita_notebook.money import format_money
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -190,4 +191,4 @@ def test_guard_status_shows_what_the_total_budget_counted(client, monkeypatch):
     assert record.billed_since is not None
     assert 0 < status["spent"][inst.id] <= record.price_per_hour * hours
     assert other.id not in status["spent"]
-    assert f"{status['spent'][inst.id]:.2f} USD counted so far" in str(status)
+    assert f"{format_money(status['spent'][inst.id])} counted so far" in str(status)

@@ -280,7 +280,7 @@ def test_templates_and_guard_records_read_well():
                              now=set_at)  # fmt: skip
     record = GuardRecord("i-1", rules, name="demo-1", spent=1.25)
     assert repr(record).startswith("<GuardRecord demo-1 (i-1): stop at 2030-01-01 18:00:00Z")
-    assert repr(record).endswith("budget 5 USD total; 1.25 USD counted>")
+    assert repr(record).endswith("budget $5.00 total; $1.25 counted>")
 
 
 def test_mine_is_the_compact_table(ip, client):

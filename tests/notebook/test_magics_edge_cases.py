@@ -161,6 +161,29 @@ def test_interrupted_create_wait_prints_one_resume_message_last(ip, client, monk
     assert client.wait("cc-1", timeout=30, progress=False).status == "running"
 
 
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        ("--stop-after 1h", "It is guarded (stop at "),
+        ("", "It is not guarded: %novita guard cc-g --stop-after 2h"),
+    ],
+)
+def test_interrupted_create_says_whether_what_exists_is_guarded(
+    ip, client, monkeypatch, capsys, flags, words
+):
+    from novita_notebook.notebook.progress import WaitProgress
+
+    def update(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(WaitProgress, "update", update)
+    name = "cc-g"
+    assert run(ip, f'create {name} --gpu "RTX 4090" --wait {flags}') is None
+    err = capsys.readouterr().err
+    assert words in err and f"%novita delete {name}" in err
+    assert err.strip().splitlines()[-1].startswith(f"Stopped waiting; {name}")
+
+
 def test_interrupted_wait_prints_one_message(ip, client, monkeypatch, capsys):
     from novita_notebook.notebook.progress import WaitProgress
 

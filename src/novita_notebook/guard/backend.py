@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from ..config import API_PREFIX
-from ..errors import APIError, AuthenticationError, NetworkError, NotFoundError, ValidationError
+from ..errors import APIError, NetworkError, NotFoundError, ValidationError
 
 __all__ = [
     "HttpGuardBackend",
@@ -315,16 +315,9 @@ class HttpGuardBackend:
 
 
 def _metrics_error(response: requests.Response, call: dict[str, str]) -> Exception:
-    try:
-        envelope = response.json()
-    except ValueError:
-        envelope = {}
-    envelope = envelope if isinstance(envelope, dict) else {}
-    reason = envelope.get("reason") or None
-    message = str(envelope.get("message") or f"metrics unavailable (HTTP {response.status_code})")
-    common = {"status": response.status_code, "reason": reason, **call}
-    if response.status_code in (401, 403):
-        return AuthenticationError(message, **common)
-    if response.status_code == 404 or str(reason or "").endswith("_NOT_FOUND"):
-        return NotFoundError(message, **common)
-    return APIError(message, **common)
+    """The transport's own reading of an error answer (status and reason together): a 5xx such
+    as ``WALLET_NOT_FOUND`` stays a server error, so an instance is never taken as gone from
+    the metrics call."""
+    from ..http_answers import error_from_response
+
+    return error_from_response(response, call["method"], call["path"])

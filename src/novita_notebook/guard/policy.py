@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import BILLED_STATUSES, GONE_STATUSES
+from ..money import format_money
 from .records import GuardRecord, InstanceState
 from .rules import MAX_SPAN
 from .spend import spent_since_budget
@@ -333,7 +334,10 @@ def _hourly_budget(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) 
                 break
             rate -= state.price_per_hour or 0.0
             if state.status in STOPPABLE_STATUSES:
-                reason = f"hourly spend over the {cap:g} USD/h budget (newest stopped first)"
+                reason = (
+                    f"hourly spend over the {format_money(cap, per_hour=True)} budget "
+                    "(newest stopped first)"
+                )
                 _condition(
                     b,
                     state,
@@ -360,7 +364,9 @@ def _total_budget(b: _Builder, pairs: list[tuple[InstanceState, GuardRecord]]) -
     # never further ahead than a rule can reach: no price or cap makes the time overflow
     hours = min(max(cap - spent, 0.0) / rate, MAX_SPAN.total_seconds() / 3600)
     crossing = b.now + timedelta(hours=hours)
-    reason = f"total spend reaches the {cap:g} USD budget (spent {spent:.2f} USD so far)"
+    reason = (
+        f"total spend reaches the {format_money(cap)} budget ({format_money(spent)} spent so far)"
+    )
     for state, record in _newest_first(total):
         if state.status not in STOPPABLE_STATUSES:
             continue

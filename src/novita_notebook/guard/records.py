@@ -14,6 +14,7 @@ from typing import Any
 from ..config import API_PREFIX
 from ..errors import ValidationError
 from ..models import BILLED_STATUSES, parse_time
+from ..money import format_money
 from .rules import GuardRules
 
 __all__ = [
@@ -80,8 +81,8 @@ class GuardRecord:
     seen_stopped: datetime | None = None
 
     def __repr__(self) -> str:
-        """``<GuardRecord demo-1 (id): stop at 2026-12-01 18:00:00Z; budget 5 USD total>``."""
-        counted = f"; {self.spent:.2f} USD counted" if self.rules.budget_total else ""
+        """``<GuardRecord demo-1 (id): stop at 2026-12-01 18:00:00Z; budget $5.00 total>``."""
+        counted = f"; {format_money(self.spent)} counted" if self.rules.budget_total else ""
         return f"<GuardRecord {self.name or '?'} ({self.id}): {self.rules.describe()}{counted}>"
 
     def to_dict(self) -> dict[str, Any]:

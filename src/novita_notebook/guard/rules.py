@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import validation as grammar
 from ..errors import ValidationError
+from ..money import format_money
 
 __all__ = [
     "GuardRules",
@@ -397,9 +398,9 @@ class GuardRules:
             minutes = self.idle_stop.total_seconds() / 60
             parts.append(f"idle stop after {minutes:g} min below {self.idle_threshold:g} %")
         if self.budget_per_hour is not None:
-            parts.append(f"budget {self.budget_per_hour:g} USD/h")
+            parts.append(f"budget {format_money(self.budget_per_hour, per_hour=True)}")
         if self.budget_total is not None:
-            parts.append(f"budget {self.budget_total:g} USD total")
+            parts.append(f"budget {format_money(self.budget_total)} total")
         if self.on_reclaim != "notify":
             parts.append(f"on reclaim: {self.on_reclaim}")
         return "; ".join(parts) or "no rule"

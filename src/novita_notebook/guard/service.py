@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import NotFoundError, NovitaError, ValidationError
+from ..html import timestamp
 from ..models import GONE_STATUSES
+from ..money import format_money
 from .enforcer import default_actor
 from .events import event_text
 from .host import GuardHost
@@ -75,13 +77,13 @@ class GuardStatus(dict):
         spent = self.get("spent") or {}
         for instance_id, text in rules.items():
             if instance_id in spent:
-                text = f"{text}; {spent[instance_id]:.2f} USD counted so far"
+                text = f"{text}; {format_money(spent[instance_id])} counted so far"
             out.append(f"  {names.get(instance_id) or '?'} ({instance_id}): {text}")
         nxt = self.get("next_action")
         if nxt:
             out.append(
                 f"next action: {nxt.get('kind')} {nxt.get('name') or nxt.get('instance_id')} "
-                f"at {nxt.get('due')} ({nxt.get('reason')})"
+                f"at {timestamp(nxt.get('due'))} ({nxt.get('reason')})"
             )
         else:
             out.append("next action: none planned")
@@ -94,7 +96,7 @@ class GuardStatus(dict):
         for entry in self.get("problems") or ():
             who = entry.get("name") or entry.get("instance_id") or "an unnamed instance"
             out.append(
-                f"problem: {entry.get('time')} {entry.get('action')} {who}: "
+                f"problem: {timestamp(entry.get('time'))} {entry.get('action')} {who}: "
                 f"{entry.get('result')} ({entry.get('reason')})"
             )
         for entry in self.get("actions") or ():

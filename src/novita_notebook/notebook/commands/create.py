@@ -94,18 +94,39 @@ def _find(client: Client, name: str) -> Any:
         return None
 
 
-def resume_message(name: str, instance: Any, until: str = "running") -> str:
-    """The one message after Ctrl-C: what exists, and how to go on from the notebook."""
+def guard_words(client: Any, name: str, instance: Any) -> str:
+    """After a Ctrl-C in a create: whether what was made is guarded, and by which rules (the
+    rules are stored before the create request goes out, so an intent counts too)."""
+    guards = getattr(client, "guards", None)
+    if guards is None:
+        return ""
+    try:
+        store = guards.store
+        record = store.get(instance.id) if instance is not None else None
+        rules = record.rules if record is not None else None
+        if rules is None:
+            rules = next((i.rules for i in store.intents() if i.name == name), None)
+    except Exception:  # the store is read for words only: never hide the resume message
+        return ""
+    if rules is None:
+        return f" It is not guarded: %novita guard {name} --stop-after 2h bounds it."
+    return f" It is guarded ({rules.describe()}), even if this kernel stops."
+
+
+def resume_message(name: str, instance: Any, until: str = "running", guarded: str = "") -> str:
+    """The one message after Ctrl-C: what exists, whether it is guarded, and how to go on from
+    the notebook."""
     if instance is None:
         return (
             f"Interrupted; no instance named {name} is visible on Novita yet. Check with "
-            f"%novita instances (a create that reached Novita may still appear)."
+            f"%novita instances (a create that reached Novita may still appear).{guarded}"
         )
     status = getattr(instance, "status", None) or "unknown"
     until_flag = "" if until == "running" else f" --until {until}"
     return (
         f"Stopped waiting; {name} ({instance.id}, {status}) keeps going on Novita and is billed "
-        f"while it runs. Resume with %novita wait {name}{until_flag}, or %novita stop {name}."
+        f"while it runs.{guarded} Resume with %novita wait {name}{until_flag}, "
+        f"%novita stop {name} or %novita delete {name}."
     )
 
 
@@ -153,7 +174,9 @@ def create_instance(magics: Session, kwargs: dict[str, Any]) -> Any:
     instance, interrupted = _interruptible(lambda: client.create(**call_kwargs), progress)
     if interrupted:
         name, until = kwargs["name"], kwargs.get("wait_until", "running")
-        print(resume_message(name, _find(client, name), until), file=sys.stderr)
+        found = _find(client, name)
+        words = guard_words(client, name, found) if kwargs.get("guard") is not False else ""
+        print(resume_message(name, found, until, words), file=sys.stderr)
         return None
     report = getattr(instance, "fallback_report", None)
     if report is not None:
