@@ -128,6 +128,15 @@ def test_a_detached_cell_returns_its_run_and_attach_follows_it(ip, instance, cap
     assert again.id == run.id and capsys.readouterr().out.startswith("done\n")
 
 
+def test_a_detached_runs_values_reach_the_notebook_when_it_is_attached(ip, instance, capsys):
+    ip.user_ns.pop("answer", None)
+    run = cell(ip, "run remote-1 --detach --get answer", "answer = 6 * 7\n").result
+    assert "answer" not in ip.user_ns
+    ip.run_line_magic("novita", f"attach {run.id}")
+    assert ip.user_ns["answer"] == 42
+    assert "brought back answer into the notebook's variables" in capsys.readouterr().out
+
+
 def test_a_shell_cell_runs_as_a_script_with_its_env(ip, instance, capsys):
     result = cell(ip, "sh remote-1 --env GREETING=hi,WHO=gpu", 'echo "$GREETING $WHO"\nexit 0\n')
     assert result.error_in_exec is None

@@ -176,8 +176,13 @@ def attach(magics: Session, args: argparse.Namespace) -> Any:
         ) from None
     except RemoteRunError as error:
         raise _failing_cell(magics, error) from None
-    if run.values:
-        print(f"{run.id} brought back {', '.join(run.values)}: run.values has them.")
+    if run.values:  # a detached run's --get: its values reach the notebook when it is followed
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.user_ns.update(run.values)
+        print(f"{run.id} brought back {', '.join(run.values)} into the notebook's variables.")
     return run
 
 
