@@ -1,6 +1,7 @@
 """A ``%%novita run`` cell in real JupyterLab: its first line is on the page while the code is
 still running on the instance (streamed, not printed at the end), a ``\\r`` progress bar ends
-as one line, stderr is drawn as stderr, and a failure fails the cell in a few lines.
+as one line, stderr is drawn as stderr, a failure fails the cell in a few lines, and the stop
+button interrupts the code there with one line saying so.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ print()
 print("a warning", file=sys.stderr)
 print("finished")"""
 FAILING = "%%novita run streamer\nimport math\nmath.sqrt(-1)"
-CELLS = [SETUP, STREAMED, FAILING]
+ENDLESS = "%%novita run streamer\nimport time\nprint('looping', flush=True)\nwhile True:\n    time.sleep(0.05)"
+CELLS = [SETUP, STREAMED, FAILING, ENDLESS]
 
 
 def test_a_run_cell_streams_and_draws_progress_bars_as_a_local_cell(lab):
@@ -72,4 +74,18 @@ def test_a_run_cell_streams_and_draws_progress_bars_as_a_local_cell(lab):
     assert text.startswith("RemoteRunError: run r-") and "ValueError: math domain error" in text
     assert len(text.strip().splitlines()) <= 6, text
     lab.shot("failed", failed)
+
+    lab.select_cell(3)  # the stop button: the kernel's SIGINT reaches the code on the instance
+    lab.page.keyboard.press("Shift+Enter")
+    endless = lab.cell(3)
+    endless.get_by_text("looping").wait_for(timeout=30000)
+    lab.menu("Kernel", "Interrupt Kernel")
+    said = endless.locator(STDERR, has_text="was interrupted on streamer")
+    said.wait_for(timeout=30000)
+    assert said.inner_text().startswith("KeyboardInterrupt: run r-")
+    assert "was interrupted on streamer (now interrupted);" in said.inner_text()
+    assert "%novita runs streamer" in said.inner_text()
+    assert "KeyboardInterrupt" in endless.inner_text()  # the code's own, from the instance
+    lab.wait_idle(timeout=30, need_busy=False)
+    lab.shot("interrupted", endless)
     assert lab.console_errors == []

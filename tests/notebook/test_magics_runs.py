@@ -107,9 +107,10 @@ def test_ctrl_c_interrupts_the_code_there_and_says_so_in_one_line(
         patched.setattr(sys, "stdout", out)
         result = cell(ip, "run remote-1", code)
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
-    (line,) = [text for _, text in out.writes if "Interrupted" in text]
+    (line,) = [text for _, text in out.writes if "was interrupted on" in text]
+    assert line.startswith("\x1b[0;31mKeyboardInterrupt\x1b[0m: run r-")
     run_id = client.runs().iloc[0]["run"]
-    assert f"run {run_id} was interrupted on remote-1 (now interrupted)" in line
+    assert f"run {run_id} was interrupted on remote-1 (now interrupted);" in line
     assert "%novita runs remote-1" in line
     table = ip.run_line_magic("novita", "runs remote-1")
     assert table.iloc[0]["state"] == "interrupted" and table.iloc[0]["exit_code"] == 130
@@ -137,10 +138,12 @@ def test_a_detached_runs_values_reach_the_notebook_when_it_is_attached(ip, insta
     assert "brought back answer into the notebook's variables" in capsys.readouterr().out
 
 
-def test_a_shell_cell_runs_as_a_script_with_its_env(ip, instance, capsys):
-    result = cell(ip, "sh remote-1 --env GREETING=hi,WHO=gpu", 'echo "$GREETING $WHO"\nexit 0\n')
+def test_a_shell_cell_runs_as_a_script_with_its_env_never_expanded_here(ip, instance, capsys):
+    ip.user_ns["WHO"] = "the notebook"  # $WHO is the instance's, not a notebook variable
+    body = 'echo "$GREETING $WHO {1 + 1}"\nexit 0\n'
+    result = cell(ip, "sh remote-1 --env GREETING=hi,WHO=gpu", body)
     assert result.error_in_exec is None
-    assert capsys.readouterr().out.startswith("hi gpu\n")
+    assert capsys.readouterr().out.startswith("hi gpu {1 + 1}\n")
     assert ip.run_line_magic("novita", "runs").iloc[0]["state"] == "succeeded"
 
 
@@ -209,3 +212,25 @@ def test_ctrl_c_in_attach_stops_following_and_leaves_the_run_going(
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
     assert f"Stopped following {run.id}; it goes on on remote-1" in out.text
     assert client.attach(run.id, on_output=lambda *_: None).state == "succeeded"
+
+
+def test_ctrl_c_while_the_run_is_sent_says_it_may_be_running_and_how_to_follow_it(
+    ip, instance, monkeypatch
+):
+    from novita_notebook.remote import launch
+
+    real_start = launch.start
+
+    def start_then_ctrl_c(*args, **kwargs):  # Ctrl-C lands as the launch's answer comes
+        real_start(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    out = Recorder()
+    with monkeypatch.context() as patched:
+        patched.setattr(launch, "start", start_then_ctrl_c)
+        patched.setattr(sys, "stdout", out)
+        result = cell(ip, "run remote-1", "print('went on')")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert "may still be running on remote-1; %novita attach r-" in out.text
+    followed = ip.run_line_magic("novita", "attach")
+    assert followed.state == "succeeded" and followed.output == "went on\n"

@@ -151,10 +151,15 @@ def _interrupted(client: Client, target: str, began: float) -> KeyboardInterrupt
         ):
             latest = record
     if latest is None:
-        line = f"Interrupted before a run started on {target}. %novita runs {target} lists runs."
+        line = f"before a run started on {target}; %novita runs {target} lists the runs."
+    elif latest.active:  # interrupted while it was being sent, or it has not ended yet
+        line = (
+            f"run {latest.id} may still be running on {target}; %novita attach {latest.id} "
+            f"follows it, %novita runs {target} shows it."
+        )
     else:
         line = (
-            f"Interrupted: run {latest.id} was interrupted on {target} (now {latest.state}). "
+            f"run {latest.id} was interrupted on {target} (now {latest.state}); "
             f"%novita runs {target} shows it."
         )
     return _one_line(line)
