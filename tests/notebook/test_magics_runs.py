@@ -210,7 +210,7 @@ def test_ctrl_c_in_attach_stops_following_and_leaves_the_run_going(
         patched.setattr(sys, "stdout", out)
         result = ip.run_cell(f"%novita attach {run.id}")
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
-    assert f"Stopped following {run.id}; it goes on on remote-1" in out.text
+    assert f"Stopped following {run.id}; it keeps running on remote-1" in out.text
     assert client.attach(run.id, on_output=lambda *_: None).state == "succeeded"
 
 

@@ -4,8 +4,9 @@ it comes, stdout and stderr apart, so the notebook draws ``\\r`` progress bars a
 stderr as for a local cell. ``%novita attach [RUN]`` follows a run here; ``%novita runs
 [NAME]`` lists them.
 
-A run that fails there fails the cell here, shown in a few lines (the error in the magic's
-words, then the remote traceback's last lines), so Run All stops at it as at a local error.
+A run that fails there fails the cell here, shown in a few lines (the error's first line, the
+remote traceback's innermost frame, the magic that replays it all), so Run All stops at it as
+at a local error.
 Ctrl-C interrupts the code there and ends the cell with one line saying how to see it.
 """
 
@@ -17,7 +18,6 @@ import time
 from typing import Any
 
 from ...errors import NotFoundError, RemoteRunError, ValidationError
-from ...remote.output import DEFAULT_MAX_OUTPUT, PrintSink
 from ..parser import RUN_FLAGS, MagicArgumentParser, option_values
 from .common import Client, Session, accepted
 
@@ -59,8 +59,9 @@ def _run(magics: Session, verb: str, argv: list[str], body: str, local_ns: dict[
         values["env"] = dict(values["env"])
     client = magics.get_client()
     target = args.target
-    sink = PrintSink(_capped_note(target), DEFAULT_MAX_OUTPUT)
-    kwargs = accepted(client.run, {**values, "on_output": sink}, "run()")
+    # no on_output: the library prints to this process's stdout and stderr, which ipykernel
+    # sends as the cell's streams (capped, with a note naming the run's whole log)
+    kwargs = accepted(client.run, values, "run()")
     began = time.time()
     try:
         run = client.run(target, body, **kwargs)
@@ -101,14 +102,6 @@ def _values_of(names: list[str], namespace: dict[str, Any]) -> dict[str, Any]:
             field="put",
         )
     return {name: namespace[name] for name in names}
-
-
-def _capped_note(target: str) -> str:
-    return (
-        f"\n[novita] output past {DEFAULT_MAX_OUTPUT:,} characters is not shown here; the whole "
-        f"log stays on {target} in ~/.novita/runs/<run id>/ (%novita runs {target} names the "
-        "run; novita.attach(run_id, wait=False).log('stdout') fetches it)\n"
-    )
 
 
 def _failing_cell(magics: Session, error: RemoteRunError) -> RemoteRunError:
@@ -170,14 +163,14 @@ def attach(magics: Session, args: argparse.Namespace) -> Any:
     Ctrl-C stops following; the run goes on there."""
     client = magics.get_client()
     run_id = args.run or _latest_run_id(client)
-    run = client.attach(run_id, wait=False, on_output=PrintSink(_capped_note("the instance")))
+    run = client.attach(run_id, wait=False)
     where = run.record.instance_name or run.instance_id
     try:
         run.wait(interrupt=False)
     except KeyboardInterrupt:
         raise _one_line(
-            f"Stopped following {run.id}; it goes on on {where}. %novita attach {run.id} "
-            "follows it again."
+            f"Stopped following {run.id}; it keeps running on {where}. %novita attach "
+            f"{run.id} follows it again."
         ) from None
     except RemoteRunError as error:
         raise _failing_cell(magics, error) from None
