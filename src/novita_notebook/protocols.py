@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .ledger import Ledger
     from .models import Instance
     from .provisioning.storages import NetworkStorage
+    from .remote.runs import Run
+    from .remote.service import Remote
     from .teaching import Handout
     from .waiting.watcher import Watcher
 
@@ -95,3 +97,10 @@ class NovitaClient(Protocol):
         self, instance: InstanceRef, duration: Any = "1h", rule: str | None = None
     ) -> GuardRecord: ...
     def guard_status(self) -> GuardStatus: ...
+
+    # -- work on instances over SSH ---------------------------------------------------------
+    @property
+    def remote(self) -> Remote: ...
+    def run(self, instance: InstanceRef, code: str, **options: Any) -> Run: ...
+    def attach(self, run: Run | str, **options: Any) -> Run: ...
+    def runs(self, refresh: bool = True) -> pd.DataFrame: ...

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, create, doctor, guard, ledger, lifecycle, many, session, storages
+from . import catalog, create, doctor, guard, ledger, lifecycle, many, runs, session, storages
 from .common import Session
 
 Command = Callable[[Session, argparse.Namespace], Any]
@@ -28,11 +28,13 @@ COMMANDS: dict[str, Command] = {
     **doctor.COMMANDS,
     **storages.COMMANDS,
     **many.COMMANDS,
+    **runs.COMMANDS,
 }
 
 #: ``%%novita VERB``: every cell form, by its verb.
 CELL_COMMANDS: dict[str, CellCommand] = {
     **create.CELL_COMMANDS,
+    **runs.CELL_COMMANDS,
 }
 
 __all__ = ["CELL_COMMANDS", "COMMANDS", "CellCommand", "Command"]

@@ -94,7 +94,7 @@ def _find(client: Client, name: str) -> Any:
         return None
 
 
-def guard_words(client: Any, name: str, instance: Any) -> str:
+def guard_words(client: Client, name: str, instance: Any) -> str:
     """After a Ctrl-C in a create: whether what was made is guarded, and by which rules (the
     rules are stored before the create request goes out, so an intent counts too)."""
     guards = getattr(client, "guards", None)
