@@ -201,7 +201,7 @@ class Novita:
             raise invalid("put", "must be a dict of names to values in Python")
         if how["env"] is not None:
             how["env"] = dict(how["env"])
-        return self.remote.run(self._target(instance), code, on_output=on_output, **how)
+        return self.remote.run(instance_ref(instance), code, on_output=on_output, **how)
 
     def attach(
         self,

@@ -1,5 +1,6 @@
 """The HTML views of instances, built from html.py's pieces: the connection card, the panel's
-rows, the compact instance list, guard and ETA notes, guard and spot notices. No IPython.
+rows, the compact instance list, guard and ETA notes, guard and spot notices, and the list of
+runs. No IPython.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .html import (
     NOWRAP,
     PHASE_INK,
     approx_money,
+    badge,
     copyable,
     format_money,
     frame,
@@ -351,3 +353,66 @@ def _next_action(action: dict[str, Any] | None) -> str:
 
 def _timestamp_text(value: Any) -> str:
     return timestamp(value) or "\u2014"
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+#: A run's state → the phase whose icon and ink show it (the state's word is always shown).
+RUN_PHASES: dict[str, str] = {
+    "starting": "provisioning",
+    "running": "starting",  # under way: the in-progress ink, not yet the green of done
+    "succeeded": "running",
+    "failed": "failed",
+    "timed_out": "failed",
+    "interrupted": "stopped",
+    "lost": "removed",
+    "not_started": "unknown",
+}
+RUNS_COLUMNS = ("run", "instance", "state", "started", "duration", "exit", "cost", "follow")
+
+
+def run_duration(seconds: float | None) -> str:
+    """``0.4`` → ``0.4s``, ``75`` → ``1m15s``: tenths under ten seconds, whole seconds above."""
+    if seconds is None:
+        return "\u2014"
+    from .validation import format_duration
+
+    return format_duration(round(seconds, 1) if seconds < 10 else round(seconds))
+
+
+def run_cells(row: dict[str, Any], now: datetime | None = None) -> list[str]:
+    """One row of ``runs()`` as HTML cells (RUNS_COLUMNS order)."""
+    value = {k: (None if _blank(v) else v) for k, v in row.items()}
+    state = str(value.get("state") or "unknown")
+    duration = value.get("duration")
+    seconds = duration.total_seconds() if duration is not None else None
+    started = value.get("started")
+    run_id = text(value.get("run"))
+    follow = f"<code style='font-size:90%;{NOWRAP}'>%novita attach {run_id}</code>"
+    return [
+        f"<code style='font-size:90%'>{run_id}</code>",
+        nowrap(value.get("instance")),
+        badge(state.replace("_", " "), RUN_PHASES.get(state, "unknown"), f"run state: {state}"),
+        when(started.to_pydatetime() if hasattr(started, "to_pydatetime") else started, now),
+        text(run_duration(seconds)),
+        text(value.get("exit_code")) if value.get("exit_code") is not None else "&mdash;",
+        text(approx_money(value["cost"])) if value.get("cost") is not None else "&mdash;",
+        follow,
+    ]
+
+
+def runs_overview(rows: Iterable[dict[str, Any]], *, caption: str = "") -> str:
+    """A ``runs()`` frame as a compact table: state in words with its icon, times relative
+    (exact in the tooltip), the call that follows each run here."""
+    rows = list(rows)
+    body = table(
+        RUNS_COLUMNS,
+        (run_cells(r) for r in rows),
+        raw_columns=RUNS_COLUMNS,
+        numeric=("duration", "exit", "cost"),
+    )
+    words = caption or f"{len(rows)} run{'' if len(rows) == 1 else 's'}, newest first"
+    return (
+        f"<div class='novita-runs' style='max-width:1000px;text-align:left'>{body}"
+        f"<div style='color:{MUTED};padding:2px 8px'>{text(words)}</div></div>"
+    )

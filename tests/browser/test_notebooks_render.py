@@ -5,11 +5,12 @@ tracebacks, no widget errors, no console errors; the widget notebooks in light a
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from .conftest import NOTEBOOKS, REPO
-from .lab import WIDGET_VIEW
+from .lab import STDERR, WIDGET_VIEW
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -22,9 +23,14 @@ EXPECTED_WIDGETS = {
     "08-stay-on-the-gpu.ipynb": ["Resume", "pull gpu-1:course"],
 }
 
+#: Notebooks that show a failing cell on purpose (tagged raises-exception, so Run All goes
+#: on): a text its streamed traceback and its error both carry.
+EXPECTED_FAILURES = {"07-run-on-the-gpu.ipynb": "ZeroDivisionError"}
+
 #: HTML outputs each notebook shows (CSS selectors), checked for sideways scroll too.
 EXPECTED_HTML = {
     "01-quickstart.ipynb": [".novita-instances"],
+    "07-run-on-the-gpu.ipynb": [".novita-runs"],
     "08-stay-on-the-gpu.ipynb": [".novita-top", "img[src^='data:image/png']"],
 }
 
@@ -47,7 +53,12 @@ def test_notebook_runs_clean(lab, name, theme):
     lab.run_all()
     lab.shot("after-run-all")
 
-    assert lab.tracebacks() == []
+    failure = EXPECTED_FAILURES.get(name)
+    assert [t for t in lab.tracebacks() if not (failure and failure in t)] == []
+    if failure:  # shown, and Run All went on past it to the last cell
+        assert lab.page.locator(STDERR, has_text=failure).count() == 2  # streamed, then the error
+        last = lab.page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").last.inner_text()
+        assert re.fullmatch(r"\[\d+\]:", last.strip()), f"Run All stopped: {last!r}"
     assert lab.widget_failures() == []
     views = lab.page.locator(WIDGET_VIEW)
     for index in range(views.count()):

@@ -47,7 +47,10 @@ def notebook_blocks(name: str) -> list[tuple[int, str]]:
 
 def statements(code: str) -> list[str]:
     """The block cut where a person would paste a new cell: at each complete statement
-    (a multi-line call stays whole; blank and comment-only lines go with what follows)."""
+    (a multi-line call stays whole; blank and comment-only lines go with what follows). A
+    cell magic's block is one cell whatever it holds: its first line names the cell."""
+    if code.lstrip().startswith("%%"):
+        return [code.strip("\n")]
     from IPython.core.inputtransformer2 import TransformerManager
 
     manager = TransformerManager()
@@ -112,6 +115,8 @@ def test_notebook_blocks_run_as_pasted(run_in_kernel, name, mode):
 def test_statements_split_where_a_person_would():
     code = "a = 1  # one\n\n# two\nb = f(\n    1,\n)\n%novita mine\n"
     assert statements(code) == ["a = 1  # one", "# two\nb = f(\n    1,\n)", "%novita mine"]
+    cell = "%%novita run demo-1\nimport os\n\nprint(os.getcwd())\n"
+    assert statements(cell) == [cell.strip()]
 
 
 # -- shell blocks -------------------------------------------------------------------------------

@@ -209,13 +209,9 @@ def text_rules(family, option, text, ip, magics, client, capsys) -> dict[str, st
             with pytest.raises(UsageError) as caught:
                 ip.run_line_magic("novita", f"create ok-1 --gpu 4090 {option.flag} '{text}'")
             assert after(f"argument {'/'.join(option.flags)}: ", str(caught.value)) == found["flag"]
-        if family is RUN:
-            from novita_notebook.notebook.parser import MagicArgumentParser, add_option_flags
-
-            parser = MagicArgumentParser(prog="run")
-            add_option_flags(parser, RUN)
+        if family is RUN:  # the first line of %%novita run
             with pytest.raises(UsageError) as caught:
-                parser.parse_args([option.flag, str(text)])
+                ip.run_cell_magic("novita", f"run ok-1 {option.flag} '{text}'", "print(1)")
             found["flag"] = after(f"argument {'/'.join(option.flags)}: ", str(caught.value))
     if option.cell and family in (CREATE, GUARD):
         capsys.readouterr()

@@ -262,3 +262,17 @@ class InstancesFrame(pd.DataFrame):
         return views.instances_overview(
             self.to_dict("records"), columns=len(self.columns), caption=caption
         )
+
+
+class RunsFrame(pd.DataFrame):
+    """The ``runs()`` frame (``%novita runs``), drawn as the runs table with the call that
+    follows each run; every operation on it gives a plain DataFrame."""
+
+    _metadata = ["caption"]
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        return views.runs_overview(self.to_dict("records"), caption=getattr(self, "caption", ""))

@@ -91,7 +91,8 @@ class SessionMagics(Magics, Configurable):
         except ParserExit:
             return None
         except NovitaError as error:
-            if not self.short_errors:
+            # An error that renders itself (a run that failed on the instance) fails the cell.
+            if not self.short_errors or hasattr(error, "_render_traceback_"):
                 raise
             self.show_error(error, fields=cell is None)
             return None

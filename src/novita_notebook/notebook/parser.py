@@ -26,11 +26,19 @@ __all__ = [
     "build_on_parser",
     "strip_comment",
     "CREATE_FLAGS",
+    "RUN_FLAGS",
+    "SHELL_RUN_FLAGS",
 ]
 
 #: The options ``%novita create`` (and the cell form's first line) takes: create's, then the
 #: guard rules.
 CREATE_FLAGS: tuple[Option, ...] = (*CREATE.options, *GUARD.options)
+#: Every option a run takes (``%%novita run``'s first line); a shell cell takes those that
+#: need no Python.
+RUN_FLAGS: tuple[Option, ...] = RUN.options
+SHELL_RUN_FLAGS: tuple[Option, ...] = tuple(
+    o for o in RUN_FLAGS if o.name not in ("put", "get", "python", "shell")
+)
 
 
 class ParserExit(Exception):
@@ -175,6 +183,7 @@ def build_parser() -> MagicArgumentParser:
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     _add_catalog(sub)
     _add_instance_commands(sub)
+    _add_run_commands(sub)
     _add_guard_commands(sub)
     _add_remote_work_commands(sub)
     _add_many_commands(sub)
@@ -238,6 +247,34 @@ def _add_instance_commands(sub: Any) -> None:
     for action in ("start", "stop", "restart", "delete"):
         p = sub.add_parser(action, help=f"{action} an instance")
         p.add_argument("target", metavar="ID_OR_NAME")
+
+
+def _add_run_commands(sub: Any) -> None:
+    """The cell forms run and sh (their first line), attach and runs."""
+    for verb, flags, usage, words in (
+        ("run", RUN_FLAGS, "[--detach] [--put A,B] [--get C,D] [options: --help lists them]",
+         "the cell's code runs on the instance"),
+        ("sh", SHELL_RUN_FLAGS, "[--detach] [--timeout WHEN] [--env A=1,B=2]",
+         "the cell runs as a shell script on the instance (images without Python)"),
+    ):  # fmt: skip
+        p = sub.add_parser(
+            verb,
+            prog=f"%%novita {verb}",
+            usage=f"%(prog)s NAME {usage}",
+            help=f"%%%%novita {verb} NAME: {words}",
+            description=f"{words[0].upper()}{words[1:]} as a durable run; its output streams "
+            "here and Ctrl-C interrupts it there.",
+        )
+        p.add_argument("target", metavar="NAME", help="the instance (name or id)")
+        add_option_flags(p, flags)
+
+    p = sub.add_parser(
+        "attach", help="follow a run to its end here: what it printed, then what comes"
+    )
+    p.add_argument("run", nargs="?", metavar="RUN", help="a run id (default: the latest run)")
+
+    p = sub.add_parser("runs", help="the runs remembered here, newest first")
+    p.add_argument("target", nargs="?", metavar="NAME", help="only the runs on this instance")
 
 
 def _add_guard_commands(sub: Any) -> None:
@@ -390,7 +427,3 @@ def build_cell_parser() -> MagicArgumentParser:
     parser.add_argument("name", nargs="?", help="instance name (or name: in the cell)")
     add_option_flags(parser, CREATE_FLAGS, exclusive=("wait", "background"))
     return parser
-
-
-#: Every option a run takes, for the remote-run magic built on them.
-RUN_FLAGS: tuple[Option, ...] = RUN.options

@@ -27,6 +27,7 @@ PYTHON_TO_MAGIC: tuple[tuple[str, str], ...] = (
     (r"\b(?:client|novita|Novita)\.regions\(\)", "%novita regions"),
     (r"\b(?:client|novita|Novita)\.wait\([^)]*\)", "%novita wait NAME"),
     (r"\b(?:client|novita|Novita)\.watch\(\[?([^)\]]*)\]?\)", r"%novita watch \1"),
+    (r"\b(?:client|novita|Novita)\.(start|stop|restart|delete)\('([^']*)'\)", r"%novita \1 \2"),
     (r"\b(?:client|novita|Novita)\.(start|stop|restart|delete)\(([^)]*)\)", r"%novita \1 \2"),
     (r"\b(?:client|novita|Novita)\.guard_status\(\)", "%novita guard status"),
     (

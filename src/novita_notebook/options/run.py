@@ -1,6 +1,7 @@
 """What ``Novita.run(instance, code, ...)`` takes, declared once: running code on an instance
-over SSH, detached or not, with values sent before and fetched after. The magic's flags and cell
-keys for it are generated from here like every other family's.
+over SSH, detached or not, with values sent before and fetched after. The flags of the first line
+of ``%%novita run`` are generated from here like every other family's (the cell below is code,
+so there are no cell keys).
 """
 
 from __future__ import annotations
@@ -54,14 +55,12 @@ RUN = Family(
             "return at once; the run goes on after the kernel or the connection ends",
             default=False,
             flag="--detach",
-            cell=True,
         ),
         Option(
             "put",
             Kind("names", _put, _names_text, metavar="NAME[,NAME]", example="df, model"),
             "values to send first: {name: value}, or names of your variables",
             flag="--put",
-            cell=True,
             repeat=True,
         ),
         Option(
@@ -69,7 +68,6 @@ RUN = Family(
             Kind("names", parse_names, _names_text, metavar="NAME[,NAME]", example="result"),
             "variables to fetch back when the run ends",
             flag="--get",
-            cell=True,
             repeat=True,
         ),
         Option(
@@ -77,7 +75,6 @@ RUN = Family(
             kinds.text("must be an interpreter name or path like 'python3'", example="python3"),
             "the interpreter on the instance (default python3)",
             flag="--python",
-            cell=True,
         ),
         Option(
             "shell",
@@ -85,21 +82,18 @@ RUN = Family(
             "run the code as a shell script (images without Python; no put or get)",
             default=False,
             flag="--shell",
-            cell=True,
         ),
         Option(
             "timeout",
             kinds.DURATION,
             "stop the run after this long (None: no limit)",
             flag="--timeout",
-            cell=True,
         ),
         Option(
             "env",
             kinds.ENVS,
             "environment variables for the run: A=1, B=2 (a dict in Python)",
             flag="--env",
-            cell=True,
             repeat=True,
         ),
         Option(

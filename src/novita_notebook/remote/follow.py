@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import posixpath
 import queue
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,34 @@ class Step:
     data: dict[str, bytes]
     exit_code: int | None = None
     finished_at: float | None = None  # the exit file's mtime (whole seconds, SFTP's)
+
+
+@dataclass
+class Ending:
+    """What an ended run left besides its logs."""
+
+    markers: set[str]  # "timed_out", "interrupted"
+    error: dict[str, Any] | None  # the Python failure (error.json)
+    values: bytes | None  # the pickled values of ``get``
+    written: list[str]  # where the code wrote files under the home (written_folders)
+
+
+def written_folders(listing: str, limit: int = 20) -> list[str]:
+    """The places a run wrote, from the files it wrote (``./out/a.pt`` lines): each file's
+    folder (a file at the top of the home as itself), folders inside another one left out,
+    at most ``limit``."""
+    places: set[str] = set()
+    for line in listing.splitlines():
+        path = posixpath.normpath(line.strip())
+        if not path or path == "." or path.startswith(("/", "../")):
+            continue
+        folder = posixpath.dirname(path)
+        places.add(folder if folder not in ("", ".") else path)
+    kept: list[str] = []
+    for place in sorted(places):
+        if not any(place.startswith(k + "/") for k in kept):
+            kept.append(place)
+    return kept[:limit]
 
 
 class RunFiles:
@@ -84,16 +113,15 @@ class RunFiles:
                         raise  # else: not written yet
         return handles
 
-    async def end(
-        self, conn: Any, want_values: bool
-    ) -> tuple[set[str], dict[str, Any] | None, bytes | None]:
-        """(markers, the Python error, the pickled values) of an ended run."""
+    async def end(self, conn: Any, want_values: bool) -> Ending:
+        """What an ended run left: markers, the Python error, the values, the files written."""
         sftp = await self._sftp(conn)
-        timed, interrupted, error_text, blob = await asyncio.gather(
+        timed, interrupted, error_text, blob, written = await asyncio.gather(
             stat(sftp, f"{self.dir}/timed_out"),
             stat(sftp, f"{self.dir}/interrupted"),
             read_text(sftp, f"{self.dir}/error.json"),
             read_bytes(sftp, f"{self.dir}/get.pickle") if want_values else _nothing(),
+            read_text(sftp, f"{self.dir}/written"),
         )
         markers = {n for n, a in (("timed_out", timed), ("interrupted", interrupted)) if a}
         error_info = None
@@ -102,7 +130,7 @@ class RunFiles:
                 error_info = json.loads(error_text)
             except ValueError:
                 error_info = None
-        return markers, error_info, blob
+        return Ending(markers, error_info, blob, written_folders(written or ""))
 
     async def ended(self, conn: Any) -> tuple[Any, int | None, dict[str, int]]:
         """(the exit file's attributes or None, the exit status, the logs' sizes)."""

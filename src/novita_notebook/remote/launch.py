@@ -11,15 +11,15 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import RemoteError, ValidationError
 from ..models import Instance
 from . import scripts, values
 from .commands import command_line
-from .ssh import SSHPool, asyncssh_module
+from .ssh import NOT_RUNNING, SSHPool, asyncssh_module
 from .store import RunRecord, RunStore
 from .values import RemotePython
 
@@ -159,7 +159,12 @@ def start(
         answer = await conn.run(command_line(scripts.launch_command(run_id)), encoding=None)
         return answer.stdout or b""
 
-    pool.call(instance.id, upload_and_launch, retry=True)
+    try:
+        pool.call(instance.id, upload_and_launch, retry=True)
+    except RemoteError as error:
+        if error.reason == NOT_RUNNING:  # it never reached the instance: say so in the ledger
+            store.save(replace(record, state="not_started", finished=datetime.now(UTC)))
+        raise
     return record, remote
 
 

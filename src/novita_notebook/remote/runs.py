@@ -19,10 +19,11 @@ from typing import Any
 
 from ..errors import RemoteError, RemoteRunError, TimeoutError
 from . import scripts
-from .follow import LogStream, RunFiles, Step
+from .follow import Ending, LogStream, RunFiles, Step
 from .output import DEFAULT_MAX_OUTPUT, STREAMS, OutputBuffer, OutputSink, PrintSink, capped_note
 from .ssh import NOT_RUNNING, SSHPool
 from .store import ACTIVE_STATES, RunRecord, RunStore
+from .unpulled import note_written
 from .values import RemotePython, loads
 
 MIN_POLL = 0.01  # reading over SFTP: the first pause, and the pause while output comes
@@ -146,10 +147,13 @@ class Run:
         self._ended(Step({}, code, exit_attrs.mtime), fetch_values=False)
         return self
 
-    def wait(self, timeout: float | None = None, *, check: bool = True) -> Run:
+    def wait(
+        self, timeout: float | None = None, *, check: bool = True, interrupt: bool = True
+    ) -> Run:
         """Follow the run to its end, showing output as it comes. ``timeout`` (seconds)
         bounds the wait here, not the run. A bad end raises RemoteRunError (``check=False``
-        returns the Run instead); Ctrl-C interrupts the remote code."""
+        returns the Run instead); Ctrl-C interrupts the remote code (``interrupt=False``: it
+        only stops following, the run goes on)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self._showing = True
         try:
@@ -160,7 +164,8 @@ class Run:
                 if not (self._can_push and self._follow_pushed(deadline)):
                     self._follow_polled(deadline)
         except KeyboardInterrupt:
-            self._interrupted()
+            if interrupt:
+                self._interrupted()
             raise
         finally:
             self._showing = False
@@ -346,10 +351,14 @@ class Run:
         self._caught_up = True
         want = bool(self._record.get) and fetch_values
 
-        async def end(conn: Any) -> tuple[set[str], dict[str, Any] | None, bytes | None]:
+        async def end(conn: Any) -> Ending:
             return await self._files.end(conn, want)
 
-        markers, error_info, blob = self._pool.call(self.instance_id, end)
+        ending = self._pool.call(self.instance_id, end)
+        markers, error_info, blob = ending.markers, ending.error, ending.values
+        if self._record.active:  # seen ending for the first time: a stop or a delete names
+            for place in ending.written:  # what it wrote, with the pull call
+                note_written(self._store.api_url, self.instance_id, place, f"run {self.id}")
         code = step.exit_code
         if "timed_out" in markers:
             state = "timed_out"

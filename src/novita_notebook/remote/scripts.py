@@ -5,7 +5,8 @@ shell is quoted by commands.quote; the user's code is a file, never part of a co
 
 The files a run writes: ``pid`` (its process group), ``stdout`` and ``stderr`` (the whole
 output, appended as it comes), ``exit`` (the exit status, written last and atomically),
-``timed_out``/``interrupted`` (markers), ``error.json`` (a Python failure), ``get.pickle``.
+``timed_out``/``interrupted`` (markers), ``error.json`` (a Python failure), ``get.pickle``,
+``written`` (the files the code wrote under the home).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .commands import quote
 
 RUNS_DIR = ".novita/runs"  # relative to the home, for SFTP and the shell alike
 KILL_GRACE_SECONDS = 5  # after a timeout's SIGTERM, SIGKILL follows this much later
+SCAN_SECONDS, SCAN_DEPTH, SCAN_FILES = 3, 4, 500  # the look for the files a run wrote
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -88,9 +90,21 @@ export PYTHONUNBUFFERED=1 NOVITA_RUN_DIR="$D"
 {exports}{watchdog}set --
 {line} > "$D/stdout" 2> "$D/stderr" < /dev/null
 code=$?
-echo "$code" > "$D/exit.tmp" && mv "$D/exit.tmp" "$D/exit"
+{WRITTEN_SCAN}echo "$code" > "$D/exit.tmp" && mv "$D/exit.tmp" "$D/exit"
 [ -f "$D/watchdog" ] && kill "$(cat "$D/watchdog")" 2>/dev/null
 exit 0
+"""
+
+
+#: After the code: the files it wrote under the home (newer than ``pid``, hidden folders such
+#: as ~/.novita and ~/.cache left out, a bounded walk), one per line in ``written``, so a stop
+#: or a delete can name them with the pull call. Skipped when the run is not in a home.
+WRITTEN_SCAN = f"""if [ "$(pwd)" != / ] && command -v find >/dev/null 2>&1; then
+  set --; command -v timeout >/dev/null 2>&1 && set -- timeout {SCAN_SECONDS}
+  "$@" find . -mindepth 1 -maxdepth {SCAN_DEPTH} -name '.*' -prune -o -type f -newer "$D/pid" \\
+    -print 2>/dev/null | head -n {SCAN_FILES} > "$D/written.tmp"
+  mv "$D/written.tmp" "$D/written"
+fi
 """
 
 

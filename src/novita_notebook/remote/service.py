@@ -126,12 +126,8 @@ class Remote:
                 f"{where} is {instance.status}; waiting for it to run", instance_id=instance.id
             )
         if instance.status != "running":
-            raise RemoteError(
-                f"{where} is {instance.status}, not running: nothing to connect to",
-                instance_id=instance.id,
-                reason=NOT_RUNNING,
-                hint=f"novita.start({instance.id!r}) starts a stopped instance.",
-            )
+            raise RemoteError(not_running_message(instance), instance_id=instance.id,
+                              reason=NOT_RUNNING, hint="")  # fmt: skip
         if not instance.ssh_host or not instance.ssh_port or not instance.ssh_password:
             raise SSHConnectionError(
                 f"the API gives no SSH command and password for {where} yet",
@@ -158,7 +154,7 @@ class Remote:
     # -- runs --------------------------------------------------------------------------------
     def run(
         self,
-        instance: Instance,
+        instance: Instance | str,
         code: str,
         *,
         detach: bool = False,
@@ -166,10 +162,13 @@ class Remote:
         max_output: int = DEFAULT_MAX_OUTPUT,
         **options: Any,
     ) -> Run:
-        """Start ``code`` on the instance as a durable run (see ``Novita.run``); ``options``
-        are ``RunOptions.checked``'s (put, get, python, timeout, env, shell)."""
+        """Start ``code`` on the instance (an Instance, or an id or name read from the API
+        once the options are checked) as a durable run (see ``Novita.run``); ``options`` are
+        ``RunOptions.checked``'s (put, get, python, timeout, env, shell)."""
         checked = launch.RunOptions.checked(code, **options)
         _check_max_output(max_output)
+        if not isinstance(instance, Instance):
+            instance = self._fetch(instance)
         record, remote = launch.start(self.pool, self.store, instance, checked)
         run = Run(
             record,
@@ -269,6 +268,19 @@ class Remote:
     def __repr__(self) -> str:
         opened = self._pool.opened if self._pool is not None else 0
         return f"<Remote {self.api_url} connections opened={opened}>"
+
+
+def not_running_message(instance: Instance) -> str:
+    """One line: the instance's state in words and the call that starts it."""
+    from ..vocabulary import status_word
+
+    word = status_word(instance.status)
+    api = f" (API status {instance.status})" if word != instance.status else ""
+    who = instance.name or instance.id
+    return (
+        f"instance {who} ({instance.id}) is {word}{api}, not running: start it first with "
+        f"novita.start({who!r})"
+    )
 
 
 def _check_max_output(value: Any) -> None:

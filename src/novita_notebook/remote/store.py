@@ -112,6 +112,7 @@ class RunStore:
     """The runs of one API URL in ``runs.json`` (file-locked, atomically replaced)."""
 
     def __init__(self, api_url: str, directory: Path | None = None) -> None:
+        self.api_url = api_url
         self.scope = scope_of(api_url)
         self._file = JsonFile(RUNS_FILE, directory)
 

@@ -21,6 +21,7 @@ from . import (
     lifecycle,
     many,
     remote_work,
+    runs,
     session,
     storages,
 )
@@ -40,11 +41,13 @@ COMMANDS: dict[str, Command] = {
     **doctor.COMMANDS,
     **storages.COMMANDS,
     **many.COMMANDS,
+    **runs.COMMANDS,
 }
 
 #: ``%%novita VERB``: every cell form, by its verb.
 CELL_COMMANDS: dict[str, CellCommand] = {
     **create.CELL_COMMANDS,
+    **runs.CELL_COMMANDS,
     **remote_work.CELL_COMMANDS,
 }
 
