@@ -21,7 +21,7 @@ from .http import RateLimiter, Transport
 from .instances import InstanceRef, instance_ref
 from .ledger import Ledger
 from .models import Cluster, Instance, Product, Template
-from .options import GUARD, RUN, WAITING
+from .options import FILES, GUARD, RUN, WAITING
 from .options.create import DEFAULT_ROOTFS_GB
 from .options.guard import parse_extension, parse_rule_names
 from .provisioning.request import prepare_request
@@ -291,11 +291,12 @@ class Novita:
         it). Unchanged files are skipped (``checksum=True`` compares contents), an interrupted
         push resumes, permissions and mtimes are kept. ``progress(Progress)`` is called a few
         times a second. Returns what was sent (``Transfer``)."""
+        how = FILES.parse({"ignore": ignore, "default_ignore": default_ignore,
+                           "checksum": checksum})  # fmt: skip
         target = self._target(instance)
         return self.remote.files.push(
-            target.id, target.name or target.id, local, remote, ignore=ignore,
-            default_ignore=default_ignore, checksum=checksum, progress=progress,
-        )  # fmt: skip
+            target.id, target.name or target.id, local, remote, progress=progress, **how
+        )
 
     def pull(
         self,
@@ -310,11 +311,12 @@ class Novita:
     ) -> Transfer:
         """Copy a file or folder of the instance here (``local`` default: its name in the
         current folder); the same options as ``push``."""
+        how = FILES.parse({"ignore": ignore, "default_ignore": default_ignore,
+                           "checksum": checksum})  # fmt: skip
         target = self._target(instance)
         return self.remote.files.pull(
-            target.id, target.name or target.id, remote, local, ignore=ignore,
-            default_ignore=default_ignore, checksum=checksum, progress=progress,
-        )  # fmt: skip
+            target.id, target.name or target.id, remote, local, progress=progress, **how
+        )
 
     # -- the catalog --------------------------------------------------------------------------
     def cached_products(self, refresh: bool = False) -> list[Product]:

@@ -151,6 +151,16 @@ def table(
     return f"<table class='novita-table' style='{TABLE}'>{inner}"
 
 
+def progress_bar(fraction: float, ink: str, width: int = 120) -> str:
+    """A small static bar, ``fraction`` of it filled with ``ink`` (snapshots of progress)."""
+    percent = round(max(0.0, min(1.0, fraction)) * 100)
+    return (
+        f"<span style='display:inline-block;width:{width}px;height:10px;vertical-align:middle;"
+        f"border:{BORDER};border-radius:2px'><span style='display:block;height:100%;"
+        f"width:{percent}%;background:{ink}'></span></span>"
+    )
+
+
 def key_value_table(rows: Iterable[tuple[str, str]]) -> str:
     """A two-column table of (label, already-escaped HTML value)."""
     label = (

@@ -291,8 +291,11 @@ def guard_status_html(status: dict[str, Any]) -> str:
     elif status.get("reason"):
         process += f" ({status['reason']})"
     names, spent = status.get("names") or {}, status.get("spent") or {}
+    readings = status.get("idle_readings") or {}
     rules = []
     for instance_id, words in (status.get("rules") or {}).items():
+        if instance_id in readings:  # where the idle rule read the GPU's utilisation
+            words = f"{words}; {readings[instance_id]}"
         counted = spent.get(instance_id)
         budget = text(format_money(counted)) + " counted" if counted is not None else "&mdash;"
         rules.append(

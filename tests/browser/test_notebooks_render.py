@@ -20,6 +20,7 @@ LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
 EXPECTED_WIDGETS = {
     "01-quickstart.ipynb": ["Create…", "Refresh"],
     "04-watch-and-webhooks.ipynb": ["Confirm delete"],
+    "08-stay-on-the-gpu.ipynb": ["Resume", "pull gpu-1:course"],
 }
 
 #: Notebooks that show a failing cell on purpose (tagged raises-exception, so Run All goes
@@ -30,6 +31,7 @@ EXPECTED_FAILURES = {"07-run-on-the-gpu.ipynb": "ZeroDivisionError"}
 EXPECTED_HTML = {
     "01-quickstart.ipynb": [".novita-instances"],
     "07-run-on-the-gpu.ipynb": [".novita-runs"],
+    "08-stay-on-the-gpu.ipynb": [".novita-top", "img[src^='data:image/png']"],
 }
 
 #: Every notebook in light; the panel notebook in dark too (the driven test covers the rest).

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from novita_notebook.errors import RemoteError
 from novita_notebook.guard.backend import HttpGuardBackend
 from novita_notebook.guard.enforcer import Enforcer
+from novita_notebook.guard.kernel import ClientGuardBackend
 from novita_notebook.guard.rules import GuardRules
 
 IMAGE = "ubuntu:22.04"
@@ -44,8 +46,16 @@ def _ticks(client, sandbox, count: int = 3) -> list:
     return list(backend.events)
 
 
-def test_fractions_never_make_a_busy_gpu_look_idle_and_the_status_says_why(client, sandbox):
+def test_fractions_never_make_a_busy_gpu_look_idle_and_the_status_says_why(
+    client, sandbox, monkeypatch
+):
     sandbox.configure(metrics_scale=1)  # the API answers fractions: busy is 0.88
+
+    def no_nvidia_smi(self, instance_id):  # an image without it, or SSH refused
+        raise RemoteError("nvidia-smi: not found", instance_id=instance_id)
+
+    monkeypatch.setattr(HttpGuardBackend, "gpu_utilisation", no_nvidia_smi)
+    monkeypatch.setattr(ClientGuardBackend, "gpu_utilisation", no_nvidia_smi)
     busy = _guarded(client, sandbox, "busy-fractions", 88.0)
     events = _ticks(client, sandbox)
     assert sandbox.world.instances[busy.id].status == "running"
@@ -58,6 +68,19 @@ def test_fractions_never_make_a_busy_gpu_look_idle_and_the_status_says_why(clien
     assert "not known yet" in str(status)
     html = status._repr_html_()  # what a notebook shows
     assert "metrics unit" in html and "idle rule not acting" in html
+
+
+def test_an_unknown_unit_gives_way_to_the_gpus_own_reading(client, sandbox):
+    sandbox.configure(metrics_scale=1)  # fractions, unit unknown: nvidia-smi reads percent
+    busy = _guarded(client, sandbox, "busy-smi", 88.0)
+    idle = _guarded(client, sandbox, "idle-smi", 1.0)
+    events = _ticks(client, sandbox)
+    assert sandbox.world.instances[busy.id].status == "running"
+    assert sandbox.world.instances[idle.id].status in ("toStop", "stopping", "exited")
+    assert not [e for e in events if "not known" in str(e.get("reason"))]
+    assert client.guards.store.get(busy.id).idle_reading == "nvidia-smi over SSH"
+    said = client.guard_status()["idle_readings"]
+    assert said[busy.id] == "idle rule reads nvidia-smi over SSH"
 
 
 def test_percentages_are_learned_from_the_evidence_and_an_idle_gpu_is_stopped(client, sandbox):

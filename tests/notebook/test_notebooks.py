@@ -20,6 +20,7 @@ EXPECTED = (
     "05-batches-and-cost.ipynb",
     "06-guards-and-teaching.ipynb",
     "07-run-on-the-gpu.ipynb",
+    "08-stay-on-the-gpu.ipynb",
 )
 
 

@@ -15,7 +15,16 @@ from traitlets import TraitError
 
 from novita_notebook.config import load_config
 from novita_notebook.errors import ValidationError
-from novita_notebook.options import CLIENT, CREATE, FAMILIES, GUARD, RUN, SESSION, WAITING
+from novita_notebook.options import (
+    CLIENT,
+    CREATE,
+    FAMILIES,
+    FILES,
+    GUARD,
+    RUN,
+    SESSION,
+    WAITING,
+)
 
 KEY = "sk_test_0123456789abcdef"
 NO_TEXT = None  # every non-empty text is well formed for this option (its rule is about types)
@@ -98,6 +107,12 @@ BAD: dict[str, dict[str, tuple[object, object]]] = {
         "env": ({"1A": "x"}, "1A=x"),
         "max_output": (-1, "-1"),
     },
+    "files": {
+        "ignore": (["ok", 5], NO_TEXT),
+        "default_ignore": ("maybe", "maybe"),
+        "no_default_ignore": ("maybe", "maybe"),
+        "checksum": ("maybe", "maybe"),
+    },
     "session": {
         "auto_sandbox": ("maybe", "maybe"),
         "short_errors": ("maybe", "maybe"),
@@ -164,6 +179,13 @@ def python_rule(family, option, value, client) -> str | None:
         with pytest.raises(ValidationError) as caught:
             client.run("anything", "print(1)", **{name: value})
         return rule_of(caught.value, name)
+    if family is FILES:
+        for call in (lambda **kw: client.push("anything", ".", **kw),
+                     lambda **kw: client.pull("anything", "x", **kw)):  # fmt: skip
+            with pytest.raises(ValidationError) as caught:
+                call(**{name: value})
+            found = rule_of(caught.value, name)
+        return found
     with pytest.raises(ValidationError) as caught:
         option.parse(value)
     return rule_of(caught.value, name)
@@ -247,7 +269,7 @@ def test_one_bad_value_reads_the_same_on_every_surface(
 def test_every_surface_is_exercised_somewhere():
     """Each family reaches the surfaces it declares: flags, cell keys, traits, form, env."""
     declared = {
-        "flag": [o for f in (CREATE, GUARD, WAITING, RUN) for o in f if o.flag],
+        "flag": [o for f in (CREATE, GUARD, WAITING, RUN, FILES) for o in f if o.flag],
         "cell": [o for f in (CREATE, GUARD) for o in f if o.cell],
         "trait": [o for f in (CLIENT, CREATE, GUARD, SESSION) for o in f if o.trait],
         "form": [o for o in CREATE if o.form],

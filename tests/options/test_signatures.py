@@ -8,7 +8,7 @@ import inspect
 import pytest
 
 from novita_notebook import Novita
-from novita_notebook.options import CLIENT, CREATE, GUARD, RUN, WAITING
+from novita_notebook.options import CLIENT, CREATE, FILES, GUARD, RUN, WAITING
 
 
 def _keywords(function) -> dict[str, inspect.Parameter]:
@@ -32,8 +32,10 @@ def _same_default(option, parameter) -> bool:
         (Novita.wait, [], {"instance", "until", "timeout", "progress", "probe", "poll"}),
         (Novita.wait_async, [], {"instance", "until", "timeout", "progress", "probe", "poll"}),
         (Novita.run, [RUN], {"instance", "code", "on_output"}),
+        (Novita.push, [FILES], {"instance", "local", "remote", "progress"}),
+        (Novita.pull, [FILES], {"instance", "local", "remote", "progress"}),
     ],
-    ids=["Novita()", "create", "wait", "wait_async", "run"],
+    ids=["Novita()", "create", "wait", "wait_async", "run", "push", "pull"],
 )
 def test_signatures_match_their_families(function, families, extra):
     keywords = _keywords(function)

@@ -95,3 +95,41 @@ def test_the_idle_rule_reads_nvidia_smi_and_never_stops_a_busy_instance(client, 
     stale = gather(backend, [record], now).states[instance.id]  # its holder is gone: not busy
     assert stale.busy is None
     backend.close()
+
+
+def test_metrics_in_an_unverified_unit_give_way_to_nvidia_smi_and_the_status_says_so(
+    client, instance, sandbox, monkeypatch
+):
+    monkeypatch.setenv("NOVITA_GUARD_AUTOSTART", "0")  # the status computes the plan itself
+    backend = HttpGuardBackend(client.config.api_url, lambda: sandbox.api_key)
+    sandbox.configure(metrics_scale=1)  # the API answers fractions: nothing proves the unit
+    sandbox.set_utilization(instance.id, 40)
+    now = datetime.now(UTC)
+    record = GuardRecord(instance.id, GuardRules.parse(idle_stop="10m"), name=instance.name)
+    unknown = gather(backend, [record], now).states[instance.id]
+    assert unknown.utilisation_source == "nvidia-smi over SSH"
+    assert unknown.utilisation[-1][1] == 40  # percent, as the GPU reports it
+    known = gather(backend, [record], now, metrics_unit="fraction").states[instance.id]
+    assert known.utilisation_source == "metrics" and known.utilisation[-1][1] <= 1
+
+    client.guard(instance, idle_stop="10m")
+    from novita_notebook.guard.enforcer import Enforcer
+
+    store = client.guards.store  # a guard process notes what it read, for the status to say
+    Enforcer(backend, store).plan(now, store.records())
+    assert store.get(instance.id).idle_reading == "nvidia-smi over SSH"
+    backend.close()
+    sandbox.configure(metrics_scale=100)  # percent, proven by a value above 1
+    metrics = "idle rule reads the metrics endpoint"
+    assert client.guard_status()["idle_readings"] == {instance.id: metrics}
+
+    from novita_notebook.guard.kernel import ClientGuardBackend
+
+    def unavailable(self, instance_id, start, end):
+        raise NetworkError("metrics endpoint unreachable")
+
+    monkeypatch.setattr(ClientGuardBackend, "metrics", unavailable)
+    status = client.guard_status()
+    said = "idle rule reads nvidia-smi over SSH"
+    assert status["idle_readings"] == {instance.id: said}
+    assert said in str(status) and said in status._repr_html_()

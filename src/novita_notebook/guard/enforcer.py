@@ -140,10 +140,16 @@ def _guarded_since(record: GuardRecord) -> datetime:
 
 
 def _state(
-    backend: GuardBackend, raw: dict[str, Any], record: GuardRecord, now: datetime, grace: timedelta
+    backend: GuardBackend,
+    raw: dict[str, Any],
+    record: GuardRecord,
+    now: datetime,
+    grace: timedelta,
+    metrics_unit: str | None = None,
 ) -> InstanceState:
     """The state of one guarded instance, with its GPU utilisation when an idle rule needs it
-    (the metrics; the GPU's own reading over SSH when they fail) and what keeps it busy."""
+    (the metrics; the GPU's own reading over SSH when they fail, or while their unit is not
+    known and this answer does not prove it) and what keeps it busy."""
     samples, error, peak, source, busy = None, None, None, "metrics", None
     if record.rules.idle_stop is not None and raw.get("status") == "running":
         start = now - record.rules.idle_stop - grace * 2 - METRICS_MARGIN
@@ -152,7 +158,10 @@ def _state(
             samples, peak = read_gpu_utilisation(payload), units.utilisation_peak(payload)
         except (NovitaError, ValueError, OSError) as exc:
             error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        samples, error, source = _gpu_fallback(backend, record.id, samples, error, source)
+        unverified = metrics_unit is None and not (peak is not None and peak > 1.0)
+        samples, error, source = _gpu_fallback(
+            backend, record.id, samples, error, source, unverified=bool(samples) and unverified
+        )
         busy = backend.busy(record.id) if hasattr(backend, "busy") else None
     return InstanceState.from_raw(
         raw, record, utilisation=samples, metrics_error=error, utilisation_peak=peak,
@@ -184,11 +193,13 @@ def gather(
     *,
     grace: timedelta = DEFAULT_GRACE,
     listing: list[dict[str, Any]] | None = None,
+    metrics_unit: str | None = None,
 ) -> Sight:
     """What is known of the guarded instances: ONE list call for all (or ``listing``), one
     read by id per guarded instance the listing leaves out (nothing is taken as gone on one
-    listing's word), one metrics call per running instance with an idle rule. One instance
-    that cannot be read never hides the others."""
+    listing's word), one metrics call per running instance with an idle rule (and its GPUs
+    read over SSH while ``metrics_unit``, the unit known so far, is None). One instance that
+    cannot be read never hides the others."""
     sight = Sight()
     if not records:
         return sight
@@ -201,21 +212,31 @@ def gather(
         if raw is None:
             continue
         try:
-            sight.states[record.id] = _state(backend, raw, record, now, grace)
+            sight.states[record.id] = _state(backend, raw, record, now, grace, metrics_unit)
         except Exception as exc:  # noqa: BLE001 - one odd instance must not blind the guard
             sight.notes.append(f"{record.id}: could not be read ({type(exc).__name__}: {exc})")
     return sight
 
 
 def _gpu_fallback(
-    backend: Any, instance_id: str, samples: Any, error: str | None, source: str
+    backend: Any,
+    instance_id: str,
+    samples: Any,
+    error: str | None,
+    source: str,
+    *,
+    unverified: bool = False,
 ) -> tuple[Any, str | None, str]:
-    """Without metric samples, the GPU's own reading over SSH when the backend has one."""
-    if samples or not hasattr(backend, "gpu_utilisation"):
+    """The GPU's own reading over SSH (in percent) when the backend has one: without metric
+    samples, or with samples in a unit not yet known (``unverified``; should the reading fail
+    then, the samples stay and the policy says the unit is unknown)."""
+    if (samples and not unverified) or not hasattr(backend, "gpu_utilisation"):
         return samples, error, source
     try:
         reading = backend.gpu_utilisation(instance_id)
     except (NovitaError, OSError) as exc:
+        if unverified:
+            return samples, error, source
         return samples, f"{error or 'no metric samples'}; nvidia-smi: {exc}", source
     return reading.samples, None, reading.source
 
@@ -304,11 +325,14 @@ class Enforcer:
         intents = self.store.intents()
         if listing is None:
             listing = self.backend.list_instances() if records or intents else []
-        sight = gather(self.backend, records, now, grace=self.grace, listing=listing)
+        known = self.metrics_unit({})
+        sight = gather(self.backend, records, now, grace=self.grace, listing=listing,
+                       metrics_unit=known)  # fmt: skip
         if intents:
             bound = bind_listed(self.store, intents, listing, now, self.actor)
             if bound:
-                extra = gather(self.backend, bound, now, grace=self.grace, listing=listing)
+                extra = gather(self.backend, bound, now, grace=self.grace, listing=listing,
+                               metrics_unit=known)  # fmt: skip
                 sight.states.update(extra.states)
                 sight.gone |= extra.gone
         if self.clock is not None:

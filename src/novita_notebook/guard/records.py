@@ -26,7 +26,15 @@ __all__ = [
     "stored_time",
     "budget_kept",
     "seen_stopped_update",
+    "idle_reading_of",
+    "idle_reading_update",
+    "IDLE_SOURCES",
 ]
+
+
+#: Where the idle rule's utilisation came from: the metrics endpoint, or the GPU's own report
+#: read over SSH (remote/top.py's SOURCE).
+IDLE_SOURCES = ("metrics", "nvidia-smi over SSH")
 
 
 def scope_url(url: str | None) -> str | None:
@@ -79,6 +87,7 @@ class GuardRecord:
     billed_since: datetime | None = None
     billed_seen: datetime | None = None
     seen_stopped: datetime | None = None
+    idle_reading: str | None = None  # what the idle rule read last: IDLE_SOURCES or "none"
 
     def __repr__(self) -> str:
         """``<GuardRecord demo-1 (id): stop at 2026-12-01 18:00:00Z; budget $5.00 total>``."""
@@ -99,6 +108,7 @@ class GuardRecord:
             "billed_since": iso(self.billed_since),
             "billed_seen": iso(self.billed_seen),
             "seen_stopped": iso(self.seen_stopped),
+            "idle_reading": self.idle_reading,
         }
 
     @classmethod
@@ -126,6 +136,7 @@ class GuardRecord:
             billed_since=stored_time(data.get("billed_since")),
             billed_seen=stored_time(data.get("billed_seen")),
             seen_stopped=stored_time(data.get("seen_stopped")),
+            idle_reading=_idle_reading(data.get("idle_reading")),
         )
 
 
@@ -246,6 +257,25 @@ def budget_kept(previous: GuardRecord | None, rules: GuardRules, replace: bool) 
         billed_since=previous.billed_since,
         billed_seen=previous.billed_seen,
     )
+
+
+def _idle_reading(value: Any) -> str | None:
+    return value if isinstance(value, str) and value in (*IDLE_SOURCES, "none") else None
+
+
+def idle_reading_of(state: InstanceState) -> str | None:
+    """Where this look's utilisation for the idle rule came from (the metrics, or the GPU's
+    own nvidia-smi), "none" when neither answered, None when it was not read (no idle rule,
+    not running)."""
+    if state.utilisation is not None:
+        return state.utilisation_source
+    return None if state.metrics_error is None else "none"
+
+
+def idle_reading_update(record: GuardRecord, state: InstanceState) -> dict[str, Any]:
+    """``idle_reading`` after a look (what was read last stays when nothing was read)."""
+    reading = idle_reading_of(state)
+    return {} if reading in (None, record.idle_reading) else {"idle_reading": reading}
 
 
 def seen_stopped_update(record: GuardRecord, state: InstanceState, now: datetime) -> dict[str, Any]:

@@ -58,9 +58,18 @@ def rule_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: values[k] for k in RULE_ARGS if values.get(k) is not None}
 
 
+def idle_reading_words(reading: str) -> str:
+    """Where the idle rule read the GPU's utilisation, in words (guard_status says it)."""
+    if reading == "none":
+        return "idle rule: no utilisation reading (neither the metrics nor nvidia-smi)"
+    where = "the metrics endpoint" if reading == "metrics" else reading
+    return f"idle rule reads {where}"
+
+
 class GuardStatus(dict):
-    """``guard_status()``: the process, the rules per instance, the next action with its
-    time and the latest actions; a dict with a readable text and HTML form."""
+    """``guard_status()``: the process, the rules per instance (with where the idle rule
+    read the GPU's utilisation: ``idle_readings``), the next action with its time and the
+    latest actions; a dict with a readable text and HTML form."""
 
     def lines(self) -> list[str]:
         process = "running" if self.get("running") else "not running"
@@ -75,9 +84,12 @@ class GuardStatus(dict):
         names = self.get("names") or {}
         out.append(f"guarded instances: {len(rules)}")
         spent = self.get("spent") or {}
+        readings = self.get("idle_readings") or {}
         for instance_id, text in rules.items():
             if instance_id in spent:
                 text = f"{text}; {format_money(spent[instance_id])} counted so far"
+            if instance_id in readings:
+                text = f"{text}; {readings[instance_id]}"
             out.append(f"  {names.get(instance_id) or '?'} ({instance_id}): {text}")
         nxt = self.get("next_action")
         if nxt:
@@ -420,6 +432,7 @@ class GuardService:
         store = self.store
         records = store.records()
         status["names"] = {r.id: r.name for r in records}
+        readings = {r.id: r.idle_reading for r in records if r.idle_reading}
         now = datetime.now(UTC)
         status["spent"] = {
             r.id: recorded_spend(r, now) for r in records if r.rules.budget_total is not None
@@ -436,14 +449,17 @@ class GuardService:
             status["metrics_unit"] = units.unit_from_env() or learned.get("unit") or "unknown"
         if records and not (status.get("running") and status.get("next_action")):
             with contextlib.suppress(NovitaError, ValueError, OSError):
-                plan = self._plan_now(records)
+                plan, sight = self._plan_now(records)
+                readings.update(_idle_readings(sight.states.values()))
                 action = plan.next_action()
                 status["next_action"] = action.to_dict() if action is not None else None
                 status["notes"] = list(dict.fromkeys([*status.get("notes", []), *plan.notes]))
+        status["idle_readings"] = {key: idle_reading_words(r) for key, r in readings.items()}
         return status
 
-    def _plan_now(self, records: list[GuardRecord]) -> Any:
-        """The plan a guard would make now (one list call; nothing is done or written)."""
+    def _plan_now(self, records: list[GuardRecord]) -> tuple[Any, Any]:
+        """The plan a guard would make now and what it saw (one list call; nothing is done or
+        written)."""
         from . import units
         from .enforcer import gather
         from .kernel import ClientGuardBackend
@@ -453,14 +469,15 @@ class GuardService:
         try:
             now = datetime.now(UTC)
             listing = with_spot_details(self.client.api, self.client.api.list_instances())
-            sight = gather(backend, records, now, listing=listing)
             learned = self.store.learned(units.LEARNED_KEY) or {}
+            known = units.unit_from_env() or learned.get("unit")
+            sight = gather(backend, records, now, listing=listing, metrics_unit=known)
             found = units.evidence(sight.states.values()) or {}
-            unit = units.unit_from_env() or learned.get("unit") or found.get("unit")
+            unit = known or found.get("unit")
             plan = decide(now, records, sight.states, gone=sight.gone, metrics_unit=unit)
         finally:
             backend.close()
-        return dataclasses.replace(plan, notes=(*plan.notes, *sight.notes))
+        return dataclasses.replace(plan, notes=(*plan.notes, *sight.notes)), sight
 
     def close(self) -> None:
         """Stop the in-kernel guard's watcher (the guard process keeps running)."""
@@ -469,3 +486,10 @@ class GuardService:
             watcher.stop(timeout=5)
         if self._kernel is not None:
             self._kernel.enforcer.backend.close()
+
+
+def _idle_readings(states: Any) -> dict[str, str]:
+    """Where each state's idle-rule utilisation came from (for states that read one)."""
+    from .records import idle_reading_of
+
+    return {s.id: reading for s in states if (reading := idle_reading_of(s)) is not None}

@@ -24,6 +24,7 @@ from .records import (
     GuardRecord,
     InstanceState,
     budget_kept,
+    idle_reading_update,
     iso,
     scope_url,
     seen_stopped_update,
@@ -146,9 +147,9 @@ class GuardStore:
 
     def note_states(self, states: Mapping[str, InstanceState], now: datetime) -> list[GuardRecord]:
         """Bring what the store knows of each guarded instance in ``states`` up to ``now``:
-        the total budget's bookkeeping (guard/spend.py) and since when it has been stopped,
-        computed under the lock so that two guards looking at once agree; writes only on a
-        change. Returns every record of this store's API URL, as stored afterwards."""
+        the total budget's bookkeeping (guard/spend.py), since when it has been stopped and
+        where the idle rule's utilisation came from, computed under the lock so that two
+        guards looking at once agree; writes only on a change. Returns every record of this store's API URL, as stored afterwards."""
         out: list[GuardRecord] = []
         with self.file.thread_lock, self.file.file_lock():
             data = self.file.load()
@@ -163,6 +164,7 @@ class GuardStore:
                     if record.rules.budget_total is not None:
                         fields.update(billing_update(record, state, now))
                     fields.update(seen_stopped_update(record, state, now))
+                    fields.update(idle_reading_update(record, state))
                 if fields:
                     record = dataclasses.replace(record, **fields)
                     data["instances"][index] = record.to_dict()

@@ -49,6 +49,7 @@ class SessionMagics(Magics, Configurable):
         self._client: Client | None = None
         self.sandbox_client: Client | None = None  # the client that owns the session's sandbox
         self.panels: list[Any] = []
+        self.live_tops: dict[str, Any] = {}
         self.parser = build_parser()
 
     # -- options -------------------------------------------------------------------------------
@@ -199,10 +200,12 @@ class SessionMagics(Magics, Configurable):
         print(f"Sandbox at {url} stopped.")
 
     def close_client(self) -> None:
-        """Stop this session's live panels and forget the client (the sandbox stays up)."""
-        for panel in self.panels:
+        """Stop this session's live panels and GPU views and forget the client (the sandbox
+        stays up)."""
+        for panel in [*self.panels, *self.live_tops.values()]:
             panel.stop()
         self.panels.clear()
+        self.live_tops.clear()
         if self.client is not None and self.client is not self.sandbox_client:
             self.client.close()
         self.client = None
@@ -261,6 +264,22 @@ def _display_instance(instance: Instance) -> None:
     display_instance(instance)
 
 
+#: Results of magics that already said what happened (module, class name).
+_QUIET_TYPES = (
+    ("novita_notebook.remote.kernel", "RemoteKernel"),
+    ("novita_notebook.remote.files", "Transfer"),
+)
+
+
+def _display_unless_said(obj: Any) -> None:
+    from IPython.display import display
+
+    from .display import already_shown
+
+    if not already_shown(obj):
+        display({"text/plain": repr(obj)}, raw=True)
+
+
 def _count_products(frame: Any) -> int:
     """Distinct GPU products in a products listing (one row per product and region)."""
     try:
@@ -286,6 +305,12 @@ def load_ipython_extension(ipython: Any) -> None:
     # Bound Instances display as a card with Start/Stop/Delete buttons (ipywidgets is only
     # imported when the first Instance is displayed).
     ipython.display_formatter.ipython_display_formatter.for_type(Instance, _display_instance)
+    # What a magic returns after saying it in one line (a remote kernel, a transfer) shows
+    # nothing more in that cell; elsewhere its text (named: importing them costs time here).
+    for module, name in _QUIET_TYPES:
+        ipython.display_formatter.ipython_display_formatter.for_type_by_name(
+            module, name, _display_unless_said
+        )
     _LOADED[id(ipython)] = magics
     for option in SESSION:  # the session options the environment sets (NOVITA_AUTO_SANDBOX...)
         text = os.environ.get(option.env or "")
@@ -306,7 +331,14 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics is None:
         return
     magics.shutdown()
-    ipython.display_formatter.ipython_display_formatter.type_printers.pop(Instance, None)
+    formatter = ipython.display_formatter.ipython_display_formatter
+    formatter.type_printers.pop(Instance, None)
+    for module, name in _QUIET_TYPES:
+        formatter.deferred_printers.pop((module, name), None)
+        for kind in [
+            k for k in formatter.type_printers if (k.__module__, k.__name__) == (module, name)
+        ]:
+            formatter.type_printers.pop(kind)
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
     manager = ipython.magics_manager

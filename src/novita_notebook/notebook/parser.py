@@ -13,7 +13,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..options import CREATE, GUARD, RUN, WAITING, Option
+from ..options import CREATE, FILES, GUARD, RUN, WAITING, Option
 from ..validation import TEMPLATE_CHANNELS
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "option_values",
     "build_parser",
     "build_cell_parser",
+    "build_on_parser",
     "strip_comment",
     "CREATE_FLAGS",
     "RUN_FLAGS",
@@ -184,6 +185,7 @@ def build_parser() -> MagicArgumentParser:
     _add_instance_commands(sub)
     _add_run_commands(sub)
     _add_guard_commands(sub)
+    _add_remote_work_commands(sub)
     _add_many_commands(sub)
     _add_session_commands(sub)
     parser.commands = dict(sub.choices)
@@ -295,6 +297,69 @@ def _add_guard_commands(sub: Any) -> None:
     p.add_argument("target", metavar="NAME_OR_ID")
     p.add_argument("duration", nargs="?", default="1h", help="how much later (default 1h)")
     p.add_argument("--rule", choices=("stop_after", "delete_after"), help="only this deadline")
+
+
+def _add_remote_work_commands(sub: Any) -> None:
+    """kernel, push, pull and top: working on an instance over SSH (``%%novita on`` is the
+    cell form, with its own parser)."""
+    p = sub.add_parser(
+        "kernel",
+        usage="%(prog)s NAME [--install | --stop] [--python PYTHON] [--new]",
+        help="start (or find again) the instance's remote IPython kernel; or install/stop it",
+        description="%novita kernel NAME, then %%novita on NAME cells run in it, variables kept. "
+        "--install adds 'Novita: NAME' to the kernel menu; --stop ends the kernel.",
+    )
+    p.add_argument("target", metavar="NAME_OR_ID")
+    act = p.add_mutually_exclusive_group()
+    act.add_argument(
+        "--install",
+        action="store_true",
+        help="install the kernelspec 'Novita: NAME' (the whole notebook runs there)",
+    )
+    act.add_argument("--stop", action="store_true", help="end the kernel (its variables go)")
+    p.add_argument("--python", help="the instance's Python that runs the kernel (python3)")
+    p.add_argument("--new", action="store_true", help="start afresh, ending the running kernel")
+    p.add_argument("--pip-install", dest="pip_install", action="store_true",
+                   help="pip-install ipykernel on the instance when it is missing")  # fmt: skip
+
+    for verb, paths, what in (
+        ("push", ("LOCAL", "REMOTE"), "copy a local file or folder to the instance"),
+        ("pull", ("REMOTE", "LOCAL"), "copy a file or folder of the instance here"),
+    ):
+        p = sub.add_parser(
+            verb,
+            usage=f"%(prog)s NAME {paths[0]} [{paths[1]}] [--ignore PATTERN] [--checksum]",
+            help=f"{what} (SFTP; unchanged files skipped, interrupted ones resumed)",
+            description="A relative remote path starts at the instance's home. Left out by "
+            "default: .git, virtual environments and caches (--no-default-ignore sends them).",
+        )
+        p.add_argument("target", metavar="NAME_OR_ID")
+        p.add_argument("source", metavar=paths[0])
+        p.add_argument("destination", nargs="?", metavar=paths[1])
+        add_option_flags(p, FILES)
+
+    p = sub.add_parser(
+        "top",
+        usage="%(prog)s NAME [--live [--interval SECONDS]]",
+        help="the instance's GPUs (nvidia-smi over SSH) with price and spend; --live keeps it fresh",
+    )
+    p.add_argument("target", metavar="NAME_OR_ID")
+    p.add_argument("--live", action="store_true", help="a widget refreshed in the background")
+    p.add_argument("--interval", type=_converter(WAITING["interval"]), metavar="SECONDS",
+                   help="seconds between readings of --live (default 5)")  # fmt: skip
+
+
+def build_on_parser() -> MagicArgumentParser:
+    """The first line of ``%%novita on NAME``: the code below runs in that instance's kernel."""
+    parser = MagicArgumentParser(
+        prog="%%novita on",
+        usage="%(prog)s NAME, then the code to run in the instance's remote kernel",
+        description="Run the cell in the instance's remote IPython kernel; variables stay "
+        "between cells. %novita kernel NAME starts it (this does too, the first time).",
+    )
+    parser.add_argument("target", metavar="NAME_OR_ID")
+    add_option_flags(parser, [RUN["timeout"]])
+    return parser
 
 
 def _add_many_commands(sub: Any) -> None:

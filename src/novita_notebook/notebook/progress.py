@@ -191,13 +191,8 @@ class WaitProgress(Displayable):
         )
 
     def _repr_html_(self) -> str:
-        percent = round(self.fraction * 100)
         ink = html.PHASE_INK["failed" if self.phase == "failed" else "running"]
-        bar = (
-            f"<span style='display:inline-block;width:120px;height:10px;vertical-align:middle;"
-            f"border:{html.BORDER};border-radius:2px'><span style='display:block;height:100%;"
-            f"width:{percent}%;background:{ink}'></span></span>"
-        )
+        bar = html.progress_bar(self.fraction, ink)
         return (
             f"<div class='novita-progress' style='text-align:left'>{bar} {self._label_html()}</div>"
         )

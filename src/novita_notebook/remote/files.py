@@ -81,17 +81,17 @@ class Transfer:
         """Megabytes (10^6) a second over the wire."""
         return self.bytes_sent / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
+    def not_copied(self) -> list[str]:
+        """What else happened, in words: ``["2 unchanged", "1 resumed", "3 ignored"]``."""
+        counts = ((len(self.unchanged), "unchanged"), (len(self.resumed), "resumed"),
+                  (self.ignored, "ignored"), (len(self.links_skipped), "links skipped"))  # fmt: skip
+        return [f"{count} {what}" for count, what in counts if count]
+
     def __repr__(self) -> str:
         way = "to" if self.direction == "push" else "from"
         where = f"{self.name}:{self.remote}"
         parts = [f"{len(self.files)} files ({self.bytes_sent / 1e6:.1f} MB, {self.rate:.1f} MB/s)"]
-        if self.unchanged:
-            parts.append(f"{len(self.unchanged)} unchanged")
-        if self.ignored:
-            parts.append(f"{self.ignored} ignored")
-        if self.resumed:
-            parts.append(f"{len(self.resumed)} resumed")
-        return f"<Transfer {self.direction} {way} {where}: {', '.join(parts)}>"
+        return f"<Transfer {self.direction} {way} {where}: {', '.join(parts + self.not_copied())}>"
 
 
 class _Counter:

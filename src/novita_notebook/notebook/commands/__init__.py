@@ -12,7 +12,19 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, create, doctor, guard, ledger, lifecycle, many, runs, session, storages
+from . import (
+    catalog,
+    create,
+    doctor,
+    guard,
+    ledger,
+    lifecycle,
+    many,
+    remote_work,
+    runs,
+    session,
+    storages,
+)
 from .common import Session
 
 Command = Callable[[Session, argparse.Namespace], Any]
@@ -25,6 +37,7 @@ COMMANDS: dict[str, Command] = {
     **ledger.COMMANDS,
     **session.COMMANDS,
     **guard.COMMANDS,
+    **remote_work.COMMANDS,
     **doctor.COMMANDS,
     **storages.COMMANDS,
     **many.COMMANDS,
@@ -35,6 +48,7 @@ COMMANDS: dict[str, Command] = {
 CELL_COMMANDS: dict[str, CellCommand] = {
     **create.CELL_COMMANDS,
     **runs.CELL_COMMANDS,
+    **remote_work.CELL_COMMANDS,
 }
 
 __all__ = ["CELL_COMMANDS", "COMMANDS", "CellCommand", "Command"]

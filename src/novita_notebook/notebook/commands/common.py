@@ -21,6 +21,7 @@ class Session(Protocol):
     billing: str | None
     sandbox_client: Client | None
     panels: list[Any]
+    live_tops: dict[str, Any]  # instance id -> its live GPU view (%novita top --live)
 
     @property
     def client(self) -> Client | None: ...
