@@ -273,3 +273,27 @@ def test_a_cell_form_needs_a_name_and_code(ip, sandbox):
     with pytest.raises(UsageError, match="the cell is empty"):
         ip.run_cell_magic("novita", "on gpu-1", "  \n")
     assert sandbox.requests() == []
+
+
+def test_pull_run_brings_back_what_a_run_wrote(ip, gpu, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with capture_output():
+        ip.run_cell_magic(
+            "novita", "run gpu-1", "import os\nos.makedirs('out', exist_ok=True)\n"
+            "open('out/a.txt', 'w').write('A')\n",
+        )  # fmt: skip
+    run_id = line(ip, "runs gpu-1").iloc[0]["run"]
+    capsys.readouterr()
+    line(ip, f"pull gpu-1 --run {run_id}")
+    out = capsys.readouterr().out
+    assert (tmp_path / "novita-outputs/gpu-1/out/a.txt").read_text() == "A"
+    assert out.startswith("Pulled") and out.count("\n") == 1
+    line(ip, f"pull gpu-1 {tmp_path / 'mine'} --run {run_id}")
+    assert (tmp_path / "mine/out/a.txt").read_text() == "A"
+
+
+def test_pull_needs_a_remote_path_or_a_run(ip, gpu, sandbox, capsys):
+    before = len(sandbox.requests())
+    line(ip, "pull gpu-1")
+    assert "give REMOTE (a path on the instance) or --run RUN" in capsys.readouterr().err
+    assert len(sandbox.requests()) == before

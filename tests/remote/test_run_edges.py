@@ -91,3 +91,37 @@ def test_following_without_interrupting_leaves_the_run_going(client, instance):
     with pytest.raises(KeyboardInterrupt):
         followed.wait(interrupt=False)
     assert run.wait().state == "succeeded" and run.output == "ready\nfinished\n"
+
+
+def test_a_runs_outputs_come_back_in_one_call(client, instance, tmp_path, monkeypatch):
+    code = (
+        "import os\n"
+        "os.makedirs('results/plots', exist_ok=True)\n"
+        "open('results/plots/loss.svg', 'w').write('<svg/>')\n"
+        "open('notes.txt', 'w').write('done')\n"
+    )
+    run = client.run(instance, code, on_output=quiet)
+    assert set(run.written) == {"results/plots", "notes.txt"}
+    # remembered with the run: a later kernel's attach knows them too
+    again = client.attach(run.id, wait=False, on_output=quiet)
+    assert set(again.written) == {"results/plots", "notes.txt"}
+
+    monkeypatch.chdir(tmp_path)
+    transfers = again.pull_outputs()
+    assert len(transfers) == 2
+    here = tmp_path / "novita-outputs" / instance.name
+    assert (here / "results/plots/loss.svg").read_text() == "<svg/>"
+    assert (here / "notes.txt").read_text() == "done"
+    assert unpulled.unpulled(client.config.api_url, instance.id) == []
+
+    elsewhere = run.pull_outputs(tmp_path / "elsewhere")  # copied again on request
+    assert len(elsewhere) == 2 and (tmp_path / "elsewhere/results/plots/loss.svg").exists()
+
+
+def test_outputs_of_a_run_still_going_are_refused_in_words(client, instance):
+    run = client.run(instance, "import time; time.sleep(30)", detach=True, on_output=quiet)
+    try:
+        with pytest.raises(ValidationError, match="outputs are known when it ends"):
+            run.pull_outputs()
+    finally:
+        run.kill()

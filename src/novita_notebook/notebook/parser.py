@@ -328,15 +328,18 @@ def _add_remote_work_commands(sub: Any) -> None:
     ):
         p = sub.add_parser(
             verb,
-            usage=f"%(prog)s NAME {paths[0]} [{paths[1]}] [--ignore PATTERN] [--checksum]",
+            usage=f"%(prog)s NAME {paths[0]} [{paths[1]}] [--ignore PATTERN] [--checksum]"
+            + (" | NAME [LOCAL] --run RUN" if verb == "pull" else ""),
             help=f"{what} (SFTP; unchanged files skipped, interrupted ones resumed)",
             description="A relative remote path starts at the instance's home. Left out by "
             "default: .git, virtual environments and caches (--no-default-ignore sends them).",
         )
         p.add_argument("target", metavar="NAME_OR_ID")
-        p.add_argument("source", metavar=paths[0])
+        p.add_argument("source", metavar=paths[0], nargs="?" if verb == "pull" else None)
         p.add_argument("destination", nargs="?", metavar=paths[1])
         add_option_flags(p, FILES)
+    p.add_argument("--run", metavar="RUN", help="bring back every place run RUN wrote "
+                   "(to LOCAL, default novita-outputs/NAME), instead of REMOTE")  # fmt: skip
 
     p = sub.add_parser(
         "top",

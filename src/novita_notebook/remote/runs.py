@@ -11,14 +11,18 @@ Ctrl-C while following sends SIGINT to the run's processes, shows how they end (
 
 from __future__ import annotations
 
+import os
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from ..errors import RemoteError, RemoteRunError, TimeoutError
+from ..errors import RemoteError, RemoteRunError, TimeoutError, ValidationError
 from . import scripts
+from .files import Files, Progress, Transfer
 from .follow import Ending, LogStream, RunFiles, Step
 from .output import DEFAULT_MAX_OUTPUT, STREAMS, OutputBuffer, OutputSink, PrintSink, capped_note
 from .ssh import NOT_RUNNING, SSHPool
@@ -286,6 +290,38 @@ class Run:
                 self.instance_id, scripts.signal_command(self.id, name, marker), retry=True
             )
 
+    @property
+    def written(self) -> tuple[str, ...]:
+        """The folders (relative to the instance's home) the code wrote files in, known once
+        the run has ended."""
+        return self._record.written
+
+    def pull_outputs(
+        self,
+        local: str | os.PathLike[str] | None = None,
+        *,
+        progress: Callable[[Progress], Any] | None = None,
+    ) -> list[Transfer]:
+        """Bring back every place the run wrote, in one call: each to ``local/<its path under
+        the home>`` (default ``local``: ``novita-outputs/<instance name>`` here), nothing
+        ignored; they no longer count as unpulled before a stop or delete. One Transfer per
+        place."""
+        if not self.done:
+            raise ValidationError(
+                f"run {self.id} is {self.state}; its outputs are known when it ends "
+                "(wait for it first)",
+                field="run",
+            )
+        files = Files(self._store.api_url, self._pool)
+        name = self._record.instance_name or self.instance_id
+        base = Path(local) if local is not None else Path("novita-outputs") / name
+        return [
+            files.pull_outputs(
+                self.instance_id, name, place, base / place.strip("/"), progress=progress
+            )
+            for place in self.written
+        ]
+
     def log(self, stream: str = "stdout") -> str:
         """The whole of one stream's log, fetched from the instance (even past the cap)."""
         if stream not in STREAMS:
@@ -359,6 +395,7 @@ class Run:
         if self._record.active:  # seen ending for the first time: a stop or a delete names
             for place in ending.written:  # what it wrote, with the pull call
                 note_written(self._store.api_url, self.instance_id, place, f"run {self.id}")
+            self._record = replace(self._record, written=tuple(ending.written))
         code = step.exit_code
         if "timed_out" in markers:
             state = "timed_out"

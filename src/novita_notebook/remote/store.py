@@ -70,6 +70,7 @@ class RunRecord:
     get: tuple[str, ...] = field(default_factory=tuple)
     remote_dir: str = ""
     seen: datetime | None = None  # the last time a client saw it running
+    written: tuple[str, ...] = ()  # folders under the home the code wrote files in
 
     @property
     def active(self) -> bool:
@@ -87,6 +88,7 @@ class RunRecord:
         for key in ("started", "finished", "seen"):
             data[key] = _iso(data[key])
         data["get"] = list(self.get)
+        data["written"] = list(self.written)
         return data
 
     @classmethod
@@ -101,6 +103,7 @@ class RunRecord:
             finished=_time(data.get("finished")),
             seen=_time(data.get("seen")),
             get=tuple(data.get("get") or ()),
+            written=tuple(str(place) for place in data.get("written") or ()),
         )
         try:
             return cls(**values)

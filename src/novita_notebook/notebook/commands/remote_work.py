@@ -194,7 +194,38 @@ def push(magics: Session, args: argparse.Namespace) -> Any:
 
 
 def pull(magics: Session, args: argparse.Namespace) -> Any:
+    if args.run is not None:
+        return _pull_run(magics, args)
+    if args.source is None:
+        from ...errors import ValidationError
+
+        raise ValidationError("give REMOTE (a path on the instance) or --run RUN", field="remote")
     return _transfer(magics, args, "pull")
+
+
+def _pull_run(magics: Session, args: argparse.Namespace) -> Any:
+    """``%novita pull NAME [LOCAL] --run RUN``: every place the run wrote, one line each."""
+    from ...errors import ValidationError
+
+    if args.destination is not None:
+        raise ValidationError(
+            "with --run, give LOCAL once: pull NAME LOCAL --run RUN", field="local"
+        )
+    client = magics.get_client()
+    target = client.instance(args.target)
+    run = client.attach(args.run, wait=False, on_output=lambda stream, text: None)
+    if run.instance_id != target.id:
+        raise ValidationError(
+            f"run {args.run} ran on {run.record.instance_name or run.instance_id}, "
+            f"not on {args.target}",
+            field="run",
+        )
+    transfers = run.pull_outputs(args.source)
+    if not transfers:
+        print(f"Run {args.run} wrote no files under the home of {args.target}.")
+    for transfer in transfers:
+        print(summary_line(transfer))
+    return quiet(transfers)
 
 
 def _transfer(magics: Session, args: argparse.Namespace, direction: str) -> Any:
