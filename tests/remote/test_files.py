@@ -239,3 +239,30 @@ def test_the_guards_warning_before_a_delete_names_unpulled_files(client, instanc
     enforcer._run(warn, datetime.now(UTC))
     assert "novita.pull('remote-1', 'runs/r-2/out')" in seen[0]
     assert "a delete removes them for good" in seen[0]
+
+
+def test_the_guards_warning_before_a_stop_names_the_runs_still_going(client, instance):
+    from datetime import UTC, datetime
+
+    from novita_notebook.guard.enforcer import Enforcer
+    from novita_notebook.guard.events import event_text
+    from novita_notebook.guard.policy import PlannedAction
+    from novita_notebook.guard.store import GuardStore
+
+    api = client.config.api_url
+    run = client.run(instance, "import time; time.sleep(30)", detach=True)
+    seen = []
+
+    class Announcer:
+        def notify(self, event_type, data):
+            seen.append(event_text(event_type, data))
+
+    warn = PlannedAction(instance.id, "warn", "stop_after", "the deadline passed",
+                         datetime.now(UTC), "k2", instance.name, "guard.warning",
+                         {"action": "stop", "action_due": "12:00"})  # fmt: skip
+    try:
+        Enforcer(Announcer(), GuardStore(api_url=api))._run(warn, datetime.now(UTC))
+    finally:
+        run.kill()
+    assert "Still going there, and ended by the stop:" in seen[0]
+    assert f"active runs: {run.id}" in seen[0]

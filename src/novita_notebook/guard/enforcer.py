@@ -241,14 +241,22 @@ def _gpu_fallback(
     return reading.samples, None, reading.source
 
 
-def _files_note(api_url: str | None, action: PlannedAction) -> dict[str, str]:
-    """A warning before a stop or delete names files written there since the last pull."""
+def _remote_notes(api_url: str | None, action: PlannedAction) -> dict[str, str]:
+    """A warning before a stop or delete names what would be lost there: the runs and kernel
+    cells still going (``busy``) and files written since the last pull (``unpulled``)."""
     if action.kind != "warn" or action.data.get("action") not in ("stop", "delete") or not api_url:
         return {}
+    from ..remote.activity import what_keeps_busy
     from ..remote.unpulled import warning
 
+    notes: dict[str, str] = {}
+    going = what_keeps_busy(api_url, action.instance_id)
+    if going:
+        notes["busy"] = f"Still going there, and ended by the {action.data['action']}: {going}."
     text = warning(api_url, action.instance_id, action.name, str(action.data["action"]))
-    return {"unpulled": text} if text else {}
+    if text:
+        notes["unpulled"] = text
+    return notes
 
 
 @dataclass
@@ -390,7 +398,7 @@ class Enforcer:
                                 pid=self.pid):  # fmt: skip
             return None
         if action.kind in ("warn", "notify", "caution"):
-            result = self._announce(action, **_files_note(self.store.api_url, action))
+            result = self._announce(action, **_remote_notes(self.store.api_url, action))
             if action.kind == "warn":
                 self.store.mark_warned(action.instance_id, action.key, now)
             self.store.complete(action.instance_id, claim, self.actor)

@@ -78,8 +78,9 @@ def event_text(event_type: str, payload: Mapping[str, Any]) -> str:
         text += f"\n  Cancel: {cancel_call(payload)}"
         if extend:
             text += f"  |  Extend: {extend}  (or %novita extend {_target(payload)} 1h)"
-        if payload.get("unpulled"):
-            text += f"\n  {payload['unpulled']}"
+        for note in ("busy", "unpulled"):
+            if payload.get(note):
+                text += f"\n  {payload[note]}"
         return text
     if event_type in _DONE:
         extra = f" as {payload['newInstanceId']}" if payload.get("newInstanceId") else ""

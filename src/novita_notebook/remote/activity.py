@@ -19,7 +19,7 @@ from typing import Any
 
 from .jsonfile import JsonFile, scope_of
 
-__all__ = ["Busy", "mark_busy", "mark_idle", "busy", "busy_reason"]
+__all__ = ["Busy", "mark_busy", "mark_idle", "busy", "busy_reason", "what_keeps_busy"]
 
 ACTIVITY_FILE = "remote-activity.json"
 #: A mark without a live holder to check is trusted this long at most.
@@ -114,3 +114,15 @@ def busy_reason(api_url: str, instance_id: str, directory: Path | None = None) -
     """One line saying why the instance is busy, or None (what the idle rule notes)."""
     found = busy(api_url, instance_id, directory)
     return "; ".join(str(b) for b in found) or None
+
+
+def what_keeps_busy(api_url: str, instance_id: str) -> str | None:
+    """Everything that keeps the instance busy whatever its GPU says, in one line: kernels
+    running a cell and runs that may still be running (the guard's idle rule and its warning
+    before a stop or delete both say it); None when nothing does."""
+    from .store import busy_instances
+
+    runs = busy_instances(api_url).get(instance_id)
+    reasons = [busy_reason(api_url, instance_id)]
+    reasons.append(f"active runs: {', '.join(runs)}" if runs else None)
+    return "; ".join(r for r in reasons if r) or None

@@ -95,13 +95,9 @@ class Remote:
     def busy(self, instance_id: str) -> str | None:
         """For the guard's idle rule: what keeps the instance busy whatever its GPU says
         (a remote kernel running a cell, a run that may still be running), or None."""
-        from .activity import busy_reason
-        from .store import busy_instances
+        from .activity import what_keeps_busy
 
-        runs = busy_instances(self.api_url).get(instance_id)
-        reasons = [busy_reason(self.api_url, instance_id)]
-        reasons.append(f"active runs: {', '.join(runs)}" if runs else None)
-        return "; ".join(r for r in reasons if r) or None
+        return what_keeps_busy(self.api_url, instance_id)
 
     def instance(self, instance_id: str) -> Instance:
         """The instance read from the API now."""
