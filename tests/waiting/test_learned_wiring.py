@@ -83,7 +83,10 @@ def test_fixed_pace_waits_do_not_learn(slow_client):
 def test_watcher_records_the_transitions_it_sees(slow_client):
     client, _ = slow_client
     inst = create(client, "watched")
-    with client.watch([inst], interval=0.02) as watcher:
+    first_seen: list[str] = []
+    with client.watch(
+        [inst], interval=0.02, callbacks=lambda e: first_seen.append(e.new_status)
+    ) as watcher:
         seen_eta = None
         deadline = time.monotonic() + 20
         while seen_eta is None and time.monotonic() < deadline:
@@ -93,9 +96,10 @@ def test_watcher_records_the_transitions_it_sees(slow_client):
             time.sleep(0.005)
         watcher.wait_for("running", instance=inst.id, timeout=30)
     assert seen_eta is not None and seen_eta[0] > 0 and not seen_eta[2]  # prior only
-    assert len(samples(client, inst, "pulling")) == 1
-    # (creating only if the first tick saw it begin: a phase whose start was not seen is
-    # never a sample)
+    # A phase whose start was not seen is never a sample: pulling counts when the first tick
+    # saw the instance before it (on a loaded machine the first tick may come late).
+    expected = 0 if first_seen[0] == "pulling" else 1
+    assert len(samples(client, inst, "pulling")) == expected
 
 
 def test_progress_line_says_no_history_then_ready_in(slow_client, capsys):
