@@ -37,6 +37,15 @@ CELLS = [
     "%novita instances",
     "%novita mine",
     "%novita start nb-secret-1",  # already running: an error the magic shows
+    # over the instance's SSH, whose password the API gives: debug logs included
+    "%%novita run nb-secret-1\nprint('ran there')",
+    "%%novita sh nb-secret-1\necho from the shell",
+    "%novita runs nb-secret-1",
+    "%novita top nb-secret-1",
+    "%novita kernel nb-secret-1",
+    "%%novita on nb-secret-1\nx = 41\nprint(x + 1)",
+    "%novita kernel nb-secret-1 --stop",
+    "novita.remote",
     "from novita_notebook.webhooks import Notifier, Receiver\n"
     "rx = Receiver().start()\n"
     "watcher = novita.watch([inst], interval=0.1, notify=Notifier(rx.url, max_attempts=1))\n"
@@ -100,6 +109,8 @@ def test_notebook_outputs_never_show_a_secret(served_sandbox, tmp_path, monkeypa
     assert any("text/html" in (o.get("data") or {}) for c in notebook.cells for o in c.outputs)
     assert "AuthenticationError" in everything
     assert "DEBUG" in everything, "the DEBUG log stream did not reach the outputs"
+    # the SSH cells really reached the instance (so their logs and outputs were scanned)
+    assert "ran there" in everything and "from the shell" in everything and "42" in everything
 
     ssh_passwords = {
         f"ssh password of {record.name}": record.ssh_password
