@@ -60,7 +60,8 @@ def test_live_then_paused_with_the_time_of_the_last_read(client):
     panel = InstancePanel(client, interval=0.05)
     try:
         eventually(lambda: panel.connection.last_read is not None)
-        assert "data-state='live'" in panel.summary.value
+        # the summary is redrawn right after the read is noted, on the panel's own thread
+        eventually(lambda: "data-state='live'" in panel.summary.value)
         assert re.search(r"last good read \d\d:\d\d:\d\d UTC", panel.summary.value)
     finally:
         panel.stop()
