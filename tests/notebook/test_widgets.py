@@ -215,6 +215,8 @@ def test_panel_shows_guard_warnings_and_extends_or_cancels_from_them(client, mon
         )
         client.guard(inst, stop_after=60, warn_before=58)
         eventually(lambda: panel.warning is not None)
+        # the notice is kept, then drawn, on the watcher's thread
+        eventually(lambda: "Guard warning: box-g1" in panel.notices_box.value)
         notices = panel.notices_box.value
         assert "Guard warning: box-g1" in notices and "novita.extend(&#x27;box-g1" in notices
         assert panel.guard_box.layout.display == "" and panel.extend_button.layout.display == ""
