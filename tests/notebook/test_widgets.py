@@ -177,7 +177,7 @@ def test_instance_panel_rows_buttons_and_delete_confirmation(client, sandbox):
         panel.stop_button.click()
         assert "Stop: panel-1 is now stopping." in panel.message.value
         eventually(lambda: panel.states[first.id].status == "exited")
-        assert "exited" in panel.row_widgets[first.id].value
+        eventually(lambda: "exited" in panel.row_widgets[first.id].value)  # drawn after it
         assert untouched.value == untouched_value  # the other row kept its markup
 
         panel.start_button.click()
