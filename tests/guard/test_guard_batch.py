@@ -62,7 +62,21 @@ def test_bad_rules_in_one_spec_fail_before_any_request(client, sandbox, spec, fi
     assert sandbox.requests() == []
 
 
-def test_an_instance_whose_wait_failed_is_guarded_all_the_same(client):
+@pytest.fixture
+def real_time_client():
+    """A sandbox on the real clock: a boot takes seconds, so a wait of a millisecond gives up
+    before it ends however slow the machine is (at the fast test clock it may already run)."""
+    from novita_notebook import Novita
+    from novita_notebook.sandbox import Sandbox
+
+    with Sandbox(speed=1.0, seed=7) as server:
+        novita = Novita(api_key=server.api_key, api_url=server.url)
+        yield novita
+        novita.close()
+
+
+def test_an_instance_whose_wait_failed_is_guarded_all_the_same(real_time_client):
+    client = real_time_client
     # a wait that gives up at once: the instance exists and bills all the same
     with pytest.raises(NovitaError) as caught:
         client.create("doomed", gpu="RTX 3090", image="ubuntu:22.04", wait=True, timeout=0.001,
