@@ -20,12 +20,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/novita-notebook demo
 
-# Three test processes, a test file each at a time (module fixtures stay within one process):
-# the suite mostly waits on sandboxes, SSH and the browser, so this cuts its time to about a
-# third on two cores. `pytest -p no:xdist` or a targeted `pytest tests/...` runs serially.
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest
 
 browser: $(STAMP)
 	$(BIN)/python -m pytest -m browser
